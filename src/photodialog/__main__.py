@@ -1,0 +1,5 @@
+"""`python -m photodialog` runs the command-line interface."""
+
+from photodialog.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""The `photodialog` command: one subcommand per module of this package.
+
+Every module in ``photodialog.cli`` other than this one defines ``register(subparsers)``,
+which adds its subcommand and sets ``func`` on the parser; ``func(args)`` returns an exit
+code. Command modules import heavy libraries inside ``func`` so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from photodialog import __version__
+from photodialog.errors import UserError
+
+EXIT_CODES_HELP = """exit codes:
+  0  success
+  1  an unexpected internal error (a bug: please report the traceback)
+  2  bad usage, configuration or input (the message says what to fix)
+  3  unusable data (a corrupt dataset in --strict mode, or nothing usable left)
+  130 interrupted (Ctrl-C); long jobs keep their last checkpoint and can --resume"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="photodialog",
+        description="Photo-sharing multimodal dialogue: an LLM that sees photos and draws its own, trained end to end.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"photodialog {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    package = importlib.import_module("photodialog.cli")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name in {"main", "common"} or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"photodialog.cli.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
