@@ -1,0 +1,49 @@
+"""`photodialog train --config CONFIG.yaml [key=value ...] [--output-dir DIR] [--resume]`."""
+
+from __future__ import annotations
+
+from photodialog.cli.common import add_recipe_arguments
+
+EPILOG = """examples:
+  photodialog train --config configs/tiny-e2e.yaml
+  photodialog train --config configs/tiny-e2e.yaml max_steps=30 --output-dir runs/try
+  photodialog train --config configs/tiny-e2e.yaml --output-dir runs/try --resume
+  accelerate launch --num_processes 2 -m photodialog train --config configs/paper-photochat.yaml
+
+The run folder holds config.yaml, environment.json, train.log, metrics.jsonl, tensorboard/ and
+checkpoints/ (the last train.keep_last and the best). Ctrl-C or a kill loses at most the steps
+since the last checkpoint: run the same command with --resume."""
+
+
+def register(subparsers) -> None:
+    import argparse
+
+    parser = subparsers.add_parser(
+        "train", help="train a model (end-to-end, or a pipeline part) from a YAML recipe",
+        description="Train any photodialog model on any dataset, on one process or many (accelerate launch).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_recipe_arguments(parser)
+    parser.add_argument("--output-dir", metavar="DIR", help="run folder (default: runs/<recipe name>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its latest checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to train.log)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from photodialog.cli.common import quiet_libraries
+    from photodialog.config import load_config
+
+    config = load_config(args.config, args.overrides)  # config errors stop here, before any work
+    quiet_libraries()
+    from photodialog.training.trainer import Trainer
+
+    output = Path(args.output_dir or Path("runs") / Path(args.config).stem)
+    result = Trainer(config, output, resume=args.resume, progress=not args.no_progress).run()
+    loss = f", last loss {result.last_loss:.4f}" if result.last_loss is not None else ""
+    print(f"trained {result.step} steps ({result.stop_reason}){loss}; run folder: {result.run_dir}")
+    if result.best_checkpoint:
+        print(f"best checkpoint: {result.best_checkpoint}")
+    return 0

@@ -1,0 +1,408 @@
+"""Run configuration: typed dataclasses, YAML recipes and ``key=value`` overrides.
+
+A recipe is a YAML file with the sections ``model``, ``data``, ``train`` and ``eval`` (see
+``configs/``). Every key is a field below; an unknown key, a value of the wrong type or a
+choice outside the allowed set stops the run before any work, with a message naming the key.
+
+Overrides use dotted keys (``model.bridge=none``); a key that exists in only one section may
+be written bare (``max_steps=30`` means ``train.max_steps=30``). Values are parsed as YAML, so
+``true``, ``3``, ``5e-5`` and ``[a, b]`` have their usual types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from photodialog.errors import ConfigError
+
+TRAIN_MODES = ("frozen", "lora", "full")
+
+
+@dataclass
+class TinySizes:
+    """Sizes of the ``tiny`` preset: every part random, small enough to train on 2 CPU cores."""
+
+    llm_hidden: int = 128
+    llm_layers: int = 4
+    llm_heads: int = 4
+    llm_vocab: int = 1200
+    vision_hidden: int = 64
+    vision_layers: int = 2
+    vision_patch: int = 8
+    vision_image_size: int = 32
+    qformer_hidden: int = 64
+    qformer_layers: int = 2
+    num_query_tokens: int = 32
+    text_encoder_hidden: int = 64
+    text_encoder_layers: int = 2
+    sd_vocab: int = 900
+    unet_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
+    image_size: int = 32
+    tokenizer_corpus: str = "data"
+
+
+@dataclass
+class ComponentTraining:
+    """How each part trains: ``frozen``, ``lora`` (peft adapters) or ``full``."""
+
+    llm: str = "full"
+    perceptron: str = "full"
+    unet: str = "full"
+    text_encoder: str = "frozen"
+    vae: str = "frozen"
+
+
+@dataclass
+class LoraSettings:
+    """LoRA as in the authors' code: r 32 on q/k/v, embeddings and LM head trained in full."""
+
+    r: int = 32
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj"])
+    train_embeddings: bool = True
+
+
+@dataclass
+class ModelConfig:
+    """The see-and-draw model: which parts, from where, and how they are joined."""
+
+    preset: str = "tiny"
+    """``tiny`` (random, built offline) or ``paper`` (``from_pretrained`` of the three below)."""
+    llm: str = "meta-llama/Llama-2-7b-chat-hf"
+    """Causal LM hub id or local folder (``paper`` preset)."""
+    blip2: str = "Salesforce/blip2-opt-2.7b-coco"
+    """BLIP-2 hub id or folder: its vision model, Q-Former and query tokens are used."""
+    diffusion: str = "stabilityai/stable-diffusion-2-1-base"
+    """Stable Diffusion hub id or folder with unet/ vae/ text_encoder/ tokenizer/ scheduler/."""
+    tiny: TinySizes = field(default_factory=TinySizes)
+    parts: list[str] = field(default_factory=lambda: ["llm", "perceptron", "generator"])
+    """Which parts this run builds: the pipeline trains ``[llm]`` and ``[generator]`` apart."""
+    text_from: str = ""
+    """Pipeline image part: the checkpoint (or run folder) whose LLM joins this generator."""
+    context_photos: str = "pixels"
+    """``pixels`` (the perceptron sees them) or ``caption`` (the pipeline: photos as text)."""
+    captioner: str = "gold"
+    """For ``context_photos=caption``: ``gold`` (the dataset's descriptions), ``probe`` (the
+    synthetic world's trained probe) or a ``transformers`` image-to-text model id/folder."""
+    bridge: str = "sentence"
+    """``exact`` (Eq. 8), ``sentence`` (Eq. 10, the paper), ``word`` or ``none`` (no gradient)."""
+    pooling: str = "mean"
+    """Eq. 11 pooling over caption positions: ``mean`` (paper) or ``sum`` (authors' code)."""
+    caption_source: str = "sampled"
+    """Caption reaching the diffusion model in training: ``sampled`` (decoded STGS tokens) or ``gold``."""
+    gumbel_noise: bool = True
+    """Add Gumbel noise in STGS (paper) or use a plain straight-through softmax (authors' code)."""
+    train: ComponentTraining = field(default_factory=ComponentTraining)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    max_context_tokens: int = 256
+    """Prompt budget in LLM tokens (each context photo costs num_query_tokens + 2); oldest turns go first."""
+    max_response_tokens: int = 64
+    max_caption_tokens: int = 30
+    image_size: int = 0
+    """Resolution the generator trains and draws at; 0 = the preset's (32 tiny, 512 paper)."""
+    image_loss_repeats: int = 1
+    """Noise draws per target photo in one step (cheap variance reduction for L_v)."""
+    caption_dropout: float = 0.0
+    """Fraction of training captions replaced by the empty caption (for classifier-free guidance)."""
+    dtype: str = "float32"
+    """Weights dtype: float32, bfloat16 or float16 (frozen parts; trainable ones stay float32)."""
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class DataConfig:
+    """Where the dialogues are and how samples are made."""
+
+    path: str = ""
+    """Dataset folder (PhotoChat or DialogCC layout, or a synthetic world)."""
+    train_split: str = "train"
+    dev_split: str = "dev"
+    strict: bool = False
+    """Stop at the first bad record instead of skipping and counting it."""
+    photo_sample_weight: float = 1.0
+    """Sampling weight of samples whose response shares a photo (1 = uniform, as the paper)."""
+    only_photo_turns: bool = False
+    """Train only on responses that share a photo (the pipeline's diffusion part)."""
+    num_workers: int = 0
+    max_dialogues: int = 0
+    """Use only the first N dialogues of each split (0 = all); for quick runs."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation (paper §3.1.2 defaults) and run management."""
+
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 1000
+    batch_size: int = 32
+    """Effective batch size (paper: 32), reached by gradient accumulation."""
+    micro_batch_size: int = 8
+    epochs: int = 20
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0 = run all epochs)."""
+    max_minutes: float = 0.0
+    """Stop (with a checkpoint) after this much wall time (0 = no limit)."""
+    alpha: float = 1.0
+    """Weight of the image loss: L = L_t + alpha * L_v."""
+    text_loss_weight: float = 1.0
+    tau_start: float = 1.0
+    tau_end: float = 0.01
+    tau_anneal_epochs: float = 3.0
+    tau_anneal_steps: int = 0
+    """Anneal over this many steps instead of epochs (0 = use tau_anneal_epochs)."""
+    tau_schedule: str = "linear"
+    """``linear`` or ``exponential`` from tau_start to tau_end, then constant."""
+    grad_clip: float = 1.0
+    mixed_precision: str = "auto"
+    """``auto`` (bf16 on a GPU that has it, else fp32), ``no``, ``bf16`` or ``fp16``."""
+    seed: int = 0
+    early_stopping_patience: int = 4
+    """Stop when the dev metrics have not improved for this many evaluations (0 = never)."""
+    eval_every_epochs: float = 1.0
+    eval_every_steps: int = 0
+    """Evaluate on dev every N steps instead of every epoch (0 = per epoch)."""
+    save_every_steps: int = 200
+    keep_last: int = 2
+    log_every_steps: int = 10
+    log_sample_ids: bool = False
+    """Write the sample indices of every step, per process, to samples.rank<N>.jsonl (for checks)."""
+    max_bad_steps_in_row: int = 5
+    """Consecutive NaN/Inf losses tolerated (each skipped with a warning) before the run stops."""
+    deterministic: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """Decoding and the dev/test evaluation protocol (DESIGN.md §1)."""
+
+    max_new_tokens: int = 30
+    decoding: str = "greedy"
+    """``greedy``, ``beam`` or ``sample``."""
+    num_beams: int = 2
+    temperature: float = 1.0
+    top_p: float = 1.0
+    diffusion_steps: int = 20
+    guidance_scale: float = 3.0
+    scheduler: str = "ddim"
+    """Diffusion sampler: ddim, dpm (DPM-Solver++), euler or ddpm."""
+    max_samples: int = 0
+    """Evaluate on at most N responses of the split (0 = all)."""
+    batch_size: int = 16
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.preset": ("tiny", "paper"),
+    "model.context_photos": ("pixels", "caption"),
+    "model.bridge": ("exact", "sentence", "word", "none"),
+    "model.pooling": ("mean", "sum"),
+    "model.caption_source": ("sampled", "gold"),
+    "model.dtype": ("float32", "bfloat16", "float16"),
+    "model.train.llm": TRAIN_MODES,
+    "model.train.perceptron": TRAIN_MODES,
+    "model.train.unet": TRAIN_MODES,
+    "model.train.text_encoder": TRAIN_MODES,
+    "model.train.vae": TRAIN_MODES,
+    "train.tau_schedule": ("linear", "exponential"),
+    "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
+    "eval.decoding": ("greedy", "beam", "sample"),
+    "eval.scheduler": ("ddim", "dpm", "euler", "ddpm"),
+}
+PART_NAMES = ("llm", "perceptron", "generator")
+
+
+# ---------------------------------------------------------------- conversion
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from nested dicts, naming any unknown key or wrong type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{prefix.rstrip('.') or 'config'}' must be a mapping of keys to values, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        key = prefix + unknown[0]
+        raise ConfigError(f"unknown config key '{key}'. Known keys in '{prefix.rstrip('.') or 'config'}': {', '.join(sorted(known))}")
+    values = {}
+    for name, raw in data.items():
+        values[name] = _coerce(hints[name], raw, prefix + name)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value if value is not None else {}, key + ".")
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"'{key}' must be a list, got {value!r}")
+        return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"'{key}' must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"'{key}' must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"'{key}' must be a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"'{key}' must be a string, got {value!r}")
+    return value
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+# ---------------------------------------------------------------- overrides
+
+def _leaf_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += _leaf_keys(hints[f.name], prefix + f.name + ".")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+ALL_KEYS = _leaf_keys(RunConfig)
+
+
+def resolve_key(key: str) -> str:
+    """Full dotted key for ``key``; a bare key is accepted when exactly one field ends with it."""
+    if key in ALL_KEYS:
+        return key
+    matches = [k for k in ALL_KEYS if k.endswith("." + key)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ConfigError(f"config key '{key}' is ambiguous: write one of {', '.join(matches)}")
+    close = [k for k in ALL_KEYS if key.split(".")[-1] in k]
+    hint = f" Did you mean {', '.join(close[:5])}?" if close else " Run with a recipe from configs/ to see the keys."
+    raise ConfigError(f"unknown config key '{key}'.{hint}")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set ``key=value`` pairs into the nested recipe dict (values parsed as YAML)."""
+    import yaml
+
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value (e.g. model.bridge=none)")
+        key, text = item.split("=", 1)
+        full = resolve_key(key.strip())
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"the value of '{key}' is not valid YAML: {text!r} ({err})") from err
+        node = data
+        parts = full.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return data
+
+
+# ---------------------------------------------------------------- validation and loading
+
+def validate(config: RunConfig) -> RunConfig:
+    """Check choices and cross-field rules; raise ``ConfigError`` naming the key."""
+    for key, allowed in CHOICES.items():
+        value = _get(config, key)
+        if value not in allowed:
+            raise ConfigError(f"'{key}' must be one of {', '.join(allowed)}; got {value!r}")
+    model = config.model
+    bad = [p for p in model.parts if p not in PART_NAMES]
+    if bad or not model.parts:
+        raise ConfigError(f"'model.parts' must list some of {', '.join(PART_NAMES)}; got {model.parts!r}")
+    if "generator" not in model.parts and "llm" not in model.parts:
+        raise ConfigError("'model.parts' needs 'llm' or 'generator'")
+    if model.context_photos == "pixels" and "llm" in model.parts and "perceptron" not in model.parts:
+        raise ConfigError("'model.context_photos=pixels' needs 'perceptron' in 'model.parts' (or set context_photos=caption)")
+    positive = ["train.batch_size", "train.micro_batch_size", "model.max_context_tokens", "model.max_response_tokens", "model.max_caption_tokens",
+                "model.image_loss_repeats", "eval.max_new_tokens", "eval.diffusion_steps"]
+    for key in positive:
+        if _get(config, key) <= 0:
+            raise ConfigError(f"'{key}' must be positive; got {_get(config, key)}")
+    if config.train.batch_size % config.train.micro_batch_size:
+        raise ConfigError(
+            f"'train.batch_size' ({config.train.batch_size}) must be a multiple of 'train.micro_batch_size' "
+            f"({config.train.micro_batch_size}): the effective batch is reached by gradient accumulation"
+        )
+    if not 0 < config.train.tau_end <= config.train.tau_start:
+        raise ConfigError("need 0 < train.tau_end <= train.tau_start")
+    if not 0.0 <= model.caption_dropout < 1.0:
+        raise ConfigError("'model.caption_dropout' must be in [0, 1)")
+    if config.train.lr <= 0:
+        raise ConfigError("'train.lr' must be positive")
+    return config
+
+
+def _get(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def recipe_path(name: str) -> Path:
+    """A recipe file: a path, or the name of a recipe shipped in ``photodialog/configs``."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = Path(__file__).parent / "configs" / (name if name.endswith(".yaml") else name + ".yaml")
+    if shipped.is_file():
+        return shipped
+    available = ", ".join(sorted(p.stem for p in shipped.parent.glob("*.yaml")))
+    raise ConfigError(f"config file '{name}' not found. Give a path, or one of the shipped recipes: {available}")
+
+
+def load_config(path: str | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a recipe (or the defaults when ``path`` is None), apply overrides, validate."""
+    import yaml
+
+    data: dict[str, Any] = {}
+    if path:
+        file = recipe_path(path)
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{file} is not valid YAML: {err}") from err
+    data = apply_overrides(data, list(overrides or []))
+    return validate(from_dict(RunConfig, data))
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    import yaml
+
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")

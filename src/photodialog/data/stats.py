@@ -1,0 +1,192 @@
+"""Table 1 of the paper: the size of a dataset, per split and in total.
+
+Counted from the published messages (``loading.load_messages``), not from merged turns:
+
+- ``dialogues``: records loaded;
+- ``utterances``: messages, excluding messages in which photos are shared;
+- ``consecutive_utterances``: the same messages, counting a run of messages of one speaker
+  once. Photo-sharing messages are removed *before* runs are counted (the paper excludes them
+  from "the calculation"), so "A: look", "A: <photo>", "A: cute, right?" is one run, and so is
+  "A: hi", "B: <photo>", "A: there": the photo message does not split A's run;
+- ``U/D`` = consecutive utterances / dialogues (PhotoChat train: 92,479 / 10,286 = 8.99);
+- ``photos``: photos shared (a DialogCC utterance may share several);
+- ``distinct_photos``: distinct by ``photo_id``, else URL (else caption). The total row takes
+  the union over splits; the paper's total equals the sum of its splits, which agrees when no
+  photo appears in two splits;
+- ``I/D`` = photos / dialogues;
+- ``local_photos`` (not in the paper): photos with a file under ``photos/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photodialog.data.layout import SPLITS
+from photodialog.data.loading import load_messages
+from photodialog.data.report import LoadReport
+from photodialog.data.schema import Dialogue, Photo, Turn
+
+NO_SPLIT = "(none)"  # how dialogues from files without a split are listed
+
+
+@dataclass
+class SplitStats:
+    """Table 1's columns for one split (or the total)."""
+
+    split: str
+    dialogues: int = 0
+    utterances: int = 0
+    consecutive_utterances: int = 0
+    photos: int = 0
+    local_photos: int = 0
+    photo_keys: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def distinct_photos(self) -> int:
+        return len(self.photo_keys)
+
+    @property
+    def utterances_per_dialogue(self) -> float:
+        """U/D: consecutive utterances per dialogue."""
+        return self.consecutive_utterances / self.dialogues if self.dialogues else 0.0
+
+    @property
+    def photos_per_dialogue(self) -> float:
+        """I/D: photos per dialogue."""
+        return self.photos / self.dialogues if self.dialogues else 0.0
+
+    def add(self, dialogue: Dialogue) -> None:
+        """Count one *message-level* dialogue (one ``Turn`` per published message)."""
+        utterances, runs = count_utterances(dialogue.turns)
+        self.dialogues += 1
+        self.utterances += utterances
+        self.consecutive_utterances += runs
+        for turn in dialogue.turns:
+            for photo in turn.photos:
+                self.photos += 1
+                self.local_photos += photo.path is not None
+                self.photo_keys.add(photo_key(photo))
+
+    def absorb(self, other: SplitStats) -> None:
+        """Add another split's counts (distinct photos as a union)."""
+        self.dialogues += other.dialogues
+        self.utterances += other.utterances
+        self.consecutive_utterances += other.consecutive_utterances
+        self.photos += other.photos
+        self.local_photos += other.local_photos
+        self.photo_keys |= other.photo_keys
+
+    def as_dict(self) -> dict:
+        return {
+            "split": self.split,
+            "dialogues": self.dialogues,
+            "utterances": self.utterances,
+            "consecutive_utterances": self.consecutive_utterances,
+            "utterances_per_dialogue": round(self.utterances_per_dialogue, 4),
+            "photos": self.photos,
+            "distinct_photos": self.distinct_photos,
+            "photos_per_dialogue": round(self.photos_per_dialogue, 4),
+            "local_photos": self.local_photos,
+        }
+
+
+@dataclass
+class DatasetStats:
+    """Table 1 for one dataset folder: one row per split, the total, and the load report."""
+
+    path: str
+    splits: list[SplitStats]
+    total: SplitStats
+    report: LoadReport
+
+    def as_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "formats": dict(self.report.formats),
+            "splits": {row.split: row.as_dict() for row in self.splits},
+            "total": self.total.as_dict(),
+            "load_report": self.report.as_dict(),
+        }
+
+    def table(self) -> str:
+        """Table 1 as aligned text, with a legend."""
+        header = ["Split", "# Dial", "# Utter", "# CUtter", "U/D", "# Img", "# DImg", "I/D", "# Local"]
+        rows = [_row_cells(row) for row in [*self.splits, self.total]]
+        widths = [max(len(str(cells[i])) for cells in [header, *rows]) for i in range(len(header))]
+        lines = [f"{self.path} ({', '.join(self.report.formats) or 'no'} format)"]
+        for cells in [header, *rows]:
+            lines.append("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+        lines.append("U/D = # CUtter / # Dial; I/D = # Img / # Dial; # Utter excludes photo-sharing messages;")
+        lines.append("# CUtter counts a run of one speaker's messages once; # Local = photos with a local file")
+        return "\n".join(lines)
+
+
+def count_utterances(messages: list[Turn]) -> tuple[int, int]:
+    """(utterances, consecutive utterances) of one message-level dialogue; see the module docstring."""
+    utterances = runs = 0
+    previous_speaker = None
+    for message in messages:
+        if message.photos:
+            continue  # photo-sharing messages are excluded, and do not break a run
+        utterances += 1
+        if message.speaker != previous_speaker:
+            runs += 1
+            previous_speaker = message.speaker
+    return utterances, runs
+
+
+def photo_key(photo: Photo) -> str:
+    """What makes two shared photos the same photo: ``photo_id``, else URL, else caption."""
+    if photo.photo_id:
+        return f"id:{photo.photo_id}"
+    if photo.url:
+        return f"url:{photo.url}"
+    return f"caption:{photo.caption}"
+
+
+def table1(dialogues: list[Dialogue]) -> tuple[list[SplitStats], SplitStats]:
+    """Rows per split (train, dev, test first) and the total, from message-level dialogues."""
+    by_split: dict[str, SplitStats] = {}
+    for dialogue in dialogues:
+        name = dialogue.split or NO_SPLIT
+        by_split.setdefault(name, SplitStats(name)).add(dialogue)
+    order = {name: i for i, name in enumerate(SPLITS)}
+    rows = sorted(by_split.values(), key=lambda row: (order.get(row.split, len(order)), row.split))
+    total = SplitStats("total")
+    for row in rows:
+        total.absorb(row)
+    return rows, total
+
+
+def dataset_stats(
+    path: str | Path,
+    split: str | None = None,
+    *,
+    strict: bool = False,
+    report: LoadReport | None = None,
+    check_photos: bool = False,
+) -> DatasetStats:
+    """Load ``path`` (every split, or only ``split``) and count Table 1.
+
+    Problems are counted in ``report`` (skipped records do not enter the counts); strict mode
+    raises ``DataError`` at the first one, as does a dataset with nothing usable left.
+    """
+    report = LoadReport() if report is None else report
+    messages = load_messages(path, split, strict=strict, report=report, check_photos=check_photos)
+    rows, total = table1(messages)
+    return DatasetStats(path=str(path), splits=rows, total=total, report=report)
+
+
+def _row_cells(row: SplitStats) -> list[str]:
+    return [
+        row.split,
+        f"{row.dialogues:,}",
+        f"{row.utterances:,}",
+        f"{row.consecutive_utterances:,}",
+        f"{row.utterances_per_dialogue:.2f}",
+        f"{row.photos:,}",
+        f"{row.distinct_photos:,}",
+        f"{row.photos_per_dialogue:.2f}",
+        f"{row.local_photos:,}",
+    ]

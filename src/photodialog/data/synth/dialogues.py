@@ -1,0 +1,157 @@
+"""Composing one photo-sharing dialogue of the synthetic world, in PhotoChat's message format.
+
+The shape of every dialogue (DESIGN.md §2):
+
+1. greetings (sometimes two messages in a row by one speaker, to exercise turn merging);
+2. the sharer talks about the photo's content before sharing it: always the object, the colour
+   and the scene each about three times in four, in varied order and words, with the friend
+   sometimes asking about them ("what colour is it?");
+3. the friend sometimes asks to see it; the sharer shares the photo (an empty message with
+   ``share_photo: true``), sometimes after "here it is!" in the same turn;
+4. the friend's reply to the photo names what is in it, preferring an attribute the sharer did
+   *not* mention, so a model that cannot see the photo says less of the right thing;
+5. thanks and goodbyes, sometimes.
+
+All choices come from the caller's ``random.Random``, so a dialogue is a function of its seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from photodialog.data.synth import phrasing as P
+from photodialog.data.synth.attributes import Triple, article
+
+MIN_MESSAGES = 5
+MAX_MESSAGES = 10
+
+SAY_COLOUR_PROB = 0.75
+SAY_SCENE_PROB = 0.75
+ASK_TO_SEE_PROB = 0.6
+# How often the friend's reply names an attribute the sharer left unsaid, when there is one.
+REPLY_UNSAID_PROB = 0.85
+
+
+@dataclass
+class Message:
+    """One message of a PhotoChat dialogue (an empty ``text`` with ``share_photo`` is the photo)."""
+
+    user_id: int
+    text: str
+    share_photo: bool = False
+
+    def to_json(self) -> dict:
+        return {"message": self.text, "share_photo": self.share_photo, "user_id": self.user_id}
+
+
+def fill(template: str, triple: Triple, rng: random.Random) -> str:
+    """``template`` with the triple's words put in (scene phrasings chosen at random)."""
+    return template.format(
+        object=triple.object, a_object=f"{article(triple.object)} {triple.object}",
+        colour=triple.colour, a_colour=f"{article(triple.colour)} {triple.colour}",
+        where=rng.choice(P.WHERE[triple.scene]), scene_noun=rng.choice(P.SCENE_NOUNS[triple.scene]),
+    )
+
+
+def compose_dialogue(triple: Triple, rng: random.Random) -> list[Message]:
+    """A dialogue of 5-10 messages in which one speaker shares a photo of ``triple``."""
+    while True:
+        messages = _draft(triple, rng)
+        if MIN_MESSAGES <= len(messages) <= MAX_MESSAGES:
+            return messages
+
+
+def _draft(triple: Triple, rng: random.Random) -> list[Message]:
+    first, sharer = rng.randrange(2), rng.randrange(2)
+    friend = 1 - sharer
+    messages: list[Message] = []
+
+    def say(user: int, templates: tuple[str, ...]) -> None:
+        messages.append(Message(user, fill(rng.choice(templates), triple, rng)))
+
+    say(first, P.GREETINGS)
+    if rng.random() < 0.15:
+        say(first, P.GREETING_FOLLOW_UPS)
+    if rng.random() < 0.7:
+        say(1 - first, P.GREETING_REPLIES)
+    if rng.random() < 0.3:
+        say(friend, P.WHATS_NEW)
+
+    said = _talk_about_it(triple, rng, say, sharer, friend)
+    _share(rng, say, messages, sharer, friend)
+    say(friend, P.PHOTO_REPLIES[_reply_kinds(said, rng)])
+
+    if rng.random() < 0.6:
+        say(sharer, P.AFTER_REPLY)
+    if rng.random() < 0.35:
+        closer = rng.randrange(2)
+        say(closer, P.CLOSINGS)
+        if rng.random() < 0.6:
+            say(1 - closer, P.CLOSING_REPLIES)
+    return messages
+
+
+def _talk_about_it(triple, rng, say, sharer: int, friend: int) -> set[str]:
+    """The sharer's statements before the photo, with the friend chiming in; returns what was said."""
+    tell_colour = rng.random() < SAY_COLOUR_PROB
+    tell_scene = rng.random() < SAY_SCENE_PROB
+    plan = _statement_plan(tell_colour, tell_scene, rng)
+    for index, kind in enumerate(plan):
+        if index > 0 and rng.random() < 0.6:
+            # The friend speaks between two statements: a question that invites the next one,
+            # or a reaction. Otherwise the sharer sends two messages in a row.
+            if kind == "colour" and rng.random() < 0.6:
+                say(friend, P.ASK_COLOUR)
+            elif kind == "scene" and rng.random() < 0.6:
+                say(friend, P.ASK_SCENE)
+            else:
+                say(friend, P.REACTIONS)
+        say(sharer, P.STATEMENT_KINDS[kind])
+    return {"object"} | ({"colour"} if tell_colour else set()) | ({"scene"} if tell_scene else set())
+
+
+def _statement_plan(tell_colour: bool, tell_scene: bool, rng: random.Random) -> list[str]:
+    """Which statement kinds the sharer uses, in order; together they name exactly what is told."""
+    openers = ["object"]
+    if tell_colour:
+        openers.append("object_colour")
+    if tell_scene:
+        openers += ["object_scene", "scene_first"]
+    opener = rng.choice(openers)
+    plan = [opener]
+    rest = []
+    if opener == "scene_first":
+        if tell_colour and rng.random() < 0.5:
+            plan.append("object_colour_after_scene")
+        else:
+            plan.append("object_after_scene")
+            rest += ["colour"] if tell_colour else []
+    else:
+        rest += ["colour"] if tell_colour and opener != "object_colour" else []
+        rest += ["scene"] if tell_scene and opener != "object_scene" else []
+    rng.shuffle(rest)
+    return plan + rest
+
+
+def _share(rng, say, messages: list[Message], sharer: int, friend: int) -> None:
+    """The friend maybe asks to see it; the sharer maybe says "here it is!", then the photo."""
+    if rng.random() < ASK_TO_SEE_PROB:
+        say(friend, P.ASK_TO_SEE)
+        if rng.random() < 0.5:
+            say(sharer, P.HERE_IT_IS)
+    elif rng.random() < 0.6:
+        say(sharer, P.SHOWING_UNASKED)
+    messages.append(Message(sharer, "", share_photo=True))
+
+
+def _reply_kinds(said: set[str], rng: random.Random) -> frozenset[str]:
+    """Which attributes the friend's reply names: preferably one the sharer has not said."""
+    unsaid = sorted({"object", "colour", "scene"} - said)
+    if unsaid and rng.random() < REPLY_UNSAID_PROB:
+        must = rng.choice(unsaid)
+        options = [kinds for kinds in P.PHOTO_REPLIES if must in kinds]
+    else:
+        options = list(P.PHOTO_REPLIES)
+    options.sort(key=sorted)  # frozenset order is not stable across runs
+    return rng.choice(options)

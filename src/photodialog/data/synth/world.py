@@ -1,0 +1,109 @@
+"""A synthetic world's metadata (``world.json``) and its labelled photos, read back from disk."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photodialog.data.layout import SPLITS, find_photo, photo_stem
+from photodialog.data.synth.attributes import Triple, article, parse_caption
+from photodialog.errors import DataError
+
+WORLD_FILE = "world.json"
+GENERATOR = "photodialog.data.synth"
+GENERATOR_VERSION = 1
+
+
+@dataclass
+class LabelledPhoto:
+    """One photo of a world with what it shows."""
+
+    path: Path
+    triple: Triple
+    split: str
+    photo_id: str
+    held_out: bool
+
+
+@dataclass
+class World:
+    """What ``world.json`` says about a synthetic world: its attributes and how it was made."""
+
+    root: Path
+    seed: int
+    image_size: int
+    objects: tuple[str, ...]
+    colours: dict[str, tuple[int, int, int]]
+    scenes: tuple[str, ...]
+    scene_phrases: dict[str, str]
+    held_out: frozenset[Triple]
+    counts: dict[str, int] = field(default_factory=dict)
+    version: int = GENERATOR_VERSION
+
+    def caption(self, triple: Triple) -> str:
+        """The caption of ``triple`` in this world's template."""
+        return (f"{article(triple.colour)} {triple.colour} {triple.object} "
+                f"{self.scene_phrases[triple.scene]}")
+
+    def is_held_out(self, triple: Triple) -> bool:
+        return triple in self.held_out
+
+    def photos(self, split: str) -> list[LabelledPhoto]:
+        """Every photo of ``split`` with its triple, in file order (read from the split's JSON)."""
+        found = []
+        for record, source in _records(self.root, split):
+            parsed = parse_caption(str(record.get("photo_description", "")))
+            stem = photo_stem(record.get("photo_id"), record.get("photo_url"))
+            path = find_photo(self.root, stem)
+            if parsed is None or path is None:
+                raise DataError(f"{source}: dialogue {record.get('dialogue_id')} has no readable "
+                                f"caption or photo file; regenerate the world with "
+                                f"`photodialog data synth --out {self.root} --force`")
+            triple = Triple(**parsed)
+            found.append(LabelledPhoto(path, triple, split, str(record.get("photo_id")),
+                                       triple in self.held_out))
+        return found
+
+
+def load_world(root: str | Path) -> World:
+    """Read ``root/world.json``; raises ``DataError`` if ``root`` is not a synthetic world."""
+    root = Path(root)
+    path = root / WORLD_FILE
+    if not path.is_file():
+        raise DataError(f"{root} is not a synthetic world (no {WORLD_FILE}); "
+                        f"make one with `photodialog data synth --out {root}`")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        return World(
+            root=root, seed=int(meta["seed"]), image_size=int(meta["image_size"]),
+            objects=tuple(meta["objects"]),
+            colours={name: tuple(rgb) for name, rgb in meta["colours"].items()},
+            scenes=tuple(meta["scenes"]), scene_phrases=dict(meta["scene_phrases"]),
+            held_out=frozenset(Triple(*t) for t in meta["held_out"]),
+            counts=dict(meta.get("counts", {})), version=int(meta.get("version", 0)),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path} is not a valid world description ({exc}); regenerate it with "
+                        f"`photodialog data synth --out {root} --force`") from exc
+
+
+def _records(root: Path, split: str):
+    """(record, "file:index") for every dialogue of ``split``, files in name order."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    files = sorted((root / split).glob("*.json"), key=_file_order)
+    for file in files:
+        try:
+            records = json.loads(file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise DataError(f"{file} is not valid JSON ({exc})") from exc
+        for index, record in enumerate(records):
+            yield record, f"{file}:{index}"
+
+
+def _file_order(path: Path) -> tuple:
+    """data_2.json before data_10.json."""
+    stem = path.stem
+    number = stem.rsplit("_", 1)[-1]
+    return (int(number) if number.isdigit() else -1, stem)

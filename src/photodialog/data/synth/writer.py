@@ -1,0 +1,202 @@
+"""Writing a synthetic world to disk in PhotoChat's published format (DESIGN.md §2).
+
+Layout::
+
+    DIR/train/data_0.json ...   JSON arrays of at most 500 dialogues (PhotoChat's files)
+    DIR/dev/... DIR/test/...
+    DIR/photos/<split>/<id>.png one RGB photo per dialogue
+    DIR/world.json              attributes, held-out triples, seed, image size, counts
+
+Everything is a pure function of (dialogues, seed, image size): JSON is written with sorted keys
+and fixed indentation, PNGs with fixed settings and no timestamps, so two runs give identical
+bytes. Train and dev use only the *seen* triples; about half of test uses the held-out ones.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from photodialog.data.layout import PHOTO_DIR, SPLITS
+from photodialog.data.synth.attributes import (
+    CAPTION_TEMPLATE, COLOURS, OBJECTS, SCENE_PHRASES, SCENES, Triple, all_triples, choose_held_out,
+)
+from photodialog.data.synth.dialogues import compose_dialogue
+from photodialog.data.synth.render import render_photo
+from photodialog.data.synth.world import GENERATOR, GENERATOR_VERSION, WORLD_FILE, World, load_world
+from photodialog.errors import UserError
+
+DIALOGUES_PER_FILE = 500  # as in PhotoChat's published files
+SPLIT_FRACTIONS = {"train": 0.8, "dev": 0.1}  # test gets the rest
+TEST_HELD_OUT_FRACTION = 0.5
+# Everything a world owns inside its folder; only these are removed when a world is rewritten.
+OWNED_PATHS = (*SPLITS, PHOTO_DIR, WORLD_FILE, "probe")
+
+
+@dataclass(frozen=True)
+class PlannedDialogue:
+    """Where one dialogue goes and what its photo shows."""
+
+    index: int  # global, also the dialogue_id
+    split: str
+    triple: Triple
+
+
+def split_sizes(dialogues: int) -> dict[str, int]:
+    """About 80/10/10 %, every split non-empty."""
+    dev = max(1, round(dialogues * SPLIT_FRACTIONS["dev"]))
+    test = max(1, round(dialogues * (1 - SPLIT_FRACTIONS["train"] - SPLIT_FRACTIONS["dev"])))
+    return {"train": dialogues - dev - test, "dev": dev, "test": test}
+
+
+def plan_world(dialogues: int, seed: int) -> tuple[list[PlannedDialogue], list[Triple]]:
+    """Which triple each dialogue shows, and the held-out triples.
+
+    Triples are dealt from shuffled decks (reshuffled when empty) rather than drawn independently,
+    so every object, colour and scene appears about equally often even in a small world.
+    """
+    held_out = choose_held_out(seed)
+    held_set = set(held_out)
+    seen_deck = _Deck([t for t in all_triples() if t not in held_set], random.Random(f"{seed}:seen"))
+    held_deck = _Deck(held_out, random.Random(f"{seed}:held-out"))
+    plan, index = [], 0
+    for split, size in split_sizes(dialogues).items():
+        for position in range(size):
+            use_held_out = split == "test" and position % 2 == 0 and TEST_HELD_OUT_FRACTION > 0
+            deck = held_deck if use_held_out else seen_deck
+            plan.append(PlannedDialogue(index, split, deck.draw()))
+            index += 1
+    return plan, held_out
+
+
+class _Deck:
+    def __init__(self, items: list[Triple], rng: random.Random):
+        self.items, self.rng, self.pile = list(items), rng, []
+
+    def draw(self) -> Triple:
+        if not self.pile:
+            self.pile = list(self.items)
+            self.rng.shuffle(self.pile)
+        return self.pile.pop()
+
+
+def photo_id_for(item: PlannedDialogue) -> str:
+    return f"{item.split}/{item.index:06d}"
+
+
+def write_world(out_dir: str | Path, dialogues: int = 2000, seed: int = 0, image_size: int = 64,
+                force: bool = False, progress: bool = True) -> World:
+    """Generate a world into ``out_dir`` and return its metadata (see the module docstring).
+
+    ``out_dir`` may be missing, empty, or an earlier world (which is replaced); any other
+    non-empty folder is refused unless ``force`` (then only the paths a world owns are replaced).
+    """
+    _check_arguments(dialogues, image_size)
+    out = Path(out_dir)
+    _prepare_folder(out, force)
+    plan, held_out = plan_world(dialogues, seed)
+    records: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    for item in _progress(plan, progress):
+        records[item.split].append(_make_dialogue(out, item, seed, image_size))
+    files = {split: _write_split(out, split, records[split]) for split in SPLITS}
+    meta = _world_meta(dialogues, seed, image_size, held_out, plan, files)
+    _write_json(out / WORLD_FILE, meta)
+    return load_world(out)
+
+
+def ensure_world(out_dir: str | Path, dialogues: int = 2000, seed: int = 0, image_size: int = 64,
+                 progress: bool = True) -> World:
+    """The world in ``out_dir`` if it was made with these settings, else a freshly written one."""
+    out = Path(out_dir)
+    if (out / WORLD_FILE).is_file():
+        try:
+            meta = json.loads((out / WORLD_FILE).read_text(encoding="utf-8"))
+        except ValueError:
+            meta = {}
+        wanted = {"dialogues": dialogues, "seed": seed, "image_size": image_size,
+                  "version": GENERATOR_VERSION}
+        if all(meta.get(key) == value for key, value in wanted.items()):
+            return load_world(out)
+    return write_world(out, dialogues, seed, image_size, progress=progress)
+
+
+def _check_arguments(dialogues: int, image_size: int) -> None:
+    if dialogues < 10:
+        raise UserError(f"--dialogues must be at least 10 (got {dialogues}), so that train, "
+                        "dev and test each get some")
+    if not 16 <= image_size <= 1024:
+        raise UserError(f"--image-size must be between 16 and 1024 pixels (got {image_size})")
+
+
+def _prepare_folder(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / WORLD_FILE).is_file() and not force:
+        raise UserError(f"{out} is not empty and is not a synthetic world; choose an empty or "
+                        "new folder, or pass --force to write the world's files into it anyway")
+    for name in OWNED_PATHS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _progress(plan: list[PlannedDialogue], enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(plan, desc="synthesising dialogues", unit="dialogue", disable=not enabled)
+
+
+def _make_dialogue(out: Path, item: PlannedDialogue, seed: int, image_size: int) -> dict:
+    """Compose the dialogue, render and save its photo, return its PhotoChat record."""
+    photo_id = photo_id_for(item)
+    photo_url = f"{PHOTO_DIR}/{photo_id}.png"
+    photo = render_photo(item.triple, np.random.default_rng([seed, item.index]), image_size)
+    path = out / photo_url
+    path.parent.mkdir(parents=True, exist_ok=True)
+    photo.save(path, format="PNG", compress_level=6)
+    messages = compose_dialogue(item.triple, random.Random(f"{seed}:dialogue:{item.index}"))
+    return {
+        "dialogue": [m.to_json() for m in messages],
+        "dialogue_id": item.index,
+        "photo_description": item.triple.caption,
+        "photo_url": photo_url,
+        "photo_id": photo_id,
+    }
+
+
+def _write_split(out: Path, split: str, records: list[dict]) -> list[str]:
+    (out / split).mkdir(parents=True, exist_ok=True)
+    names = []
+    for k, start in enumerate(range(0, len(records), DIALOGUES_PER_FILE)):
+        name = f"{split}/data_{k}.json"
+        _write_json(out / name, records[start:start + DIALOGUES_PER_FILE])
+        names.append(name)
+    return names
+
+
+def _write_json(path: Path, value) -> None:
+    text = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def _world_meta(dialogues, seed, image_size, held_out, plan, files) -> dict:
+    counts = {split: sum(1 for p in plan if p.split == split) for split in SPLITS}
+    held = set(held_out)
+    counts["test_held_out"] = sum(1 for p in plan if p.split == "test" and p.triple in held)
+    return {
+        "generator": GENERATOR, "version": GENERATOR_VERSION,
+        "dialogues": dialogues, "seed": seed, "image_size": image_size,
+        "objects": list(OBJECTS), "colours": {k: list(v) for k, v in COLOURS.items()},
+        "scenes": list(SCENES), "scene_phrases": dict(SCENE_PHRASES),
+        "caption_template": CAPTION_TEMPLATE,
+        "held_out": [[t.object, t.colour, t.scene] for t in held_out],
+        "counts": counts, "files": files,
+    }

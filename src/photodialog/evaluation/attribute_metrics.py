@@ -1,0 +1,204 @@
+"""Objective scores of generated photos in the synthetic world, where the rendering is known.
+
+A probe classifier (trained elsewhere on the world's photos) reads the attributes of each
+generated photo, e.g. ``{"object": "cup", "colour": "red", "scene": "kitchen"}``; this module
+compares them with the attributes the photo should have (from the gold caption).
+
+- per-attribute accuracy: the share of photos whose predicted value equals the target, %;
+- all-correct accuracy: the share of photos with every attribute right, %;
+- chance levels: ``chance`` = uniform guessing, 100 / K for K classes (product over the
+  attributes for all-correct), and ``majority`` = always answering the most frequent target
+  value (the most frequent full target tuple for all-correct).
+
+K comes from ``num_classes`` when given; otherwise it is the number of distinct values seen in
+targets and predictions, which can only under-count the classes (so chance is then an upper
+bound). A target value of None means "not defined for this photo": that photo is left out of
+that attribute's accuracy and needs only its defined attributes right to be all-correct. A
+predicted dict lacking an attribute counts as wrong on it.
+
+``frechet_distance`` is the FID formula in any feature space; with the probe's features it
+gives "probe-FID (probe feature space, not Inception)".
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from photodialog.errors import DataError
+from photodialog.evaluation.results import MetricSet, unavailable_entry
+
+Attributes = Mapping[str, str | None]
+
+
+@dataclass
+class AttributeAccuracy:
+    """Accuracy of one attribute with its chance levels; rates in percent."""
+
+    attribute: str
+    correct: int
+    total: int
+    classes: int
+    majority_correct: int
+
+    @property
+    def accuracy(self) -> float:
+        return 100.0 * self.correct / self.total if self.total else 0.0
+
+    @property
+    def chance(self) -> float:
+        return 100.0 / self.classes if self.classes else 0.0
+
+    @property
+    def majority(self) -> float:
+        return 100.0 * self.majority_correct / self.total if self.total else 0.0
+
+
+@dataclass
+class AttributeScores:
+    """Per-attribute and all-correct accuracy of generated photos, with chance levels (%)."""
+
+    per_attribute: dict[str, AttributeAccuracy]
+    all_correct: int
+    photos: int
+    all_majority_correct: int
+
+    @property
+    def all_correct_accuracy(self) -> float:
+        return 100.0 * self.all_correct / self.photos if self.photos else 0.0
+
+    @property
+    def all_correct_chance(self) -> float:
+        # Independent uniform guesses are all right with the product of their chances.
+        return 100.0 * math.prod(acc.chance / 100.0 for acc in self.per_attribute.values())
+
+    @property
+    def all_correct_majority(self) -> float:
+        return 100.0 * self.all_majority_correct / self.photos if self.photos else 0.0
+
+    def as_metric_set(self) -> MetricSet:
+        values = {f"probe_acc_{name}": acc.accuracy for name, acc in self.per_attribute.items()}
+        values["probe_all_correct"] = self.all_correct_accuracy
+        chance = {f"probe_acc_{name}": acc.chance for name, acc in self.per_attribute.items()}
+        chance["probe_all_correct"] = self.all_correct_chance
+        return MetricSet(values=values, counts={"probe_photos": self.photos}, chance=chance)
+
+
+def _check_targets(targets: Sequence[Attributes], attributes: Sequence[str]) -> None:
+    for index, target in enumerate(targets):
+        missing = [name for name in attributes if name not in target]
+        if missing:
+            raise DataError(f"target attributes of photo {index} lack {missing} (have {sorted(target)})")
+
+
+def _accuracy_of(
+    name: str, predicted: Sequence[Attributes], targets: Sequence[Attributes], classes: int | None
+) -> AttributeAccuracy:
+    pairs = [(pred.get(name), target[name]) for pred, target in zip(predicted, targets) if target[name] is not None]
+    target_values = Counter(t for _, t in pairs)
+    seen = set(target_values) | {p for p, _ in pairs if p is not None}
+    return AttributeAccuracy(
+        attribute=name,
+        correct=sum(p == t for p, t in pairs),
+        total=len(pairs),
+        classes=classes if classes else len(seen),
+        majority_correct=max(target_values.values(), default=0),
+    )
+
+
+def attribute_scores(
+    predicted: Sequence[Attributes],
+    targets: Sequence[Attributes],
+    *,
+    attributes: Sequence[str] | None = None,
+    num_classes: Mapping[str, int] | None = None,
+) -> AttributeScores:
+    """Per-attribute and all-correct accuracy of probe predictions against target attributes.
+
+    ``attributes`` defaults to the keys of the first target, in order. Raises ``DataError``
+    when a target lacks an attribute or there are no photos, ``ValueError`` on a length mismatch.
+    """
+    if len(predicted) != len(targets):
+        raise ValueError(f"{len(predicted)} predicted attribute sets but {len(targets)} targets")
+    if not targets:
+        raise DataError("no generated photos to score with the probe")
+    attributes = list(attributes if attributes is not None else targets[0].keys())
+    _check_targets(targets, attributes)
+    num_classes = num_classes or {}
+    per_attribute = {name: _accuracy_of(name, predicted, targets, num_classes.get(name)) for name in attributes}
+
+    def defined(target: Attributes) -> tuple:
+        return tuple((name, target[name]) for name in attributes if target[name] is not None)
+
+    all_correct = sum(
+        all(pred.get(name) == value for name, value in defined(target)) for pred, target in zip(predicted, targets)
+    )
+    most_common_tuple = Counter(defined(t) for t in targets).most_common(1)[0][1]
+    return AttributeScores(per_attribute, all_correct, len(targets), most_common_tuple)
+
+
+def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix (negative round-off clipped)."""
+    eigenvalues, eigenvectors = np.linalg.eigh(matrix)
+    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
+
+
+def _trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
+    """tr(sqrtm(A @ B)) as the trace of sqrt(A^1/2 B A^1/2), which has the same eigenvalues.
+
+    The symmetric form keeps everything real: no complex parts to discard, unlike sqrtm(A @ B).
+    """
+    root_a = _symmetric_sqrt(cov_a)
+    middle = root_a @ cov_b @ root_a
+    eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2.0)
+    return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
+
+
+def _as_feature_matrix(features, name: str) -> np.ndarray:
+    matrix = np.asarray(features, dtype=np.float64)
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be a (samples, dims) matrix, got shape {matrix.shape}")
+    if matrix.shape[0] < 2:
+        raise ValueError(f"{name} needs at least 2 samples for a covariance, got {matrix.shape[0]}")
+    if not np.isfinite(matrix).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return matrix
+
+
+def frechet_distance(features_a, features_b, *, eps: float = 1e-6) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (the FID formula).
+
+    d = |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^1/2), with unbiased covariances.
+    When a set has no more samples than dimensions its covariance is singular; then ``eps``
+    is added to the diagonal of *both* covariances (as pytorch-fid does when sqrtm fails), so
+    that both are positive definite and the square roots are well conditioned. This moves the
+    distance by O(eps x dims) and keeps d(a, a) = 0 up to round-off; a negative result is clipped to 0.
+    """
+    a, b = _as_feature_matrix(features_a, "features_a"), _as_feature_matrix(features_b, "features_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sizes differ: {a.shape[1]} vs {b.shape[1]}")
+    dims = a.shape[1]
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    if min(a.shape[0], b.shape[0]) <= dims:
+        cov_a = cov_a + eps * np.eye(dims)
+        cov_b = cov_b + eps * np.eye(dims)
+    mean_gap = a.mean(axis=0) - b.mean(axis=0)
+    distance = mean_gap @ mean_gap + np.trace(cov_a) + np.trace(cov_b) - 2.0 * _trace_sqrt_product(cov_a, cov_b)
+    return max(float(distance), 0.0)
+
+
+def probe_fid_metric_set(generated_features, reference_features, *, eps: float = 1e-6) -> MetricSet:
+    """``probe_fid`` as a MetricSet, or marked unavailable when a set is too small to fit."""
+    counts = {"probe_fid_generated": len(generated_features), "probe_fid_reference": len(reference_features)}
+    if min(len(generated_features), len(reference_features)) < 2:
+        reason = (
+            f"probe-FID needs at least 2 photos per set (generated {counts['probe_fid_generated']}, "
+            f"reference {counts['probe_fid_reference']})"
+        )
+        return MetricSet(unavailable={"probe_fid": unavailable_entry(reason)}, counts=counts)
+    distance = frechet_distance(generated_features, reference_features, eps=eps)
+    return MetricSet(values={"probe_fid": distance}, counts=counts)

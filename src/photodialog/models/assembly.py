@@ -1,0 +1,102 @@
+"""Building the model from a ``ModelConfig``: the ``tiny`` and ``paper`` presets.
+
+Both presets go through the same loading code: ``paper`` reads the three published
+checkpoints (hub ids or local folders); ``tiny`` first saves random small parts in those same
+layouts (``photodialog.models.tiny``) in a base folder, then reads them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from photodialog.config import ModelConfig
+from photodialog.errors import UserError
+from photodialog.models.adapters import set_training_mode
+from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
+from photodialog.models.image_generator import ImageGenerator
+from photodialog.models.loading import load_blip2_parts, load_diffusion, load_llm
+from photodialog.models.perceptron import ImagePerceptron
+from photodialog.models.tokenizers import add_photo_tokens
+
+
+@dataclass
+class PartSources:
+    """Where each pretrained part is read from (hub id or folder)."""
+
+    llm: str
+    blip2: str
+    diffusion: str
+
+
+def part_sources(config: ModelConfig, base_dir: str | Path | None = None) -> PartSources:
+    if config.preset == "paper":
+        return PartSources(config.llm, config.blip2, config.diffusion)
+    if base_dir is None:
+        raise UserError("the tiny preset needs the folder of its saved base parts (made by `photodialog train`)")
+    base = Path(base_dir)
+    return PartSources(str(base / "llm"), str(base / "blip2"), str(base / "diffusion"))
+
+
+def ensure_tiny_base(config: ModelConfig, base_dir: str | Path, texts: Iterable[str] | None, seed: int) -> Path:
+    """Create the tiny preset's random base parts in ``base_dir`` unless already there."""
+    from photodialog.models.tiny import save_tiny_parts
+
+    base = Path(base_dir)
+    if (base / "llm" / "config.json").is_file():
+        return base
+    texts = list(texts or [])
+    if not texts:
+        raise UserError("the tiny preset trains its tokenizers on the dataset's text, but no text was given")
+    tmp = base.with_name(base.name + ".tmp")
+    save_tiny_parts(tmp, texts, config.tiny, seed=seed)
+    tmp.rename(base)
+    return base
+
+
+def build_model(config: ModelConfig, sources: PartSources) -> PhotoDialogModel:
+    """Load the parts named in ``config.parts``, add the photo tokens, set what trains."""
+    llm = tokenizer = perceptron = generator = None
+    if "llm" in config.parts:
+        llm, tokenizer = load_llm(sources.llm, config.dtype)
+        add_photo_tokens(tokenizer)
+        if llm.get_input_embeddings().weight.shape[0] != len(tokenizer):
+            llm.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        if config.gradient_checkpointing:
+            llm.gradient_checkpointing_enable()
+            llm.config.use_cache = False
+    if "perceptron" in config.parts and llm is not None:
+        vision, qformer, queries = load_blip2_parts(sources.blip2, config.dtype)
+        perceptron = ImagePerceptron(vision, qformer, queries, llm.config.hidden_size)
+    if "generator" in config.parts:
+        text_encoder, unet, vae, scheduler, sd_tokenizer = load_diffusion(sources.diffusion, config.dtype)
+        if config.gradient_checkpointing:
+            unet.enable_gradient_checkpointing()
+        generator = ImageGenerator(text_encoder, unet, scheduler, sd_tokenizer, vae=vae, image_size=config.image_size or None)
+    settings = JointSettings(
+        bridge=config.bridge, pooling=config.pooling, caption_source=config.caption_source, gumbel_noise=config.gumbel_noise,
+        image_loss_repeats=config.image_loss_repeats, caption_dropout=config.caption_dropout,
+    )
+    model = PhotoDialogModel(llm, tokenizer, perceptron, generator, settings)
+    apply_training_modes(model, config)
+    return model
+
+
+def apply_training_modes(model: PhotoDialogModel, config: ModelConfig) -> None:
+    for part, module in model.part_modules().items():
+        mode = getattr(config.train, part)
+        if part == "perceptron":
+            # The projection into the LLM is new (random), so it trains even when ViT and Q-Former are frozen.
+            for name in ("vision_model", "qformer"):
+                set_training_mode(name if mode != "lora" else "perceptron", getattr(module, name), mode, config.lora)
+            module.query_tokens.requires_grad_(mode == "full")
+            module.projection.requires_grad_(True)
+        else:
+            set_training_mode(part, module, mode, config.lora)
+    # Trainable weights stay float32 whatever the frozen parts' dtype (optimizer state and updates).
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()

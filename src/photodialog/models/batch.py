@@ -1,0 +1,113 @@
+"""Padded batches of encoded samples, with the photos loaded as tensors.
+
+Context photos become the perceptron's input; photos shared in responses become the diffusion
+targets. A photo that cannot be read is not fatal: a context photo is replaced by a blank one
+and a target photo just gives no image loss; both are counted in ``Batch.photo_errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from photodialog.data.schema import Photo
+from photodialog.models.formatting import IGNORE, EncodedSample
+
+
+@dataclass
+class BatchCaption:
+    """A caption in a response of the batch (a photo the model should share there)."""
+
+    sample: int
+    positions: list[int]
+    text: str
+    gold_ids: list[int]
+    target: int  # row in Batch.target_pixels, or -1 when the photo has no usable pixels
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # [B, T]
+    attention_mask: torch.Tensor  # [B, T]
+    labels: torch.Tensor  # [B, T], IGNORE outside responses
+    photo_slots: torch.Tensor  # [B, T] bool
+    context_pixels: torch.Tensor  # [P, 3, S, S], in slot order
+    captions: list[BatchCaption] = field(default_factory=list)
+    target_pixels: torch.Tensor | None = None  # [Q, 3, H, W] in [-1, 1]
+    photo_errors: int = 0
+    truncated: int = 0
+
+    def to(self, device) -> "Batch":
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                setattr(self, name, value.to(device))
+        return self
+
+    @property
+    def size(self) -> int:
+        return self.input_ids.shape[0]
+
+
+class PhotoTensors:
+    """Loads photos as tensors for the perceptron and the generator, with a small memory cache."""
+
+    def __init__(self, perceptron_transform=None, target_transform=None, cache_size: int = 4096):
+        self.perceptron_transform = perceptron_transform
+        self.target_transform = target_transform
+        self.cache: dict[tuple[str, str], torch.Tensor] = {}
+        self.cache_size = cache_size
+
+    def get(self, photo: Photo, kind: str) -> torch.Tensor | None:
+        from photodialog.data.photos import load_photo
+        from photodialog.errors import DataError
+
+        transform = self.perceptron_transform if kind == "context" else self.target_transform
+        if transform is None or not photo.path:
+            return None
+        key = (kind, photo.path)
+        if key not in self.cache:
+            try:
+                tensor = transform(load_photo(photo.path))
+            except DataError:
+                return None
+            if len(self.cache) >= self.cache_size:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[key] = tensor
+        return self.cache[key]
+
+
+def collate(encoded: list[EncodedSample], photos: PhotoTensors, *, pad_id: int, context_size: int = 0) -> Batch:
+    """Right-padded batch (training layout) of ``encoded`` samples."""
+    length = max(len(e.input_ids) for e in encoded)
+    count = len(encoded)
+    input_ids = torch.full((count, length), pad_id, dtype=torch.long)
+    labels = torch.full((count, length), IGNORE, dtype=torch.long)
+    mask = torch.zeros((count, length), dtype=torch.long)
+    slots = torch.zeros((count, length), dtype=torch.bool)
+    context, targets, captions, errors = [], [], [], 0
+    for row, sample in enumerate(encoded):
+        n = len(sample.input_ids)
+        input_ids[row, :n] = torch.tensor(sample.input_ids)
+        labels[row, :n] = torch.tensor(sample.labels)
+        mask[row, :n] = 1
+        slots[row, sample.photo_slots] = True
+        for photo in sample.context_photos:
+            tensor = photos.get(photo, "context")
+            errors += tensor is None
+            context.append(tensor if tensor is not None else torch.zeros(3, context_size, context_size))
+        for caption in sample.captions:
+            tensor = photos.get(caption.photo, "target") if caption.photo is not None else None
+            errors += caption.photo is not None and caption.photo.path is not None and tensor is None
+            target = -1
+            if tensor is not None:
+                target = len(targets)
+                targets.append(tensor)
+            gold = [sample.input_ids[p] for p in caption.positions]
+            captions.append(BatchCaption(sample=row, positions=caption.positions, text=caption.text, gold_ids=gold, target=target))
+    return Batch(
+        input_ids=input_ids, attention_mask=mask, labels=labels, photo_slots=slots,
+        context_pixels=torch.stack(context) if context else torch.zeros(0, 3, context_size, context_size),
+        captions=captions, target_pixels=torch.stack(targets) if targets else None, photo_errors=errors,
+        truncated=sum(e.truncated for e in encoded),
+    )

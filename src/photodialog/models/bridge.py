@@ -1,0 +1,195 @@
+"""The vocabulary bridge (paper §2.4.2, Eq. 8-11): from LLM one-hots to the text encoder's input.
+
+For a caption with straight-through rows ``R_LLM`` (m x |V_LLM|), a transformation matrix ``M``
+(|V_LLM| x |V_SD|) and the diffusion tokenizer's one-hots ``R~SD`` of the caption text (n x |V_SD|),
+Eq. 11 gives ``R_SD = R~SD - sg[pool(R_LLM M)] + pool(R_LLM M)`` and the text encoder reads
+``R_SD @ E`` (E: its token embedding). Its forward value is ``E[sd_ids]`` exactly; the pooled term
+only carries gradient. Writing ``q_k = pool_i R_LLM[i, k]`` and ``F_k = sum_{j: M[k, j] = 1} E_j``::
+
+    R_SD @ E = E[sd_ids] + sum_k (q_k - sg[q_k]) * F_k      (added to every one of the n positions)
+
+so the bridge gathers the few ``R_LLM`` columns the caption's matrix touches and sums a few
+embedding rows. No |V_LLM| x |V_SD| tensor, and for the dynamic matrices nothing of vocabulary
+size, is ever built. Modes:
+
+* ``sentence`` (Eq. 10, the paper's default): M = T_LLM x T_SD, the caption's two token sets.
+* ``word``: M = union over the caption's words of T_LLM(word) x T_SD(word).
+* ``exact`` (Eq. 8): the static matrix of tokens whose text is equal (ignoring case and the
+  word-boundary marks); it touches the whole vocabulary, so it costs O(|V|) per caption.
+* ``none``: no gradient (the pipeline): the text encoder reads ``E[sd_ids]``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import torch
+
+from photodialog.models.stgs import STGSSample
+from photodialog.models.tokenizers import normalized_token_strings
+
+BRIDGES = ("exact", "sentence", "word", "none")
+
+
+@dataclass
+class CaptionTokens:
+    """One caption to bridge: which STGS rows are its positions, its LLM token ids, its text."""
+
+    rows: list[int]
+    llm_ids: list[int]
+    text: str
+
+
+@dataclass
+class BridgePlan:
+    """Index tensors for one batch of captions, built on the CPU from token ids."""
+
+    sd_input_ids: torch.Tensor  # [C, n]: R~SD as ids
+    texts: list[str]
+    # Gathers of R_LLM[row, token], each summed into a group; a group adds (s - sg s) * sum E[J].
+    gather_rows: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    gather_tokens: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    gather_groups: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    group_scale: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    group_caption: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    group_sd_ids: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    group_sd_offsets: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    # exact mode: rows of each caption and the pooling scale, for the full-vocabulary product
+    caption_rows: list[list[int]] = field(default_factory=list)
+    caption_scale: list[float] = field(default_factory=list)
+    unbridged: int = 0  # captions whose matrix is empty: they get no gradient
+
+    def to(self, device) -> "BridgePlan":
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                setattr(self, name, value.to(device))
+        return self
+
+
+class VocabularyBridge:
+    """Builds per-batch plans and applies Eq. 11 to the diffusion text encoder's input."""
+
+    def __init__(self, mode: str, llm_tokenizer, sd_tokenizer, *, pooling: str = "mean", sd_max_length: int | None = None):
+        if mode not in BRIDGES:
+            raise ValueError(f"bridge must be one of {BRIDGES}, got {mode!r}")
+        if pooling not in ("mean", "sum"):
+            raise ValueError(f"pooling must be 'mean' or 'sum', got {pooling!r}")
+        self.mode, self.pooling = mode, pooling
+        self.llm_tokenizer, self.sd_tokenizer = llm_tokenizer, sd_tokenizer
+        self.sd_max_length = sd_max_length or sd_tokenizer.model_max_length
+        self.llm_specials = set(llm_tokenizer.all_special_ids)
+        self.sd_specials = set(sd_tokenizer.all_special_ids)
+        self.static_pairs = self._static_pairs() if mode == "exact" else None
+
+    # ------------------------------------------------------------ plans (CPU, ids only)
+
+    def sd_ids(self, texts: list[str]) -> torch.Tensor:
+        """R~SD: the diffusion tokenizer's ids, padded/truncated to its length as pipelines do."""
+        return self.sd_tokenizer(texts, padding="max_length", max_length=self.sd_max_length, truncation=True, return_tensors="pt").input_ids
+
+    def plan(self, captions: list[CaptionTokens]) -> BridgePlan:
+        plan = BridgePlan(sd_input_ids=self.sd_ids([c.text for c in captions]), texts=[c.text for c in captions])
+        if self.mode in ("none",) or not captions:
+            return plan
+        if self.mode == "exact":
+            plan.caption_rows = [c.rows for c in captions]
+            plan.caption_scale = [self._scale(c) for c in captions]
+            plan.unbridged = sum(1 for c in captions if not self._has_static_match(c))
+            return plan
+        groups = []  # (caption index, llm ids, sd ids)
+        for index, caption in enumerate(captions):
+            caption_groups = self._sentence_groups(caption) if self.mode == "sentence" else self._word_groups(caption)
+            plan.unbridged += not caption_groups
+            groups += [(index, k, j) for k, j in caption_groups]
+        self._fill_groups(plan, captions, groups)
+        return plan
+
+    def _scale(self, caption: CaptionTokens) -> float:
+        return 1.0 / max(len(caption.rows), 1) if self.pooling == "mean" else 1.0
+
+    def _content_sd_ids(self, text: str) -> list[int]:
+        ids = self.sd_tokenizer(text, add_special_tokens=False, truncation=True, max_length=self.sd_max_length - 2).input_ids
+        return [i for i in ids if i not in self.sd_specials]
+
+    def _sentence_groups(self, caption: CaptionTokens) -> list[tuple[list[int], list[int]]]:
+        llm = sorted({i for i in caption.llm_ids if i not in self.llm_specials})
+        sd = sorted(set(self._content_sd_ids(caption.text)))
+        return [(llm, sd)] if llm and sd else []
+
+    def _word_groups(self, caption: CaptionTokens) -> list[tuple[list[int], list[int]]]:
+        # One group per LLM token k, with J_k = the SD tokens of every word whose LLM tokens hold k:
+        # the union of the per-word blocks, each pair counted once (M is 0/1).
+        targets: dict[int, set[int]] = defaultdict(set)
+        for word in caption.text.split():
+            llm = [i for i in self.llm_tokenizer(word, add_special_tokens=False).input_ids if i not in self.llm_specials]
+            sd = self._content_sd_ids(word)
+            for k in llm:
+                targets[k].update(sd)
+        return [([k], sorted(j)) for k, j in sorted(targets.items()) if j]
+
+    def _fill_groups(self, plan: BridgePlan, captions: list[CaptionTokens], groups) -> None:
+        rows, tokens, group_ids, sd_ids, offsets = [], [], [], [], []
+        for g, (index, llm, sd) in enumerate(groups):
+            for row in captions[index].rows:
+                rows += [row] * len(llm)
+                tokens += llm
+                group_ids += [g] * len(llm)
+            offsets.append(len(sd_ids))
+            sd_ids += sd
+        long = lambda values: torch.tensor(values, dtype=torch.long)  # noqa: E731
+        plan.gather_rows, plan.gather_tokens, plan.gather_groups = long(rows), long(tokens), long(group_ids)
+        plan.group_caption = long([index for index, _, _ in groups])
+        plan.group_scale = torch.tensor([self._scale(captions[index]) for index, _, _ in groups])
+        plan.group_sd_ids, plan.group_sd_offsets = long(sd_ids), long(offsets)
+
+    def _static_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 8's nonzero entries (llm id, sd id): tokens whose normalised text is equal."""
+        sd_by_text: dict[str, list[int]] = defaultdict(list)
+        for j, text in enumerate(normalized_token_strings(self.sd_tokenizer)):
+            if text:
+                sd_by_text[text].append(j)
+        pairs = [(k, j) for k, text in enumerate(normalized_token_strings(self.llm_tokenizer)) if text for j in sd_by_text.get(text, ())]
+        k, j = zip(*pairs) if pairs else ((), ())
+        return torch.tensor(k, dtype=torch.long), torch.tensor(j, dtype=torch.long)
+
+    def _has_static_match(self, caption: CaptionTokens) -> bool:
+        matched = set(self.static_pairs[0].tolist())
+        return any(i in matched for i in caption.llm_ids)
+
+    # ------------------------------------------------------------ Eq. 11 (autograd)
+
+    def gradient_carrier(self, plan: BridgePlan, sample: STGSSample, embedding: torch.Tensor) -> torch.Tensor:
+        """``sum_k (q_k - sg[q_k]) F_k`` per caption: exactly zero forward, Eq. 11's gradient backward. [C, d]"""
+        captions, dim = plan.sd_input_ids.shape[0], embedding.shape[1]
+        if self.mode == "none" or captions == 0:
+            return embedding.new_zeros(captions, dim)
+        if self.mode == "exact":
+            return self._static_carrier(plan, sample, embedding)
+        values = sample.gather(plan.gather_rows, plan.gather_tokens)
+        group_sum = torch.zeros(len(plan.group_scale), device=values.device, dtype=values.dtype).index_add(0, plan.gather_groups, values)
+        pooled = group_sum * plan.group_scale.to(values.dtype)
+        carrier = (pooled - pooled.detach()).to(embedding.dtype)
+        target_sum = torch.nn.functional.embedding_bag(plan.group_sd_ids, embedding, plan.group_sd_offsets, mode="sum")
+        return embedding.new_zeros(captions, dim).index_add(0, plan.group_caption, carrier[:, None] * target_sum)
+
+    def _static_carrier(self, plan: BridgePlan, sample: STGSSample, embedding: torch.Tensor) -> torch.Tensor:
+        llm_ids, sd_ids = (t.to(embedding.device) for t in self.static_pairs)
+        carriers = []
+        for rows, scale in zip(plan.caption_rows, plan.caption_scale):
+            if not rows:
+                carriers.append(embedding.new_zeros(embedding.shape[1]))
+                continue
+            # Only the soft part varies: sum of the one-hots is a constant with no gradient.
+            soft = sample.soft[torch.tensor(rows, device=sample.soft.device)].sum(0) * scale
+            soft = soft - soft.detach()
+            pooled_sd = soft.new_zeros(embedding.shape[0]).index_add(0, sd_ids, soft[llm_ids])
+            carriers.append(pooled_sd.to(embedding.dtype) @ embedding)
+        return torch.stack(carriers)
+
+    def inputs_embeds(self, plan: BridgePlan, sample: STGSSample | None, embedding: torch.Tensor) -> torch.Tensor:
+        """``R_SD @ E`` for every caption: [C, n, d], forward value ``E[R~SD ids]``."""
+        base = torch.nn.functional.embedding(plan.sd_input_ids, embedding)
+        if sample is None or self.mode == "none":
+            return base
+        return base + self.gradient_carrier(plan, sample, embedding)[:, None, :]

@@ -1,0 +1,155 @@
+"""The end-to-end photo-sharing dialogue model (paper §2, Fig. 2), assembled from explicit parts.
+
+``PhotoDialogModel(llm, tokenizer, perceptron, generator, bridge)``; any of the three parts may
+be absent (the pipeline trains its text and image parts apart). ``forward(batch, tau)`` computes
+
+    L = w_t * L_t + alpha * L_v                                         (Eq. 13)
+
+with ``L_t`` the response NLL (Eq. 2) and ``L_v`` the diffusion loss (Eq. 12) of every photo the
+responses share, whose caption reaches the text encoder through STGS (Eq. 4-7) and the
+vocabulary bridge (Eq. 8-11), so that ``L_v`` has a gradient on the LLM.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from photodialog.models.batch import Batch
+from photodialog.models.bridge import CaptionTokens, VocabularyBridge
+from photodialog.models.formatting import IGNORE
+from photodialog.models.stgs import STGSSample, straight_through_gumbel_softmax
+
+
+@dataclass
+class JointSettings:
+    """How the parts are joined in training (``ModelConfig`` fields of the same names)."""
+
+    bridge: str = "sentence"
+    pooling: str = "mean"
+    caption_source: str = "sampled"
+    gumbel_noise: bool = True
+    image_loss_repeats: int = 1
+    caption_dropout: float = 0.0
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    text_loss: torch.Tensor | None = None
+    image_loss: torch.Tensor | None = None
+    stats: dict = field(default_factory=dict)
+
+
+class PhotoDialogModel(nn.Module):
+    def __init__(self, llm=None, tokenizer=None, perceptron=None, generator=None, settings: JointSettings | None = None):
+        super().__init__()
+        self.llm, self.tokenizer, self.perceptron, self.generator = llm, tokenizer, perceptron, generator
+        self.settings = settings or JointSettings()
+        self.bridge = None
+        if llm is not None and generator is not None:
+            self.bridge = VocabularyBridge(self.settings.bridge, tokenizer, generator.tokenizer, pooling=self.settings.pooling)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ------------------------------------------------------------ LLM input
+
+    def input_embeddings(self, input_ids: torch.Tensor, photo_slots: torch.Tensor, context_pixels: torch.Tensor) -> torch.Tensor:
+        """Token embeddings with each context photo's 32 perceptron outputs at its slots."""
+        embeds = self.llm.get_input_embeddings()(input_ids)
+        if self.perceptron is None or context_pixels.shape[0] == 0:
+            return embeds
+        visual = self.perceptron(context_pixels.to(embeds.device))
+        if int(photo_slots.sum()) != visual.shape[0] * visual.shape[1]:
+            raise ValueError(f"{int(photo_slots.sum())} photo slots for {visual.shape[0]} photos x {visual.shape[1]} embeddings")
+        return embeds.masked_scatter(photo_slots[..., None].to(embeds.device), visual.to(embeds.dtype))
+
+    def _hidden_states(self, batch: Batch) -> torch.Tensor:
+        embeds = self.input_embeddings(batch.input_ids, batch.photo_slots, batch.context_pixels)
+        decoder = self.llm.get_decoder()
+        return decoder(inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False).last_hidden_state
+
+    # ------------------------------------------------------------ training forward
+
+    def forward(self, batch: Batch, *, tau: float = 1.0, alpha: float = 1.0, text_weight: float = 1.0,
+                generator: torch.Generator | None = None) -> LossOutput:
+        stats: dict = {}
+        text_loss = caption_sample = None
+        caption_rows: list[list[int]] = []
+        if self.llm is not None:
+            text_loss, caption_sample, caption_rows = self._text_forward(batch, tau, generator)
+        image_loss = None
+        if self.generator is not None and alpha > 0:
+            image_loss = self._image_forward(batch, caption_sample, caption_rows, stats, generator)
+        total = torch.zeros((), device=self.device)
+        if text_loss is not None and text_weight > 0:
+            total = total + text_weight * text_loss
+        if image_loss is not None:
+            total = total + alpha * image_loss
+        return LossOutput(loss=total, text_loss=text_loss, image_loss=image_loss, stats=stats)
+
+    def _text_forward(self, batch: Batch, tau: float, generator):
+        hidden = self._hidden_states(batch)
+        # Position t predicts token t+1; only response positions get logits (memory: not B x T x V).
+        predicts = batch.labels[:, 1:] != IGNORE
+        logits = self.llm.get_output_embeddings()(hidden[:, :-1][predicts])
+        targets = batch.labels[:, 1:][predicts]
+        text_loss = F.cross_entropy(logits.float(), targets)
+        if self.generator is None or not batch.captions:
+            return text_loss, None, []
+        # Row of each predicted position in ``logits``; a caption token at position p is predicted at p - 1.
+        row_of = torch.full(predicts.shape, -1, dtype=torch.long, device=predicts.device)
+        row_of[predicts] = torch.arange(int(predicts.sum()), device=predicts.device)
+        caption_rows = [row_of[c.sample, [p - 1 for p in c.positions]].tolist() for c in batch.captions]
+        flat = sorted({r for rows in caption_rows for r in rows})
+        index = {r: i for i, r in enumerate(flat)}
+        caption_logits = logits[torch.tensor(flat, dtype=torch.long, device=logits.device)] if flat else logits[:0]
+        sample = straight_through_gumbel_softmax(caption_logits, tau, noise=self.settings.gumbel_noise, generator=generator)
+        return text_loss, sample, [[index[r] for r in rows] for rows in caption_rows]
+
+    def _image_forward(self, batch: Batch, sample: STGSSample | None, caption_rows, stats, generator):
+        used = [i for i, c in enumerate(batch.captions) if c.target >= 0]
+        stats["image_targets"] = len(used)
+        if not used:
+            return None
+        captions = [self._caption_tokens(batch, i, sample, caption_rows) for i in used]
+        targets = batch.target_pixels[[batch.captions[i].target for i in used]]
+        embedding = self.generator.token_embedding()
+        if self.bridge is not None and sample is not None:
+            plan = self.bridge.plan(captions).to(embedding.device)
+            stats["unbridged_captions"] = plan.unbridged
+            inputs = self.bridge.inputs_embeds(plan, sample, embedding)
+        else:
+            ids = self.generator.tokenizer([c.text for c in captions], padding="max_length", truncation=True,
+                                           max_length=self.generator.tokenizer.model_max_length, return_tensors="pt").input_ids
+            inputs = F.embedding(ids.to(embedding.device), embedding)
+        hidden = self.generator.encode_embeddings(inputs)
+        return self.generator.loss(hidden, targets.to(hidden.device), repeats=self.settings.image_loss_repeats, generator=generator)
+
+    def _caption_tokens(self, batch: Batch, index: int, sample: STGSSample | None, caption_rows) -> CaptionTokens:
+        caption = batch.captions[index]
+        if self.training and self.settings.caption_dropout > 0 and random.random() < self.settings.caption_dropout:
+            return CaptionTokens(rows=[], llm_ids=[], text="")  # unconditional example for guidance
+        if sample is None:  # generator trained alone (pipeline): the gold caption text
+            return CaptionTokens(rows=[], llm_ids=[], text=caption.text)
+        rows = caption_rows[index]
+        if self.settings.caption_source == "gold":
+            return CaptionTokens(rows=rows, llm_ids=caption.gold_ids, text=caption.text)
+        sampled = sample.tokens[rows].tolist()
+        text = self.tokenizer.decode(sampled, skip_special_tokens=True).strip()
+        return CaptionTokens(rows=rows, llm_ids=sampled, text=text)
+
+    # ------------------------------------------------------------ parts
+
+    def part_modules(self) -> dict[str, nn.Module]:
+        """The trainable parts by name, for per-part gradient norms and checkpoints."""
+        parts = {"llm": self.llm, "perceptron": self.perceptron}
+        if self.generator is not None:
+            parts.update(unet=self.generator.unet, text_encoder=self.generator.text_encoder, vae=self.generator.vae)
+        return {name: module for name, module in parts.items() if module is not None}

@@ -1,0 +1,153 @@
+"""How a dialogue becomes the LLM's token sequence, for training and for inference alike.
+
+Layout (one sequence per sample)::
+
+    <s> A: hi there B: look [IMG] <32 photo slots> [/IMG] A: | wow, a red car!</s>
+        `------------- prompt (context, truncated) ----------' `--- response ---'
+
+Speakers are tagged ``A``/``B`` by order of appearance; the prompt ends with the responding
+speaker's tag. A context photo becomes ``[IMG]``, ``num_query_tokens`` slots that the model
+fills with the perceptron's embeddings, and ``[/IMG]`` (``context_photos=pixels``), or stays
+``[IMG] caption [/IMG]`` with the caption from a captioner (``caption``, the pipeline). A photo
+with no local file is always given as its caption. Labels cover the response and ``</s>``; the
+caption tokens of a response are where the STGS samples (paper §2.4.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from photodialog import IMG_END, IMG_START
+from photodialog.data.samples import truncate_context
+from photodialog.data.schema import PHOTO_SPAN, Photo, Sample, Turn
+
+IGNORE = -100
+TAGS = ("A", "B")
+
+
+@dataclass
+class ResponseCaption:
+    """One photo shared in a response: its caption token positions and gold caption."""
+
+    positions: list[int]  # indices into input_ids of the caption tokens (between the markers)
+    text: str
+    photo: Photo | None
+
+
+@dataclass
+class EncodedSample:
+    input_ids: list[int]
+    labels: list[int]
+    photo_slots: list[int] = field(default_factory=list)  # positions filled with photo embeddings
+    context_photos: list[Photo] = field(default_factory=list)  # one per block of slots, in order
+    captions: list[ResponseCaption] = field(default_factory=list)
+    prompt_length: int = 0
+    truncated: bool = False
+    lost_latest_photo: bool = False
+
+
+class DialogueFormatter:
+    """Turns samples into token ids with the model's tokenizer and photo-slot layout."""
+
+    def __init__(self, tokenizer, *, photo_slots: int, context_photos: str = "pixels", captioner=None,
+                 max_context_tokens: int = 256, max_response_tokens: int = 64):
+        self.tokenizer = tokenizer
+        self.photo_slots = photo_slots
+        self.context_photos = context_photos
+        self.captioner = captioner
+        self.max_context_tokens = max_context_tokens
+        self.max_response_tokens = max_response_tokens
+        self.img_start = tokenizer.convert_tokens_to_ids(IMG_START)
+        self.img_end = tokenizer.convert_tokens_to_ids(IMG_END)
+        self.slot_id = tokenizer.pad_token_id
+
+    # ------------------------------------------------------------ prompt
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids if text else []
+
+    def _speaker_tags(self, turns: list[Turn]) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        for turn in turns:
+            if turn.speaker not in tags:
+                tags[turn.speaker] = TAGS[len(tags) % 2]
+        return tags
+
+    def _photo_as_pixels(self, photo: Photo) -> bool:
+        return self.context_photos == "pixels" and self.photo_slots > 0 and bool(photo.path)
+
+    def encode_turn(self, turn: Turn, tag: str) -> tuple[list[int], list[int], list[Photo]]:
+        """(ids, slot offsets within ids, photos perceived) for one context turn."""
+        ids = self._ids(f"{tag}:")
+        slots: list[int] = []
+        photos: list[Photo] = []
+        last = 0
+        for index, match in enumerate(PHOTO_SPAN.finditer(turn.text)):
+            ids += self._ids(turn.text[last:match.start()])
+            photo = turn.photos[index] if index < len(turn.photos) else Photo(caption=match.group(1))
+            if self._photo_as_pixels(photo):
+                ids.append(self.img_start)
+                slots += list(range(len(ids), len(ids) + self.photo_slots))
+                ids += [self.slot_id] * self.photo_slots
+                ids.append(self.img_end)
+                photos.append(photo)
+            else:
+                ids += [self.img_start] + self._ids(self._caption_for(photo)) + [self.img_end]
+            last = match.end()
+        ids += self._ids(turn.text[last:])
+        return ids, slots, photos
+
+    def _caption_for(self, photo: Photo) -> str:
+        if self.captioner is None or not photo.path:
+            return photo.caption
+        return self.captioner.caption(photo)
+
+    def encode_prompt(self, context: list[Turn], responder: str, tags: dict[str, str] | None = None):
+        """(ids, slot positions, photos, truncation info) of the prompt ending in the responder's tag."""
+        tags = tags or self._speaker_tags(context + [Turn(speaker=responder, text="")])
+        tag_cost = len(self._ids(f"{tags[responder]}:")) + 1  # + <s>
+        sample = Sample(dialogue_id="", turn_index=len(context), context=context, response=Turn(responder, ""))
+        cost = lambda turn: len(self.encode_turn(turn, tags[turn.speaker])[0])  # noqa: E731
+        kept = truncate_context(sample, cost, self.max_context_tokens - tag_cost)
+        ids = [self.tokenizer.bos_token_id]
+        slots, photos = [], []
+        for turn in kept.context:
+            turn_ids, turn_slots, turn_photos = self.encode_turn(turn, tags[turn.speaker])
+            slots += [len(ids) + s for s in turn_slots]
+            photos += turn_photos
+            ids += turn_ids
+        ids += self._ids(f"{tags[responder]}:")
+        return ids, slots, photos, kept
+
+    # ------------------------------------------------------------ training sample
+
+    def encode(self, sample: Sample) -> EncodedSample:
+        tags = self._speaker_tags(sample.context + [sample.response])
+        prompt, slots, photos, kept = self.encode_prompt(sample.context, sample.response.speaker, tags)
+        response, captions = self.encode_response(sample.response, offset=len(prompt))
+        return EncodedSample(
+            input_ids=prompt + response, labels=[IGNORE] * len(prompt) + response, photo_slots=slots,
+            context_photos=photos, captions=captions, prompt_length=len(prompt),
+            truncated=bool(kept.dropped_turns or kept.cut_words), lost_latest_photo=kept.lost_latest_photo,
+        )
+
+    def encode_response(self, response: Turn, offset: int = 0) -> tuple[list[int], list[ResponseCaption]]:
+        """Response ids (ending in </s>) and its captions; a cut never leaves a caption open."""
+        ids = self._ids(response.text)[: self.max_response_tokens]
+        if self.img_start in ids:
+            last_start = len(ids) - 1 - ids[::-1].index(self.img_start)
+            if self.img_end not in ids[last_start:]:
+                ids = ids[:last_start]  # the cut fell inside a caption: drop that photo whole
+        ids.append(self.tokenizer.eos_token_id)
+        captions, start, photo_index = [], None, 0
+        for position, token in enumerate(ids):
+            if token == self.img_start:
+                start = position + 1
+            elif token == self.img_end and start is not None:
+                photo = response.photos[photo_index] if photo_index < len(response.photos) else None
+                decoded = self.tokenizer.decode(ids[start:position], skip_special_tokens=True).strip()
+                text = photo.caption if photo is not None else decoded
+                captions.append(ResponseCaption(positions=[offset + p for p in range(start, position)], text=text, photo=photo))
+                photo_index += 1
+                start = None
+        return ids, captions

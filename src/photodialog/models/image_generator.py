@@ -1,0 +1,162 @@
+"""The image generator (paper §2.4.3): Stable Diffusion's text encoder, UNet, VAE and scheduler.
+
+Training loss ``L_v`` (Eq. 12) is the scheduler's own target: the added noise (epsilon
+prediction) or the velocity (v-prediction), MSE. Without a VAE the UNet diffuses directly in
+pixel space (the ``tiny`` preset: a random VAE encodes nothing meaningful, so it has none).
+Sampling runs a diffusers scheduler for a chosen number of steps with classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from photodialog.models.text_encoding import encode_token_embeddings, token_embedding
+
+SAMPLERS = {
+    "ddim": "DDIMScheduler",
+    "dpm": "DPMSolverMultistepScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "ddpm": "DDPMScheduler",
+}
+
+
+def image_to_tensor(image, size: int) -> torch.Tensor:
+    """A PIL photo resized (shorter side) and centre-cropped to ``size``, in [-1, 1], [3, size, size]."""
+    import numpy as np
+    from PIL import Image
+
+    image = image.convert("RGB")
+    scale = size / min(image.size)
+    resized = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))), Image.Resampling.BICUBIC)
+    left, top = (resized.width - size) // 2, (resized.height - size) // 2
+    cropped = resized.crop((left, top, left + size, top + size))
+    return torch.from_numpy(np.asarray(cropped, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+
+
+def tensor_to_image(tensor: torch.Tensor):
+    """[3, H, W] in [-1, 1] -> PIL RGB."""
+    from PIL import Image
+
+    array = ((tensor.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array)
+
+
+class ImageGenerator(nn.Module):
+    """Text encoder + UNet (+ VAE) + noise scheduler, trained by ``loss`` and sampled by ``generate``."""
+
+    def __init__(self, text_encoder, unet, noise_scheduler, tokenizer, vae=None, image_size: int | None = None):
+        super().__init__()
+        self.text_encoder, self.unet, self.vae = text_encoder, unet, vae
+        self.noise_scheduler, self.tokenizer = noise_scheduler, tokenizer
+        factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
+        self.latent_factor = factor
+        self.image_size = image_size or int(unet.config.sample_size) * factor
+
+    # ------------------------------------------------------------ text
+
+    def token_embedding(self) -> torch.Tensor:
+        return token_embedding(self.text_encoder)
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """Hidden states for caption texts (the inference and pipeline path): [C, n, d]."""
+        ids = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        return self.encode_embeddings(F.embedding(ids.to(self.token_embedding().device), self.token_embedding()))
+
+    def encode_embeddings(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        return encode_token_embeddings(self.text_encoder, inputs_embeds)
+
+    # ------------------------------------------------------------ images <-> model space
+
+    def to_model_space(self, images: torch.Tensor) -> torch.Tensor:
+        """[N, 3, H, W] in [-1, 1] -> what the UNet denoises (VAE latents, or the pixels)."""
+        if self.vae is None:
+            return images
+        latents = self.vae.encode(images.to(self.vae.dtype)).latent_dist.sample()
+        return (latents - (self.vae.config.shift_factor or 0.0)) * self.vae.config.scaling_factor
+
+    def from_model_space(self, sample: torch.Tensor) -> torch.Tensor:
+        if self.vae is None:
+            return sample.clamp(-1, 1)
+        latents = sample / self.vae.config.scaling_factor + (self.vae.config.shift_factor or 0.0)
+        return self.vae.decode(latents.to(self.vae.dtype)).sample.clamp(-1, 1)
+
+    # ------------------------------------------------------------ training
+
+    def loss(self, text_hidden: torch.Tensor, images: torch.Tensor, *, repeats: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``L_v``: MSE between the UNet's prediction and the scheduler's target, averaged."""
+        with torch.no_grad() if not self._vae_trains() else torch.enable_grad():
+            clean = self.to_model_space(images)
+        clean = clean.repeat_interleave(repeats, 0).float()
+        text_hidden = text_hidden.repeat_interleave(repeats, 0)
+        noise = torch.randn(clean.shape, generator=generator, device=clean.device)
+        steps = self.noise_scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, steps, (clean.shape[0],), generator=generator, device=clean.device)
+        noisy = self.noise_scheduler.add_noise(clean, noise, timesteps)
+        target = self._target(clean, noise, timesteps)
+        unet_dtype = self.unet.dtype
+        prediction = self.unet(noisy.to(unet_dtype), timesteps, encoder_hidden_states=text_hidden.to(unet_dtype)).sample
+        return F.mse_loss(prediction.float(), target.float())
+
+    def _target(self, clean, noise, timesteps):
+        kind = self.noise_scheduler.config.prediction_type
+        if kind == "epsilon":
+            return noise
+        if kind == "v_prediction":
+            return self.noise_scheduler.get_velocity(clean, noise, timesteps)
+        if kind == "sample":
+            return clean
+        raise ValueError(f"unsupported prediction_type {kind!r} in the diffusion scheduler config")
+
+    def _vae_trains(self) -> bool:
+        return self.vae is not None and any(p.requires_grad for p in self.vae.parameters())
+
+    # ------------------------------------------------------------ sampling
+
+    @torch.no_grad()
+    def generate(
+        self,
+        texts: list[str],
+        *,
+        steps: int = 20,
+        guidance_scale: float = 3.0,
+        seed: int = 0,
+        sampler: str = "ddim",
+        text_hidden: torch.Tensor | None = None,
+        progress=None,
+    ) -> list:
+        """Draw one photo per caption; returns PIL images. ``text_hidden`` overrides the texts' encoding."""
+        if not texts and text_hidden is None:
+            return []
+        device = self.token_embedding().device
+        cond = text_hidden if text_hidden is not None else self.encode_text(texts)
+        count = cond.shape[0]
+        scheduler = self._sampler(sampler)
+        scheduler.set_timesteps(steps, device=device)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        side = self.image_size // self.latent_factor
+        channels = self.unet.config.in_channels
+        sample = torch.randn((count, channels, side, side), generator=generator).to(device) * scheduler.init_noise_sigma
+        uncond = self.encode_text([""] * count) if guidance_scale > 1.0 else None
+        for t in scheduler.timesteps:
+            prediction = self._guided_prediction(scheduler.scale_model_input(sample, t), t, cond, uncond, guidance_scale)
+            sample = scheduler.step(prediction, t, sample).prev_sample
+            if progress is not None:
+                progress()
+        return [tensor_to_image(img) for img in self.from_model_space(sample)]
+
+    def _guided_prediction(self, sample, t, cond, uncond, guidance_scale):
+        dtype = self.unet.dtype
+        if uncond is None:
+            return self.unet(sample.to(dtype), t, encoder_hidden_states=cond.to(dtype)).sample.float()
+        both = self.unet(torch.cat([sample, sample]).to(dtype), t, encoder_hidden_states=torch.cat([uncond, cond]).to(dtype)).sample.float()
+        uncond_pred, cond_pred = both.chunk(2)
+        return uncond_pred + guidance_scale * (cond_pred - uncond_pred)
+
+    def _sampler(self, name: str):
+        import diffusers
+
+        if name not in SAMPLERS:
+            raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+        return getattr(diffusers, SAMPLERS[name]).from_config(self.noise_scheduler.config)

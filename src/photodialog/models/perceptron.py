@@ -1,0 +1,56 @@
+"""The image perceptron (paper §2.3, Eq. 3): ViT -> Q-Former with learned queries -> LLM width.
+
+Every photo, whatever its size, is resized to the vision tower's input size (as BLIP-2's own
+image processor does) and becomes ``num_query_tokens`` (32) embeddings in the LLM's input space.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# BLIP-2's image processor normalisation (OpenAI CLIP statistics).
+BLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+BLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def photo_to_tensor(image, size: int, mean=BLIP_MEAN, std=BLIP_STD) -> torch.Tensor:
+    """A PIL photo (any size) as a normalised [3, size, size] tensor, resized bicubically."""
+    import numpy as np
+    from PIL import Image
+
+    image = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+    array = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return (array - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+
+
+class ImagePerceptron(nn.Module):
+    """``H^v = Q-Former(Q, ViT(I))`` followed by a new linear projection into the LLM's width."""
+
+    def __init__(self, vision_model: nn.Module, qformer: nn.Module, query_tokens: torch.Tensor, llm_hidden_size: int):
+        super().__init__()
+        self.vision_model = vision_model
+        self.qformer = qformer
+        self.query_tokens = nn.Parameter(query_tokens.detach().clone().reshape(1, -1, query_tokens.shape[-1]))
+        self.projection = nn.Linear(qformer.config.hidden_size, llm_hidden_size)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.vision_model.config.image_size)
+
+    @property
+    def num_query_tokens(self) -> int:
+        return int(self.query_tokens.shape[1])
+
+    def preprocess(self, images) -> torch.Tensor:
+        """PIL photos of any sizes -> [N, 3, S, S] input for ``forward``."""
+        return torch.stack([photo_to_tensor(img, self.image_size) for img in images])
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[N, 3, S, S] -> [N, num_query_tokens, llm_hidden_size]."""
+        dtype = next(self.vision_model.parameters()).dtype
+        image_embeds = self.vision_model(pixel_values=pixel_values.to(dtype)).last_hidden_state
+        mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
+        queries = self.query_tokens.expand(image_embeds.shape[0], -1, -1)
+        hidden = self.qformer(query_embeds=queries, encoder_hidden_states=image_embeds, encoder_attention_mask=mask).last_hidden_state
+        return self.projection(hidden.to(self.projection.weight.dtype))

@@ -1,0 +1,115 @@
+"""The ``tiny`` preset: random small parts, saved in the three published folder layouts.
+
+``save_tiny_parts`` trains the two tokenizers on the given texts, builds every part from small
+configs with random weights and writes::
+
+    OUT/llm/        a Llama causal LM folder with its tokenizer
+    OUT/blip2/      a Blip2ForConditionalGeneration folder (with a tiny OPT, as published)
+    OUT/diffusion/  a Stable Diffusion folder: text_encoder/ tokenizer/ unet/ scheduler/ [vae/]
+
+so that the ``paper`` loading code (``photodialog.models.loading``) reads them unchanged. With
+``latent=False`` (the preset's default) there is no ``vae/``: a random VAE encodes nothing
+meaningful, so the tiny UNet diffuses directly in pixel space.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from photodialog.config import TinySizes
+from photodialog.models.tokenizers import train_clip_tokenizer, train_llm_tokenizer
+
+CAPTION_MAX_TOKENS = 32  # the tiny CLIP text encoder's positions (SD's is 77)
+
+
+def save_tiny_parts(out: str | Path, texts: Iterable[str], sizes: TinySizes, *, seed: int = 0, latent: bool = False) -> Path:
+    """Build and save all tiny parts under ``out``; returns ``out``."""
+    out = Path(out)
+    texts = list(texts)
+    torch.manual_seed(seed)
+    save_tiny_llm(out / "llm", texts, sizes)
+    save_tiny_blip2(out / "blip2", sizes)
+    save_tiny_diffusion(out / "diffusion", texts, sizes, latent=latent)
+    return out
+
+
+def save_tiny_llm(out: Path, texts: list[str], sizes: TinySizes) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = train_llm_tokenizer(texts, sizes.llm_vocab)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=sizes.llm_hidden, intermediate_size=sizes.llm_hidden * 3,
+        num_hidden_layers=sizes.llm_layers, num_attention_heads=sizes.llm_heads, num_key_value_heads=sizes.llm_heads,
+        max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+    )
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def save_tiny_blip2(out: Path, sizes: TinySizes) -> None:
+    from transformers import Blip2Config, Blip2ForConditionalGeneration
+
+    config = Blip2Config(
+        vision_config=dict(
+            hidden_size=sizes.vision_hidden, intermediate_size=sizes.vision_hidden * 4, num_hidden_layers=sizes.vision_layers,
+            num_attention_heads=4, image_size=sizes.vision_image_size, patch_size=sizes.vision_patch,
+        ),
+        qformer_config=dict(
+            hidden_size=sizes.qformer_hidden, intermediate_size=sizes.qformer_hidden * 4, num_hidden_layers=sizes.qformer_layers,
+            num_attention_heads=4, encoder_hidden_size=sizes.vision_hidden, vocab_size=128, max_position_embeddings=64,
+        ),
+        text_config=dict(model_type="opt", vocab_size=64, hidden_size=32, ffn_dim=64, num_hidden_layers=1, num_attention_heads=2, word_embed_proj_dim=32),
+        num_query_tokens=sizes.num_query_tokens,
+    )
+    model = Blip2ForConditionalGeneration(config)
+    torch.nn.init.normal_(model.query_tokens, std=0.02)  # BLIP-2 initialises them so; zeros make all queries equal
+    model.save_pretrained(out)
+
+
+def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent: bool) -> None:
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = train_clip_tokenizer(texts, sizes.sd_vocab, CAPTION_MAX_TOKENS)
+    tokenizer.save_pretrained(out / "tokenizer")
+    text_config = CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=sizes.text_encoder_hidden, intermediate_size=sizes.text_encoder_hidden * 4,
+        num_hidden_layers=sizes.text_encoder_layers, num_attention_heads=4, max_position_embeddings=CAPTION_MAX_TOKENS,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    CLIPTextModel(text_config).save_pretrained(out / "text_encoder")
+    channels = list(sizes.unet_channels)
+    factor = 4 if latent else 1
+    in_channels = 4 if latent else 3
+    UNet2DConditionModel(
+        sample_size=sizes.image_size // factor, in_channels=in_channels, out_channels=in_channels,
+        block_out_channels=channels, layers_per_block=1, norm_num_groups=8,
+        down_block_types=["DownBlock2D"] + ["CrossAttnDownBlock2D"] * (len(channels) - 1),
+        up_block_types=["CrossAttnUpBlock2D"] * (len(channels) - 1) + ["UpBlock2D"],
+        cross_attention_dim=sizes.text_encoder_hidden, attention_head_dim=8,
+    ).save_pretrained(out / "unet")
+    # Pixel-space DDPM at small sizes trains best with the cosine schedule; SD keeps its own.
+    DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon", clip_sample=not latent).save_pretrained(out / "scheduler")
+    components = {"text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+                  "unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "DDPMScheduler"]}
+    if latent:
+        AutoencoderKL(
+            in_channels=3, out_channels=3, latent_channels=4, block_out_channels=[16, 16, 32],
+            down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3, norm_num_groups=8,
+            sample_size=sizes.image_size,
+        ).save_pretrained(out / "vae")
+        components["vae"] = ["diffusers", "AutoencoderKL"]
+    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": _diffusers_version(), **components,
+             "safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False}
+    (out / "model_index.json").write_text(json.dumps(index, indent=2))
+
+
+def _diffusers_version() -> str:
+    import diffusers
+
+    return diffusers.__version__

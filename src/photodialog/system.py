@@ -1,0 +1,175 @@
+"""A dialogue system: the model plus everything needed to feed it (formatter, photo loading).
+
+``build_system`` makes one for training from a ``RunConfig``; ``load_system`` loads a trained
+checkpoint for eval, chat, serve and bench. A pipeline checkpoint (its image part trained with
+``model.text_from`` pointing at the text part's run) loads as one system: the text part's LLM
+and context-photo captioner, joined to the image part's generator by caption text.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from photodialog.config import ModelConfig, RunConfig, load_config
+from photodialog.data.schema import Photo, Turn
+from photodialog.errors import UserError
+from photodialog.models.assembly import build_model, ensure_tiny_base, part_sources
+from photodialog.models.batch import PhotoTensors
+from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
+from photodialog.models.formatting import DialogueFormatter
+from photodialog.models.generation import GenerationSettings, Reply, Responder
+from photodialog.models.image_generator import image_to_tensor
+
+log = logging.getLogger(__name__)
+BASE_DIR = "base"
+
+
+class ProbeCaptioner:
+    """Captions a synthetic world's photos with its trained probe (a small trained captioner)."""
+
+    def __init__(self, world_dir: str):
+        from photodialog.data.synth.probe import Probe
+
+        self.probe = Probe.load(world_dir)
+        self.cache: dict[str, str] = {}
+
+    def caption(self, photo: Photo) -> str:
+        if photo.path not in self.cache:
+            from photodialog.data.photos import load_photo
+            from photodialog.data.synth import Triple, caption_for
+
+            found = self.probe.predict([load_photo(photo.path)])[0]
+            self.cache[photo.path] = caption_for(Triple(found["object"], found["colour"], found["scene"]))
+        return self.cache[photo.path]
+
+
+class ModelCaptioner:
+    """Captions photos with a ``transformers`` image-to-text model (e.g. BLIP-2's captioner)."""
+
+    def __init__(self, path_or_id: str):
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        try:
+            self.processor = AutoProcessor.from_pretrained(path_or_id)
+            self.model = AutoModelForImageTextToText.from_pretrained(path_or_id).eval()
+        except (OSError, ValueError) as err:
+            raise UserError(f"could not load the captioner '{path_or_id}': {err}") from err
+        self.cache: dict[str, str] = {}
+
+    @torch.no_grad()
+    def caption(self, photo: Photo) -> str:
+        if photo.path not in self.cache:
+            from photodialog.data.photos import load_photo
+
+            inputs = self.processor(images=load_photo(photo.path), return_tensors="pt")
+            ids = self.model.generate(**inputs, max_new_tokens=30)
+            self.cache[photo.path] = self.processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
+        return self.cache[photo.path]
+
+
+def make_captioner(model: ModelConfig, data_path: str):
+    if model.context_photos != "caption" or model.captioner == "gold":
+        return None
+    if model.captioner == "probe":
+        if not data_path:
+            raise UserError("captioner=probe needs data.path: the synthetic world whose probe/ captions the photos")
+        return ProbeCaptioner(data_path)
+    return ModelCaptioner(model.captioner)
+
+
+@dataclass
+class DialogueSystem:
+    config: RunConfig
+    model: PhotoDialogModel
+    formatter: DialogueFormatter | None
+    photos: PhotoTensors
+    checkpoint: Path | None = None
+
+    def make_batch(self, items: list):
+        """A training batch from encoded samples (or from caption pairs, for a generator alone)."""
+        from photodialog.models.batch import collate
+        from photodialog.training.data import caption_batch
+
+        if self.formatter is None:
+            return caption_batch(items, self.photos)
+        size = self.model.perceptron.image_size if self.model.perceptron is not None else 1
+        return collate(items, self.photos, pad_id=self.model.tokenizer.pad_token_id, context_size=size)
+
+    def responder(self) -> Responder:
+        if self.formatter is None:
+            raise UserError("this checkpoint has no language model (a pipeline image part trained without model.text_from)")
+        return Responder(self.model, self.formatter, self.photos)
+
+    def reply(self, history: list[Turn], speaker: str, settings: GenerationSettings | None = None, **kwargs) -> Reply:
+        """The next turn of ``history`` spoken by ``speaker``."""
+        return self.responder().respond([history], [speaker], settings or GenerationSettings(), **kwargs)[0]
+
+    @property
+    def kind(self) -> str:
+        """``end-to-end`` when L_v reaches the LLM through the bridge, else ``pipeline``."""
+        model = self.config.model
+        return "pipeline" if model.text_from or model.bridge == "none" else "end-to-end"
+
+
+def make_formatter(model: PhotoDialogModel, config: RunConfig) -> DialogueFormatter | None:
+    if model.llm is None:
+        return None
+    slots = model.perceptron.num_query_tokens if model.perceptron is not None else 0
+    return DialogueFormatter(
+        model.tokenizer, photo_slots=slots, context_photos=config.model.context_photos,
+        captioner=make_captioner(config.model, config.data.path),
+        max_context_tokens=config.model.max_context_tokens, max_response_tokens=config.model.max_response_tokens,
+    )
+
+
+def make_photo_tensors(model: PhotoDialogModel) -> PhotoTensors:
+    context = (lambda image: model.perceptron.preprocess([image])[0]) if model.perceptron is not None else None
+    target = (lambda image: image_to_tensor(image, model.generator.image_size)) if model.generator is not None else None
+    return PhotoTensors(context, target)
+
+
+def build_system(config: RunConfig, run_dir: Path, texts: list[str] | None = None) -> DialogueSystem:
+    """A fresh (untrained) system for ``config``; the tiny preset's base parts go to ``run_dir/base``."""
+    base = None
+    if config.model.preset == "tiny":
+        base = ensure_tiny_base(config.model, run_dir / BASE_DIR, texts, seed=config.train.seed)
+    torch.manual_seed(config.train.seed)  # the new parts (photo token rows, projection) start the same every time
+    model = build_model(config.model, part_sources(config.model, base))
+    return DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model))
+
+
+def load_system(path: str | Path, device: str | torch.device | None = None, *, data_path: str | None = None) -> DialogueSystem:
+    """The system of a checkpoint (or of a run folder's best checkpoint), ready for inference."""
+    from photodialog.training.checkpoint import load_trainable, resolve_checkpoint, run_dir_of
+
+    checkpoint = resolve_checkpoint(path)
+    config = load_config(str(checkpoint / "config.yaml"))
+    if data_path:
+        config.data.path = data_path
+    run_dir = run_dir_of(checkpoint)
+    base = run_dir / BASE_DIR
+    if config.model.preset == "tiny" and not (base / "llm").is_dir():
+        raise UserError(f"{checkpoint} belongs to a tiny run whose base parts ({base}) are missing; keep the run folder together")
+    model = build_model(config.model, part_sources(config.model, base if config.model.preset == "tiny" else None))
+    load_trainable(model, checkpoint)
+    system = DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model), checkpoint)
+    if config.model.text_from and model.llm is None:
+        system = join_pipeline(load_system(config.model.text_from, data_path=config.data.path), system)
+    if device is not None:
+        system.model.to(device)
+    system.model.eval()
+    return system
+
+
+def join_pipeline(text: DialogueSystem, image: DialogueSystem) -> DialogueSystem:
+    """The pipeline: the text part's LLM and captioner, the image part's generator, joined by text."""
+    settings = replace(JointSettings(), bridge="none")
+    model = PhotoDialogModel(text.model.llm, text.model.tokenizer, text.model.perceptron, image.model.generator, settings)
+    config = image.config
+    config.model = replace(text.config.model, parts=["llm", "generator"] + (["perceptron"] if text.model.perceptron else []),
+                           text_from=image.config.model.text_from, bridge="none")
+    return DialogueSystem(config, model, text.formatter, make_photo_tensors(model), image.checkpoint)

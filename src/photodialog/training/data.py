@@ -1,0 +1,125 @@
+"""From a dataset folder to the micro-batches each training process consumes.
+
+The order of samples is a pure function of (seed, epoch): a permutation, or weighted draws
+when responses that share a photo are oversampled. Each process takes its own slice of every
+global micro-batch, so processes see different data, and resuming at "epoch e, micro-batch k"
+replays exactly what an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from photodialog.config import DataConfig
+from photodialog.data.loading import load_dialogues
+from photodialog.data.report import LoadReport
+from photodialog.data.samples import build_samples
+from photodialog.data.schema import PHOTO_SPAN, Dialogue, Sample
+from photodialog.models.batch import Batch, BatchCaption, PhotoTensors, collate
+from photodialog.models.formatting import DialogueFormatter, EncodedSample, ResponseCaption
+
+log = logging.getLogger(__name__)
+
+
+def load_split(config: DataConfig, split: str) -> tuple[list[Dialogue], LoadReport]:
+    """Dialogues of one split, with the report of what was skipped and why."""
+    report = LoadReport()
+    dialogues = load_dialogues(config.path, split, strict=config.strict, report=report)
+    if config.max_dialogues:
+        dialogues = dialogues[: config.max_dialogues]
+    return dialogues, report
+
+
+def tokenizer_texts(dialogues: list[Dialogue]) -> list[str]:
+    """The text the tiny preset's tokenizers learn from: turns (photo markers removed) and captions."""
+    texts = []
+    for dialogue in dialogues:
+        for turn in dialogue.turns:
+            texts.append(" ".join(PHOTO_SPAN.sub(lambda m: m.group(1), turn.text).split()))
+    return texts + ["A: B:"]
+
+
+class EncodedSamples(torch.utils.data.Dataset):
+    """Samples encoded once by the formatter (token ids are reused every epoch)."""
+
+    def __init__(self, samples: list[Sample], formatter: DialogueFormatter):
+        self.samples, self.formatter = samples, formatter
+        self._cache: dict[int, EncodedSample] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> EncodedSample:
+        if index not in self._cache:
+            self._cache[index] = self.formatter.encode(self.samples[index])
+        return self._cache[index]
+
+    def shares_photo(self, index: int) -> bool:
+        return self.samples[index].response.shares_photo
+
+
+class CaptionPairs(torch.utils.data.Dataset):
+    """(caption, photo) pairs of the responses that share a photo: the pipeline's image part."""
+
+    def __init__(self, samples: list[Sample]):
+        self.pairs = [photo for s in samples for photo in s.response.photos if photo.path]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> ResponseCaption:
+        photo = self.pairs[index]
+        return ResponseCaption(positions=[], text=photo.caption, photo=photo)
+
+    def shares_photo(self, index: int) -> bool:
+        return True
+
+
+def caption_batch(items: list[ResponseCaption], photos: PhotoTensors) -> Batch:
+    """A batch for a generator trained alone: captions and target photos, no token sequence."""
+    targets, captions = [], []
+    for row, item in enumerate(items):
+        tensor = photos.get(item.photo, "target")
+        target = -1
+        if tensor is not None:
+            target = len(targets)
+            targets.append(tensor)
+        captions.append(BatchCaption(sample=row, positions=[], text=item.text, gold_ids=[], target=target))
+    empty = torch.zeros(len(items), 0, dtype=torch.long)
+    return Batch(
+        input_ids=empty, attention_mask=empty, labels=empty, photo_slots=empty.bool(), context_pixels=torch.zeros(0, 3, 1, 1),
+        captions=captions, target_pixels=torch.stack(targets) if targets else None,
+        photo_errors=sum(1 for c in captions if c.target < 0),
+    )
+
+
+@dataclass
+class EpochOrder:
+    """The sample order of one epoch, cut into global micro-batches."""
+
+    indices: list[int]
+    global_micro_batch: int
+
+    def __len__(self) -> int:
+        return len(self.indices) // self.global_micro_batch  # the last partial batch is dropped
+
+    def local_batch(self, position: int, rank: int, world: int) -> list[int]:
+        start = position * self.global_micro_batch
+        chunk = self.indices[start : start + self.global_micro_batch]
+        per_process = self.global_micro_batch // world
+        return chunk[rank * per_process : (rank + 1) * per_process]
+
+
+def epoch_order(dataset, epoch: int, seed: int, global_micro_batch: int, photo_weight: float = 1.0) -> EpochOrder:
+    """Permutation (or weighted draws, when photo-sharing responses are oversampled) for ``epoch``."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    count = len(dataset)
+    if photo_weight == 1.0:
+        indices = torch.randperm(count, generator=generator).tolist()
+    else:
+        weights = torch.tensor([photo_weight if dataset.shares_photo(i) else 1.0 for i in range(count)])
+        indices = torch.multinomial(weights, count, replacement=True, generator=generator).tolist()
+    return EpochOrder(indices, global_micro_batch)

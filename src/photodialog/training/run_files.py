@@ -1,0 +1,85 @@
+"""The files of a run folder besides checkpoints: resolved config, environment, logs, metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("photodialog.train")
+
+PACKAGES = ("torch", "transformers", "diffusers", "accelerate", "peft", "safetensors", "tokenizers", "numpy", "photodialog")
+
+
+def environment() -> dict:
+    """Versions of Python, the OS and the packages a result depends on."""
+    from importlib import metadata
+
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    import torch
+
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
+            "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+            "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+
+
+def write_environment(run_dir: Path) -> None:
+    (run_dir / "environment.json").write_text(json.dumps(environment(), indent=2), encoding="utf-8")
+
+
+def attach_log_file(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("photodialog")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+class MetricsLog:
+    """Metrics as JSON lines (``metrics.jsonl``) and TensorBoard scalars (``tensorboard/``)."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional for the JSON log
+                self.writer = None
+
+    def write(self, record: dict, *, prefix: str = "train") -> None:
+        if not self.enabled:
+            return
+        record = {"time": round(time.time(), 3), "kind": prefix, **record}
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            step = record.get("step", 0)
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("step", "time"):
+                    self.writer.add_scalar(f"{prefix}/{key}", value, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def read_metrics(run_dir: Path, kind: str | None = None) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if kind is None or r.get("kind") == kind]

@@ -1,0 +1,365 @@
+"""`photodialog train`: one loop for every model and dataset, on one process or many (Accelerate).
+
+Order, as in diffusers' training scripts: Accelerator -> load data -> build and freeze the model
+-> prepare -> loop. Each optimizer step accumulates micro-batches up to the effective batch;
+a non-finite loss skips the step (warning, counter) and too many in a row stop the run with the
+last checkpoint intact. Checkpoints hold only what trains and are written atomically; with
+``--resume`` a run continues from its latest one and ends exactly where an uninterrupted run
+would (same seed, same data order, same RNG states).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from photodialog.config import RunConfig, save_config
+from photodialog.errors import UserError
+from photodialog.training import checkpoint as ckpt
+from photodialog.training.data import CaptionPairs, EncodedSamples, epoch_order, load_split, tokenizer_texts
+from photodialog.training.run_files import MetricsLog, attach_log_file, read_metrics, write_environment
+from photodialog.training.schedules import tau_at, warmup_then_constant
+
+log = logging.getLogger("photodialog.train")
+
+
+class TrainingStopped(UserError):
+    """The run stopped on purpose (too many bad steps); the last checkpoint is intact."""
+
+    exit_code = 1
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    last_loss: float | None
+    stop_reason: str
+    best_checkpoint: Path | None
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True):
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        self.config, self.run_dir, self.resume = config, Path(run_dir), resume
+        self.accelerator = Accelerator(
+            mixed_precision=self._mixed_precision(), cpu=not torch.cuda.is_available(),
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
+        self.main = self.accelerator.is_main_process
+        self.progress = progress and self.main
+        world, micro = self.accelerator.num_processes, config.train.micro_batch_size
+        if config.train.batch_size % (micro * world):
+            raise UserError(
+                f"train.batch_size ({config.train.batch_size}) must be a multiple of micro_batch_size x processes "
+                f"({micro} x {world}); change one of them"
+            )
+        self.accumulation = config.train.batch_size // (micro * world)
+
+    def _mixed_precision(self) -> str:
+        wanted = self.config.train.mixed_precision
+        if wanted == "auto":
+            return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+        if wanted != "no" and not torch.cuda.is_available():
+            log.warning("mixed_precision=%s needs a GPU; training in float32 on the CPU", wanted)
+            return "no"
+        return wanted
+
+    # ------------------------------------------------------------ setup
+
+    def _prepare_run_dir(self) -> None:
+        existing = ckpt.list_checkpoints(self.run_dir)
+        if existing and not self.resume:
+            raise UserError(f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose another --output-dir")
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.run_dir / "config.yaml")
+            write_environment(self.run_dir)
+        self.accelerator.wait_for_everyone()
+
+    def _load_data(self):
+        from photodialog.data.samples import build_samples
+
+        cfg = self.config
+        if not cfg.data.path:
+            raise UserError("data.path is not set: give the dataset folder in the recipe or as data.path=DIR")
+        if not Path(cfg.data.path).exists():
+            raise UserError(f"data.path '{cfg.data.path}' does not exist; make a world with `photodialog data synth --out {cfg.data.path}`")
+        train, report = load_split(cfg.data, cfg.data.train_split)
+        if not report.ok and self.main:
+            log.warning("training data: %s", report.summary())
+        samples = build_samples(train)
+        if cfg.data.only_photo_turns or "llm" not in cfg.model.parts:
+            samples = [s for s in samples if s.response.shares_photo]
+        dev_samples = []
+        try:
+            dev, _ = load_split(cfg.data, cfg.data.dev_split)
+            dev_samples = build_samples(dev)
+        except UserError as err:
+            log.warning("no dev split (%s): early stopping and best-checkpoint selection use the training loss", err)
+        return train, samples, dev_samples
+
+    def _build(self):
+        from photodialog.system import build_system
+
+        train_dialogues, samples, dev_samples = self._load_data()
+        if self.main and self.config.model.preset == "tiny":
+            build_system(self.config, self.run_dir, tokenizer_texts(train_dialogues))  # creates base/ once
+        self.accelerator.wait_for_everyone()
+        system = build_system(self.config, self.run_dir, tokenizer_texts(train_dialogues))
+        if system.formatter is not None:
+            dataset = EncodedSamples(samples, system.formatter)
+        else:
+            dataset = CaptionPairs(samples)
+        if len(dataset) < self.config.train.micro_batch_size * self.accelerator.num_processes:
+            raise UserError(f"only {len(dataset)} training samples in {self.config.data.path}: fewer than one batch")
+        return system, dataset, dev_samples
+
+    def _optimizer(self, model):
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise UserError("nothing trains: every part is frozen (set model.train.<part>=full or lora)")
+        t = self.config.train
+        optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_constant(t.warmup_steps))
+        return optimizer, scheduler
+
+    # ------------------------------------------------------------ loop
+
+    def run(self) -> TrainResult:
+        self._prepare_run_dir()
+        handler = attach_log_file(self.run_dir) if self.main else None
+        torch.manual_seed(self.config.train.seed)
+        system, dataset, dev_samples = self._build()
+        self.system = system
+        model = system.model
+        optimizer, scheduler = self._optimizer(model)
+        state = self._restore(model, optimizer, scheduler)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.scheduler, self.dataset, self.dev_samples = scheduler, dataset, dev_samples
+        self.metrics = MetricsLog(self.run_dir, enabled=self.main)
+        try:
+            return self._loop(state)
+        finally:
+            self.metrics.close()
+            if handler is not None:
+                logging.getLogger("photodialog").removeHandler(handler)
+
+    def _restore(self, model, optimizer, scheduler) -> ckpt.TrainState:
+        found = ckpt.list_checkpoints(self.run_dir)
+        if not (self.resume and found):
+            if self.resume and self.main:
+                log.info("--resume: no checkpoint in %s yet, starting from the beginning", self.run_dir)
+            return ckpt.TrainState(tau=self.config.train.tau_start)
+        latest = found[-1]
+        ckpt.load_trainable(model, latest)
+        optimizer.load_state_dict(torch.load(latest / "optimizer.pt", weights_only=False))
+        scheduler.load_state_dict(torch.load(latest / "scheduler.pt", weights_only=False))
+        ckpt.restore_rng(torch.load(latest / "rng.pt", weights_only=False))
+        state = ckpt.read_state(latest)
+        if self.main:
+            self._drop_metrics_after(state.step)
+            log.info("resumed from %s (step %d, epoch %d)", latest.name, state.step, state.epoch)
+        return state
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """Metrics a killed run logged after its last checkpoint would be logged again: drop them."""
+        path = self.run_dir / "metrics.jsonl"
+        if path.is_file():
+            kept = [json.dumps(r) for r in read_metrics(self.run_dir) if r.get("step", 0) <= step]
+            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    def _steps_per_epoch(self) -> int:
+        global_micro = self.config.train.micro_batch_size * self.accelerator.num_processes
+        return max(1, (len(self.dataset) // global_micro) // self.accumulation)
+
+    def _total_steps(self) -> int:
+        t = self.config.train
+        by_epochs = self._steps_per_epoch() * t.epochs
+        return min(by_epochs, t.max_steps) if t.max_steps else by_epochs
+
+    def _tau(self, step: int) -> float:
+        t = self.config.train
+        anneal = t.tau_anneal_steps or round(t.tau_anneal_epochs * self._steps_per_epoch())
+        return tau_at(step, start=t.tau_start, end=t.tau_end, anneal_steps=anneal, shape=t.tau_schedule)
+
+    def _loop(self, state: ckpt.TrainState) -> TrainResult:
+        t = self.config.train
+        total = self._total_steps()
+        started = time.time()
+        bar = self._progress_bar(total, state.step)
+        last_loss = None
+        while not state.finished:
+            if state.step >= total:
+                state.finished, state.stop_reason = True, "max_steps" if t.max_steps and state.step >= t.max_steps else "epochs"
+                break
+            order = epoch_order(self.dataset, state.epoch, t.seed, t.micro_batch_size * self.accelerator.num_processes, self.config.data.photo_sample_weight)
+            usable = (len(order) // self.accumulation) * self.accumulation
+            while state.batches_in_epoch + self.accumulation <= usable and state.step < total:
+                result = self._optimizer_step(order, state)
+                if result is not None:
+                    last_loss = result["loss"]
+                    self._after_step(state, result, bar, started)
+                if t.max_minutes and (time.time() - started) / 60 >= t.max_minutes:
+                    state.finished, state.stop_reason = True, "max_minutes"
+                    break
+                if self._should_evaluate(state, end_of_epoch=False) and self._evaluate_and_maybe_stop(state):
+                    break
+            if state.finished:
+                break
+            state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+            if self._should_evaluate(state, end_of_epoch=True) and self._evaluate_and_maybe_stop(state):
+                break
+        if bar is not None:
+            bar.close()
+        self._finish(state)
+        best = ckpt.best_checkpoint(self.run_dir)
+        return TrainResult(self.run_dir, state.step, last_loss, state.stop_reason, best)
+
+    def _progress_bar(self, total: int, initial: int):
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+
+    def _micro_batch(self, order, position: int):
+        indices = order.local_batch(position, self.accelerator.process_index, self.accelerator.num_processes)
+        batch = self.system.make_batch([self.dataset[i] for i in indices])
+        return batch.to(self.accelerator.device), indices
+
+    def _optimizer_step(self, order, state: ckpt.TrainState) -> dict | None:
+        t = self.config.train
+        tau = self._tau(state.step)
+        totals = {"loss": 0.0, "text_loss": 0.0, "image_loss": 0.0, "image_targets": 0}
+        finite = True
+        seen = []
+        for micro in range(self.accumulation):
+            batch, indices = self._micro_batch(order, state.batches_in_epoch + micro)
+            seen += indices
+            sync = micro == self.accumulation - 1
+            with contextlib.nullcontext() if sync else self.accelerator.no_sync(self.model), self.accelerator.autocast():
+                out = self.model(batch, tau=tau, alpha=t.alpha, text_weight=t.text_loss_weight)
+            ok = self._all_finite(out.loss)
+            finite = finite and ok
+            if ok:
+                self.accelerator.backward(out.loss / self.accumulation)
+            totals["loss"] += float(out.loss.detach()) / self.accumulation
+            if out.text_loss is not None:
+                totals["text_loss"] += float(out.text_loss.detach()) / self.accumulation
+            if out.image_loss is not None:
+                totals["image_loss"] += float(out.image_loss.detach()) / self.accumulation
+            totals["image_targets"] += out.stats.get("image_targets", 0)
+        state.batches_in_epoch += self.accumulation
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)
+            self._bad_step(state)
+            return None
+        state.bad_steps_in_row = 0
+        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), t.grad_clip) if t.grad_clip > 0 else None
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        state.tau = tau
+        totals.update(tau=tau, lr=self.scheduler.get_last_lr()[0], samples=seen)
+        if grad_norm is not None:
+            totals["grad_norm"] = float(grad_norm)
+        return totals
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        flag = torch.tensor(float(torch.isfinite(loss.detach()).all()), device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="min") > 0) if self.accelerator.num_processes > 1 else bool(flag > 0)
+
+    def _bad_step(self, state: ckpt.TrainState) -> None:
+        state.bad_steps_in_row += 1
+        state.bad_steps_total += 1
+        limit = self.config.train.max_bad_steps_in_row
+        log.warning("non-finite loss at step %d: step skipped (%d in a row, %d in all)", state.step, state.bad_steps_in_row, state.bad_steps_total)
+        if state.bad_steps_in_row >= limit:
+            last = ckpt.list_checkpoints(self.run_dir)
+            where = f"the last checkpoint ({last[-1]}) is intact" if last else "no checkpoint was written yet"
+            raise TrainingStopped(
+                f"{state.bad_steps_in_row} optimizer steps in a row had a NaN or Inf loss (train.max_bad_steps_in_row={limit}); "
+                f"stopped. {where}. Lower train.lr, keep train.grad_clip on, or check the data; then --resume."
+            )
+
+    def _after_step(self, state: ckpt.TrainState, result: dict, bar, started: float) -> None:
+        t = self.config.train
+        samples = result.pop("samples")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{result['loss']:.3f}", tau=f"{result['tau']:.3f}", lr=f"{result['lr']:.2e}")
+        if state.step % t.log_every_steps == 0 or state.step == 1:
+            elapsed = time.time() - started
+            self.metrics.write({"step": state.step, "epoch": state.epoch, **result, "seconds": round(elapsed, 2)})
+        if self.config.train.log_sample_ids:
+            self._log_samples(state.step, samples)
+        if state.step % t.save_every_steps == 0:
+            self._save(state)
+
+    def _log_samples(self, step: int, indices: list[int]) -> None:
+        rank = self.accelerator.process_index
+        with (self.run_dir / f"samples.rank{rank}.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, "indices": indices}) + "\n")
+
+    def _save(self, state: ckpt.TrainState) -> Path | None:
+        path = None
+        if self.main:
+            model = self.accelerator.unwrap_model(self.model)
+            config_text = (self.run_dir / "config.yaml").read_text(encoding="utf-8")
+            path = ckpt.save_checkpoint(self.run_dir, model, self.optimizer, self.scheduler, state, config_text, keep_last=self.config.train.keep_last)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    # ------------------------------------------------------------ dev evaluation and the end
+
+    def _should_evaluate(self, state: ckpt.TrainState, *, end_of_epoch: bool) -> bool:
+        t = self.config.train
+        if t.eval_every_steps:
+            return not end_of_epoch and state.step > 0 and state.step % t.eval_every_steps == 0 and state.batches_in_epoch > 0
+        every = max(1, round(t.eval_every_epochs))
+        return end_of_epoch and state.epoch % every == 0
+
+    def _evaluate_and_maybe_stop(self, state: ckpt.TrainState) -> bool:
+        from photodialog.training.dev_eval import dev_selection
+
+        model = self.accelerator.unwrap_model(self.model)
+        metrics = dev_selection(self.system, model, self.dev_samples, self.config) if self.main else {}
+        score = metrics.get("selection")
+        improved = score is not None and (state.best_metric is None or score > state.best_metric)
+        if self.main:
+            state.history.append({"step": state.step, "epoch": state.epoch, **metrics})
+            self.metrics.write({"step": state.step, "epoch": state.epoch, **metrics}, prefix="dev")
+            log.info("dev at step %d: %s", state.step, metrics)
+        if improved:
+            state.best_metric, state.best_step, state.evals_without_improvement = score, state.step, 0
+        else:
+            state.evals_without_improvement += 1
+        patience = self.config.train.early_stopping_patience
+        if patience and state.evals_without_improvement >= patience:
+            state.finished, state.stop_reason = True, f"early stopping: no dev improvement in {patience} evaluations"
+        self._save(state)
+        if improved and self.main:
+            ckpt.mark_best(self.run_dir, state.step)
+        return state.finished
+
+    def _finish(self, state: ckpt.TrainState) -> None:
+        state.finished = True
+        if not ckpt.list_checkpoints(self.run_dir) or ckpt.read_state(ckpt.list_checkpoints(self.run_dir)[-1]).step != state.step:
+            self._save(state)
+        elif self.main:
+            ckpt.write_state(ckpt.list_checkpoints(self.run_dir)[-1], state)
+        if self.main and ckpt.best_checkpoint(self.run_dir) is None:
+            ckpt.mark_best(self.run_dir, state.step)  # no dev evaluation ran: the last is the best we know
+        if self.main:
+            log.info("finished at step %d (%s)", state.step, state.stop_reason)

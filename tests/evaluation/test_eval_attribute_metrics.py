@@ -1,0 +1,106 @@
+"""Probe attribute accuracies with chance levels, and the Frechet distance in any feature space."""
+
+import numpy as np
+import pytest
+import torch
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+from photodialog.errors import DataError
+from photodialog.evaluation.attribute_metrics import attribute_scores, frechet_distance, probe_fid_metric_set
+
+
+def test_hand_computed_accuracies_and_chance_levels():
+    targets = [
+        {"object": "cup", "colour": "red"},
+        {"object": "cup", "colour": "blue"},
+        {"object": "dog", "colour": "red"},
+        {"object": "cat", "colour": "red"},
+    ]
+    predicted = [
+        {"object": "cup", "colour": "red"},  # both right
+        {"object": "cup", "colour": "red"},  # colour wrong
+        {"object": "cat", "colour": "red"},  # object wrong
+        {"object": "cat"},  # colour missing -> wrong
+    ]
+    scores = attribute_scores(predicted, targets, num_classes={"object": 4, "colour": 5})
+    assert scores.per_attribute["object"].accuracy == pytest.approx(75.0)
+    assert scores.per_attribute["colour"].accuracy == pytest.approx(50.0)
+    assert scores.all_correct_accuracy == pytest.approx(25.0)
+    assert scores.per_attribute["object"].chance == pytest.approx(25.0)
+    assert scores.all_correct_chance == pytest.approx(100 * (1 / 4) * (1 / 5))
+    # Majority: "cup" is 2 of 4 objects, "red" 3 of 4 colours; every full tuple appears once.
+    assert scores.per_attribute["object"].majority == pytest.approx(50.0)
+    assert scores.per_attribute["colour"].majority == pytest.approx(75.0)
+    assert scores.all_correct_majority == pytest.approx(25.0)
+    metric_set = scores.as_metric_set()
+    assert list(metric_set.values) == ["probe_acc_object", "probe_acc_colour", "probe_all_correct"]
+    assert metric_set.chance["probe_all_correct"] == pytest.approx(5.0)
+
+
+def test_classes_inferred_from_the_values_seen():
+    targets = [{"colour": "red"}, {"colour": "blue"}]
+    predicted = [{"colour": "green"}, {"colour": "blue"}]
+    scores = attribute_scores(predicted, targets)
+    assert scores.per_attribute["colour"].classes == 3  # red, blue, green
+    assert scores.per_attribute["colour"].chance == pytest.approx(100 / 3)
+
+
+def test_undefined_targets_are_left_out():
+    targets = [{"object": "cup", "scene": None}, {"object": "dog", "scene": "park"}]
+    predicted = [{"object": "cup", "scene": "kitchen"}, {"object": "dog", "scene": "beach"}]
+    scores = attribute_scores(predicted, targets)
+    assert scores.per_attribute["scene"].total == 1 and scores.per_attribute["scene"].accuracy == 0.0
+    # Photo 0 is all-correct on its defined attributes; photo 1 misses its scene.
+    assert scores.all_correct == 1
+
+
+def test_bad_inputs_are_reported():
+    with pytest.raises(DataError, match="photo 1"):
+        attribute_scores([{"a": "x"}, {"a": "y"}], [{"a": "x"}, {"b": "y"}])
+    with pytest.raises(DataError):
+        attribute_scores([], [])
+    with pytest.raises(ValueError):
+        attribute_scores([{}], [])
+
+
+def test_frechet_distance_matches_torch_fidelity_on_well_conditioned_sets():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 6))
+    b = rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)) * 0.5 + 1.0
+    stats = [fid_features_to_statistics(torch.from_numpy(x)) for x in (a, b)]
+    expected = fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"]
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-8)
+
+
+def test_frechet_distance_of_one_dimensional_gaussians():
+    a, b = np.array([[0.0], [2.0], [4.0]]), np.array([[10.0], [11.0]])
+    # Sample variances 4 and 0.5, means 2 and 10.5: d = 8.5^2 + (2 - sqrt(0.5))^2.
+    assert frechet_distance(a, b) == pytest.approx(8.5**2 + (2 - np.sqrt(0.5)) ** 2, rel=1e-9)
+
+
+@pytest.mark.parametrize("samples,dims", [(3, 10), (5, 5), (50, 8)])
+def test_frechet_distance_small_sets_self_zero_and_shift_gives_squared_norm(samples, dims):
+    rng = np.random.default_rng(samples)
+    a = rng.normal(size=(samples, dims))
+    shift = rng.normal(size=dims)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)  # round-off of the square roots only
+    # Same covariance, means apart by `shift`: the distance is |shift|^2 (singular covariances included).
+    assert frechet_distance(a, a + shift) == pytest.approx(float(shift @ shift), rel=1e-6, abs=1e-6)
+    assert frechet_distance(a, rng.normal(size=(samples, dims)) * 3) > 0
+
+
+def test_frechet_distance_rejects_what_it_cannot_fit():
+    with pytest.raises(ValueError, match="at least 2"):
+        frechet_distance(np.zeros((1, 3)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="differ"):
+        frechet_distance(np.zeros((4, 3)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="NaN"):
+        frechet_distance(np.full((4, 2), np.nan), np.zeros((4, 2)))
+
+
+def test_probe_fid_metric_set():
+    rng = np.random.default_rng(1)
+    ok = probe_fid_metric_set(rng.normal(size=(6, 3)), rng.normal(size=(6, 3)))
+    assert ok.values["probe_fid"] > 0 and not ok.unavailable
+    too_small = probe_fid_metric_set(rng.normal(size=(1, 3)), rng.normal(size=(6, 3)))
+    assert "probe_fid" in too_small.unavailable and not too_small.values
