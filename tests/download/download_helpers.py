@@ -58,6 +58,16 @@ def status(code: int, headers: dict | None = None):
     return respond(f"<html>error {code}</html>".encode(), "text/html", code, headers)
 
 
+def redirect(location: str, code: int = 302):
+    def route(handler, hit):
+        handler.send_response(code)
+        handler.send_header("Location", location)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return route
+
+
 def sequence(*routes):
     """The n-th request gets the n-th route; the last one repeats."""
 
@@ -173,6 +183,8 @@ TRUNCATED_JPEG = _NOISY_JPEG[: len(_NOISY_JPEG) // 2]
 
 def add_photo_routes(srv: LocalServer) -> dict[str, str]:
     """Every kind of photo URL the fetcher must handle; returns name -> URL."""
+    srv.add("/p/new-home.jpg", respond(GOOD_JPEG))
+    srv.add("/pw/images/en-us/photo_unavailable.png", respond(GOOD_PNG, "image/png"))  # a valid image!
     return {
         "jpeg": srv.add("/p/good.jpg", respond(GOOD_JPEG, "image/jpeg")),
         "png": srv.add("/p/good.png", respond(GOOD_PNG, "image/png")),
@@ -188,6 +200,8 @@ def add_photo_routes(srv: LocalServer) -> dict[str, str]:
             "/p/rate.png", sequence(status(429, {"Retry-After": "0"}), respond(GOOD_PNG, "image/png"))
         ),
         "octet": srv.add("/p/octet", respond(GOOD_PNG, "application/octet-stream")),
+        "moved": srv.add("/p/moved.jpg", redirect("/p/new-home.jpg")),
+        "placeholder": srv.add("/p/dead-on-flickr.jpg", redirect("/pw/images/en-us/photo_unavailable.png")),
     }
 
 
@@ -199,8 +213,9 @@ EXPECTED_REASONS = {
     "garbage": "corrupt image: unknown format",
     "html": "not an image: text/html",
     "huge": "too large: > 100000 bytes",
+    "placeholder": "placeholder: photo unavailable",
 }
-EXPECTED_OK = {"jpeg", "png", "flaky", "ratelimited", "octet"}
+EXPECTED_OK = {"jpeg", "png", "flaky", "ratelimited", "octet", "moved"}
 
 
 # --- dialogue files as published -------------------------------------------------------------

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from download_helpers import GOOD_JPEG, endless, respond, sequence, slow, status
+from download_helpers import GOOD_JPEG, endless, redirect, respond, sequence, slow, status
 
 from photodialog.data.download.http import FetchCancelled, FetchError, HttpLimits, fetch
 
@@ -100,10 +100,18 @@ def test_the_size_limit_is_enforced_while_streaming(server):
 
 def test_content_type_refusal_is_final(server):
     url = server.add("/page", respond(b"<html></html>", "text/html; charset=utf-8"))
-    refuse = lambda ctype: None if ctype.startswith("image/") else f"not an image: {ctype}"  # noqa: E731
+    refuse = lambda url, ctype: None if ctype.startswith("image/") else f"not an image: {ctype}"  # noqa: E731
     with pytest.raises(FetchError) as caught:
-        fetch(url, read_all, FAST, accept_type=refuse)
+        fetch(url, read_all, FAST, refuse=refuse)
     assert caught.value.reason == "not an image: text/html" and server.hits("/page") == 1
+
+
+def test_redirects_are_followed_and_the_refusal_sees_the_final_url(server):
+    server.add("/moved.jpg", redirect("/final.jpg"))
+    server.add("/final.jpg", respond(GOOD_JPEG))
+    seen = []
+    data, attempts = fetch(server.url("/moved.jpg"), read_all, FAST, refuse=lambda url, ctype: seen.append(url))
+    assert data == GOOD_JPEG and attempts == 1 and seen == [server.url("/final.jpg")]
 
 
 def test_connection_refused_is_a_retryable_connection_error(server):

@@ -76,19 +76,20 @@ def fetch(
     url: str,
     consume: Callable[[Body], T],
     limits: HttpLimits,
-    accept_type: Callable[[str], str | None] | None = None,
+    refuse: Callable[[str, str], str | None] | None = None,
     stop: threading.Event | None = None,
 ) -> tuple[T, int]:
     """``consume`` the body of ``url``; returns its result and the number of attempts made.
 
-    ``accept_type(content_type)`` returns a reason to refuse the response, or None to accept.
+    ``refuse(final_url, content_type)`` returns a reason to refuse the response (after
+    redirects), or None to accept it.
     Raises ``FetchError`` (with ``attempts`` set) when every allowed attempt failed.
     """
     attempt = 0
     while True:
         attempt += 1
         try:
-            return _attempt(url, consume, limits, accept_type, stop), attempt
+            return _attempt(url, consume, limits, refuse, stop), attempt
         except FetchError as err:
             err.attempts = attempt
             if not err.retryable or attempt > limits.retries:
@@ -111,18 +112,19 @@ def _wait(seconds: float, stop: threading.Event | None) -> None:
         raise FetchCancelled()
 
 
-def _attempt(url, consume, limits, accept_type, stop):
+def _attempt(url, consume, limits, refuse, stop):
     response = _open(url, limits)
     with response:
+        final_url = response.geturl() or url
         content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        refusal = accept_type(content_type) if accept_type else None
+        refusal = refuse(final_url, content_type) if refuse else None
         if refusal:
             raise FetchError(refusal)
         length = _content_length(response)
         if limits.max_bytes is not None and length is not None and length > limits.max_bytes:
             raise FetchError(f"too large: > {limits.max_bytes} bytes")
         chunks = _read_chunks(response, limits, stop)
-        body = Body(url=response.geturl() or url, content_type=content_type, content_length=length, chunks=chunks)
+        body = Body(url=final_url, content_type=content_type, content_length=length, chunks=chunks)
         return consume(body)
 
 

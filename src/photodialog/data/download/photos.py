@@ -36,6 +36,9 @@ from photodialog.data.layout import find_photo
 
 # Some CDNs serve photos as octet-stream; for those the decode check is the judge.
 UNTYPED_CONTENT = {"", "application/octet-stream", "binary/octet-stream"}
+# Dead photos that answer "200 OK" with a valid image saying so, after a redirect: Flickr sends
+# https://s.yimg.com/pw/images/en-us/photo_unavailable.png, imgur sends /removed.png.
+PLACEHOLDER_URL_PARTS = ("/photo_unavailable", "imgur.com/removed.png")
 
 
 @dataclass
@@ -71,8 +74,10 @@ class PhotoRunResult:
     bytes_fetched: int = 0
 
 
-def image_type_refusal(content_type: str) -> str | None:
-    """Why a response is refused by its content type, or None if it may be an image."""
+def photo_refusal(final_url: str, content_type: str) -> str | None:
+    """Why a response cannot be the photo (a placeholder, not an image), or None if it may be."""
+    if any(part in final_url for part in PLACEHOLDER_URL_PARTS):
+        return "placeholder: photo unavailable"
     if content_type.startswith("image/") or content_type in UNTYPED_CONTENT:
         return None
     return f"not an image: {content_type}"
@@ -207,7 +212,7 @@ def _fetch_one(job: PhotoJob, root: Path, limits: HttpLimits, stop: threading.Ev
     tmp = temp_path_for(root, job.stem)
     attempts = 0
     try:
-        size, attempts = fetch(job.url, lambda body: _write_body(body, tmp), limits, image_type_refusal, stop)
+        size, attempts = fetch(job.url, lambda body: _write_body(body, tmp), limits, photo_refusal, stop)
         final = place_photo(tmp, root, job.stem, check_image(tmp))
         return ManifestEntry(
             url=job.url, stem=job.stem, status=OK, path=_relative(final, root), bytes=size, attempts=attempts

@@ -41,7 +41,7 @@ class ProbeConfig:
     colours: list[str]
     scenes: list[str]
     image_size: int = 32
-    widths: tuple[int, ...] = (32, 64, 128)  # conv channels per stage; the last is the feature size
+    widths: tuple[int, ...] = (24, 48, 96)  # conv channels per stage; the last is the feature size
     convs_per_stage: tuple[int, ...] = (1, 2, 2)
 
     @property
@@ -205,8 +205,8 @@ def _probe_folder(path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------
 # Training
 
-def train_probe(world_dir: str | Path, out_dir: str | Path | None = None, epochs: int = 15,
-                image_size: int = 32, seed: int = 0, batch_size: int = 64, lr: float = 3e-3,
+def train_probe(world_dir: str | Path, out_dir: str | Path | None = None, epochs: int = 10,
+                image_size: int = 32, seed: int = 0, batch_size: int = 32, lr: float = 3e-3,
                 progress: bool = True) -> ProbeReport:
     """Train a probe on the world's train photos, test it on its test photos, save it.
 

@@ -158,14 +158,21 @@ def _arc(cx, cy, r, start_deg, end_deg, n=16) -> list[tuple[float, float]]:
             for a in np.linspace(start_deg, end_deg, n)]
 
 
+def _inside(points, radius: float) -> list[tuple[float, float]]:
+    """The points of a line that lie within ``radius`` of the centre (a ball's seams)."""
+    return [(x, y) for x, y in points if x * x + y * y <= radius * radius]
+
+
 SHAPES: dict[str, list[tuple[str, str, list[tuple[float, float]]]]] = {
     # (kind, role, points): kind "poly" is filled and outlined, "line" is a thick stroke.
     "ball": [("poly", "body", _circle(0, 0, 0.5)),
-             ("line", "dark", _arc(-0.75, 0, 0.62, -52, 52)),
-             ("line", "dark", _arc(0.75, 0, 0.62, 128, 232))],
-    "box": [("poly", "body", _rect(-0.5, -0.2, 0.2, 0.5)),
-            ("poly", "body", [(-0.5, -0.2), (0.2, -0.2), (0.5, -0.5), (-0.2, -0.5)]),
-            ("poly", "shade", [(0.2, -0.2), (0.5, -0.5), (0.5, 0.2), (0.2, 0.5)])],
+             ("line", "dark", _inside(_arc(-0.75, 0, 0.62, -60, 60, 40), 0.48)),
+             ("line", "dark", _inside(_arc(0.75, 0, 0.62, 120, 240, 40), 0.48))],
+    # A shallow cube with a strip of tape: its silhouette stays square, never round like a ball.
+    "box": [("poly", "body", _rect(-0.5, -0.36, 0.36, 0.5)),
+            ("poly", "body", [(-0.5, -0.36), (0.36, -0.36), (0.5, -0.5), (-0.36, -0.5)]),
+            ("poly", "shade", [(0.36, -0.36), (0.5, -0.5), (0.5, 0.36), (0.36, 0.5)]),
+            ("line", "dark", [(-0.07, -0.36), (-0.07, 0.5)])],
     "tree": [("poly", "trunk", _rect(-0.08, 0.3, 0.08, 0.5)),
              ("poly", "body", [(0, -0.05), (-0.5, 0.35), (0.5, 0.35)]),
              ("poly", "body", [(0, -0.3), (-0.4, 0.12), (0.4, 0.12)]),
