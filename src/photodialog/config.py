@@ -27,6 +27,10 @@ TRAIN_MODES = ("frozen", "lora", "full")
 class TinySizes:
     """Sizes of the ``tiny`` preset: every part random, small enough to train on 2 CPU cores."""
 
+    llm_architecture: str = "llama"
+    """``llama`` (the end-to-end model and pipeline) or ``gpt2`` (the DialoGPT layout of the Divter baseline)."""
+    llm_tokenizer: str = "unigram"
+    """``unigram`` (SentencePiece Unigram, the default) or ``llama_bpe`` (Llama's own algorithm: BPE with byte fallback)."""
     llm_hidden: int = 128
     llm_layers: int = 4
     llm_heads: int = 4
@@ -212,6 +216,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.pooling": ("mean", "sum"),
     "model.caption_source": ("sampled", "gold"),
     "model.dtype": ("float32", "bfloat16", "float16"),
+    "model.tiny.llm_architecture": ("llama", "gpt2"),
+    "model.tiny.llm_tokenizer": ("unigram", "llama_bpe"),
     "model.train.llm": TRAIN_MODES,
     "model.train.perceptron": TRAIN_MODES,
     "model.train.unet": TRAIN_MODES,

@@ -25,10 +25,13 @@ PHOTOCHAT = get_source("photochat")
 DIALOGCC = get_source("dialogcc")
 
 
+SERVED = ("train/train_00.json", "train/train_01.json", "train/train_02.json", "dev/dev_00.json", "test/test_00.json")
+
+
 def photochat_files(per_file: int = 3) -> dict[str, list[dict]]:
+    """Three dialogues in each of five files (the other published files are empty)."""
     files, number = {}, 0
-    names = ("train/train_00.json", "train/train_01.json", "train/train_02.json", "dev/dev_00.json", "test/test_00.json")
-    for name in names:
+    for name in SERVED:
         files[name] = []
         for _ in range(per_file):
             url, caption = f"http://photos.invalid/{number}.jpg", f"Objects in the photo: Cup {number}"
@@ -113,6 +116,15 @@ def test_dialogcc_photo_refs_several_per_turn_with_captions(server, tmp_path):
     assert [r.url.rsplit("/", 1)[1] for r in refs] == ["1.jpg", "2.jpg", "1.jpg"]
     assert refs[0].stem == refs[2].stem == photo_stem(None, "http://cc3m.invalid/1.jpg")
     assert refs[0].caption == "A red bicycle leaning on a wall." and refs[1].caption == "own caption"
+
+
+def test_dialogcc_captions_per_image_when_the_description_is_a_list(server, tmp_path):
+    images = [{"image_url": "http://a.invalid/1"}, {"image_url": "http://a.invalid/2"}]
+    record = dialogcc_dialogue("bst:2", "train", [images])
+    record["dialogue"][0]["description"] = ["first photo", "second photo"]
+    base = serve_dialogcc(server, {"train": [record]})
+    refs = list(photo_refs(DIALOGCC, fetch(DIALOGCC, tmp_path, base, splits=["train"])))
+    assert [r.caption for r in refs] == ["first photo", "second photo"]
 
 
 def test_a_second_run_reuses_the_files_unless_the_limit_changes(server, tmp_path):

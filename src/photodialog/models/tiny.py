@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from photodialog.config import TinySizes
-from photodialog.models.tokenizers import train_clip_tokenizer, train_llm_tokenizer
+from photodialog.models.tokenizers import train_clip_tokenizer, train_llama_tokenizer, train_llm_tokenizer
 
 CAPTION_MAX_TOKENS = 32  # the tiny CLIP text encoder's positions (SD's is 77)
 
@@ -38,17 +38,37 @@ def save_tiny_parts(out: str | Path, texts: Iterable[str], sizes: TinySizes, *, 
 
 
 def save_tiny_llm(out: Path, texts: list[str], sizes: TinySizes) -> None:
+    if sizes.llm_tokenizer == "llama_bpe":
+        tokenizer = train_llama_tokenizer(texts, sizes.llm_vocab)
+    else:
+        tokenizer = train_llm_tokenizer(texts, sizes.llm_vocab)
+    model = _tiny_gpt2(tokenizer, sizes) if sizes.llm_architecture == "gpt2" else _tiny_llama(tokenizer, sizes)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _tiny_gpt2(tokenizer, sizes: TinySizes):
+    """DialoGPT's layout (GPT-2) at tiny size, for the Divter baseline."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_embd=sizes.llm_hidden, n_layer=sizes.llm_layers, n_head=sizes.llm_heads,
+        n_positions=1024, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def _tiny_llama(tokenizer, sizes: TinySizes):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = train_llm_tokenizer(texts, sizes.llm_vocab)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=sizes.llm_hidden, intermediate_size=sizes.llm_hidden * 3,
         num_hidden_layers=sizes.llm_layers, num_attention_heads=sizes.llm_heads, num_key_value_heads=sizes.llm_heads,
         max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
     )
-    LlamaForCausalLM(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    return LlamaForCausalLM(config)
 
 
 def save_tiny_blip2(out: Path, sizes: TinySizes) -> None:

@@ -38,6 +38,24 @@ def train_llm_tokenizer(texts: Iterable[str], vocab_size: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=4096, **LLM_SPECIALS)
 
 
+def train_llama_tokenizer(texts: Iterable[str], vocab_size: int):
+    """A Llama-style tokenizer (SentencePiece BPE with byte fallback) as a real ``LlamaTokenizer``."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaTokenizer
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    specials = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]
+    tok.train_from_iterator(list(texts), trainer=trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
+    model = json.loads(tok.to_str())["model"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in model["merges"]]
+    tokenizer = LlamaTokenizer(vocab=model["vocab"], merges=merges)
+    tokenizer.pad_token = tokenizer.unk_token
+    return tokenizer
+
+
 def train_clip_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int):
     """A CLIP-style BPE tokenizer trained on ``texts``, returned as a real ``CLIPTokenizer``."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers

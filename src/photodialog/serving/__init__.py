@@ -1,0 +1,19 @@
+"""Chatting with a trained checkpoint: in a terminal (``photodialog chat``) or a web page (``serve``).
+
+The parts, each usable on its own:
+
+- ``engine.py``: one loaded ``DialogueSystem`` shared by every conversation, generation behind a
+  lock, reply text streamed as it is generated;
+- ``session.py``: one conversation: its history, the photos it wrote (under its own folder, with
+  names it chooses), export to PhotoChat's published format;
+- ``limits.py``: checks on what a user sends (photo files, message length);
+- ``history.py``: reading a saved dialogue back as history (``chat --history``);
+- ``photochat_export.py``: a conversation as a PhotoChat record;
+- ``terminal.py`` and ``web.py``: the two front ends.
+
+Only ``load_system``, ``DialogueSystem.reply``, ``GenerationSettings``, ``Reply``, the dialogue
+schema and ``load_photo`` are used: serving does not depend on how the model works inside.
+"""
+
+USER = "0"  # PhotoChat's user_id of the person chatting
+BOT = "1"  # ... and of the model

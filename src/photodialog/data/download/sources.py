@@ -123,19 +123,38 @@ PHOTOCHAT = DatasetSource(
 def dialogcc_photo_refs(record: dict, split: str) -> Iterator[PhotoRef]:
     """DialogCC: any number of photos per turn, each named by a hash of its URL.
 
-    The photo's own caption is used to redraw it when there is one; otherwise the turn's
-    ``description`` (the description of the photo to share at that moment).
+    The caption (what a dead photo is redrawn from) is the one the DialogCC loader gives the
+    photo: the image's own caption-like field, else the turn's ``description`` (one string for
+    all its images, or a list with one per image).
     """
     for turn in record.get("dialogue") or []:
         if not isinstance(turn, dict):
             continue
-        for item in turn.get("shared_image") or []:
-            url = item if isinstance(item, str) else (item.get("image_url") if isinstance(item, dict) else None)
+        images = turn.get("shared_image") or []
+        descriptions = _turn_descriptions(turn.get("description"), len(images))
+        for image, description in zip(images, descriptions):
+            url = image.get("image_url") if isinstance(image, dict) else image if isinstance(image, str) else None
             if not url:
                 continue
-            own_caption = item.get("caption") if isinstance(item, dict) else None
-            caption = str(own_caption or turn.get("description") or "").strip()
+            caption = _image_caption(image) or description
             yield PhotoRef(url=url, stem=photo_stem(None, url), caption=caption, split=split)
+
+
+def _turn_descriptions(value, count: int) -> list[str]:
+    if isinstance(value, list):
+        per_image = [item.strip() if isinstance(item, str) else "" for item in value]
+    else:
+        per_image = [value.strip() if isinstance(value, str) else ""] * count
+    return (per_image + [""] * count)[:count]
+
+
+def _image_caption(image) -> str:
+    from photodialog.data.dialogcc import IMAGE_CAPTION_KEYS  # one rule for the loader and for redrawing
+
+    if not isinstance(image, dict):
+        return ""
+    found = (image.get(key) for key in IMAGE_CAPTION_KEYS)
+    return next((text.strip() for text in found if isinstance(text, str) and text.strip()), "")
 
 
 DIALOGCC = DatasetSource(

@@ -17,6 +17,9 @@ from PIL import Image, ImageDraw
 from photodialog.data.synth.attributes import COLOURS, Triple
 
 OUTLINE = (30, 25, 35)
+# At night a dark outline would vanish into the sky, so objects there get a moonlit rim instead:
+# the silhouette must stay readable in every scene.
+NIGHT_OUTLINE = (225, 225, 215)
 LIGHT = (225, 235, 240)  # windows
 TRUNK = (95, 65, 45)
 
@@ -211,22 +214,23 @@ def _draw_object(draw, triple: Triple, canvas: int, rng: np.random.Generator) ->
                 for x, y in points]
 
     body = _jitter(COLOURS[triple.colour], rng, 10)
+    outline = NIGHT_OUTLINE if triple.scene == "night" else OUTLINE
     fills = {"body": body, "shade": tuple(int(c * 0.75) for c in body), "dark": OUTLINE,
              "light": LIGHT, "trunk": TRUNK, "handle": body}
     outline_width = max(1, round(side * 0.045))
     for kind, role, points in SHAPES[triple.object]:
         xy = place(points)
         if kind == "poly":
-            draw.polygon(xy, fill=fills[role], outline=OUTLINE, width=outline_width)
+            draw.polygon(xy, fill=fills[role], outline=outline, width=outline_width)
         else:
-            _draw_stroke(draw, xy, role, fills[role], side, outline_width)
+            _draw_stroke(draw, xy, role, fills[role], side, outline_width, outline)
 
 
-def _draw_stroke(draw, xy, role: str, colour, side: float, outline_width: int) -> None:
+def _draw_stroke(draw, xy, role: str, colour, side: float, outline_width: int, outline) -> None:
     """A seam (a thin dark line) or a cup handle (a thick line in the body colour, outlined)."""
     if role == "handle":
         width = round(side * 0.14)
-        draw.line(xy, fill=OUTLINE, width=width, joint="curve")
+        draw.line(xy, fill=outline, width=width, joint="curve")
         draw.line(xy, fill=colour, width=max(1, width - 2 * outline_width), joint="curve")
     else:
         draw.line(xy, fill=OUTLINE, width=outline_width, joint="curve")

@@ -1,0 +1,77 @@
+"""One training step, taken apart: how much gradient the image loss alone puts on each part.
+
+With the end-to-end bridge, ``L_v`` reaches the LLM (through the bridge and STGS) and the
+perceptron (whose photo embeddings shape the caption logits); with ``bridge=none`` it stops at
+the text encoder. ``gradient_report`` measures that on a real batch with photo-sharing responses.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from photodialog.config import RunConfig
+from photodialog.errors import UserError
+
+REPORTED_PARTS = ("llm", "perceptron", "unet", "text_encoder")
+
+
+def gradient_report(config: RunConfig, run_dir: Path | None = None) -> dict:
+    """``{"image_loss_grad_norm": {part: norm}, "text_loss", "image_loss", ...}`` for one step."""
+    from photodialog.data.samples import build_samples
+    from photodialog.system import build_system
+    from photodialog.training.data import CaptionPairs, EncodedSamples, load_split, tokenizer_texts
+
+    torch.manual_seed(config.train.seed)
+    dialogues, _ = load_split(config.data, config.data.train_split)
+    with tempfile.TemporaryDirectory() as tmp:
+        system = build_system(config, Path(run_dir or tmp), tokenizer_texts(dialogues))
+        samples = _photo_samples_first(build_samples(dialogues), config.train.micro_batch_size)
+        dataset = EncodedSamples(samples, system.formatter) if system.formatter else CaptionPairs(samples)
+        batch = system.make_batch([dataset[i] for i in range(min(len(dataset), config.train.micro_batch_size))])
+        model = system.model.train()
+        out = model(batch, tau=config.train.tau_start, alpha=config.train.alpha, text_weight=config.train.text_loss_weight)
+        norms = _image_loss_norms(model, out.image_loss)
+    return {
+        "image_loss_grad_norm": norms,
+        "text_loss": None if out.text_loss is None else float(out.text_loss.detach()),
+        "image_loss": None if out.image_loss is None else float(out.image_loss.detach()),
+        "bridge": config.model.bridge,
+        "caption_source": config.model.caption_source,
+        "tau": config.train.tau_start,
+        "trainable": {part: _trainable(model, part) for part in REPORTED_PARTS},
+        "batch": {"samples": batch.size, "photos_to_draw": out.stats.get("image_targets", 0)},
+    }
+
+
+def _photo_samples_first(samples, count: int):
+    """A batch that certainly has responses sharing a photo (half of it), so L_v exists."""
+    sharing = [s for s in samples if s.response.shares_photo]
+    if not sharing:
+        raise UserError("no response in this dataset shares a photo, so there is no image loss to inspect")
+    others = [s for s in samples if not s.response.shares_photo]
+    half = max(1, count // 2)
+    return sharing[:half] + others[: count - half]
+
+
+def _trainable(model, part: str) -> bool:
+    module = model.part_modules().get(part)
+    return module is not None and any(p.requires_grad for p in module.parameters())
+
+
+def _image_loss_norms(model, image_loss) -> dict[str, float]:
+    """Norm of d L_v / d theta over each part's trainable parameters (0.0 when frozen or absent)."""
+    norms = {part: 0.0 for part in REPORTED_PARTS}
+    if image_loss is None:
+        return norms
+    modules = model.part_modules()
+    for part in REPORTED_PARTS:
+        params = [p for p in modules[part].parameters() if p.requires_grad] if part in modules else []
+        if not params:
+            continue
+        grads = torch.autograd.grad(image_loss, params, retain_graph=True, allow_unused=True)
+        squares = [g.float().pow(2).sum() for g in grads if g is not None]
+        norms[part] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+    return norms
