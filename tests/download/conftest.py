@@ -21,3 +21,15 @@ def tiny_sd_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-sd")
     build_tiny_stable_diffusion(folder)
     return str(folder)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the tiny pipeline on one thread: with several test processes on 2 shared cores,
+    torch's thread pool oversubscribes the CPU and a 0.3 s test takes 5 s."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

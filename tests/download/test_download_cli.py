@@ -109,7 +109,7 @@ def test_byte_sizes():
     assert byte_size("1000") == 1000
 
 
-def test_fallback_generator_from_the_command_line(server, tmp_path, tiny_sd_model, capsys):
+def test_fallback_generator_from_the_command_line(server, tmp_path, tiny_sd_model, one_torch_thread, capsys):
     base_url, stems = photochat_world(server)
     code = main(["data", "download", "photochat", "--out", str(tmp_path), "--base-url", base_url, *FAST,
                  "--fallback-generator", tiny_sd_model, "--fallback-steps", "1", "--fallback-device", "cpu"])

@@ -12,6 +12,7 @@ from photodialog.data.layout import find_photo
 from photodialog.errors import UserError
 
 LIMITS = HttpLimits(timeout=0.5, retries=0, backoff=0.01)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

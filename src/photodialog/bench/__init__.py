@@ -1,0 +1,11 @@
+"""Performance benchmarks (``photodialog bench ...``): every one returns a JSON-able dict.
+
+* ``bridge``: the vocabulary bridge at the paper's vocabulary sizes against the paper's
+  sparse-COO product and the dense matrix.
+* ``step``: one training step of the end-to-end model against the pipeline (bridge ``none``).
+* ``chat``: one chat turn: time to first token, tokens/s with and without KV cache, diffusion.
+* ``paper``: the paper's architectures at full size with random weights (GPU only).
+
+Helpers: ``timing`` (medians of repeated runs), ``memory`` (peak bytes of the tensors a piece
+of code creates, on any device), ``machine`` (what the numbers ran on).
+"""

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from photodialog.data.synth.attributes import article
 from photodialog.evaluation.attribute_metrics import attribute_scores, probe_fid_metric_set
 from photodialog.evaluation.results import MetricSet, unavailable_entry
 
@@ -52,6 +53,18 @@ def group_keys(group: str) -> list[str]:
 
 def all_probe_keys() -> list[str]:
     return [key for group in GROUPS for key in group_keys(group)] + list(FID_KEYS)
+
+
+def in_table_order(aggregate: dict) -> dict:
+    """``aggregate`` with the probe keys last, grouped as ``all_probe_keys`` lists them.
+
+    Tables list probe accuracies in the order first seen, and a seed result lists measured
+    metrics before unavailable ones: without this, the column order would depend on which
+    groups happened to be measured.
+    """
+    canonical = [key for key in all_probe_keys() if key in aggregate]
+    others = [key for key in aggregate if key not in canonical]
+    return {key: aggregate[key] for key in others + canonical}
 
 
 def _renamed(metric_set: MetricSet, group: str) -> MetricSet:
@@ -91,6 +104,11 @@ class ProbeScorer:
         scores = attribute_scores(predicted, wanted, attributes=KINDS, num_classes=self.num_classes)
         renamed = _renamed(scores.as_metric_set(), group)
         renamed.counts.update(counts)
+        for kind, accuracy in scores.per_attribute.items():
+            if accuracy.total == 0:  # no target names this attribute: 0 % would be a made-up score
+                key = f"probe_acc_{group}_{kind}"
+                renamed.values.pop(key, None)
+                renamed.unavailable[key] = unavailable_entry(f"no {group} target names {article(kind)} {kind}")
         return renamed
 
     def features(self, photos: Sequence) -> np.ndarray:

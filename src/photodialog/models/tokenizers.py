@@ -10,9 +10,48 @@ real ones do, so that the vocabulary bridge meets the real mismatch problem:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from photodialog import IMG_END, IMG_START
+
+def _serial_training():
+    """Train tokenizers on one thread: the parallel trainers give run-to-run different scores."""
+    import os
+
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def _rounded_unigram(tok):
+    """The trained Unigram model with scores rounded to 1e-9 and ids in a fixed order: its EM
+    sums in hash order, so the last digits of the scores otherwise differ from run to run."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    data = json.loads(tok.to_str())
+    specials = set(LLM_SPECIALS.values())
+    vocab = [[piece, round(score, 9)] for piece, score in data["model"]["vocab"]]
+    head = [entry for entry in vocab if entry[0] in specials]
+    # Equal scores come out in hash order too: order by (score, piece) so ids are stable.
+    rest = sorted((entry for entry in vocab if entry[0] not in specials), key=lambda e: (-e[1], e[0]))
+    data["model"]["vocab"] = head + rest
+    data["model"]["unk_id"] = [entry[0] for entry in head].index(LLM_SPECIALS["unk_token"])
+    return Tokenizer.from_str(json.dumps(data))
+
+
+def _canonical_bpe_vocab(tok, specials: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """BPE vocab with ids fixed by content: specials, sorted alphabet, then merges in order.
+
+    The trainer collects its alphabet in a hash set, so its ids differ between processes;
+    segmentation depends only on the merges, which this keeps.
+    """
+    merges = _bpe_merges(tok)
+    merged = ["".join(pair) for pair in merges]
+    alphabet = sorted(set(tok.get_vocab()) - set(specials) - set(merged))
+    ordered = list(dict.fromkeys(specials + alphabet + merged))
+    return {token: index for index, token in enumerate(ordered)}, merges
+
 
 LLM_SPECIALS = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
 CLIP_BOS, CLIP_EOS = "<|startoftext|>", "<|endoftext|>"
@@ -23,16 +62,17 @@ def train_llm_tokenizer(texts: Iterable[str], vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
+    _serial_training()
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     specials = list(LLM_SPECIALS.values())
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False,
-        initial_alphabet=list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-:;()"),
-    )
+    # No extra initial alphabet: the trainer scores unseen characters in hash order (unstable
+    # ids), and characters absent from the training text could not be learnt anyway (<unk>).
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False)
     tok.train_from_iterator(list(texts), trainer=trainer)
+    tok = _rounded_unigram(tok)
     bos = tok.token_to_id("<s>")
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=4096, **LLM_SPECIALS)
@@ -45,35 +85,76 @@ def train_llama_tokenizer(texts: Iterable[str], vocab_size: int):
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import LlamaTokenizer
 
+    _serial_training()
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
     specials = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]
     tok.train_from_iterator(list(texts), trainer=trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
-    model = json.loads(tok.to_str())["model"]
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in model["merges"]]
-    tokenizer = LlamaTokenizer(vocab=model["vocab"], merges=merges)
+    vocab, merges = _canonical_bpe_vocab(tok, specials)
+    tokenizer = LlamaTokenizer(vocab=vocab, merges=merges)
     tokenizer.pad_token = tokenizer.unk_token
     return tokenizer
 
 
 def train_clip_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int):
-    """A CLIP-style BPE tokenizer trained on ``texts``, returned as a real ``CLIPTokenizer``."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    """A CLIP-style BPE tokenizer trained on ``texts``, returned as a real ``CLIPTokenizer``.
+
+    The merges are learnt by ``learn_bpe_merges`` (deterministic) on words split exactly as
+    ``CLIPTokenizer`` splits them (lower-cased, byte-level characters, ``</w>`` at word ends).
+    """
     from transformers import CLIPTokenizer
 
-    tok = Tokenizer(models.BPE(end_of_word_suffix="</w>", unk_token=CLIP_EOS))
-    # The same normalisation and splitting as CLIPTokenizer, so the learnt merges apply there.
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""), behavior="removed", invert=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False),
-    ])
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[CLIP_BOS, CLIP_EOS], end_of_word_suffix="</w>",
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
-    )
-    tok.train_from_iterator(list(texts), trainer=trainer)
-    return CLIPTokenizer(vocab=tok.get_vocab(), merges=_bpe_merges(tok), model_max_length=max_length)
+    splitter = CLIPTokenizer(vocab={CLIP_BOS: 0, CLIP_EOS: 1}, merges=[]).backend_tokenizer
+    words: Counter[str] = Counter()
+    for text in texts:
+        normalized = splitter.normalizer.normalize_str(text)
+        words.update(piece for piece, _ in splitter.pre_tokenizer.pre_tokenize_str(normalized))
+    alphabet = sorted(pre_tokenizers_alphabet())
+    word_ends = sorted({word[-1] + "</w>" for word in words})
+    base = [CLIP_BOS, CLIP_EOS] + alphabet + word_ends
+    merges = learn_bpe_merges(words, max(0, vocab_size - len(base)))
+    vocab = {token: index for index, token in enumerate(dict.fromkeys(base + ["".join(m) for m in merges]))}
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+
+
+def pre_tokenizers_alphabet() -> list[str]:
+    from tokenizers import pre_tokenizers
+
+    return pre_tokenizers.ByteLevel.alphabet()
+
+
+def learn_bpe_merges(words: Counter[str], count: int) -> list[tuple[str, str]]:
+    """Up to ``count`` BPE merges over ``words`` (word -> frequency), word ends marked ``</w>``.
+
+    The most frequent adjacent pair is merged first; ties go to the alphabetically first pair,
+    so the same text always gives the same merges (the ``tokenizers`` trainer breaks ties by
+    hash order, which changes from process to process).
+    """
+    sequences = {word: tuple(word[:-1]) + (word[-1] + "</w>",) for word in words if word}
+    merges: list[tuple[str, str]] = []
+    while len(merges) < count:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, symbols in sequences.items():
+            for pair in zip(symbols, symbols[1:]):
+                pairs[pair] += words[word]
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        merges.append(best)
+        sequences = {word: _merge(symbols, best) for word, symbols in sequences.items()}
+    return merges
+
+
+def _merge(symbols: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return tuple(out)
 
 
 def _bpe_merges(tok) -> list[tuple[str, str]]:

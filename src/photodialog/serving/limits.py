@@ -54,8 +54,8 @@ def check_photo_file(path: str | Path, limits: InputLimits, name: str | None = N
 
 
 def _reason(err: DataError, path: Path, name: str) -> str:
-    """``load_photo``'s diagnosis, with the person's name for the file and without its dataset advice."""
-    message = str(err).replace(str(path), f"'{name}'")
+    """``load_photo``'s diagnosis about "it" (the name is already said), without its dataset advice."""
+    message = str(err).replace(f"photo {path}", "it").replace(str(path), "it")
     return message.split("; ", 1)[0]  # the part after is advice for dataset files
 
 

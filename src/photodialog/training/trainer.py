@@ -138,7 +138,9 @@ class Trainer:
     def run(self) -> TrainResult:
         self._prepare_run_dir()
         handler = attach_log_file(self.run_dir) if self.main else None
-        torch.manual_seed(self.config.train.seed)
+        from accelerate.utils import set_seed
+
+        set_seed(self.config.train.seed)  # python, numpy and torch: caption dropout uses python's
         system, dataset, dev_samples = self._build()
         self.system = system
         model = system.model

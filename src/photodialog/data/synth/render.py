@@ -147,7 +147,7 @@ def _rect(x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float
     return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
 
 
-def _star(outer: float = 0.5, inner: float = 0.21) -> list[tuple[float, float]]:
+def _star(outer: float = 0.55, inner: float = 0.27) -> list[tuple[float, float]]:
     points = []
     for k in range(10):
         r = outer if k % 2 == 0 else inner

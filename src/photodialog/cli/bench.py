@@ -1,0 +1,197 @@
+"""`photodialog bench bridge|step|chat`: performance benchmarks with JSON output and targets."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """examples:
+  photodialog bench bridge --json --out bench/bridge.json
+  photodialog bench step --json
+  photodialog bench step --preset paper --random-weights --json     (needs a CUDA GPU, ~80 GB)
+  photodialog bench chat --checkpoint runs/tiny-e2e
+
+Timings are medians over repeats after warmup. On a shared machine pass --threads 1 (or let the
+default pick the idle cores) and compare only numbers from the same run. See docs/performance.md."""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="performance benchmarks (bridge, training step, chat turn), JSON out",
+        description="Measure the vocabulary bridge, a training step and a chat turn; print a summary or JSON.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
+    _bridge_parser(commands)
+    _step_parser(commands)
+    _chat_parser(commands)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def _common(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON instead of a summary")
+    parser.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (the GPU when there is one; default)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="torch CPU threads (default: the idle cores, at least 1, so that a busy machine does not stall)")
+
+
+def _bridge_parser(commands) -> None:
+    p = commands.add_parser(
+        "bridge", help="the vocabulary bridge vs the paper's sparse-COO product and the dense matrix",
+        description="Forward+backward time and extra memory of the bridge at the paper's sizes (|V_LLM| 32,002, "
+                    "|V_SD| 49,408, 32 captions x 20 tokens, width 1024) for each mode, against the sparse-COO and "
+                    "dense matrix products in the same run; targets: < 1 MiB, < 1%% of a tiny step, >= 10x sparse-COO.",
+    )
+    _common(p)
+    p.add_argument("--modes", default="sentence,word,exact", help="bridge modes, comma-separated (default: sentence,word,exact)")
+    p.add_argument("--captions", type=int, default=32, help="captions in the batch (default 32, the paper's batch)")
+    p.add_argument("--caption-tokens", type=int, default=20, help="LLM tokens per caption (default 20)")
+    p.add_argument("--width", type=int, default=1024, help="text encoder embedding width (default 1024, OpenCLIP ViT-H)")
+    p.add_argument("--llm-vocab", type=int, default=32_002, help="LLM vocabulary size (default 32,002: Llama-2 + [IMG] [/IMG])")
+    p.add_argument("--sd-vocab", type=int, default=49_408, help="CLIP vocabulary size (default 49,408)")
+    p.add_argument("--sd-length", type=int, default=77, help="text encoder positions (default 77)")
+    p.add_argument("--repeats", type=int, default=7, help="timed runs of the bridge (default 7)")
+    p.add_argument("--baseline-repeats", type=int, default=1, help="timed runs of the slow baselines (default 1)")
+    p.add_argument("--dense", choices=["auto", "skip"], default="auto",
+                   help="auto: run the dense matrices when they fit in half the free memory, else report their size")
+    p.add_argument("--train-text-encoder", action="store_true", help="E also gets a gradient (the paper's recipe freezes it)")
+    p.add_argument("--no-tiny-step", action="store_true", help="skip timing the tiny training step (the 1%% target)")
+    p.set_defaults(func=run_bridge)
+
+
+def _step_parser(commands) -> None:
+    p = commands.add_parser(
+        "step", help="a training step: end-to-end vs the pipeline (bridge none); or the paper's sizes on a GPU",
+        description="Median training step time and peak memory of the end-to-end model vs the pipeline setting on the "
+                    "same parts and batch (target: ratio <= 1.10). --preset paper --random-weights builds the paper's "
+                    "architectures at full size with random weights (GPU only) and reports step time, memory, tokens/s, MFU.",
+    )
+    _common(p)
+    p.add_argument("--preset", choices=["tiny", "paper"], default="tiny", help="tiny (CPU, default) or paper (GPU)")
+    p.add_argument("--random-weights", action="store_true", help="paper preset: random weights from the published configs, no download")
+    p.add_argument("--data", metavar="DIR", help="tiny preset: a world/dataset folder (default: a fresh 60-dialogue world)")
+    p.add_argument("--batch-size", type=int, default=0, help="samples per step (default: 16 tiny, 4 paper)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per setting after warmup (default 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    p.add_argument("--seq-len", type=int, default=256, help="paper preset: tokens per sample (default 256)")
+    p.add_argument("--image-targets", type=int, default=1, help="paper preset: photos shared in the batch (default 1)")
+    p.add_argument("--gradient-checkpointing", action="store_true", help="paper preset: recompute activations in backward")
+    p.add_argument("--peak-tflops", type=float, default=0.0, help="paper preset: the GPU's dense bf16 peak for MFU (default: known GPUs)")
+    p.add_argument("--standin-sizes", action="store_true", help=argparse.SUPPRESS)  # tests: the paper path at tiny sizes on CPU
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="tiny preset: recipe overrides, e.g. model.image_loss_repeats=1")
+    p.set_defaults(func=run_step)
+
+
+def _chat_parser(commands) -> None:
+    p = commands.add_parser(
+        "chat", help="one chat turn: time to first token, tokens/s with and without KV cache, diffusion, latency",
+        description="Time one chat turn of a checkpoint (by default a tiny one trained for 2 steps in a temporary folder).",
+    )
+    _common(p)
+    p.add_argument("--checkpoint", metavar="DIR", help="checkpoint or run folder (default: train a tiny one for 2 steps)")
+    p.add_argument("--new-tokens", type=int, default=30, help="tokens generated per reply, forced (default 30, as the paper's eval)")
+    p.add_argument("--diffusion-steps", type=int, default=20, help="diffusion steps per photo (default 20)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each measurement (default 3)")
+    p.set_defaults(func=run_chat)
+
+
+def _prepare(args):
+    """Threads, quiet libraries, device: what every benchmark does first."""
+    import torch
+
+    from photodialog.bench.machine import choose_threads, resolve_device
+    from photodialog.cli.common import quiet_libraries
+
+    torch.set_num_threads(choose_threads(args.threads))
+    quiet_libraries()
+    return resolve_device(args.device)
+
+
+def _positive(**values) -> None:
+    from photodialog.errors import UserError
+
+    for name, value in values.items():
+        if value <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+def run_bridge(args) -> int:
+    from photodialog.bench.bridge import BridgeBenchSettings, run_bridge_bench, summary_lines
+    from photodialog.bench.report import emit
+    from photodialog.bench.vocab import VocabularySizes
+    from photodialog.errors import UserError
+    from photodialog.models.bridge import BRIDGES
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in BRIDGES or m == "none"]
+    if bad or not modes:
+        raise UserError(f"--modes: choose among sentence, word, exact (got {args.modes!r})")
+    _positive(captions=args.captions, caption_tokens=args.caption_tokens, width=args.width, llm_vocab=args.llm_vocab,
+              sd_vocab=args.sd_vocab, repeats=args.repeats, baseline_repeats=args.baseline_repeats)
+    if args.sd_length < 3:
+        raise UserError("--sd-length must be at least 3 (start, one token, end)")
+    device = _prepare(args)
+    settings = BridgeBenchSettings(
+        modes=modes, captions=args.captions, caption_tokens=args.caption_tokens, width=args.width,
+        vocab=VocabularySizes(llm_vocab=args.llm_vocab, sd_vocab=args.sd_vocab, sd_max_length=args.sd_length),
+        train_text_encoder=args.train_text_encoder, repeats=args.repeats, baseline_repeats=args.baseline_repeats,
+        dense=args.dense, tiny_step=not args.no_tiny_step, device=str(device),
+    )
+    result = run_bridge_bench(settings)
+    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
+    return 0
+
+
+def run_step(args) -> int:
+    from photodialog.bench.report import emit
+    from photodialog.errors import UserError
+
+    _positive(steps=args.steps, seq_len=args.seq_len)
+    if args.batch_size < 0 or args.warmup < 0 or args.image_targets < 0:
+        raise UserError("--batch-size, --warmup and --image-targets cannot be negative")
+    if args.preset == "paper":
+        return _run_paper_step(args)
+    if args.random_weights:
+        raise UserError("--random-weights goes with --preset paper (the tiny preset is always random)")
+    from photodialog.bench.step import StepBenchSettings, run_step_bench, summary_lines
+
+    device = _prepare(args)
+    settings = StepBenchSettings(data=args.data, batch_size=args.batch_size or 16, steps=args.steps, warmup=args.warmup,
+                                 overrides=list(args.overrides), device=str(device))
+    result = run_step_bench(settings)
+    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
+    return 0
+
+
+def _run_paper_step(args) -> int:
+    from photodialog.bench.paper import PaperStepSettings, require_gpu, run_paper_step_bench, summary_lines
+    from photodialog.bench.report import emit
+    from photodialog.errors import UserError
+
+    if not args.random_weights:
+        raise UserError("--preset paper needs --random-weights: the benchmark builds the paper's architectures from "
+                        "their published configs (no download); real checkpoints are benchmarked through `photodialog train`")
+    if args.overrides:
+        raise UserError("KEY=VALUE overrides apply to the tiny preset only")
+    if not args.standin_sizes:
+        require_gpu(args.device)  # refuse at once on the CPU, before building anything
+    device = _prepare(args)
+    settings = PaperStepSettings(batch_size=args.batch_size or 4, seq_len=args.seq_len, image_targets=args.image_targets,
+                                 steps=args.steps, warmup=args.warmup, gradient_checkpointing=args.gradient_checkpointing,
+                                 peak_tflops=args.peak_tflops, standin=args.standin_sizes, device=str(device))
+    result = run_paper_step_bench(settings)
+    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
+    return 0
+
+
+def run_chat(args) -> int:
+    from photodialog.bench.chat import ChatBenchSettings, run_chat_bench, summary_lines
+    from photodialog.bench.report import emit
+
+    _positive(new_tokens=args.new_tokens, diffusion_steps=args.diffusion_steps, repeats=args.repeats)
+    device = _prepare(args)
+    settings = ChatBenchSettings(checkpoint=args.checkpoint, new_tokens=args.new_tokens, diffusion_steps=args.diffusion_steps,
+                                 repeats=args.repeats, device=str(device))
+    result = run_chat_bench(settings)
+    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
+    return 0

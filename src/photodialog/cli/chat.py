@@ -1,0 +1,170 @@
+"""`photodialog chat --checkpoint DIR`: chat with a trained model in the terminal, or reply once (--message)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  photodialog chat --checkpoint runs/tiny-e2e
+  photodialog chat --checkpoint runs/tiny-e2e --decoding sample --temperature 0.8 --seed 3
+  photodialog chat --checkpoint runs/tiny-e2e --message "look at my new car" --photo car.jpg --json
+  photodialog chat --checkpoint runs/tiny-e2e --history chat.json --message "and now?" --save chat.json
+
+In the chat, /photo PATH attaches a photo to your next message; /reset, /save [FILE], /help and
+/quit do what they say. The model's photos are saved under --out and their paths printed.
+
+--history FILE continues a dialogue: a PhotoChat file as /save and --save write it (user_id 0 is
+you, 1 the model), or JSONL turns, one per line:
+  {"speaker": "user", "text": "look at this", "photos": ["cat.jpg"]}
+  {"speaker": "bot", "text": "what a cute cat!"}
+
+--json prints {"text": ..., "captions": [...], "photos": [paths]}: the reply with its photos
+inline as [IMG] caption [/IMG], the captions, and the files of the drawn photos."""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "chat", help="chat with a trained model in the terminal: it sees your photos and shares its own",
+        description="Chat with a trained checkpoint in the terminal, or get one reply with --message.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--out", metavar="DIR",
+                        help="folder for your photos, the model's photos and saved dialogues (default: chat-output/<timestamp>)")
+    once = parser.add_argument_group("one reply, no conversation (scripts)")
+    once.add_argument("--message", metavar="TEXT", help="reply once to TEXT and exit (may be empty with --photo)")
+    once.add_argument("--photo", action="append", default=[], metavar="PATH", help="a photo sent with --message (repeatable)")
+    once.add_argument("--history", metavar="FILE", help="the dialogue so far: PhotoChat JSON (as /save writes) or JSONL turns")
+    once.add_argument("--json", action="store_true", help='print {"text", "captions", "photos"} as JSON')
+    once.add_argument("--save", metavar="FILE", help="also write the dialogue, reply included, as PhotoChat JSON")
+    add_generation_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_model_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", required=True, metavar="DIR",
+                        help="a checkpoint folder, or a run folder (its best checkpoint, else its latest)")
+    parser.add_argument("--device", default="auto", metavar="DEVICE", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
+
+
+def add_generation_arguments(parser) -> None:
+    """The flags of ``GenerationSettings``; defaults are the evaluation protocol's (greedy, 30 tokens, 20 steps)."""
+    from photodialog.models.generation import GenerationSettings
+    from photodialog.serving.settings import DECODINGS, SAMPLERS
+
+    default = GenerationSettings()
+    group = parser.add_argument_group("generation")
+    group.add_argument("--max-new-tokens", metavar="N", type=int, default=default.max_new_tokens, help="longest reply, in tokens (default: %(default)s)")
+    group.add_argument("--decoding", choices=DECODINGS, default=default.decoding, help="how tokens are chosen (default: %(default)s)")
+    group.add_argument("--num-beams", metavar="N", type=int, default=default.num_beams, help="beams for --decoding beam (default: %(default)s)")
+    group.add_argument("--temperature", metavar="T", type=float, default=default.temperature, help="for --decoding sample (default: %(default)s)")
+    group.add_argument("--top-p", metavar="P", type=float, default=default.top_p, help="nucleus sampling mass for --decoding sample (default: %(default)s)")
+    group.add_argument("--diffusion-steps", metavar="N", type=int, default=default.diffusion_steps, help="denoising steps per drawn photo (default: %(default)s)")
+    group.add_argument("--guidance-scale", metavar="G", type=float, default=default.guidance_scale, help="classifier-free guidance; 1 or less turns it off (default: %(default)s)")
+    group.add_argument("--sampler", choices=SAMPLERS, default=default.sampler, help="diffusion sampler (default: %(default)s)")
+    group.add_argument("--seed", metavar="N", type=int, default=default.seed, help="seed for sampling and drawing (default: %(default)s)")
+
+
+def settings_from_args(args):
+    """Checked ``GenerationSettings`` from the parsed flags."""
+    from photodialog.models.generation import GenerationSettings
+    from photodialog.serving.settings import check_settings
+
+    return check_settings(GenerationSettings(
+        max_new_tokens=args.max_new_tokens, decoding=args.decoding, num_beams=args.num_beams,
+        temperature=args.temperature, top_p=args.top_p, diffusion_steps=args.diffusion_steps,
+        guidance_scale=args.guidance_scale, sampler=args.sampler, seed=args.seed,
+    ))
+
+
+def load_engine(args):
+    """The model of ``--checkpoint`` on ``--device``, behind a ``ChatEngine``."""
+    from photodialog.cli.common import quiet_libraries
+    from photodialog.errors import UserError
+
+    if not Path(args.checkpoint).expanduser().exists():
+        raise UserError(f"checkpoint not found: {args.checkpoint}; pass a run folder (runs/NAME) or one of its checkpoints")
+    quiet_libraries()
+    from photodialog.serving.engine import ChatEngine
+    from photodialog.system import load_system
+
+    return ChatEngine(load_system(args.checkpoint, device=resolve_device(args.device)))
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    from photodialog.errors import UserError
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}'; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for, but no CUDA GPU is available; use --device cpu")
+    return name
+
+
+def default_out_dir(root: str = "chat-output") -> Path:
+    """``chat-output/<timestamp>``, with a suffix when two chats start in the same second."""
+    import time
+
+    base = Path(root) / time.strftime("%Y%m%d-%H%M%S")
+    path, number = base, 1
+    while path.exists():
+        number += 1
+        path = base.with_name(f"{base.name}-{number}")
+    return path
+
+
+def run(args) -> int:
+    from photodialog.errors import UserError
+
+    settings = settings_from_args(args)  # every cheap check before the model loads
+    once = [flag for flag, value in (("--photo", args.photo), ("--history", args.history), ("--json", args.json), ("--save", args.save)) if value]
+    if args.message is None and once:
+        raise UserError(f"add --message TEXT to use {', '.join(once)} (one reply to one message); without them, chat is a conversation")
+    if args.message is None:
+        return chat_interactively(args, settings)
+    return reply_once(args, settings)
+
+
+def chat_interactively(args, settings) -> int:
+    from photodialog.serving.session import ChatSession
+    from photodialog.serving.terminal import TerminalChat
+
+    out = Path(args.out) if args.out else default_out_dir()
+    engine = load_engine(args)
+    out.mkdir(parents=True, exist_ok=True)
+    return TerminalChat(engine, ChatSession(out), settings).run()
+
+
+def reply_once(args, settings) -> int:
+    import json
+
+    from photodialog.serving.history import read_history
+    from photodialog.serving.limits import InputLimits, check_message, check_photo_file
+    from photodialog.serving.session import ChatSession
+
+    limits = InputLimits()
+    images = [check_photo_file(Path(path).expanduser(), limits, name=path) for path in args.photo]
+    text = check_message(args.message, len(images), limits)
+    history = read_history(args.history, limits) if args.history else []
+    engine = load_engine(args)
+    session = ChatSession(Path(args.out) if args.out else default_out_dir(), history)
+    session.add_user_message(text, images)
+    reply = engine.reply(session.history, settings)
+    photos = [str(path) for path in session.add_reply(reply)]
+    if args.save:
+        session.save(Path(args.save).expanduser())
+    if args.json:
+        print(json.dumps({"text": reply.text, "captions": reply.captions, "photos": photos}, ensure_ascii=False))
+    else:
+        print(reply.text or "(no reply)")
+        for path, caption in zip(photos, reply.captions):
+            print(f"[photo: {caption}] saved to {path}", file=sys.stdout)
+    return 0

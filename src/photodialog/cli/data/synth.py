@@ -1,0 +1,60 @@
+"""`photodialog data synth`: write the synthetic photo-sharing world (the embedded default dataset)."""
+
+from __future__ import annotations
+
+DESCRIPTION = """\
+Write a synthetic photo-sharing world in PhotoChat's published format: DIR/{train,dev,test}/data_K.json
+(JSON arrays of at most 500 dialogues), one rendered photo per dialogue under DIR/photos/<split>/,
+and DIR/world.json (attributes, held-out combinations, settings).
+
+Each photo shows one object in one colour in one scene, and its caption says so
+("a red car at the beach"). The sharer talks about the photo before sharing it, and the reply
+after it names what is in it. About 15 % of (object, colour, scene) combinations never appear in
+train or dev; about half of the test dialogues use them. The same arguments always give
+byte-identical files."""
+
+EPILOG = """\
+examples:
+  photodialog data synth --out worlds/default
+  photodialog data synth --out /tmp/small --dialogues 200 --image-size 32
+next: train the photo probe that scores generated photos with
+  photodialog data probe worlds/default"""
+
+
+def register(subparsers) -> None:
+    import argparse
+
+    parser = subparsers.add_parser(
+        "synth", help="write the synthetic photo-sharing world (the embedded default dataset)",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="folder to write the world into (created if missing)")
+    parser.add_argument("--dialogues", type=int, default=2000, metavar="N",
+                        help="number of dialogues in all splits, split about 80/10/10 (default: 2000)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="random seed; the world is a function of it (default: 0)")
+    parser.add_argument("--image-size", type=int, default=64, metavar="PX",
+                        help="side of the square photos in pixels (default: 64)")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a non-empty folder that is not a world (only the world's "
+                             "own paths are replaced there)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import time
+
+    from photodialog.data.synth.writer import write_world
+
+    started = time.perf_counter()
+    world = write_world(args.out, dialogues=args.dialogues, seed=args.seed,
+                        image_size=args.image_size, force=args.force, progress=not args.quiet)
+    counts = world.counts
+    print(f"wrote a synthetic world to {world.root} in {time.perf_counter() - started:.1f} s: "
+          f"{counts['train']} train / {counts['dev']} dev / {counts['test']} test dialogues "
+          f"({counts['test_held_out']} test dialogues show one of the {len(world.held_out)} "
+          f"held-out combinations), {world.image_size} px photos")
+    print(f"next: photodialog data probe {world.root}")
+    return 0

@@ -1,0 +1,170 @@
+"""`photodialog eval`: Table 2 metrics for a checkpoint on a split; `photodialog eval compare`: results side by side."""
+
+from __future__ import annotations
+
+EPILOG = """examples:
+  photodialog eval --checkpoint runs/tiny-e2e --data worlds/default --split test
+  photodialog eval --checkpoint runs/tiny-pipeline-image --seeds 0,1,2 --max-samples 200
+  photodialog eval --checkpoint runs/paper-photochat --inception-weights weights-inception-2015-12-05-6726825d.pth
+  photodialog eval compare runs/tiny-e2e/eval/test.json runs/tiny-pipeline-image/eval/test.json
+
+Protocol (DESIGN.md §1): every turn i >= 1 of every dialogue of the split is a target; greedy
+or 2-beam decoding, at most 30 new tokens (the checkpoint's eval settings unless overridden).
+With greedy or beam decoding the text is generated once and the seeds change only the
+diffusion noise. IS/FID: one photo per predicted turn with a caption against the gold photo of
+every gold turn that has one. Without --inception-weights (photodialog never downloads them)
+IS and FID are reported unavailable with the reason, and the command still succeeds.
+
+Writes FILE (default <checkpoint>/eval/<split>.json), FILE's .md twin (Table 2, share moment,
+probe scores, per-seed tables), <name>-predictions.jsonl and <name>-photos/seed-N/ next to it.
+On a synthetic world (world.json) the world's probe scores the generated photos too."""
+
+COMPARE_EPILOG = """example:
+  photodialog eval compare runs/tiny-e2e/eval/test.json runs/tiny-pipeline-image/eval/test.json --names e2e,pipeline
+
+Differences are to the first result (means over seeds), with the better direction of each metric."""
+
+
+def register(subparsers) -> None:
+    import argparse
+
+    parser = subparsers.add_parser(
+        "eval", help="Table 2 metrics of a checkpoint on a split (JSON + Markdown); `eval compare` for several",
+        description="Evaluate a checkpoint (end-to-end or pipeline) on a dataset split over seeds: BLEU-1/2, "
+                    "ROUGE-L, IS, FID, share-moment P/R/F1 and, on the synthetic world, probe scores.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_eval_arguments(parser)
+    parser.set_defaults(func=run)
+    commands = parser.add_subparsers(dest="eval_command", metavar="{compare}")
+    compare = commands.add_parser(
+        "compare", help="several eval results side by side, with differences to the first",
+        description="Print eval result JSONs side by side with each one's difference to the first.",
+        epilog=COMPARE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument("results", nargs="+", metavar="RESULT.json", help="eval result files (from photodialog eval)")
+    compare.add_argument("--names", metavar="A,B,...", help="column names, one per result (default: each result's model name)")
+    compare.add_argument("--format", choices=("markdown", "text"), default="markdown", help="table format (default: markdown)")
+    compare.add_argument("--out", metavar="FILE", help="also write the table to FILE")
+    compare.set_defaults(func=run_compare)
+
+
+def add_eval_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", metavar="DIR", help="a run folder (its best checkpoint) or a checkpoint folder; "
+                        "for the pipeline, the image part's run (its model.text_from joins the text part)")
+    parser.add_argument("--data", metavar="DIR", help="dataset folder (default: the checkpoint's data.path)")
+    parser.add_argument("--split", default="test", help="split to evaluate: train, dev or test (default: test)")
+    parser.add_argument("--seeds", default="0,1,2", type=seed_list, metavar="S,S,...",
+                        help="comma-separated seeds; metrics are averaged over them (default: 0,1,2, as the paper)")
+    parser.add_argument("--out", metavar="FILE", help="result JSON (default: <checkpoint>/eval/<split>.json)")
+    parser.add_argument("--max-samples", type=non_negative_int, default=0, metavar="N",
+                        help="only the first N target turns, for a quick look (default: 0 = all, the protocol)")
+    parser.add_argument("--inception-weights", metavar="PATH",
+                        help="torch-fidelity's Inception weights file (weights-inception-2015-12-05-6726825d.pth) "
+                             "for IS/FID; without it they are reported unavailable")
+    parser.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--name", metavar="NAME", help="model name in tables (default: end-to-end, pipeline or Divter)")
+    parser.add_argument("--batch-size", type=positive_int, metavar="N", help="replies and photos per batch (default: eval.batch_size)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    decoding = parser.add_argument_group("decoding (default: the checkpoint's eval settings: greedy, 30 new tokens, 20 diffusion steps)")
+    decoding.add_argument("--decoding", choices=("greedy", "beam", "sample"), help="text decoding")
+    decoding.add_argument("--num-beams", type=positive_int, metavar="N", help="beams for --decoding beam (protocol: 2)")
+    decoding.add_argument("--max-new-tokens", type=positive_int, metavar="N", help="longest reply in tokens (protocol: 30)")
+    decoding.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (--decoding sample)")
+    decoding.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling mass (--decoding sample)")
+    decoding.add_argument("--diffusion-steps", type=positive_int, metavar="N", help="denoising steps per photo (protocol: 20)")
+    decoding.add_argument("--guidance-scale", type=float, metavar="G", help="classifier-free guidance scale")
+    decoding.add_argument("--scheduler", choices=("ddim", "dpm", "euler", "ddpm"), help="diffusion sampler")
+
+
+def _integer(text: str) -> int:
+    import argparse
+
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    import argparse
+
+    value = _integer(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    import argparse
+
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def seed_list(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``."""
+    import argparse
+
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("give at least one seed, e.g. 0,1,2")
+    seeds = [non_negative_int(part) for part in parts]
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"each seed once, got {text!r}")
+    return seeds
+
+
+def generation_overrides(args) -> dict:
+    return {
+        "decoding": args.decoding, "num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature, "top_p": args.top_p, "diffusion_steps": args.diffusion_steps,
+        "guidance_scale": args.guidance_scale, "sampler": args.scheduler,
+    }
+
+
+def run(args) -> int:
+    from photodialog.errors import UserError
+
+    if not args.checkpoint:
+        raise UserError("eval needs --checkpoint DIR (or `photodialog eval compare RESULT.json ...`)")
+    from photodialog.cli.common import quiet_libraries
+
+    quiet_libraries()
+    from photodialog.evaluation.evaluate import EvalRequest, evaluate
+    from photodialog.evaluation.tables import report
+
+    request = EvalRequest(
+        checkpoint=args.checkpoint, data=args.data, split=args.split, seeds=args.seeds, out=args.out,
+        max_samples=args.max_samples, inception_weights=args.inception_weights, device=args.device,
+        generation=generation_overrides(args), batch_size=args.batch_size, name=args.name,
+        progress=not args.no_progress,
+    )
+    outputs = evaluate(request)
+    print(report([outputs.result], fmt="text"))
+    print(f"result: {outputs.paths.json}\nreport: {outputs.paths.markdown}\nphotos: {outputs.paths.photos}")
+    return 0
+
+
+def run_compare(args) -> int:
+    from pathlib import Path
+
+    from photodialog.errors import UserError
+    from photodialog.evaluation.compare import compare_results
+    from photodialog.evaluation.results import load_result
+
+    missing = [path for path in args.results if not Path(path).is_file()]
+    if missing:  # also catches a path through a file ("a.json/b.json"), which load_result would not word
+        raise UserError(f"eval result file not found: {', '.join(missing)}")
+    results = [load_result(path) for path in args.results]
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    if names is not None and len(names) != len(results):
+        raise UserError(f"--names gives {len(names)} names for {len(results)} results")
+    table = compare_results(results, names, fmt=args.format)
+    print(table, end="")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(table, encoding="utf-8")
+    return 0

@@ -1,0 +1,64 @@
+"""`photodialog serve --checkpoint DIR`: a web chat page where the model sees and shares photos."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """examples:
+  photodialog serve --checkpoint runs/tiny-e2e
+  photodialog serve --checkpoint runs/paper/checkpoints/best --host 0.0.0.0 --port 8080 --out served
+
+Open the printed address in a browser. Each visitor (each tab) has a conversation of their own;
+replies are generated one at a time by one shared model, streamed as they are written. The
+page's settings (temperature, diffusion steps, guidance, seed) start at the generation flags'
+values. Everything the server writes goes under --out: sessions/<id>/photos/ (uploaded photos,
+re-encoded as PNG, and the model's photos), sessions/<id>/dialogue.json (Save dialogue), and
+gradio-cache/ (the web framework's copies of uploads and served files). Ctrl-C stops it."""
+
+
+def register(subparsers) -> None:
+    from photodialog.cli.chat import add_generation_arguments, add_model_arguments
+
+    parser = subparsers.add_parser(
+        "serve", help="a web chat page: photo upload, the model's photos inline, replies streamed",
+        description="Serve a web chat page for a trained checkpoint (Gradio).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 for everyone)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    parser.add_argument("--out", default="serve-output", metavar="DIR",
+                        help="folder for every file the server writes (default: %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=4, metavar="N",
+                        help="requests handled at once; replies still generate one at a time (default: %(default)s)")
+    parser.add_argument("--queue-size", type=int, default=64, metavar="N",
+                        help="requests that may wait; more are refused with a 'queue full' message (default: %(default)s)")
+    parser.add_argument("--max-upload-mb", type=float, default=10, metavar="MB",
+                        help="largest photo file accepted (default: %(default)s)")
+    add_generation_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from photodialog.cli.chat import load_engine, settings_from_args
+    from photodialog.errors import UserError
+    from photodialog.serving.limits import InputLimits
+
+    settings = settings_from_args(args)
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be between 1 and 65535 (got {args.port})")
+    if args.concurrency < 1 or args.queue_size < 1 or args.max_upload_mb <= 0:
+        raise UserError("--concurrency and --queue-size must be at least 1, --max-upload-mb above 0")
+    limits = InputLimits(max_photo_bytes=int(args.max_upload_mb * 2**20))
+    engine = load_engine(args)
+    from photodialog.serving.web import build_app, launch, serve_forever
+
+    app = build_app(engine, Path(args.out), settings, limits, concurrency=args.concurrency,
+                    queue_size=args.queue_size, title=str(args.checkpoint))
+    url = launch(app, args.host, args.port, limits)
+    print(f"serving the chat page at {url} (files under {Path(args.out).absolute()}); Ctrl-C stops it", flush=True)
+    serve_forever(app)
+    return 0

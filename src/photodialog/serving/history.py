@@ -1,0 +1,187 @@
+"""Reading a dialogue to continue (``photodialog chat --history FILE``).
+
+Two formats are accepted:
+
+- **PhotoChat** (what ``/save`` writes): a JSON array holding one record, or the record itself.
+  ``user_id`` 0 is the person, 1 the model. A shared photo's file is its ``photo_url`` when that
+  is a local path (absolute, or relative to the history file), else it is looked up by
+  ``photo_id`` under the file's folder's ``photos/``, as ``load_dialogues`` does; a photo with no
+  local file is given to the model as its caption. When a photo message carries its own
+  ``photo_description``/``photo_url``/``photo_id`` (several photos in one dialogue), those win.
+- **JSONL turns**: one JSON object per line,
+  ``{"speaker": "user", "text": "look at this", "photos": ["cat.jpg"]}``; ``speaker`` is
+  ``user``/``0`` or ``bot``/``1``; ``photos`` (optional) lists paths (relative to the history
+  file) or ``{"path": ..., "caption": ...}`` objects. Each photo is added to the text as
+  ``[IMG] caption [/IMG]`` unless the text already holds one such span per photo.
+
+Every photo file named is checked like an attached photo; problems are ``UserError``s that name
+the file and line or message.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from photodialog.data import photochat
+from photodialog.data.layout import find_photo, photo_stem
+from photodialog.data.loading import dataset_root, merge_messages
+from photodialog.data.report import RecordProblem
+from photodialog.data.schema import PHOTO_SPAN, Dialogue, Photo, Turn, photo_turn_text
+from photodialog.errors import UserError
+from photodialog.serving import BOT, USER
+from photodialog.serving.limits import InputLimits, check_photo_file
+from photodialog.serving.session import USER_PHOTO_CAPTION
+
+SPEAKERS = {"user": USER, "0": USER, "bot": BOT, "assistant": BOT, "1": BOT}
+FORMATS_HELP = "a PhotoChat dialogue as /save writes it, or JSONL turns ({\"speaker\": \"user\", \"text\": ...} per line)"
+
+
+def read_history(path: str | Path, limits: InputLimits | None = None) -> list[Turn]:
+    """The turns of the dialogue in ``path`` (see the module docstring for the formats)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"history file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read the history file {path} ({err}); it should be UTF-8 text: {FORMATS_HELP}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        turns = _jsonl_turns(text, path)
+    else:
+        turns = _turns_of_document(data, path)
+    _check_photo_files(turns, limits or InputLimits())
+    return turns
+
+
+def _turns_of_document(data: Any, path: Path) -> list[Turn]:
+    """A whole-file JSON document: a PhotoChat record, an array holding one, or one JSONL turn."""
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    if isinstance(data, list):
+        raise UserError(f"{path} holds {len(data)} dialogues; --history takes a file with one ({FORMATS_HELP})")
+    if photochat.looks_like(data):
+        return _photochat_turns(data, path)
+    if isinstance(data, dict) and "speaker" in data:
+        return [_jsonl_turn(data, path, 1)]
+    raise UserError(f"{path} is not a dialogue this command reads; expected {FORMATS_HELP}")
+
+
+# ------------------------------------------------------------ PhotoChat
+
+
+def _photochat_turns(record: dict, path: Path) -> list[Turn]:
+    try:
+        messages = photochat.parse_record(record)
+    except RecordProblem as problem:
+        raise UserError(f"{path}: {problem.detail}") from None
+    for index, (turn, raw) in enumerate(zip(messages.turns, record["dialogue"])):
+        turn.speaker = _speaker(turn.speaker, f"{path}: dialogue[{index}]")
+        if turn.photos and isinstance(raw, dict) and raw.get("photo_description"):
+            turn.photos = [Photo(str(raw["photo_description"]).strip(), url=_text(raw, "photo_url"), photo_id=_text(raw, "photo_id"))]
+        for photo in turn.photos:
+            photo.path = _local_file(photo, path)
+            if photo.url and "://" not in photo.url:
+                photo.url = None  # a local path, now in ``path``; a URL is kept as the photo's origin
+    turns = merge_messages(Dialogue(messages.dialogue_id, messages.turns)).turns
+    if not turns:
+        raise UserError(f"{path}: the dialogue has no messages")
+    return turns
+
+
+def _text(raw: dict, key: str) -> str | None:
+    value = raw.get(key)
+    text = "" if value is None else str(value).strip()
+    return text or None
+
+
+def _local_file(photo: Photo, history_file: Path) -> str | None:
+    """The photo's local file: ``photo_url`` if it is a path, else by ``photo_id`` under ``photos/``."""
+    url = photo.url or ""
+    if url and "://" not in url:
+        file = _resolve(url, history_file)
+        if not file.is_file():
+            raise UserError(f"{history_file}: photo file not found: {file} (photo_url of '{photo.caption}')")
+        return str(file)
+    if photo.photo_id:
+        found = find_photo(dataset_root(history_file), photo_stem(photo.photo_id, None))
+        return str(found.absolute()) if found else None
+    return None  # an internet photo not fetched: the model reads its caption
+
+
+def _resolve(name: str, history_file: Path) -> Path:
+    file = Path(name).expanduser()
+    return file if file.is_absolute() else history_file.parent / file
+
+
+# ------------------------------------------------------------ JSONL
+
+
+def _jsonl_turns(text: str, path: Path) -> list[Turn]:
+    turns: list[Turn] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{number}: not JSON ({err.msg}); expected {FORMATS_HELP}") from None
+        turn = _jsonl_turn(value, path, number)
+        if turns and turns[-1].speaker == turn.speaker:  # consecutive messages of one speaker: one turn
+            turns[-1].text = f"{turns[-1].text} {turn.text}".strip()
+            turns[-1].photos += turn.photos
+        else:
+            turns.append(turn)
+    if not turns:
+        raise UserError(f"{path} holds no turns; expected {FORMATS_HELP}")
+    return turns
+
+
+def _jsonl_turn(value: Any, path: Path, number: int) -> Turn:
+    where = f"{path}:{number}"
+    if not isinstance(value, dict) or "speaker" not in value:
+        raise UserError(f"{where}: expected an object with 'speaker', 'text' and optionally 'photos'")
+    text = value.get("text", "")
+    photos = value.get("photos", [])
+    if not isinstance(text, str) or not isinstance(photos, list):
+        raise UserError(f"{where}: 'text' should be a string and 'photos' a list")
+    photos = [_jsonl_photo(item, path, where) for item in photos]
+    spans = PHOTO_SPAN.findall(text)
+    if spans and len(spans) != len(photos):
+        raise UserError(f"{where}: the text has {len(spans)} [IMG] spans but {len(photos)} photos; give one photo per span, or no spans")
+    for photo, caption in zip(photos, spans):
+        photo.caption = caption  # the span is what the turn says the photo shows
+    if not spans:
+        text = " ".join([text.strip()] * bool(text.strip()) + [photo_turn_text(p.caption) for p in photos])
+    if not text:
+        raise UserError(f"{where}: an empty turn (no text and no photos)")
+    return Turn(_speaker(value["speaker"], where), text, photos)
+
+
+def _jsonl_photo(item: Any, path: Path, where: str) -> Photo:
+    if isinstance(item, str):
+        item = {"path": item}
+    if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+        raise UserError(f"{where}: each photo should be a path or an object with a 'path'")
+    caption = item.get("caption") or USER_PHOTO_CAPTION
+    return Photo(str(caption), path=str(_resolve(item["path"], path)))
+
+
+# ------------------------------------------------------------ shared
+
+
+def _speaker(value: Any, where: str) -> str:
+    speaker = SPEAKERS.get(str(value).strip().lower())
+    if speaker is None:
+        raise UserError(f"{where}: unknown speaker {value!r}; use user (or 0) and bot (or 1)")
+    return speaker
+
+
+def _check_photo_files(turns: list[Turn], limits: InputLimits) -> None:
+    for turn in turns:
+        for photo in turn.photos:
+            if photo.path:
+                check_photo_file(photo.path, limits)

@@ -1,0 +1,10 @@
+"""Constants shared by the serving tests."""
+
+from __future__ import annotations
+
+from photodialog.models.generation import GenerationSettings
+
+# Short replies and two denoising steps: the tests check behaviour, not quality.
+FAST = GenerationSettings(max_new_tokens=6, diffusion_steps=2)
+FAST_FLAGS = ["--max-new-tokens", "6", "--diffusion-steps", "2", "--device", "cpu"]
+DRAWN_CAPTION = "a red car at the beach"

@@ -1,0 +1,28 @@
+"""Helpers for the trainer tests: small runs of the tiny recipe on the shared tiny world."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+QUICK = ["train.batch_size=4", "train.micro_batch_size=4", "train.eval_every_epochs=1000", "model.image_loss_repeats=1",
+         "train.warmup_steps=2", "train.log_every_steps=1"]
+
+
+@pytest.fixture
+def final_weights():
+    """The trainable weights of a run's latest checkpoint."""
+    from safetensors.torch import load_file
+
+    from photodialog.training.checkpoint import list_checkpoints
+
+    return lambda run_dir: load_file(str(list_checkpoints(Path(run_dir))[-1] / "trainable.safetensors"))
+
+
+@pytest.fixture
+def quick_args(tiny_world):
+    def make(*extra: str) -> list[str]:
+        return ["--config", "tiny-e2e", f"data.path={tiny_world}", *QUICK, *extra, "--no-progress"]
+
+    return make

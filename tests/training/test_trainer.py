@@ -1,0 +1,99 @@
+"""The trainer's behaviour: learning, errors before work, NaN handling, logs and run files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from photodialog.cli.main import main
+from photodialog.training.checkpoint import list_checkpoints
+from photodialog.training.run_files import read_metrics
+
+
+def test_text_and_image_loss_fall_over_a_short_run(tmp_path, quick_args):
+    run = tmp_path / "run"
+    assert main(["train", *quick_args("max_steps=24", "train.micro_batch_size=8", "train.batch_size=8", "train.warmup_steps=4"),
+                 "--output-dir", str(run)]) == 0
+    rows = read_metrics(run, "train")
+    first, last = rows[:4], rows[-4:]
+    mean = lambda rs, key: sum(r[key] for r in rs) / len(rs)  # noqa: E731
+    assert mean(last, "text_loss") < mean(first, "text_loss") - 0.5
+    assert mean(last, "loss") < mean(first, "loss")
+    assert all({"loss", "tau", "lr", "step"} <= r.keys() for r in rows)
+    assert rows[-1]["tau"] < rows[0]["tau"]  # annealing from 1 towards 0.01
+
+
+def test_run_folder_holds_config_environment_logs(tmp_path, quick_args):
+    run = tmp_path / "run"
+    assert main(["train", *quick_args("max_steps=1"), "--output-dir", str(run)]) == 0
+    for name in ("config.yaml", "environment.json", "train.log", "metrics.jsonl", "tensorboard", "base"):
+        assert (run / name).exists(), name
+    assert "torch" in json.loads((run / "environment.json").read_text())["packages"]
+    assert (run / "checkpoints" / "best").is_file()
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.no_such_key=1", "train.no_such_key"),
+    ("max_steps=ten", "train.max_steps"),
+    ("model.bridge=dense", "model.bridge"),
+    ("data.path=/no/such/folder", "data.path"),
+])
+def test_config_errors_stop_before_any_work(tmp_path, quick_args, capsys, override, key):
+    run = tmp_path / "run"
+    assert main(["train", *quick_args(override), "--output-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert key.split(".")[-1] in err
+    assert not list_checkpoints(run)
+
+
+def test_nan_losses_are_skipped_then_stop_the_run(tmp_path, quick_args, monkeypatch, capsys):
+    from photodialog.models.dialogue_model import LossOutput, PhotoDialogModel
+
+    real_forward = PhotoDialogModel.forward
+    calls = {"n": 0}
+
+    def flaky(self, batch, **kwargs):
+        out = real_forward(self, batch, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2 or calls["n"] >= 4:  # one bad step, then a streak of them
+            return LossOutput(loss=out.loss * float("nan"), text_loss=out.text_loss, image_loss=out.image_loss, stats=out.stats)
+        return out
+
+    monkeypatch.setattr(PhotoDialogModel, "forward", flaky)
+    run = tmp_path / "run"
+    code = main(["train", *quick_args("max_steps=20", "train.save_every_steps=1", "train.max_bad_steps_in_row=3"), "--output-dir", str(run)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "NaN or Inf" in err and "intact" in err
+    checkpoints = list_checkpoints(run)
+    assert checkpoints and json.loads((checkpoints[-1] / "state.json").read_text())["step"] == 2
+    from safetensors.torch import load_file
+
+    weights = load_file(str(checkpoints[-1] / "trainable.safetensors"))
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_every_shipped_recipe_validates_and_documents_its_command():
+    from pathlib import Path
+
+    from photodialog.config import load_config
+
+    recipes = sorted((Path(__file__).parents[2] / "src" / "photodialog" / "configs").glob("*.yaml"))
+    assert recipes
+    for recipe in recipes:
+        load_config(str(recipe))
+        header = [line for line in recipe.read_text().splitlines() if line.startswith("#")]
+        assert any("photodialog train" in line for line in header), f"{recipe.name}: header must show the command"
+
+
+def test_tau_schedule_shapes():
+    from photodialog.training.schedules import tau_at
+
+    assert tau_at(0, start=1, end=0.01, anneal_steps=100) == 1
+    assert tau_at(50, start=1, end=0.01, anneal_steps=100) == pytest.approx(0.505)
+    assert tau_at(50, start=1, end=0.01, anneal_steps=100, shape="exponential") == pytest.approx(0.1)
+    assert tau_at(500, start=1, end=0.01, anneal_steps=100) == 0.01
+    assert not math.isnan(tau_at(3, start=1, end=0.01, anneal_steps=0))
