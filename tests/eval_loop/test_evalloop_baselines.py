@@ -11,7 +11,7 @@ from evalloop_helpers import FAST_FLAGS, MAX_SAMPLES, RUN_OVERRIDES
 from photodialog.baselines.presets import BASELINES, SCALES, baseline_recipes, train_baseline
 from photodialog.cli.main import main
 from photodialog.config import load_config
-from photodialog.evaluation.evaluate import NO_GENERATOR
+from photodialog.evaluation.seed_scoring import NO_GENERATOR
 from photodialog.evaluation.results import load_result
 
 

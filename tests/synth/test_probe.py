@@ -17,16 +17,18 @@ CHANCE = {"object": 1 / 8, "colour": 1 / 6, "scene": 1 / 5}
 def quick_probe(probe_world, tmp_path_factory):
     """A probe trained for a few epochs on 240 photos (seconds on CPU)."""
     out = tmp_path_factory.mktemp("probe") / "probe"
-    report = train_probe(probe_world, out_dir=out, epochs=4, batch_size=32, progress=False)
+    report = train_probe(probe_world, out_dir=out, epochs=6, batch_size=32, progress=False)
     return report, Probe.load(out)
 
 
-def test_a_quick_probe_is_clearly_above_chance(quick_probe):
+def test_a_quick_probe_reads_colour_and_scene_far_above_chance(quick_probe):
+    """Colour and scene are learnt in a few epochs; the object (its shape) needs the full world
+    and about 600 steps, which the slow test below checks."""
     report, _ = quick_probe
     assert report.train_photos == 240 and report.test_photos == 30
-    for kind, chance in CHANCE.items():
-        assert report.accuracy[kind] >= 2 * chance, (kind, report.accuracy)
-    assert report.train_loss[-1] < report.train_loss[0]
+    for kind in ("colour", "scene"):
+        assert report.accuracy[kind] >= 3 * CHANCE[kind], (kind, report.accuracy)
+    assert report.train_loss[-1] < 0.8 * report.train_loss[0]
 
 
 def test_predict_and_score_agree_with_the_report(quick_probe, probe_world):

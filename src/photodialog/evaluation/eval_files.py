@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,18 +68,25 @@ def photo_file(folder: Path, index: int) -> Path:
     return folder / f"{index:05d}.png"
 
 
-def save_photos(folder: Path, photos: Mapping[int, Any]) -> dict[int, Path]:
-    """Save ``{target index: PIL image}`` as PNGs in a fresh ``folder`` (old photos removed)."""
+def fresh_folder(folder: Path) -> Path:
+    """``folder``, created, without the PNGs of an earlier run."""
     folder.mkdir(parents=True, exist_ok=True)
     # A rerun with fewer targets must not leave stale photos that a folder-based scorer would count.
     for old in folder.glob("*.png"):
         old.unlink()
-    saved = {}
-    for index, photo in sorted(photos.items()):
+    return folder
+
+
+def save_photos(folder: Path, photos: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Path, Any]]:
+    """Save ``(target index, PIL image)`` pairs as PNGs in a fresh ``folder``, as they come.
+
+    Yields ``(index, path, image)`` for each saved photo; lazy, so nothing is saved until iterated.
+    """
+    fresh_folder(folder)
+    for index, photo in photos:
         path = photo_file(folder, index)
         photo.save(path)
-        saved[index] = path
-    return saved
+        yield index, path, photo
 
 
 def write_text(path: Path, text: str) -> None:

@@ -27,21 +27,18 @@ from typing import Any
 import torch
 
 from photodialog.config import EvalConfig
-from photodialog.data.schema import Sample
 from photodialog.errors import UserError
-from photodialog.evaluation.eval_files import EvalPaths, eval_paths, save_photos, write_predictions, write_text
-from photodialog.evaluation.image_metrics import INCEPTION, fidelity_metric_set, fidelity_scores
-from photodialog.evaluation.probe_scores import ProbeScorer, all_probe_keys, in_table_order, load_probe_scorer
-from photodialog.evaluation.results import SeedResult, build_result, save_result
-from photodialog.evaluation.runner import NOISE_SEED_STRIDE, draw_photos, generate_replies, load_targets
-from photodialog.models.generation import GenerationSettings, Reply
+from photodialog.evaluation.eval_files import EvalPaths, eval_paths, write_predictions, write_text
+from photodialog.evaluation.eval_record import data_info, markdown_document, model_info, prediction_rows, settings_info
+from photodialog.evaluation.image_metrics import INCEPTION
+from photodialog.evaluation.probe_scores import in_table_order
+from photodialog.evaluation.results import build_result, save_result
+from photodialog.evaluation.runner import generate_replies, load_targets
+from photodialog.evaluation.seed_scoring import GoldTargets, ScoringOptions, SeedScorer
+from photodialog.models.generation import GenerationSettings
 
 DETERMINISTIC_DECODING = ("greedy", "beam")
 DECODINGS = ("greedy", "beam", "sample")
-NO_GENERATOR = (
-    "this checkpoint has no image generator (a pipeline text part); evaluate the pipeline's image part, "
-    "whose model.text_from joins the two"
-)
 
 
 @dataclass
@@ -128,117 +125,6 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-# ------------------------------------------------------------ the gold side
-
-
-@dataclass
-class GoldTargets:
-    """What the targets say: gold texts, the reference photos and the gold captions."""
-
-    samples: list[Sample]
-
-    def __post_init__(self) -> None:
-        self.texts = [s.response.text for s in self.samples]
-        self.reference: dict[int, str] = {}  # target -> its first gold photo with a local file
-        self.captions: dict[int, str] = {}  # target -> the caption of its first gold photo
-        self.missing_photos = 0  # gold photo turns whose photos have no local file (dead URLs)
-        for index, sample in enumerate(self.samples):
-            photos = sample.response.photos
-            if not photos:
-                continue
-            if photos[0].caption.strip():
-                self.captions[index] = photos[0].caption.strip()
-            with_file = [p.path for p in photos if p.path]
-            if with_file:
-                self.reference[index] = with_file[0]
-            else:
-                self.missing_photos += 1
-
-    @property
-    def photo_turns(self) -> int:
-        return sum(s.response.shares_photo for s in self.samples)
-
-
-# ------------------------------------------------------------ scoring one seed
-
-
-class SeedScorer:
-    """Draws and scores the photos of one seed's replies; keeps what is shared across seeds."""
-
-    def __init__(self, system, gold: GoldTargets, settings: GenerationSettings, request: EvalRequest,
-                 paths: EvalPaths, batch_size: int, device: str):
-        self.system, self.gold, self.settings, self.request = system, gold, settings, request
-        self.paths, self.batch_size, self.device = paths, batch_size, device
-        self.generator = system.model.generator
-        self.probe, self.probe_problem = load_probe_scorer(request.data or system.config.data.path)
-        self._reference_features = None
-
-    @property
-    def is_world(self) -> bool:
-        return self.probe is not None or self.probe_problem is not None
-
-    def score(self, seed: int, replies: Sequence[Reply]) -> tuple[SeedResult, dict[int, Path]]:
-        """The seed's metrics and the photo files drawn for it (by target index)."""
-        from photodialog.evaluation.share_moment import share_moment_scores
-        from photodialog.evaluation.text_metrics import text_scores
-
-        torch.manual_seed(seed)
-        result = SeedResult(seed)
-        predicted = [reply.text for reply in replies]
-        result.add(text_scores(predicted, self.gold.texts))
-        result.add(share_moment_scores(predicted, self.gold.texts))
-        result.counts["reference_photos_missing"] = self.gold.missing_photos
-        if self.generator is None:
-            result.mark_unavailable(["is", "fid"] + (all_probe_keys() if self.is_world else []), NO_GENERATOR)
-            return result, {}
-        captions = {i: reply.captions[0] for i, reply in enumerate(replies) if reply.captions}
-        photos = dict(zip(captions, self._draw(list(captions.values()), seed, f"photos, seed {seed}")))
-        saved = save_photos(self.paths.seed_photos(seed), photos)
-        scores = fidelity_scores(
-            [saved[i] for i in sorted(saved)], list(self.gold.reference.values()),
-            inception_weights=self.request.inception_weights, device=self.device,
-            isc_splits=self.request.isc_splits, feature_extractor=self.request.feature_extractor,
-        )
-        result.add(fidelity_metric_set(scores))
-        result.counts["generated_photos"] = len(saved)
-        if self.probe is not None:
-            self._probe_scores(result, seed, photos, captions)
-        elif self.probe_problem is not None:
-            result.mark_unavailable(all_probe_keys(), self.probe_problem["reason"], self.probe_problem.get("fix"))
-        return result, saved
-
-    def _draw(self, captions: list[str], seed: int, desc: str) -> list:
-        return draw_photos(self.generator, captions, self.settings, seed=seed, batch_size=self.batch_size,
-                           progress=self.request.progress, desc=desc)
-
-    def reference_features(self, probe: ProbeScorer):
-        if self._reference_features is None:
-            from photodialog.data.photos import load_photo
-
-            images = [load_photo(path) for path in self.gold.reference.values()]
-            self._reference_features = probe.features(images) if images else probe.features([])
-        return self._reference_features
-
-    def _probe_scores(self, result: SeedResult, seed: int, photos: dict[int, Any], captions: dict[int, str]) -> None:
-        from photodialog.data.synth import find_attributes
-
-        probe = self.probe
-        order = sorted(photos)
-        generated = [photos[i] for i in order]
-        result.add(probe.accuracy("caption", generated, [find_attributes(captions[i]) for i in order]))
-        both = [i for i in order if i in self.gold.captions]
-        result.add(probe.accuracy("gold", [photos[i] for i in both], [find_attributes(self.gold.captions[i]) for i in both]))
-        # The image generator alone: the gold captions, with the same noise seeds as the model's photos.
-        gold_order = sorted(self.gold.captions)
-        gold_texts = [self.gold.captions[i] for i in gold_order]
-        drawn = self._draw(gold_texts, seed, f"gold-caption photos, seed {seed}")
-        save_photos(self.paths.seed_photos(seed, gold_captions=True), dict(zip(gold_order, drawn)))
-        result.add(probe.accuracy("generator", drawn, [find_attributes(text) for text in gold_texts]))
-        reference = self.reference_features(probe)
-        result.add(probe.frechet("probe_fid", generated, reference))
-        result.add(probe.frechet("probe_fid_generator", drawn, reference))
-
-
 # ------------------------------------------------------------ the whole evaluation
 
 
@@ -259,7 +145,11 @@ def evaluate(request: EvalRequest) -> EvalOutputs:
     gold = GoldTargets(load_targets(data_path, request.split, request.max_samples))
     settings = generation_settings(system.config.eval, request.generation)
     batch_size = request.batch_size or system.config.eval.batch_size
-    scorer = SeedScorer(system, gold, settings, request, paths, batch_size, device)
+    options = ScoringOptions(
+        data_path=str(data_path), device=device, batch_size=batch_size, inception_weights=request.inception_weights,
+        isc_splits=request.isc_splits, feature_extractor=request.feature_extractor, progress=request.progress,
+    )
+    scorer = SeedScorer(system, gold, settings, paths, options)
 
     text_once = settings.decoding in DETERMINISTIC_DECODING
     shared = _replies(system, gold, settings, batch_size, request, "replies") if text_once else None
@@ -275,7 +165,7 @@ def evaluate(request: EvalRequest) -> EvalOutputs:
         model=model_info(system, request.name),
         data=data_info(data_path, request.split, gold),
         seed_results=seed_results,
-        settings=settings_info(settings, request, scorer, batch_size, device, text_once),
+        settings=settings_info(settings, request, scorer, text_once),
     )
     result["aggregate"] = in_table_order(result["aggregate"])
     save_result(result, paths.json)
@@ -286,136 +176,3 @@ def evaluate(request: EvalRequest) -> EvalOutputs:
 
 def _replies(system, gold: GoldTargets, settings: GenerationSettings, batch_size: int, request: EvalRequest, desc: str):
     return generate_replies(system, gold.samples, settings, batch_size=batch_size, progress=request.progress, desc=desc)
-
-
-# ------------------------------------------------------------ what the result records
-
-
-def default_model_name(system) -> str:
-    """``Divter`` for a pipeline whose LLM is a GPT-2 (DialoGPT) model, else the system's kind."""
-    llm = system.model.llm
-    if system.kind == "pipeline" and llm is not None and getattr(llm.config, "model_type", "") == "gpt2":
-        return "Divter"
-    return system.kind
-
-
-def model_info(system, name: str | None) -> dict[str, Any]:
-    from photodialog.training.checkpoint import read_state
-
-    cfg = system.config.model
-    llm = system.model.llm
-    architecture = getattr(llm.config, "model_type", None) if llm is not None else None
-    paper = cfg.preset == "paper"
-    return {
-        "name": name or default_model_name(system),
-        "kind": system.kind,
-        "checkpoint": str(system.checkpoint),
-        "step": read_state(system.checkpoint).step if system.checkpoint else None,
-        "preset": cfg.preset,
-        "llm": cfg.llm if paper else f"tiny {architecture}",
-        "llm_architecture": architecture,
-        "diffusion": (cfg.diffusion if paper else "tiny") if system.model.generator is not None else None,
-        "context_photos": cfg.context_photos,
-        "captioner": cfg.captioner if cfg.context_photos == "caption" else None,
-        "bridge": cfg.bridge,
-        "text_from": cfg.text_from or None,
-    }
-
-
-def dataset_name(data_path: str | Path) -> str:
-    from photodialog.data.loading import dataset_root
-    from photodialog.data.synth.world import WORLD_FILE
-
-    root = dataset_root(data_path)
-    return "synthetic" if (root / WORLD_FILE).is_file() else root.resolve().name
-
-
-def data_info(data_path: str | Path, split: str, gold: GoldTargets) -> dict[str, Any]:
-    return {
-        "dataset": dataset_name(data_path),
-        "split": split,
-        "path": str(data_path),
-        "dialogues": len({s.dialogue_id for s in gold.samples}),
-        "targets": len(gold.samples),
-        "photo_targets": gold.photo_turns,
-        "reference_photos": len(gold.reference),
-    }
-
-
-def settings_info(settings: GenerationSettings, request: EvalRequest, scorer: SeedScorer, batch_size: int,
-                  device: str, text_once: bool) -> dict[str, Any]:
-    text = (
-        f"generated once and reused for every seed: {settings.decoding} decoding is deterministic, "
-        "so the seeds change only the diffusion noise"
-        if text_once else "generated anew for every seed (sampling)"
-    )
-    info: dict[str, Any] = {
-        "decoding": settings.decoding,
-        "max_new_tokens": settings.max_new_tokens,
-        "text_generation": text,
-        "text_per_seed": not text_once,
-        "diffusion_steps": settings.diffusion_steps,
-        "guidance_scale": settings.guidance_scale,
-        "sampler": settings.sampler,
-        "image_size": scorer.generator.image_size if scorer.generator is not None else None,
-        "photos_per_turn": "one: the photo of the first caption of each predicted turn",
-        "reference_set": "the first gold photo (with a local file) of every target turn that shares one",
-        "noise_seed": f"seed * {NOISE_SEED_STRIDE} + batch index, batches of {batch_size} captions",
-        "batch_size": batch_size,
-        "max_samples": request.max_samples,
-        "inception_weights": str(request.inception_weights) if request.inception_weights else None,
-        "feature_extractor": request.feature_extractor,
-        "isc_splits": request.isc_splits,
-        "device": device,
-        "probe": scorer.probe.source if scorer.probe is not None else None,
-    }
-    if settings.decoding == "beam":
-        info["num_beams"] = settings.num_beams
-    if settings.decoding == "sample":
-        info.update(temperature=settings.temperature, top_p=settings.top_p)
-    return info
-
-
-def prediction_rows(gold: GoldTargets, replies_by_seed: Mapping[int, Sequence[Reply]],
-                    photos_by_seed: Mapping[int, Mapping[int, Path]], paths: EvalPaths, text_once: bool) -> list[dict]:
-    """One row per target: where it is, the gold and predicted text, and its photo files."""
-    rows = []
-    first = next(iter(replies_by_seed.values()))
-    for index, sample in enumerate(gold.samples):
-        row: dict[str, Any] = {
-            "index": index, "dialogue_id": sample.dialogue_id, "turn_index": sample.turn_index,
-            "speaker": sample.response.speaker, "gold": sample.response.text,
-        }
-        if text_once:
-            row.update(predicted=first[index].text, captions=first[index].captions)
-        else:
-            row["predicted_by_seed"] = {str(s): replies[index].text for s, replies in replies_by_seed.items()}
-        files = {str(s): paths.relative(saved[index]) for s, saved in photos_by_seed.items() if index in saved}
-        if files:
-            row["photos_by_seed"] = files
-        rows.append(row)
-    return rows
-
-
-def markdown_document(result: Mapping[str, Any], paths: EvalPaths) -> str:
-    """The result as a Markdown page: the tables, a legend of the probe scores, the settings, the files."""
-    from photodialog.evaluation.probe_scores import GROUP_MEANING
-    from photodialog.evaluation.tables import report
-
-    model, data, settings = result["model"], result["data"], result["settings"]
-    lines = [
-        f"# Evaluation of {model['name']} on {data['dataset']} / {data['split']}",
-        "",
-        f"Checkpoint `{model['checkpoint']}`; {data['targets']} target turns of {data['dialogues']} dialogues "
-        f"({data['photo_targets']} share a photo); seeds {', '.join(map(str, result['seeds']))}.",
-        "",
-        report([result], with_seeds=True),
-    ]
-    if any(key.startswith("probe_") for key in result["aggregate"]):
-        lines += ["**Probe scores** (synthetic world; accuracies in %):", ""]
-        lines += [f"- `{group}_*`: {meaning}." for group, meaning in GROUP_MEANING.items()]
-        lines += ["- probe-FID: generated photos vs the reference photos, in the probe's feature space (not Inception);",
-                  "  `probe_fid_generator`: the same for the photos drawn from the gold captions.", ""]
-    lines += ["**Settings**", ""] + [f"- {key}: {value}" for key, value in settings.items()]
-    lines += ["", f"Photos: `{paths.relative(paths.photos)}/`; predictions: `{paths.relative(paths.predictions)}`.", ""]
-    return "\n".join(lines)

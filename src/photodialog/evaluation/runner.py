@@ -10,7 +10,7 @@ rerun with the same seed and batch size draws the same photos.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,18 +69,25 @@ def noise_seed(seed: int, batch_index: int) -> int:
     return seed * NOISE_SEED_STRIDE + batch_index
 
 
-def draw_photos(
+def iter_photos(
     generator, captions: Sequence[str], settings: GenerationSettings, *, seed: int, batch_size: int = 16,
     progress: bool = True, desc: str = "photos",
-) -> list:
-    """One PIL photo per caption, drawn in batches of ``batch_size`` with noise from ``seed``."""
-    photos: list = []
+) -> Iterator:
+    """One PIL photo per caption, in order, drawn in batches of ``batch_size`` with noise from ``seed``.
+
+    A generator, so that a caller can save each photo as it comes instead of holding thousands of
+    512 px photos in memory.
+    """
     with _progress(len(captions), desc, "photo", progress) as bar:
         for batch_index, start in enumerate(range(0, len(captions), batch_size)):
             chunk = list(captions[start : start + batch_size])
-            photos += generator.generate(
+            yield from generator.generate(
                 chunk, steps=settings.diffusion_steps, guidance_scale=settings.guidance_scale,
                 seed=noise_seed(seed, batch_index), sampler=settings.sampler,
             )
             bar.update(len(chunk))
-    return photos
+
+
+def draw_photos(generator, captions: Sequence[str], settings: GenerationSettings, **kwargs) -> list:
+    """``iter_photos`` as a list."""
+    return list(iter_photos(generator, captions, settings, **kwargs))

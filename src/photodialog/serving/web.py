@@ -167,7 +167,7 @@ def build_app(engine: ChatEngine, out_dir: str | Path, defaults: GenerationSetti
     page = ChatPage(engine, out_dir, defaults, limits or InputLimits())
     with gr.Blocks(title="photodialog chat", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as app:
         gr.Markdown(INTRO + (f"\n\nModel: `{title}`" if title else ""))
-        chatbot = gr.Chatbot(label="conversation", height=520, elem_id="chat", feedback_options=None)
+        chatbot = gr.Chatbot(label="conversation", height=520, elem_id="chat", feedback_options=None, buttons=["copy", "copy_all"])
         message = gr.MultimodalTextbox(file_count="multiple", show_label=False, elem_id="message",
                                        placeholder="Type a message, attach photos with the clip, press Enter")
         status = gr.Markdown(elem_id="status")
@@ -185,6 +185,7 @@ def build_app(engine: ChatEngine, out_dir: str | Path, defaults: GenerationSetti
         message.submit(page.send, [message, session, temperature, steps, guidance, seed],
                        [chatbot, message, session, status], api_name="send")
         new_chat.click(page.new_chat, [session], [chatbot, session, status], api_name="new_chat")
+        chatbot.clear(page.new_chat, [session], [chatbot, session, status], api_visibility="private")  # its bin icon
         save.click(page.save, [session], [download, status], api_name="save")
     app.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     return app

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
                "  photodialog data probe worlds/default",
     )
     parser.add_argument("world", metavar="DIR", help="a world written by `photodialog data synth`")
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs (default: 12)")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
     parser.add_argument("--image-size", type=int, default=32, metavar="PX",
                         help="photos are resized to PX x PX for the probe (default: 32, the size "
                              "the tiny diffusion model draws at)")

@@ -216,7 +216,7 @@ def _probe_folder(path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------
 # Training
 
-def train_probe(world_dir: str | Path, out_dir: str | Path | None = None, epochs: int = 12,
+def train_probe(world_dir: str | Path, out_dir: str | Path | None = None, epochs: int = 10,
                 image_size: int = 32, seed: int = 0, batch_size: int = 32, lr: float = 3e-3,
                 threads: int | None = 1, progress: bool = True) -> ProbeReport:
     """Train a probe on the world's train photos, test it on its test photos, save it.

@@ -1,0 +1,145 @@
+"""What an eval result records besides the scores: the model, the data, the settings; and its
+predictions file and Markdown page (written next to the result, see ``eval_files``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from photodialog.evaluation.eval_files import EvalPaths
+from photodialog.evaluation.runner import NOISE_SEED_STRIDE
+from photodialog.evaluation.seed_scoring import GoldTargets, SeedScorer
+from photodialog.models.generation import GenerationSettings, Reply
+
+if TYPE_CHECKING:
+    from photodialog.evaluation.evaluate import EvalRequest
+
+
+def default_model_name(system) -> str:
+    """``Divter`` for a pipeline whose LLM is a GPT-2 (DialoGPT) model, else the system's kind."""
+    llm = system.model.llm
+    if system.kind == "pipeline" and llm is not None and getattr(llm.config, "model_type", "") == "gpt2":
+        return "Divter"
+    return system.kind
+
+
+def model_info(system, name: str | None) -> dict[str, Any]:
+    from photodialog.training.checkpoint import read_state
+
+    cfg = system.config.model
+    llm = system.model.llm
+    architecture = getattr(llm.config, "model_type", None) if llm is not None else None
+    paper = cfg.preset == "paper"
+    return {
+        "name": name or default_model_name(system),
+        "kind": system.kind,
+        "checkpoint": str(system.checkpoint),
+        "step": read_state(system.checkpoint).step if system.checkpoint else None,
+        "preset": cfg.preset,
+        "llm": cfg.llm if paper else f"tiny {architecture}",
+        "llm_architecture": architecture,
+        "diffusion": (cfg.diffusion if paper else "tiny") if system.model.generator is not None else None,
+        "context_photos": cfg.context_photos,
+        "captioner": cfg.captioner if cfg.context_photos == "caption" else None,
+        "bridge": cfg.bridge,
+        "text_from": cfg.text_from or None,
+    }
+
+
+def dataset_name(data_path: str | Path) -> str:
+    from photodialog.data.loading import dataset_root
+    from photodialog.data.synth.world import WORLD_FILE
+
+    root = dataset_root(data_path)
+    return "synthetic" if (root / WORLD_FILE).is_file() else root.resolve().name
+
+
+def data_info(data_path: str | Path, split: str, gold: GoldTargets) -> dict[str, Any]:
+    return {
+        "dataset": dataset_name(data_path),
+        "split": split,
+        "path": str(data_path),
+        "dialogues": len({s.dialogue_id for s in gold.samples}),
+        "targets": len(gold.samples),
+        "photo_targets": gold.photo_turns,
+        "reference_photos": len(gold.reference),
+    }
+
+
+def settings_info(settings: GenerationSettings, request: EvalRequest, scorer: SeedScorer, text_once: bool) -> dict[str, Any]:
+    text = (
+        f"generated once and reused for every seed: {settings.decoding} decoding is deterministic, "
+        "so the seeds change only the diffusion noise"
+        if text_once else "generated anew for every seed (sampling)"
+    )
+    info: dict[str, Any] = {
+        "decoding": settings.decoding,
+        "max_new_tokens": settings.max_new_tokens,
+        "text_generation": text,
+        "text_per_seed": not text_once,
+        "diffusion_steps": settings.diffusion_steps,
+        "guidance_scale": settings.guidance_scale,
+        "sampler": settings.sampler,
+        "image_size": scorer.generator.image_size if scorer.generator is not None else None,
+        "photos_per_turn": "one: the photo of the first caption of each predicted turn",
+        "reference_set": "the first gold photo (with a local file) of every target turn that shares one",
+        "noise_seed": f"seed * {NOISE_SEED_STRIDE} + batch index, batches of {scorer.options.batch_size} captions",
+        "batch_size": scorer.options.batch_size,
+        "max_samples": request.max_samples,
+        "inception_weights": str(request.inception_weights) if request.inception_weights else None,
+        "feature_extractor": request.feature_extractor,
+        "isc_splits": request.isc_splits,
+        "device": scorer.options.device,
+        "probe": scorer.probe.source if scorer.probe is not None else None,
+    }
+    if settings.decoding == "beam":
+        info["num_beams"] = settings.num_beams
+    if settings.decoding == "sample":
+        info.update(temperature=settings.temperature, top_p=settings.top_p)
+    return info
+
+
+def prediction_rows(gold: GoldTargets, replies_by_seed: Mapping[int, Sequence[Reply]],
+                    photos_by_seed: Mapping[int, Mapping[int, Path]], paths: EvalPaths, text_once: bool) -> list[dict]:
+    """One row per target: where it is, the gold and predicted text, and its photo files."""
+    rows = []
+    first = next(iter(replies_by_seed.values()))
+    for index, sample in enumerate(gold.samples):
+        row: dict[str, Any] = {
+            "index": index, "dialogue_id": sample.dialogue_id, "turn_index": sample.turn_index,
+            "speaker": sample.response.speaker, "gold": sample.response.text,
+        }
+        if text_once:
+            row.update(predicted=first[index].text, captions=first[index].captions)
+        else:
+            row["predicted_by_seed"] = {str(s): replies[index].text for s, replies in replies_by_seed.items()}
+        files = {str(s): paths.relative(saved[index]) for s, saved in photos_by_seed.items() if index in saved}
+        if files:
+            row["photos_by_seed"] = files
+        rows.append(row)
+    return rows
+
+
+def markdown_document(result: Mapping[str, Any], paths: EvalPaths) -> str:
+    """The result as a Markdown page: the tables, a legend of the probe scores, the settings, the files."""
+    from photodialog.evaluation.probe_scores import GROUP_MEANING
+    from photodialog.evaluation.tables import report
+
+    model, data, settings = result["model"], result["data"], result["settings"]
+    lines = [
+        f"# Evaluation of {model['name']} on {data['dataset']} / {data['split']}",
+        "",
+        f"Checkpoint `{model['checkpoint']}`; {data['targets']} target turns of {data['dialogues']} dialogues "
+        f"({data['photo_targets']} share a photo); seeds {', '.join(map(str, result['seeds']))}.",
+        "",
+        report([result], with_seeds=True),
+    ]
+    if any(key.startswith("probe_") for key in result["aggregate"]):
+        lines += ["**Probe scores** (synthetic world; accuracies in %):", ""]
+        lines += [f"- `{group}_*`: {meaning}." for group, meaning in GROUP_MEANING.items()]
+        lines += ["- probe-FID: generated photos vs the reference photos, in the probe's feature space (not Inception);",
+                  "  `probe_fid_generator`: the same for the photos drawn from the gold captions.", ""]
+    lines += ["**Settings**", ""] + [f"- {key}: {value}" for key, value in settings.items()]
+    lines += ["", f"Photos: `{paths.relative(paths.photos)}/`; predictions: `{paths.relative(paths.predictions)}`.", ""]
+    return "\n".join(lines)

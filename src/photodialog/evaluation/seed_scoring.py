@@ -1,0 +1,157 @@
+"""Scoring one seed: the gold side of the targets, and the metrics of one seed's replies and photos.
+
+``GoldTargets`` reads what the targets say once: the gold texts, the reference set (the first
+gold photo with a local file of every target turn that shares one) and the gold captions.
+``SeedScorer.score(seed, replies)`` fills a ``SeedResult``: BLEU-1/2 and ROUGE-L, share-moment
+P/R/F1, IS and FID of the photos drawn for the replies' captions (one per predicted turn: its
+first caption), and in a synthetic world the probe scores, including the generator-only check
+on the gold captions (``probe_scores``). Photos are saved as they are drawn (``eval_files``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from photodialog.data.schema import Sample
+from photodialog.evaluation.eval_files import EvalPaths, save_photos
+from photodialog.evaluation.image_metrics import INCEPTION, fidelity_metric_set, fidelity_scores
+from photodialog.evaluation.probe_scores import ProbeScorer, all_probe_keys, load_probe_scorer
+from photodialog.evaluation.results import SeedResult
+from photodialog.evaluation.runner import iter_photos
+from photodialog.models.generation import GenerationSettings, Reply
+
+NO_GENERATOR = (
+    "this checkpoint has no image generator (a pipeline text part); evaluate the pipeline's image part, "
+    "whose model.text_from joins the two"
+)
+
+
+@dataclass
+class ScoringOptions:
+    """How photos are drawn and scored (the ``EvalRequest`` fields that matter here)."""
+
+    data_path: str
+    device: str
+    batch_size: int
+    inception_weights: str | None = None
+    isc_splits: int = 10
+    feature_extractor: str = INCEPTION
+    progress: bool = True
+
+
+@dataclass
+class GoldTargets:
+    """What the targets say: gold texts, the reference photos and the gold captions."""
+
+    samples: list[Sample]
+
+    def __post_init__(self) -> None:
+        self.texts = [s.response.text for s in self.samples]
+        self.reference: dict[int, str] = {}  # target -> its first gold photo with a local file
+        self.captions: dict[int, str] = {}  # target -> the caption of its first gold photo
+        self.missing_photos = 0  # gold photo turns whose photos have no local file (dead URLs)
+        for index, sample in enumerate(self.samples):
+            photos = sample.response.photos
+            if not photos:
+                continue
+            if photos[0].caption.strip():
+                self.captions[index] = photos[0].caption.strip()
+            with_file = [p.path for p in photos if p.path]
+            if with_file:
+                self.reference[index] = with_file[0]
+            else:
+                self.missing_photos += 1
+
+    @property
+    def photo_turns(self) -> int:
+        return sum(s.response.shares_photo for s in self.samples)
+
+
+class SeedScorer:
+    """Draws and scores the photos of one seed's replies; keeps what is shared across seeds."""
+
+    def __init__(self, system, gold: GoldTargets, settings: GenerationSettings, paths: EvalPaths, options: ScoringOptions):
+        self.system, self.gold, self.settings, self.paths, self.options = system, gold, settings, paths, options
+        self.generator = system.model.generator
+        self.probe, self.probe_problem = load_probe_scorer(options.data_path)
+        self._reference_features = None
+
+    @property
+    def is_world(self) -> bool:
+        return self.probe is not None or self.probe_problem is not None
+
+    def score(self, seed: int, replies: Sequence[Reply]) -> tuple[SeedResult, dict[int, Path]]:
+        """The seed's metrics and the photo files drawn for it (by target index)."""
+        from photodialog.evaluation.share_moment import share_moment_scores
+        from photodialog.evaluation.text_metrics import text_scores
+
+        torch.manual_seed(seed)
+        result = SeedResult(seed)
+        predicted = [reply.text for reply in replies]
+        result.add(text_scores(predicted, self.gold.texts))
+        result.add(share_moment_scores(predicted, self.gold.texts))
+        result.counts["reference_photos_missing"] = self.gold.missing_photos
+        if self.generator is None:
+            result.mark_unavailable(["is", "fid"] + (all_probe_keys() if self.is_world else []), NO_GENERATOR)
+            return result, {}
+        captions = {i: reply.captions[0] for i, reply in enumerate(replies) if reply.captions}
+        saved, photos = self._draw_and_save(captions, seed, self.paths.seed_photos(seed), f"photos, seed {seed}")
+        scores = fidelity_scores(
+            [saved[i] for i in sorted(saved)], list(self.gold.reference.values()),
+            inception_weights=self.options.inception_weights, device=self.options.device,
+            isc_splits=self.options.isc_splits, feature_extractor=self.options.feature_extractor,
+        )
+        result.add(fidelity_metric_set(scores))
+        result.counts["generated_photos"] = len(saved)
+        if self.probe is not None:
+            self._probe_scores(result, seed, photos, captions)
+        elif self.probe_problem is not None:
+            result.mark_unavailable(all_probe_keys(), self.probe_problem["reason"], self.probe_problem.get("fix"))
+        return result, saved
+
+    def _draw_and_save(self, captions: dict[int, str], seed: int, folder: Path, desc: str):
+        """Draw ``{target: caption}``, saving each photo as it comes: ({target: file}, {target: photo}).
+
+        The photos themselves are kept only when the probe will read them (the synthetic world,
+        whose photos are small); otherwise only the files remain.
+        """
+        drawn = iter_photos(self.generator, list(captions.values()), self.settings, seed=seed,
+                            batch_size=self.options.batch_size, progress=self.options.progress, desc=desc)
+        saved, kept = {}, {}
+        for index, path, photo in save_photos(folder, zip(captions, drawn)):
+            saved[index] = path
+            if self.probe is not None:
+                kept[index] = photo
+        return saved, kept
+
+    def reference_features(self, probe: ProbeScorer):
+        if self._reference_features is None:
+            from photodialog.data.photos import load_photo
+
+            images = [load_photo(path) for path in self.gold.reference.values()]
+            self._reference_features = probe.features(images)
+        return self._reference_features
+
+    def _probe_scores(self, result: SeedResult, seed: int, photos: dict[int, Any], captions: dict[int, str]) -> None:
+        from photodialog.data.synth import find_attributes
+
+        probe = self.probe
+        order = sorted(photos)
+        generated = [photos[i] for i in order]
+        result.add(probe.accuracy("caption", generated, [find_attributes(captions[i]) for i in order]))
+        both = [i for i in order if i in self.gold.captions]
+        result.add(probe.accuracy("gold", [photos[i] for i in both], [find_attributes(self.gold.captions[i]) for i in both]))
+        # The image generator alone: the gold captions, with the same noise seeds as the model's photos.
+        gold_captions = {i: self.gold.captions[i] for i in sorted(self.gold.captions)}
+        folder = self.paths.seed_photos(seed, gold_captions=True)
+        _, by_target = self._draw_and_save(gold_captions, seed, folder, f"gold-caption photos, seed {seed}")
+        drawn = [by_target[i] for i in gold_captions]
+        result.add(probe.accuracy("generator", drawn, [find_attributes(text) for text in gold_captions.values()]))
+        reference = self.reference_features(probe)
+        result.add(probe.frechet("probe_fid", generated, reference))
+        result.add(probe.frechet("probe_fid_generator", drawn, reference))

@@ -1,0 +1,43 @@
+"""The tiny recipe on two processes under `accelerate launch`.
+
+Accelerate's ``--cpu`` flag starts several processes only through ``mpirun``; on a machine
+without a GPU, ``--multi_gpu --num_processes 2`` starts two processes with torchrun and
+Accelerate runs them as MULTI_CPU (gloo), which is what this test checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from photodialog.cli.main import main
+from photodialog.training.checkpoint import list_checkpoints, read_state
+
+
+def sample_log(run: Path, rank: int) -> dict[int, list[int]]:
+    rows = [json.loads(line) for line in (run / f"samples.rank{rank}.jsonl").read_text().splitlines()]
+    return {row["step"]: row["indices"] for row in rows}
+
+
+def test_two_processes_split_the_data_and_keep_the_step_semantics(tmp_path, quick_args):
+    args = quick_args("max_steps=3", "train.batch_size=8", "train.micro_batch_size=4", "train.log_sample_ids=true")
+    single = tmp_path / "single"
+    assert main(["train", *args, "--output-dir", str(single)]) == 0
+
+    double = tmp_path / "double"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "photodialog", "train", *args, "--output-dir", str(double)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(launcher, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    rank0, rank1, reference = sample_log(double, 0), sample_log(double, 1), sample_log(single, 0)
+    assert sorted(rank0) == sorted(rank1) == sorted(reference) == [1, 2, 3]  # same number of optimizer steps
+    for step in reference:
+        assert not set(rank0[step]) & set(rank1[step]), "both processes saw the same samples"
+        assert len(rank0[step]) == len(rank1[step]) == 4
+        assert sorted(rank0[step] + rank1[step]) == sorted(reference[step])  # the same effective batch of 8
+    assert read_state(list_checkpoints(double)[-1]).step == 3
