@@ -123,3 +123,13 @@ def test_blurred_photos_of_a_quick_probe_keep_colour(quick_probe, probe_world):
     photos = load_world(probe_world).photos("test")
     blurred = [Image.open(p.path).filter(ImageFilter.GaussianBlur(1.0)) for p in photos]
     assert probe.score(blurred, [p.triple.as_dict() for p in photos])["colour"] >= 2 * CHANCE["colour"]
+
+
+def test_a_corrupt_probe_is_a_data_error(quick_probe, tmp_path):
+    import shutil
+
+    report, _ = quick_probe
+    shutil.copytree(report.out_dir, tmp_path / "probe")
+    (tmp_path / "probe" / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(DataError, match="retrain"):
+        Probe.load(tmp_path / "probe")

@@ -82,6 +82,11 @@ class SyntheticTokenizer:
             ids = ids + [self.eos_token_id]
         return ids
 
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        """Text for ids: one made-up word per token (which the other vocabulary's tokenizer splits its own way)."""
+        special = set(self.specials.values()) if skip_special_tokens else set()
+        return " ".join(f"x{int(i)}" for i in ids if int(i) not in special)
+
     def __call__(self, text, add_special_tokens: bool = True, padding=False, max_length: int | None = None,
                  truncation: bool = False, return_tensors: str | None = None):
         texts = [text] if isinstance(text, str) else list(text)
@@ -132,3 +137,4 @@ def synthetic_captions(llm: SyntheticTokenizer, count: int, tokens_per_caption: 
         captions.append(CaptionTokens(rows=list(range(row, row + len(ids))), llm_ids=ids, text=" ".join(words)))
         row += len(ids)
     return captions
+

@@ -51,7 +51,8 @@ def _bridge_parser(commands) -> None:
     p.add_argument("--sd-vocab", type=int, default=49_408, help="CLIP vocabulary size (default 49,408)")
     p.add_argument("--sd-length", type=int, default=77, help="text encoder positions (default 77)")
     p.add_argument("--repeats", type=int, default=7, help="timed runs of the bridge (default 7)")
-    p.add_argument("--baseline-repeats", type=int, default=1, help="timed runs of the slow baselines (default 1)")
+    p.add_argument("--baseline-repeats", type=int, default=0,
+                   help="extra timed runs of the slow baselines (default 0: their memory-tracking run is their timing)")
     p.add_argument("--dense", choices=["auto", "skip"], default="auto",
                    help="auto: run the dense matrices when they fit in half the free memory, else report their size")
     p.add_argument("--train-text-encoder", action="store_true", help="E also gets a gradient (the paper's recipe freezes it)")
@@ -127,7 +128,9 @@ def run_bridge(args) -> int:
     if bad or not modes:
         raise UserError(f"--modes: choose among sentence, word, exact (got {args.modes!r})")
     _positive(captions=args.captions, caption_tokens=args.caption_tokens, width=args.width, llm_vocab=args.llm_vocab,
-              sd_vocab=args.sd_vocab, repeats=args.repeats, baseline_repeats=args.baseline_repeats)
+              sd_vocab=args.sd_vocab, repeats=args.repeats)
+    if args.baseline_repeats < 0:
+        raise UserError("--baseline-repeats cannot be negative")
     if args.sd_length < 3:
         raise UserError("--sd-length must be at least 3 (start, one token, end)")
     device = _prepare(args)

@@ -25,6 +25,7 @@ def default_model_name(system) -> str:
 
 
 def model_info(system, name: str | None) -> dict[str, Any]:
+    """What was evaluated: name, kind (end-to-end or pipeline), checkpoint and step, and its parts."""
     from photodialog.training.checkpoint import read_state
 
     cfg = system.config.model
@@ -48,6 +49,7 @@ def model_info(system, name: str | None) -> dict[str, Any]:
 
 
 def dataset_name(data_path: str | Path) -> str:
+    """``synthetic`` for a synthetic world, else the dataset folder's name (photochat, dialogcc...)."""
     from photodialog.data.loading import dataset_root
     from photodialog.data.synth.world import WORLD_FILE
 
@@ -56,6 +58,7 @@ def dataset_name(data_path: str | Path) -> str:
 
 
 def data_info(data_path: str | Path, split: str, gold: GoldTargets) -> dict[str, Any]:
+    """Which data, and how many dialogues, target turns, photo turns and reference photos."""
     return {
         "dataset": dataset_name(data_path),
         "split": split,
@@ -68,6 +71,7 @@ def data_info(data_path: str | Path, split: str, gold: GoldTargets) -> dict[str,
 
 
 def settings_info(settings: GenerationSettings, request: EvalRequest, scorer: SeedScorer, text_once: bool) -> dict[str, Any]:
+    """How replies and photos were made and scored, in words where a number would not say enough."""
     text = (
         f"generated once and reused for every seed: {settings.decoding} decoding is deterministic, "
         "so the seeds change only the diffusion noise"

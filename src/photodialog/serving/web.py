@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 SESSIONS_DIR = "sessions"
 CACHE_DIR = "gradio-cache"
 CACHE_CLEANUP = (3600, 24 * 3600)  # every hour, delete Gradio's cached copies older than a day
+CSS = "#chat .image-frame img { min-width: 128px; min-height: 128px; object-fit: contain; }"  # a tiny model's 32-pixel photos stay visible
 EMPTY_REPLY = "The model's reply was empty; say more, or raise the temperature in Settings."
 INTRO = """## photodialog chat
 Talk with the model: it sees the photos you attach (the clip in the message box) and may answer
@@ -200,7 +201,7 @@ def launch(app, host: str, port: int, limits: InputLimits | None = None) -> str:
     try:
         _, url, _ = app.launch(
             server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False,
-            max_file_size=limits.max_photo_bytes, ssr_mode=False, mcp_server=False, enable_monitoring=False,
+            max_file_size=limits.max_photo_bytes, ssr_mode=False, mcp_server=False, enable_monitoring=False, css=CSS,
         )
     except OSError as err:
         raise UserError(f"cannot serve on {host}:{port} ({err}); is another server using the port? Try --port") from None

@@ -69,20 +69,16 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in folder.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp") and (p / "state.json").is_file())
 
 
-def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p for name, p in model.named_parameters() if p.requires_grad}
-
-
-def save_checkpoint(run_dir: Path, model, optimizer, scheduler, state: TrainState, config_text: str, *, keep_last: int) -> Path:
-    """Write a complete checkpoint atomically; prune old ones (never the best)."""
+def save_checkpoint(run_dir: Path, weights: dict[str, torch.Tensor], optimizer, scheduler, state: TrainState,
+                    config_text: str, *, keep_last: int) -> Path:
+    """Write a complete checkpoint (``weights``: the trainable parameters) atomically; prune old ones."""
     from safetensors.torch import save_file
 
     final = checkpoint_dir(run_dir, state.step)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    weights = {name: p.detach().cpu().contiguous() for name, p in trainable_parameters(model).items()}
-    save_file(weights, str(tmp / WEIGHTS))
+    save_file({name: w.detach().cpu().contiguous() for name, w in weights.items()}, str(tmp / WEIGHTS))
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(rng_state(), tmp / "rng.pt")

@@ -10,7 +10,6 @@ would (same seed, same data order, same RNG states).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -64,6 +63,7 @@ class Trainer:
                 f"({micro} x {world}); change one of them"
             )
         self.accumulation = config.train.batch_size // (micro * world)
+        self.accelerator.gradient_accumulation_steps = self.accumulation
 
     def _mixed_precision(self) -> str:
         wanted = self.config.train.mixed_precision
@@ -240,27 +240,23 @@ class Trainer:
         return batch.to(self.accelerator.device), indices
 
     def _optimizer_step(self, order, state: ckpt.TrainState) -> dict | None:
+        """Accumulate ``self.accumulation`` micro-batches, then one optimizer step (or a skip)."""
         t = self.config.train
         tau = self._tau(state.step)
         totals = {"loss": 0.0, "text_loss": 0.0, "image_loss": 0.0, "image_targets": 0}
-        finite = True
-        seen = []
+        finite, seen = True, []
         for micro in range(self.accumulation):
             batch, indices = self._micro_batch(order, state.batches_in_epoch + micro)
             seen += indices
-            sync = micro == self.accumulation - 1
-            with contextlib.nullcontext() if sync else self.accelerator.no_sync(self.model), self.accelerator.autocast():
+            # Accelerate syncs gradients (DDP), scales the loss and, under DeepSpeed, steps the
+            # engine only on the last micro-batch of each optimizer step.
+            with self.accelerator.accumulate(self.model), self.accelerator.autocast():
                 out = self.model(batch, tau=tau, alpha=t.alpha, text_weight=t.text_loss_weight)
-            ok = self._all_finite(out.loss)
-            finite = finite and ok
-            if ok:
-                self.accelerator.backward(out.loss / self.accumulation)
-            totals["loss"] += float(out.loss.detach()) / self.accumulation
-            if out.text_loss is not None:
-                totals["text_loss"] += float(out.text_loss.detach()) / self.accumulation
-            if out.image_loss is not None:
-                totals["image_loss"] += float(out.image_loss.detach()) / self.accumulation
-            totals["image_targets"] += out.stats.get("image_targets", 0)
+                ok = self._all_finite(out.loss)
+                finite = finite and ok
+                if ok:
+                    self.accelerator.backward(out.loss)
+            self._add_losses(totals, out)
         state.batches_in_epoch += self.accumulation
         if not finite:
             self.optimizer.zero_grad(set_to_none=True)
@@ -277,6 +273,12 @@ class Trainer:
         if grad_norm is not None:
             totals["grad_norm"] = float(grad_norm)
         return totals
+
+    def _add_losses(self, totals: dict, out) -> None:
+        for key, value in (("loss", out.loss), ("text_loss", out.text_loss), ("image_loss", out.image_loss)):
+            if value is not None:
+                totals[key] += float(value.detach()) / self.accumulation
+        totals["image_targets"] += out.stats.get("image_targets", 0)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         flag = torch.tensor(float(torch.isfinite(loss.detach()).all()), device=self.accelerator.device)
@@ -315,11 +317,14 @@ class Trainer:
             handle.write(json.dumps({"step": step, "indices": indices}) + "\n")
 
     def _save(self, state: ckpt.TrainState) -> Path | None:
+        # Every process takes part: under FSDP/DeepSpeed ZeRO-3 gathering the weights is collective.
+        trainable = {name for name, p in self.accelerator.unwrap_model(self.model).named_parameters() if p.requires_grad}
+        full = self.accelerator.get_state_dict(self.model)
+        weights = {name: value for name, value in full.items() if name in trainable}
         path = None
         if self.main:
-            model = self.accelerator.unwrap_model(self.model)
             config_text = (self.run_dir / "config.yaml").read_text(encoding="utf-8")
-            path = ckpt.save_checkpoint(self.run_dir, model, self.optimizer, self.scheduler, state, config_text, keep_last=self.config.train.keep_last)
+            path = ckpt.save_checkpoint(self.run_dir, weights, self.optimizer, self.scheduler, state, config_text, keep_last=self.config.train.keep_last)
         self.accelerator.wait_for_everyone()
         return path
 

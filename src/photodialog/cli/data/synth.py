@@ -37,8 +37,8 @@ def register(subparsers) -> None:
     parser.add_argument("--image-size", type=int, default=64, metavar="PX",
                         help="side of the square photos in pixels (default: 64)")
     parser.add_argument("--force", action="store_true",
-                        help="write into a non-empty folder that is not a world (only the world's "
-                             "own paths are replaced there)")
+                        help="write into a non-empty folder that is not a world; its train/, dev/, "
+                             "test/, photos/, probe/ and world.json are replaced, nothing else")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 

@@ -26,6 +26,8 @@ import numpy as np
 from PIL import Image
 
 from photodialog.data.synth.attributes import KINDS, find_attributes
+from photodialog.data.synth.probe_augment import augment
+from photodialog.data.synth.probe_model import ProbeConfig, build_network, images_to_tensor, read_rgb
 from photodialog.data.synth.world import LabelledPhoto, load_world
 from photodialog.errors import DataError, UserError
 
@@ -36,25 +38,6 @@ CONFIG_FILE = "config.json"
 # its shape, and with equal weights its head idles for hundreds of steps (measured: 18 % vs 60 %
 # object accuracy after 150 steps), so its loss counts three times.
 LOSS_WEIGHTS = {"object": 3.0, "colour": 1.0, "scene": 1.0}
-
-
-@dataclass
-class ProbeConfig:
-    """What a probe classifies and how it is built."""
-
-    objects: list[str]
-    colours: list[str]
-    scenes: list[str]
-    image_size: int = 32
-    widths: tuple[int, ...] = (24, 48, 96)  # conv channels per stage; the last is the feature size
-    convs_per_stage: tuple[int, ...] = (1, 2, 2)
-
-    @property
-    def feature_dim(self) -> int:
-        return self.widths[-1]
-
-    def classes(self, kind: str) -> list[str]:
-        return {"object": self.objects, "colour": self.colours, "scene": self.scenes}[kind]
 
 
 @dataclass
@@ -82,15 +65,22 @@ class Probe:
     @classmethod
     def load(cls, path: str | Path) -> "Probe":
         """Load from a probe folder, or from a world folder that has one in ``probe/``."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         folder = _probe_folder(Path(path))
-        meta = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-        config = ProbeConfig(objects=meta["objects"], colours=meta["colours"], scenes=meta["scenes"],
-                             image_size=meta["image_size"], widths=tuple(meta["widths"]),
-                             convs_per_stage=tuple(meta["convs_per_stage"]))
-        network = build_network(config)
-        network.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        try:
+            meta = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+            config = ProbeConfig(
+                objects=meta["objects"], colours=meta["colours"], scenes=meta["scenes"],
+                image_size=meta["image_size"], widths=tuple(meta["widths"]),
+                convs_per_stage=tuple(meta["convs_per_stage"]),
+            )
+            network = build_network(config)
+            network.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        except (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError) as exc:
+            raise DataError(f"the probe in {folder} cannot be loaded ({exc}); retrain it with "
+                            f"`photodialog data probe WORLD_DIR`") from exc
         return cls(network, config)
 
     def save(self, folder: str | Path, extra: dict | None = None) -> None:
@@ -101,8 +91,7 @@ class Probe:
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
         save_file(state, str(folder / WEIGHTS_FILE))
-        meta = {**asdict(self.config), "widths": list(self.config.widths),
-                "convs_per_stage": list(self.config.convs_per_stage), **(extra or {})}
+        meta = {**asdict(self.config), **(extra or {})}
         text = json.dumps(meta, indent=1, sort_keys=True) + "\n"
         (folder / CONFIG_FILE).write_text(text, encoding="utf-8")
 
@@ -152,56 +141,6 @@ class Probe:
             return torch.cat(outputs).numpy().astype(np.float32)
         return {kind: torch.cat([o[kind] for o in outputs]).numpy() if outputs
                 else np.zeros((0, len(self.config.classes(kind)))) for kind in KINDS}
-
-
-def read_rgb(path: str | Path) -> Image.Image:
-    """An image file as RGB, fully read (so the file is closed at once)."""
-    with Image.open(path) as image:
-        return image.convert("RGB")
-
-
-def images_to_tensor(images: list[Image.Image], size: int):
-    """A float tensor ``[N, 3, size, size]`` in [0, 1] (RGB, bilinear resize)."""
-    import torch
-
-    arrays = []
-    for image in images:
-        image = image.convert("RGB")
-        if image.size != (size, size):
-            image = image.resize((size, size), Image.BILINEAR)
-        arrays.append(np.asarray(image, dtype=np.float32) / 255.0)
-    if not arrays:
-        return torch.zeros((0, 3, size, size))
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-
-
-def build_network(config: ProbeConfig):
-    """Conv stages (conv-BN-ReLU, max-pool), global average pool, one linear head per attribute."""
-    import torch
-    from torch import nn
-
-    class ProbeNetwork(nn.Module):
-        def __init__(self):
-            super().__init__()
-            layers, channels = [], 3
-            for width, convs in zip(config.widths, config.convs_per_stage):
-                for _ in range(convs):
-                    layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False),
-                               nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
-                    channels = width
-                layers.append(nn.MaxPool2d(2))
-            self.trunk = nn.Sequential(*layers)
-            self.heads = nn.ModuleDict({kind: nn.Linear(channels, len(config.classes(kind)))
-                                        for kind in KINDS})
-
-        def forward(self, x: torch.Tensor, features_only: bool = False):
-            # Centre the input so BatchNorm statistics do not depend on brightness alone.
-            features = self.trunk(x * 2.0 - 1.0).mean(dim=(2, 3))
-            if features_only:
-                return features
-            return {kind: head(features) for kind, head in self.heads.items()}
-
-    return ProbeNetwork()
 
 
 def _probe_folder(path: Path) -> Path:
@@ -312,63 +251,6 @@ def _fit(network, train_set, epochs: int, batch_size: int, lr: float, seed: int,
     return losses
 
 
-def augment(x, generator):
-    """Flips, shifts, colour jitter, blur, pixelation and noise, per image (x in [0, 1])."""
-    import torch
-    from torch.nn import functional as F
-
-    n, _, size, _ = x.shape
-
-    def uniform(low, high, *shape):
-        return low + (high - low) * torch.rand(*shape, generator=generator)
-
-    flip = torch.rand(n, generator=generator) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    x = _shift(x, max(1, size // 10), generator)
-    gain = uniform(0.85, 1.15, n, 1, 1, 1) * uniform(0.93, 1.07, n, 3, 1, 1)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * uniform(0.8, 1.2, n, 1, 1, 1) + mean
-    x = x * gain
-    x = _blur(x, uniform(0.0, 1.3, n), generator)
-    pixelate = torch.rand(n, generator=generator) < 0.2
-    if pixelate.any():
-        small = F.interpolate(x[pixelate], scale_factor=0.5, mode="bilinear", align_corners=False)
-        x[pixelate] = F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
-    x = x + torch.randn(x.shape, generator=generator) * uniform(0.0, 0.08, n, 1, 1, 1)
-    return x.clamp(0.0, 1.0)
-
-
-def _shift(x, max_shift: int, generator):
-    """Shift each image by up to ``max_shift`` pixels, filling with the replicated border."""
-    import torch
-    from torch.nn import functional as F
-
-    n, _, size, _ = x.shape
-    padded = F.pad(x, [max_shift] * 4, mode="replicate")
-    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator)
-    return torch.stack([padded[i, :, dy:dy + size, dx:dx + size]
-                        for i, (dy, dx) in enumerate(offsets.tolist())])
-
-
-def _blur(x, sigmas, generator):
-    """Gaussian blur with a per-image sigma (0 leaves the image as it is)."""
-    import torch
-    from torch.nn import functional as F
-
-    n, c, size, _ = x.shape
-    radius = 3
-    taps = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    sig = sigmas.clamp(min=1e-3)[:, None]
-    kernel = torch.exp(-0.5 * (taps[None, :] / sig) ** 2)
-    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # [n, taps]
-    kernel = kernel.repeat_interleave(c, dim=0)  # one kernel per (image, channel)
-    flat = x.reshape(1, n * c, size, size)
-    flat = F.pad(flat, [radius] * 4, mode="replicate")
-    flat = F.conv2d(flat, kernel[:, None, None, :], groups=n * c)
-    flat = F.conv2d(flat, kernel[:, None, :, None], groups=n * c)
-    return flat.reshape(n, c, size, size)
-
-
 def _evaluate(probe: Probe, photos: list[LabelledPhoto], out_dir, epochs: int, train_count: int,
               started: float, losses: list[float]) -> ProbeReport:
     from PIL import ImageFilter
@@ -378,14 +260,17 @@ def _evaluate(probe: Probe, photos: list[LabelledPhoto], out_dir, epochs: int, t
     held = [i for i, p in enumerate(photos) if p.held_out]
     small = [im.resize((probe.config.image_size,) * 2, Image.BILINEAR) for im in images]
     blurred = [im.filter(ImageFilter.GaussianBlur(1.0)) for im in small]
-    keep = ("object", "colour", "scene", "all")
-    pick = lambda scores: {k: round(scores[k], 4) for k in keep}  # noqa: E731
     return ProbeReport(
         out_dir=str(out_dir), epochs=epochs, train_photos=train_count, test_photos=len(photos),
         seconds=round(time.perf_counter() - started, 1),
-        accuracy=pick(probe.score(images, labels)),
-        held_out_accuracy=pick(probe.score([images[i] for i in held], [labels[i] for i in held]))
+        accuracy=_headline(probe.score(images, labels)),
+        held_out_accuracy=_headline(probe.score([images[i] for i in held], [labels[i] for i in held]))
         if held else {},
-        blurred_accuracy=pick(probe.score(blurred, labels)),
+        blurred_accuracy=_headline(probe.score(blurred, labels)),
         train_loss=[round(v, 4) for v in losses],
     )
+
+
+def _headline(scores: dict[str, float]) -> dict[str, float]:
+    """The accuracies of a ``Probe.score`` result, rounded, without the counts."""
+    return {k: round(scores[k], 4) for k in (*KINDS, "all")}
