@@ -51,6 +51,7 @@ def test_a_world_without_its_probe_marks_the_probe_scores_unavailable_with_the_f
         (["--checkpoint", "{run}", "--out", "{tmp}/result.txt"], "must name a .json file"),
         (["--checkpoint", "{run}", "--data", "{tmp}/nowhere"], "does not exist"),
         ([], "needs --checkpoint"),
+        (["--checkpoint", "{run}", "--device", "tpu9"], "unknown device"),
     ],
 )
 def test_bad_input_is_a_message_and_exit_code_2(arguments, message, tiny_run, tmp_path, capsys):

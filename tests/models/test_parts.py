@@ -15,7 +15,7 @@ def paper_layouts(tmp_path_factory, corpus):
     from photodialog.models.tiny import save_tiny_parts
 
     out = tmp_path_factory.mktemp("layouts")
-    sizes = TinySizes(llm_tokenizer="llama_bpe", llm_vocab=400)
+    sizes = TinySizes(llm_tokenizer="llama_bpe", llm_vocab=400, image_size=32)
     save_tiny_parts(out, corpus, sizes, latent=True)
     return out
 

@@ -6,8 +6,6 @@ skipped with the reason otherwise. Run with ``pytest -m browser tests/serving``.
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,11 +13,14 @@ import pytest
 from photodialog.serving.engine import ChatEngine
 from photodialog.serving.web import build_app, launch
 
-from .helpers import DRAWN_CAPTION, FAST
-
-pytestmark = pytest.mark.browser
+from .helpers import DRAWN_CAPTION, FAST, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason=f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"),
+]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 WAIT_MS = 120_000  # a reply on a busy 2-core machine; the tests fail rather than hang past it
@@ -27,8 +28,6 @@ WAIT_MS = 120_000  # a reply on a busy 2-core machine; the tests fail rather tha
 
 @pytest.fixture
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -39,21 +38,14 @@ def browser():
 
 
 @pytest.fixture
-def served(tiny_system, tmp_path, model_always_draws):
+def served(tiny_system, tmp_path, monkeypatch, model_always_draws):
     """The chat page on a free port of 127.0.0.1, stopped after the test."""
-    previous = os.environ.get("GRADIO_TEMP_DIR")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)  # restored after the test: build_app sets it
     app = build_app(ChatEngine(tiny_system), tmp_path / "out", FAST, title="tiny-e2e")
     try:
-        yield launch(app, "127.0.0.1", port)
+        yield launch(app, "127.0.0.1", free_port())
     finally:
         app.close()
-        if previous is None:
-            os.environ.pop("GRADIO_TEMP_DIR", None)
-        else:
-            os.environ["GRADIO_TEMP_DIR"] = previous
 
 
 def _send(page, text: str, attachment: Path | None = None) -> None:

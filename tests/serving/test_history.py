@@ -30,6 +30,12 @@ def test_jsonl_turns_with_a_relative_photo(tmp_path, world_photo):
     ]
 
 
+def test_a_json_array_of_turns(tmp_path):
+    path = tmp_path / "turns.json"
+    path.write_text(json.dumps([{"speaker": "user", "text": "hi"}, {"speaker": "bot", "text": "hello"}, {"speaker": "bot", "text": "!"}]))
+    assert read_history(path) == [Turn("0", "hi"), Turn("1", "hello !")]
+
+
 def test_jsonl_spans_in_the_text_caption_their_photos(tmp_path, world_photo):
     path = _jsonl(tmp_path / "h.jsonl", {"speaker": "user", "text": "see [IMG] a red car [/IMG] ok", "photos": [str(world_photo)]})
     (turn,) = read_history(path)

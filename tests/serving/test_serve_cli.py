@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
 from photodialog.cli.main import main
 
-from .helpers import FAST_FLAGS
+from .helpers import FAST_FLAGS, free_port
 
 
 @pytest.mark.parametrize("args, complaint", [
@@ -32,11 +30,8 @@ def test_serve_prints_its_address_and_serves_the_page(tiny_run, tmp_path, capsys
         app.close()
 
     monkeypatch.setattr("photodialog.serving.web.serve_forever", visit_then_stop)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     out = tmp_path / "served"
-    assert main(["serve", "--checkpoint", str(tiny_run), "--port", str(port), "--out", str(out), *FAST_FLAGS]) == 0
+    assert main(["serve", "--checkpoint", str(tiny_run), "--port", str(free_port()), "--out", str(out), *FAST_FLAGS]) == 0
     (page,) = pages
     assert page.status_code == 200 and "photodialog chat" in page.text
     assert (out / "gradio-cache").is_dir()

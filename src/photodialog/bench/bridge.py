@@ -155,52 +155,63 @@ def method_result(timing, report, setup_ms: float, held_bytes: int) -> dict:
 
 
 def bench_mode(mode: str, inputs: BridgeInputs, settings: BridgeBenchSettings) -> dict:
-    """Bridge, sparse-COO and (maybe) dense for one bridge mode."""
-    device, sizes = torch.device(settings.device), settings.vocab
-    shape = (sizes.llm_vocab, sizes.sd_vocab)
+    """Bridge, sparse-COO and (where it fits) dense for one bridge mode."""
     started = time.perf_counter()
     bridge = VocabularyBridge(mode, inputs.llm, inputs.sd, pooling=settings.pooling)
     construct_ms = (time.perf_counter() - started) * 1000
     plan_timing = measure(lambda: bridge.plan(inputs.captions), repeats=3, warmup=0)
-    plan = bridge.plan(inputs.captions).to(device)
+    plan = bridge.plan(inputs.captions).to(settings.device)
+    result, reference = _bridge_run(bridge, plan, inputs, settings)
+    result["bridge"]["setup_ms"] = round(plan_timing.median_ms, 3)
+    result.update(bridge_construction_ms=round(construct_ms, 3), unbridged_captions=plan.unbridged)
+    nonzeros = [matrix_nonzeros(bridge, c) for c in inputs.captions]
+    result["sparse_coo"] = _sparse_run(mode, nonzeros, plan, inputs, settings, reference)
+    result["dense"] = dense_plan(settings)
+    if result["dense"]["ran"]:
+        result["dense"].update(_dense_run(nonzeros, plan, inputs, settings, reference))
+    bridge_ms = result["bridge"]["time"]["median_ms"]
+    result["speedup_vs_sparse_coo"] = _ratio(result["sparse_coo"]["time"]["median_ms"], bridge_ms)
+    if result["dense"]["ran"]:
+        result["speedup_vs_dense"] = _ratio(result["dense"]["time"]["median_ms"], bridge_ms)
+    return result
 
+
+def _bridge_run(bridge, plan, inputs, settings):
+    """The bridge's result, and its (output, gradients) as the reference for the baselines."""
     def run_bridge():
         return bridge.inputs_embeds(plan, inputs.sample, inputs.embedding)
 
-    out, grads, report, seconds = tracked_run(run_bridge, inputs, device)
-    reference = (out, grads)
+    out, grads, report, seconds = tracked_run(run_bridge, inputs, settings.device)
     warmup = settings.warmup if seconds < 1.0 else 0  # a slow first run has warmed the caches already
-    timing = measure(lambda: forward_backward(run_bridge, inputs), repeats=settings.repeats, warmup=warmup, device=device,
-                     max_seconds=settings.max_seconds)
-    result = {"bridge": method_result(timing, report, plan_timing.median_ms, plan_bytes(plan, bridge)),
-              "bridge_construction_ms": round(construct_ms, 3), "unbridged_captions": plan.unbridged}
+    timing = measure(lambda: forward_backward(run_bridge, inputs), repeats=settings.repeats, warmup=warmup,
+                     device=settings.device, max_seconds=settings.max_seconds)
+    return {"bridge": method_result(timing, report, 0.0, plan_bytes(plan, bridge))}, (out, grads)
 
-    nonzeros = [matrix_nonzeros(bridge, c) for c in inputs.captions]
+
+def _sparse_run(mode, nonzeros, plan, inputs, settings, reference) -> dict:
+    """The paper's sparse-COO matrices, built before timing (like the bridge's plan)."""
+    shape = (settings.vocab.llm_vocab, settings.vocab.sd_vocab)
     started = time.perf_counter()
-    matrices = sparse_matrices(nonzeros[:1] if mode == "exact" else nonzeros, shape, device)
+    matrices = sparse_matrices(nonzeros[:1] if mode == "exact" else nonzeros, shape, settings.device)
     matrices = matrices * len(nonzeros) if mode == "exact" else matrices  # Eq. 8's M is one static matrix
     setup_ms = (time.perf_counter() - started) * 1000
 
     def run_sparse():
         return matrix_inputs_embeds(matrices, inputs.captions, plan.sd_input_ids, inputs.sample, inputs.embedding, pooling=settings.pooling)
 
-    out, grads, report, seconds = tracked_run(run_sparse, inputs, device)
-    unique = list({id(m): m for m in matrices}.values())
-    held = tensor_bytes(*[t for m in unique for t in (m._indices(), m._values())])
-    result["sparse_coo"] = method_result(_baseline_timing(run_sparse, inputs, settings, seconds), report, setup_ms, held)
-    result["sparse_coo"]["nonzeros_per_caption"] = round(sum(len(k) for k, _ in nonzeros) / max(len(nonzeros), 1), 1)
-    result["sparse_coo"]["agreement_with_bridge"] = agreement(reference, (out, grads))
-    del out, grads
-    result["dense"] = dense_plan(settings)
-    if result["dense"]["ran"]:
-        result["dense"].update(_dense_run(nonzeros, shape, plan, inputs, settings, reference))
-    result["speedup_vs_sparse_coo"] = _ratio(result["sparse_coo"]["time"]["median_ms"], result["bridge"]["time"]["median_ms"])
-    if result["dense"]["ran"]:
-        result["speedup_vs_dense"] = _ratio(result["dense"]["time"]["median_ms"], result["bridge"]["time"]["median_ms"])
+    out, grads, report, seconds = tracked_run(run_sparse, inputs, settings.device)
+    distinct = matrices[:1] if mode == "exact" else matrices
+    held = tensor_bytes(*[t for m in distinct for t in (m._indices(), m._values())])
+    result = method_result(_baseline_timing(run_sparse, inputs, settings, seconds), report, setup_ms, held)
+    result["nonzeros_per_caption"] = round(sum(len(k) for k, _ in nonzeros) / max(len(nonzeros), 1), 1)
+    result["agreement_with_bridge"] = agreement(reference, (out, grads))
     return result
 
 
-def _dense_run(nonzeros, shape, plan, inputs, settings, reference) -> dict:
+def _dense_run(nonzeros, plan, inputs, settings, reference) -> dict:
+    """Dense matrices, each built when its caption needs it (autograd keeps them all for backward)."""
+    shape = (settings.vocab.llm_vocab, settings.vocab.sd_vocab)
+
     def run_dense():
         build = lambda index: dense_matrix(nonzeros[index], shape, settings.device)  # noqa: E731
         return matrix_inputs_embeds(build, inputs.captions, plan.sd_input_ids, inputs.sample, inputs.embedding, pooling=settings.pooling)
@@ -218,7 +229,7 @@ def _baseline_timing(method, inputs, settings, tracked_seconds: float) -> Timing
 
 
 def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 3) if b > 0 else None
+    return float(f"{a / b:.4g}") if b > 0 else None  # 4 significant digits
 
 
 def gradient_buffers(inputs: BridgeInputs, settings: BridgeBenchSettings) -> dict:
@@ -288,7 +299,7 @@ def run_bridge_bench(settings: BridgeBenchSettings) -> dict:
     if settings.tiny_step:
         from photodialog.bench.step import tiny_step_timing
 
-        step = tiny_step_timing(repeats=settings.step_repeats)
+        step = tiny_step_timing(repeats=settings.step_repeats, device=settings.device)
         result["tiny_step"] = step
     result["targets"] = targets(result["modes"], step)
     result["load_average_at_end"] = load_average()

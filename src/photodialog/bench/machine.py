@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -84,6 +85,17 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA GPU is available here; use --device cpu")
     return device
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Run with ``count`` torch CPU threads, then restore the previous setting (tests share a process)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        torch.set_num_threads(previous)
 
 
 def choose_threads(requested: int | None) -> int:

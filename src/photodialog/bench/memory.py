@@ -1,14 +1,14 @@
 """Peak memory of the tensors a piece of code creates, measured the same way on CPU and GPU.
 
 CPU PyTorch has no ``max_memory_allocated``, so ``AllocationTimeline`` is a
-``TorchDispatchMode``: every aten op that runs while it is active (forward *and* backward, on
-the calling thread) reports its outputs; each new storage is an allocation, and a finalizer on
+``TorchDispatchMode``: every aten op that runs while it is active (forward *and* backward: the
+autograd engine carries the mode to its threads) reports its outputs; each new storage is an allocation, and a finalizer on
 the storage records when it is freed. The peak of the running sum of live bytes is the extra
 memory the code needed. Views share their base's storage and are counted once.
 
 What it cannot see: scratch buffers that a kernel allocates and frees inside one op (not an
 output), and memory outside PyTorch. Tensors that exist before it starts (inputs, weights) are
-not counted. ``peak_bytes(exclude=...)`` leaves out named tensors, e.g. the inputs'
+not counted. ``report(exclude=...)`` leaves out named tensors, e.g. the inputs'
 gradients, which every method under comparison has to produce.
 """
 
@@ -115,13 +115,6 @@ def _storages(values) -> list:
         elif value.layout == torch.strided:
             out.append(value.untyped_storage())
     return out
-
-
-def cuda_peak_since_reset(device) -> int | None:
-    """Bytes above the pre-run allocation at the CUDA allocator's peak (None off the GPU)."""
-    if torch.device(device).type != "cuda":
-        return None
-    return int(torch.cuda.max_memory_allocated(device))
 
 
 def tensor_bytes(*tensors: torch.Tensor) -> int:

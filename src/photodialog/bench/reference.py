@@ -26,7 +26,9 @@ def matrix_nonzeros(bridge: VocabularyBridge, caption: CaptionTokens) -> tuple[t
     llm_special, sd_special = set(bridge.llm_tokenizer.all_special_ids), set(bridge.sd_tokenizer.all_special_ids)
 
     def sd_ids(text: str) -> set[int]:
-        return {j for j in bridge.sd_tokenizer(text, add_special_tokens=False).input_ids if j not in sd_special}
+        # The tokens the text encoder sees: cut to its length, less the start and end tokens.
+        ids = bridge.sd_tokenizer(text, add_special_tokens=False, truncation=True, max_length=bridge.sd_max_length - 2).input_ids
+        return {j for j in ids if j not in sd_special}
 
     pairs: set[tuple[int, int]] = set()
     if bridge.mode == "sentence":  # Eq. 10: every LLM token of the caption to every SD token of it

@@ -72,6 +72,13 @@ class TrainStep:
         return {**report.to_dict(), "image_targets": out.stats.get("image_targets", 0), "unbridged_captions": out.stats.get("unbridged_captions", 0)}
 
 
+def model_summary(config) -> dict:
+    """The tiny preset's sizes and the recipe settings that shape a step's cost."""
+    model = config.model
+    return {"recipe": tiny.RECIPE, "tiny": asdict(model.tiny), "image_loss_repeats": model.image_loss_repeats,
+            "train": asdict(model.train), "bridge": model.bridge}
+
+
 def batch_summary(batch) -> dict:
     return {"samples": batch.size, "sequence_length": int(batch.input_ids.shape[1]), "tokens": int(batch.attention_mask.sum()),
             "context_photos": int(batch.context_pixels.shape[0]), "captions": len(batch.captions),
@@ -99,6 +106,7 @@ def run_step_bench(settings: StepBenchSettings) -> dict:
     memory_ratio = memory["end_to_end"]["peak_bytes"] / max(memory["pipeline"]["peak_bytes"], 1)
     return {
         "benchmark": "step", "preset": "tiny", "machine": machine, "settings": asdict(settings), "batch": batch_summary(batch),
+        "model": model_summary(e2e.config),
         "end_to_end": {"time": timings["end_to_end"].to_dict(), "memory": memory["end_to_end"]},
         "pipeline": {"time": timings["pipeline"].to_dict(), "memory": memory["pipeline"]},
         "time_ratio_end_to_end_over_pipeline": round(ratio, 4),
@@ -116,7 +124,7 @@ def tiny_step_timing(repeats: int = 3, batch_size: int = 16, device: str = "cpu"
         batch = tiny.fixed_batch(system, setup, batch_size, seed=system.config.train.seed)
         step = TrainStep(system, batch, 1.0, device)
         timing = measure(step, repeats=repeats, warmup=1, device=device)
-    return {"time": timing.to_dict(), "batch": batch_summary(batch), "recipe": tiny.RECIPE}
+    return {"time": timing.to_dict(), "batch": batch_summary(batch), "model": model_summary(system.config)}
 
 
 def summary_lines(result: dict) -> list[str]:

@@ -71,12 +71,13 @@ def _step_parser(commands) -> None:
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny", help="tiny (CPU, default) or paper (GPU)")
     p.add_argument("--random-weights", action="store_true", help="paper preset: random weights from the published configs, no download")
     p.add_argument("--data", metavar="DIR", help="tiny preset: a world/dataset folder (default: a fresh 60-dialogue world)")
-    p.add_argument("--batch-size", type=int, default=0, help="samples per step (default: 16 tiny, 4 paper)")
+    p.add_argument("--batch-size", type=int, default=0, help="samples per step (default: 16 tiny, 4 paper = the recipe's micro-batch)")
     p.add_argument("--steps", type=int, default=5, help="timed steps per setting after warmup (default 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     p.add_argument("--seq-len", type=int, default=256, help="paper preset: tokens per sample (default 256)")
     p.add_argument("--image-targets", type=int, default=1, help="paper preset: photos shared in the batch (default 1)")
-    p.add_argument("--gradient-checkpointing", action="store_true", help="paper preset: recompute activations in backward")
+    p.add_argument("--no-gradient-checkpointing", action="store_true",
+                   help="paper preset: keep all activations (the recipe recomputes them in backward)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="paper preset: the GPU's dense bf16 peak for MFU (default: known GPUs)")
     p.add_argument("--standin-sizes", action="store_true", help=argparse.SUPPRESS)  # tests: the paper path at tiny sizes on CPU
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="tiny preset: recipe overrides, e.g. model.image_loss_repeats=1")
@@ -97,15 +98,23 @@ def _chat_parser(commands) -> None:
 
 
 def _prepare(args):
-    """Threads, quiet libraries, device: what every benchmark does first."""
-    import torch
-
-    from photodialog.bench.machine import choose_threads, resolve_device
+    """Quiet libraries and the device: what every benchmark does first."""
+    from photodialog.bench.machine import resolve_device
     from photodialog.cli.common import quiet_libraries
 
-    torch.set_num_threads(choose_threads(args.threads))
     quiet_libraries()
     return resolve_device(args.device)
+
+
+def _run_with_threads(args, run, settings) -> dict:
+    """``run(settings)`` with the chosen torch CPU threads, restored afterwards."""
+    from photodialog.bench.machine import choose_threads, torch_threads
+    from photodialog.errors import UserError
+
+    if args.threads < 0:
+        raise UserError(f"--threads must be 0 (the idle cores) or positive, got {args.threads}")
+    with torch_threads(choose_threads(args.threads)):
+        return run(settings)
 
 
 def _positive(**values) -> None:
@@ -140,7 +149,7 @@ def run_bridge(args) -> int:
         train_text_encoder=args.train_text_encoder, repeats=args.repeats, baseline_repeats=args.baseline_repeats,
         dense=args.dense, tiny_step=not args.no_tiny_step, device=str(device),
     )
-    result = run_bridge_bench(settings)
+    result = _run_with_threads(args, run_bridge_bench, settings)
     emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
     return 0
 
@@ -161,7 +170,7 @@ def run_step(args) -> int:
     device = _prepare(args)
     settings = StepBenchSettings(data=args.data, batch_size=args.batch_size or 16, steps=args.steps, warmup=args.warmup,
                                  overrides=list(args.overrides), device=str(device))
-    result = run_step_bench(settings)
+    result = _run_with_threads(args, run_step_bench, settings)
     emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
     return 0
 
@@ -180,9 +189,9 @@ def _run_paper_step(args) -> int:
         require_gpu(args.device)  # refuse at once on the CPU, before building anything
     device = _prepare(args)
     settings = PaperStepSettings(batch_size=args.batch_size or 4, seq_len=args.seq_len, image_targets=args.image_targets,
-                                 steps=args.steps, warmup=args.warmup, gradient_checkpointing=args.gradient_checkpointing,
+                                 steps=args.steps, warmup=args.warmup, gradient_checkpointing=False if args.no_gradient_checkpointing else None,
                                  peak_tflops=args.peak_tflops, standin=args.standin_sizes, device=str(device))
-    result = run_paper_step_bench(settings)
+    result = _run_with_threads(args, run_paper_step_bench, settings)
     emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
     return 0
 
@@ -195,6 +204,6 @@ def run_chat(args) -> int:
     device = _prepare(args)
     settings = ChatBenchSettings(checkpoint=args.checkpoint, new_tokens=args.new_tokens, diffusion_steps=args.diffusion_steps,
                                  repeats=args.repeats, device=str(device))
-    result = run_chat_bench(settings)
+    result = _run_with_threads(args, run_chat_bench, settings)
     emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
     return 0

@@ -32,11 +32,14 @@ def register(subparsers) -> None:
     )
     add_model_arguments(parser)
     parser.add_argument("--out", metavar="DIR",
-                        help="folder for your photos, the model's photos and saved dialogues (default: chat-output/<timestamp>)")
+                        help="folder for your photos, the model's photos and saved dialogues "
+                             "(default: chat-output/<timestamp>)")
     once = parser.add_argument_group("one reply, no conversation (scripts)")
     once.add_argument("--message", metavar="TEXT", help="reply once to TEXT and exit (may be empty with --photo)")
-    once.add_argument("--photo", action="append", default=[], metavar="PATH", help="a photo sent with --message (repeatable)")
-    once.add_argument("--history", metavar="FILE", help="the dialogue so far: PhotoChat JSON (as /save writes) or JSONL turns")
+    once.add_argument("--photo", action="append", default=[], metavar="PATH",
+                      help="a photo sent with --message (repeatable)")
+    once.add_argument("--history", metavar="FILE",
+                      help="the dialogue so far: PhotoChat JSON (as /save writes) or JSONL turns")
     once.add_argument("--json", action="store_true", help='print {"text", "captions", "photos"} as JSON')
     once.add_argument("--save", metavar="FILE", help="also write the dialogue, reply included, as PhotoChat JSON")
     add_generation_arguments(parser)
@@ -46,7 +49,8 @@ def register(subparsers) -> None:
 def add_model_arguments(parser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="DIR",
                         help="a checkpoint folder, or a run folder (its best checkpoint, else its latest)")
-    parser.add_argument("--device", default="auto", metavar="DEVICE", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
 
 
 def add_generation_arguments(parser) -> None:
@@ -56,15 +60,20 @@ def add_generation_arguments(parser) -> None:
 
     default = GenerationSettings()
     group = parser.add_argument_group("generation")
-    group.add_argument("--max-new-tokens", metavar="N", type=int, default=default.max_new_tokens, help="longest reply, in tokens (default: %(default)s)")
-    group.add_argument("--decoding", choices=DECODINGS, default=default.decoding, help="how tokens are chosen (default: %(default)s)")
-    group.add_argument("--num-beams", metavar="N", type=int, default=default.num_beams, help="beams for --decoding beam (default: %(default)s)")
-    group.add_argument("--temperature", metavar="T", type=float, default=default.temperature, help="for --decoding sample (default: %(default)s)")
-    group.add_argument("--top-p", metavar="P", type=float, default=default.top_p, help="nucleus sampling mass for --decoding sample (default: %(default)s)")
-    group.add_argument("--diffusion-steps", metavar="N", type=int, default=default.diffusion_steps, help="denoising steps per drawn photo (default: %(default)s)")
-    group.add_argument("--guidance-scale", metavar="G", type=float, default=default.guidance_scale, help="classifier-free guidance; 1 or less turns it off (default: %(default)s)")
-    group.add_argument("--sampler", choices=SAMPLERS, default=default.sampler, help="diffusion sampler (default: %(default)s)")
-    group.add_argument("--seed", metavar="N", type=int, default=default.seed, help="seed for sampling and drawing (default: %(default)s)")
+    flags = [  # (flag, metavar or choices, type, default, help)
+        ("--max-new-tokens", "N", int, default.max_new_tokens, "longest reply, in tokens"),
+        ("--decoding", DECODINGS, str, default.decoding, "how tokens are chosen"),
+        ("--num-beams", "N", int, default.num_beams, "beams for --decoding beam"),
+        ("--temperature", "T", float, default.temperature, "for --decoding sample"),
+        ("--top-p", "P", float, default.top_p, "nucleus sampling mass for --decoding sample"),
+        ("--diffusion-steps", "N", int, default.diffusion_steps, "denoising steps per drawn photo"),
+        ("--guidance-scale", "G", float, default.guidance_scale, "classifier-free guidance; 1 or less turns it off"),
+        ("--sampler", SAMPLERS, str, default.sampler, "diffusion sampler"),
+        ("--seed", "N", int, default.seed, "seed for sampling and drawing"),
+    ]
+    for flag, values, kind, value, text in flags:
+        shape = {"metavar": values} if isinstance(values, str) else {"choices": values}
+        group.add_argument(flag, type=kind, default=value, help=f"{text} (default: %(default)s)", **shape)
 
 
 def settings_from_args(args):
@@ -125,9 +134,11 @@ def run(args) -> int:
     from photodialog.errors import UserError
 
     settings = settings_from_args(args)  # every cheap check before the model loads
-    once = [flag for flag, value in (("--photo", args.photo), ("--history", args.history), ("--json", args.json), ("--save", args.save)) if value]
+    given = {"--photo": args.photo, "--history": args.history, "--json": args.json, "--save": args.save}
+    once = [flag for flag, value in given.items() if value]
     if args.message is None and once:
-        raise UserError(f"add --message TEXT to use {', '.join(once)} (one reply to one message); without them, chat is a conversation")
+        raise UserError(f"add --message TEXT to use {', '.join(once)} (one reply to one message); "
+                        "without them, chat is a conversation")
     if args.message is None:
         return chat_interactively(args, settings)
     return reply_once(args, settings)

@@ -133,8 +133,8 @@ def run(args) -> int:
     from photodialog.cli.common import quiet_libraries
 
     quiet_libraries()
+    from photodialog.evaluation.eval_record import summary_tables
     from photodialog.evaluation.evaluate import EvalRequest, evaluate
-    from photodialog.evaluation.tables import report
 
     request = EvalRequest(
         checkpoint=args.checkpoint, data=args.data, split=args.split, seeds=args.seeds, out=args.out,
@@ -143,7 +143,7 @@ def run(args) -> int:
         progress=not args.no_progress,
     )
     outputs = evaluate(request)
-    print(report([outputs.result], fmt="text"))
+    print("\n".join(table.to_text() for table in summary_tables(outputs.result)))
     print(f"result: {outputs.paths.json}\nreport: {outputs.paths.markdown}\nphotos: {outputs.paths.photos}")
     return 0
 

@@ -4,7 +4,9 @@ For ``--out DIR/test.json`` (default: ``<checkpoint>/eval/<split>.json``)::
 
     DIR/test.json                    the eval result (schema photodialog.eval/1)
     DIR/test.md                      Table 2, share moment, probe scores, per-seed tables, settings
-    DIR/test-predictions.jsonl       one line per target turn: gold and predicted text, photo files
+    DIR/test-predictions.jsonl       one line per target turn: index, dialogue_id, turn_index, speaker,
+                                     gold, predicted, captions, photos_by_seed (+ predicted_by_seed
+                                     when sampling gives each seed its own reply)
     DIR/test-photos/seed-0/00042.png the photo drawn for target 42 with seed 0 (IS/FID's generated set)
     DIR/test-photos/seed-0-gold-captions/00042.png   drawn from target 42's gold caption (probe check)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from photodialog.evaluation.eval_files import EvalPaths
 from photodialog.evaluation.runner import NOISE_SEED_STRIDE
 from photodialog.evaluation.seed_scoring import GoldTargets, SeedScorer
+from photodialog.evaluation.tables import Table
 from photodialog.models.generation import GenerationSettings, Reply
 
 if TYPE_CHECKING:
@@ -114,9 +115,9 @@ def prediction_rows(gold: GoldTargets, replies_by_seed: Mapping[int, Sequence[Re
             "index": index, "dialogue_id": sample.dialogue_id, "turn_index": sample.turn_index,
             "speaker": sample.response.speaker, "gold": sample.response.text,
         }
-        if text_once:
-            row.update(predicted=first[index].text, captions=first[index].captions)
-        else:
+        # "predicted" is always there (the first seed's reply when each seed has its own).
+        row.update(predicted=first[index].text, captions=first[index].captions)
+        if not text_once:
             row["predicted_by_seed"] = {str(s): replies[index].text for s, replies in replies_by_seed.items()}
         files = {str(s): paths.relative(saved[index]) for s, saved in photos_by_seed.items() if index in saved}
         if files:
@@ -125,25 +126,67 @@ def prediction_rows(gold: GoldTargets, replies_by_seed: Mapping[int, Sequence[Re
     return rows
 
 
+PROBE_ROWS = {
+    "caption": "generated, vs its own caption",
+    "gold": "generated, vs the gold photo",
+    "generator": "drawn from the gold caption",
+}
+PROBE_FID_OF_ROW = {"caption": "probe_fid", "generator": "probe_fid_generator"}
+
+
+def probe_group_table(result: Mapping[str, Any]) -> Table | None:
+    """The probe scores as one row per group (accuracies and probe-FID), with a chance row.
+
+    The same numbers as the library's probe table, arranged so that the three groups can be
+    read against each other; None when the result has no probe scores.
+    """
+    from photodialog.evaluation.probe_scores import GROUP_MEANING, KINDS, group_keys
+    from photodialog.evaluation.tables import Footnotes, format_metric, format_number
+
+    if not any(key.startswith("probe_") for key in result["aggregate"]):
+        return None
+    footnotes = Footnotes()
+    rows = []
+    for group, label in PROBE_ROWS.items():
+        accuracies = [format_metric(result, key, footnotes) for key in group_keys(group)]
+        fid_key = PROBE_FID_OF_ROW.get(group)
+        rows.append([label, *accuracies, format_metric(result, fid_key, footnotes) if fid_key else ""])
+    chance = result.get("chance", {})
+    levels = next(([chance[k] for k in group_keys(g)] for g in PROBE_ROWS if all(k in chance for k in group_keys(g))), None)
+    if levels:
+        rows.append(["chance (uniform guess)", *map(format_number, levels), ""])
+    notes = [f"{label}: {GROUP_MEANING[group]}." for group, label in PROBE_ROWS.items()]
+    notes.append("probe-FID: Frechet distance to the gold photos in the probe's feature space, not Inception (lower is better).")
+    headers = ["Photos", *KINDS, "all", "probe-FID"]
+    return Table("Generated photos read by the world's probe (accuracy, %)", headers, rows, footnotes.texts, notes)
+
+
+def summary_tables(result: Mapping[str, Any]) -> list[Table]:
+    """Table 2, the share moment and (in a synthetic world) the probe scores of one result."""
+    from photodialog.evaluation.tables import share_moment_table, table2
+
+    tables = [table2([result]), share_moment_table([result]), probe_group_table(result)]
+    return [table for table in tables if table is not None]
+
+
 def markdown_document(result: Mapping[str, Any], paths: EvalPaths) -> str:
-    """The result as a Markdown page: the tables, a legend of the probe scores, the settings, the files."""
-    from photodialog.evaluation.probe_scores import GROUP_MEANING
-    from photodialog.evaluation.tables import report
+    """The result as a Markdown page: Table 2, share moment, probe scores, per seed, settings, files."""
+    from photodialog.evaluation.tables import seeds_table
 
     model, data, settings = result["model"], result["data"], result["settings"]
+    tables = [*summary_tables(result), seeds_table(result)]
     lines = [
         f"# Evaluation of {model['name']} on {data['dataset']} / {data['split']}",
         "",
         f"Checkpoint `{model['checkpoint']}`; {data['targets']} target turns of {data['dialogues']} dialogues "
         f"({data['photo_targets']} share a photo); seeds {', '.join(map(str, result['seeds']))}.",
         "",
-        report([result], with_seeds=True),
+        "\n".join(table.to_markdown() for table in tables),
+        "**Settings**",
+        "",
+        *(f"- {key}: {value}" for key, value in settings.items()),
+        "",
+        f"Photos: `{paths.relative(paths.photos)}/`; predictions: `{paths.relative(paths.predictions)}`.",
+        "",
     ]
-    if any(key.startswith("probe_") for key in result["aggregate"]):
-        lines += ["**Probe scores** (synthetic world; accuracies in %):", ""]
-        lines += [f"- `{group}_*`: {meaning}." for group, meaning in GROUP_MEANING.items()]
-        lines += ["- probe-FID: generated photos vs the reference photos, in the probe's feature space (not Inception);",
-                  "  `probe_fid_generator`: the same for the photos drawn from the gold captions.", ""]
-    lines += ["**Settings**", ""] + [f"- {key}: {value}" for key, value in settings.items()]
-    lines += ["", f"Photos: `{paths.relative(paths.photos)}/`; predictions: `{paths.relative(paths.predictions)}`.", ""]
     return "\n".join(lines)

@@ -121,58 +121,91 @@ def checked_seeds(seeds: Sequence[int]) -> list[int]:
     return seeds
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def checked_device(device: str | None) -> str:
+    """``device``, or cuda when available else cpu; a device that cannot be used is a ``UserError``."""
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device} was requested but CUDA is not available here; use --device cpu")
+    return device
 
 
 # ------------------------------------------------------------ the whole evaluation
+
+
+@dataclass
+class EvalPlan:
+    """Everything an evaluation needs except the model: checked before the model loads."""
+
+    request: EvalRequest
+    seeds: list[int]
+    paths: EvalPaths
+    settings: GenerationSettings
+    gold: GoldTargets
+    options: ScoringOptions
+
+    @property
+    def text_once(self) -> bool:
+        return self.settings.decoding in DETERMINISTIC_DECODING
+
+
+def plan_evaluation(request: EvalRequest) -> EvalPlan:
+    """Check the request and read the targets; bad flags or data fail here, before a model loads."""
+    from photodialog.config import load_config
+    from photodialog.training.checkpoint import resolve_checkpoint
+
+    seeds = checked_seeds(request.seeds)
+    paths = eval_paths(request.out, request.checkpoint, request.split)
+    device = checked_device(request.device)
+    config = load_config(str(resolve_checkpoint(request.checkpoint) / "config.yaml"))
+    data_path = request.data or config.data.path
+    if not data_path:
+        raise UserError("the checkpoint's config names no dataset; pass --data DIR")
+    if not Path(data_path).exists():
+        where = "--data" if request.data else "the checkpoint's data.path"
+        raise UserError(f"{where} {data_path} does not exist" + ("" if request.data else "; pass --data DIR"))
+    settings = generation_settings(config.eval, request.generation)
+    gold = GoldTargets(load_targets(data_path, request.split, request.max_samples))
+    options = ScoringOptions(
+        data_path=str(data_path), device=device, batch_size=request.batch_size or config.eval.batch_size,
+        inception_weights=request.inception_weights, isc_splits=request.isc_splits,
+        feature_extractor=request.feature_extractor, progress=request.progress,
+    )
+    return EvalPlan(replace(request, data=str(data_path)), seeds, paths, settings, gold, options)
 
 
 def evaluate(request: EvalRequest) -> EvalOutputs:
     """Evaluate a checkpoint on a split over seeds; write and return the result (module docstring)."""
     from photodialog.system import load_system
 
-    seeds = checked_seeds(request.seeds)
-    paths = eval_paths(request.out, request.checkpoint, request.split)
-    if request.data and not Path(request.data).exists():
-        raise UserError(f"--data {request.data} does not exist")
-    device = request.device or default_device()
-    system = load_system(request.checkpoint, device, data_path=request.data)
-    data_path = request.data or system.config.data.path
-    if not data_path:
-        raise UserError("the checkpoint's config names no dataset; pass --data DIR")
-    request = replace(request, data=str(data_path))
-    gold = GoldTargets(load_targets(data_path, request.split, request.max_samples))
-    settings = generation_settings(system.config.eval, request.generation)
-    batch_size = request.batch_size or system.config.eval.batch_size
-    options = ScoringOptions(
-        data_path=str(data_path), device=device, batch_size=batch_size, inception_weights=request.inception_weights,
-        isc_splits=request.isc_splits, feature_extractor=request.feature_extractor, progress=request.progress,
-    )
-    scorer = SeedScorer(system, gold, settings, paths, options)
-
-    text_once = settings.decoding in DETERMINISTIC_DECODING
-    shared = _replies(system, gold, settings, batch_size, request, "replies") if text_once else None
+    plan = plan_evaluation(request)
+    system = load_system(request.checkpoint, plan.options.device, data_path=plan.request.data)
+    scorer = SeedScorer(system, plan.gold, plan.settings, plan.paths, plan.options)
     seed_results, replies_by_seed, photos_by_seed = [], {}, {}
-    for seed in seeds:
-        replies = shared if shared is not None else _replies(
-            system, gold, replace(settings, seed=seed), batch_size, request, f"replies, seed {seed}")
+    shared = _replies(system, plan, plan.settings, "replies") if plan.text_once else None
+    for seed in plan.seeds:
+        replies = shared if shared is not None else _replies(system, plan, replace(plan.settings, seed=seed), f"replies, seed {seed}")
         seed_result, saved = scorer.score(seed, replies)
         seed_results.append(seed_result)
         replies_by_seed[seed], photos_by_seed[seed] = replies, saved
-
     result = build_result(
         model=model_info(system, request.name),
-        data=data_info(data_path, request.split, gold),
+        data=data_info(plan.request.data, request.split, plan.gold),
         seed_results=seed_results,
-        settings=settings_info(settings, request, scorer, text_once),
+        settings=settings_info(plan.settings, plan.request, scorer, plan.text_once),
     )
     result["aggregate"] = in_table_order(result["aggregate"])
-    save_result(result, paths.json)
-    write_predictions(paths.predictions, prediction_rows(gold, replies_by_seed, photos_by_seed, paths, text_once))
-    write_text(paths.markdown, markdown_document(result, paths))
-    return EvalOutputs(result, paths)
+    save_result(result, plan.paths.json)
+    rows = prediction_rows(plan.gold, replies_by_seed, photos_by_seed, plan.paths, plan.text_once)
+    write_predictions(plan.paths.predictions, rows)
+    write_text(plan.paths.markdown, markdown_document(result, plan.paths))
+    return EvalOutputs(result, plan.paths)
 
 
-def _replies(system, gold: GoldTargets, settings: GenerationSettings, batch_size: int, request: EvalRequest, desc: str):
-    return generate_replies(system, gold.samples, settings, batch_size=batch_size, progress=request.progress, desc=desc)
+def _replies(system, plan: EvalPlan, settings: GenerationSettings, desc: str):
+    return generate_replies(system, plan.gold.samples, settings, batch_size=plan.options.batch_size,
+                            progress=plan.options.progress, desc=desc)

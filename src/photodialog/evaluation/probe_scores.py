@@ -139,5 +139,5 @@ def load_probe_scorer(data_path: str | Path) -> tuple[ProbeScorer | None, dict[s
         return None, None
     try:
         return ProbeScorer(Probe.load(root), str(root)), None
-    except DataError as err:
+    except (DataError, OSError, ValueError, KeyError, RuntimeError) as err:  # missing, or a corrupt probe/ folder
         return None, unavailable_entry(f"probe metrics not computed: {err}", PROBE_FIX.format(world=root))

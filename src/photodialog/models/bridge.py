@@ -22,6 +22,7 @@ size, is ever built. Modes:
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import accumulate
 from dataclasses import dataclass, field
 
 import torch
@@ -52,9 +53,11 @@ class BridgePlan:
     gather_tokens: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     gather_groups: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     group_scale: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
-    group_caption: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
-    group_sd_ids: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
-    group_sd_offsets: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    # One entry per (group, SD token) pair, grouped by caption: E[entry_sd_ids] weighted by the
+    # entry's group carrier and summed per caption (one embedding_bag, bags = captions).
+    entry_sd_ids: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    entry_group: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    caption_offsets: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     # exact mode: rows of each caption and the pooling scale, for the full-vocabulary product
     caption_rows: list[list[int]] = field(default_factory=list)
     caption_scale: list[float] = field(default_factory=list)
@@ -129,19 +132,21 @@ class VocabularyBridge:
         return [([k], sorted(j)) for k, j in sorted(targets.items()) if j]
 
     def _fill_groups(self, plan: BridgePlan, captions: list[CaptionTokens], groups) -> None:
-        rows, tokens, group_ids, sd_ids, offsets = [], [], [], [], []
+        rows, tokens, group_ids, sd_ids, entry_group = [], [], [], [], []
+        entries_per_caption = [0] * len(captions)
         for g, (index, llm, sd) in enumerate(groups):
             for row in captions[index].rows:
                 rows += [row] * len(llm)
                 tokens += llm
                 group_ids += [g] * len(llm)
-            offsets.append(len(sd_ids))
             sd_ids += sd
+            entry_group += [g] * len(sd)
+            entries_per_caption[index] += len(sd)
+        offsets = [0, *accumulate(entries_per_caption)][:-1]  # groups come caption by caption
         long = lambda values: torch.tensor(values, dtype=torch.long)  # noqa: E731
         plan.gather_rows, plan.gather_tokens, plan.gather_groups = long(rows), long(tokens), long(group_ids)
-        plan.group_caption = long([index for index, _, _ in groups])
         plan.group_scale = torch.tensor([self._scale(captions[index]) for index, _, _ in groups])
-        plan.group_sd_ids, plan.group_sd_offsets = long(sd_ids), long(offsets)
+        plan.entry_sd_ids, plan.entry_group, plan.caption_offsets = long(sd_ids), long(entry_group), long(offsets)
 
     def _static_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 8's nonzero entries (llm id, sd id): tokens whose normalised text is equal."""
@@ -170,26 +175,24 @@ class VocabularyBridge:
         group_sum = torch.zeros(len(plan.group_scale), device=values.device, dtype=values.dtype).index_add(0, plan.gather_groups, values)
         pooled = group_sum * plan.group_scale.to(values.dtype)
         carrier = (pooled - pooled.detach()).to(embedding.dtype)
-        target_sum = torch.nn.functional.embedding_bag(plan.group_sd_ids, embedding, plan.group_sd_offsets, mode="sum")
-        return embedding.new_zeros(captions, dim).index_add(0, plan.group_caption, carrier[:, None] * target_sum)
+        return torch.nn.functional.embedding_bag(plan.entry_sd_ids, embedding, plan.caption_offsets, mode="sum",
+                                                 per_sample_weights=carrier[plan.entry_group])
 
     def _static_carrier(self, plan: BridgePlan, sample: STGSSample, embedding: torch.Tensor) -> torch.Tensor:
         llm_ids, sd_ids = (t.to(embedding.device) for t in self.static_pairs)
-        carriers = []
-        for rows, scale in zip(plan.caption_rows, plan.caption_scale):
-            if not rows:
-                carriers.append(embedding.new_zeros(embedding.shape[1]))
-                continue
-            # Only the soft part varies: sum of the one-hots is a constant with no gradient.
-            soft = sample.soft[torch.tensor(rows, device=sample.soft.device)].sum(0) * scale
-            soft = soft - soft.detach()
-            pooled_sd = soft.new_zeros(embedding.shape[0]).index_add(0, sd_ids, soft[llm_ids])
-            carriers.append(pooled_sd.to(embedding.dtype) @ embedding)
-        return torch.stack(carriers)
+        # pool[c, i] = the pooling weight of STGS row i in caption c (mean or sum over its rows).
+        pool = sample.soft.new_zeros(len(plan.caption_rows), sample.soft.shape[0])
+        for c, (rows, scale) in enumerate(zip(plan.caption_rows, plan.caption_scale)):
+            pool[c, rows] = scale
+        pooled = pool @ sample.soft  # the one-hots' part is constant: only the soft part carries gradient
+        pooled = pooled - pooled.detach()
+        pooled_sd = pooled.new_zeros(pooled.shape[0], embedding.shape[0]).index_add(1, sd_ids, pooled[:, llm_ids])
+        return pooled_sd.to(embedding.dtype) @ embedding
 
     def inputs_embeds(self, plan: BridgePlan, sample: STGSSample | None, embedding: torch.Tensor) -> torch.Tensor:
         """``R_SD @ E`` for every caption: [C, n, d], forward value ``E[R~SD ids]``."""
         base = torch.nn.functional.embedding(plan.sd_input_ids, embedding)
         if sample is None or self.mode == "none":
             return base
-        return base + self.gradient_carrier(plan, sample, embedding)[:, None, :]
+        # In place: embedding's backward needs only the ids, so no second [C, n, d] buffer.
+        return base.add_(self.gradient_carrier(plan, sample, embedding)[:, None, :])

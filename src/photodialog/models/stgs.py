@@ -38,9 +38,27 @@ class STGSSample:
 
     def gather(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """Values of ``one_hot()[rows, columns]`` without building the dense one-hot."""
-        soft = self.soft[rows, columns]
+        soft = _Gather.apply(self.soft, rows, columns)
         hard = (self.tokens[rows] == columns).to(soft.dtype)
         return hard + (soft - soft.detach())
+
+
+class _Gather(torch.autograd.Function):
+    """``soft[rows, columns]`` whose backward writes one gradient buffer (PyTorch's own
+    advanced-indexing backward fills a zero tensor and then copies it once more)."""
+
+    @staticmethod
+    def forward(ctx, soft, rows, columns):
+        ctx.save_for_backward(rows, columns)
+        ctx.shape = soft.shape
+        return soft[rows, columns]
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, columns = ctx.saved_tensors
+        out = grad.new_zeros(ctx.shape)
+        out.index_put_((rows, columns), grad, accumulate=True)
+        return out, None, None
 
 
 def straight_through_gumbel_softmax(

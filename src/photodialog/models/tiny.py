@@ -114,7 +114,7 @@ def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent
         cross_attention_dim=sizes.text_encoder_hidden, attention_head_dim=8,
     ).save_pretrained(out / "unet")
     # Pixel-space DDPM at small sizes trains best with the cosine schedule; SD keeps its own.
-    DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon", clip_sample=not latent).save_pretrained(out / "scheduler")
+    DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=sizes.prediction_type, clip_sample=not latent).save_pretrained(out / "scheduler")
     components = {"text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
                   "unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "DDPMScheduler"]}
     if latent:

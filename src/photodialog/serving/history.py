@@ -8,7 +8,7 @@ Two formats are accepted:
   ``photo_id`` under the file's folder's ``photos/``, as ``load_dialogues`` does; a photo with no
   local file is given to the model as its caption. When a photo message carries its own
   ``photo_description``/``photo_url``/``photo_id`` (several photos in one dialogue), those win.
-- **JSONL turns**: one JSON object per line,
+- **JSONL turns**: one JSON object per line (or a JSON array of them),
   ``{"speaker": "user", "text": "look at this", "photos": ["cat.jpg"]}``; ``speaker`` is
   ``user``/``0`` or ``bot``/``1``; ``photos`` (optional) lists paths (relative to the history
   file) or ``{"path": ..., "caption": ...}`` objects. Each photo is added to the text as
@@ -58,15 +58,14 @@ def read_history(path: str | Path, limits: InputLimits | None = None) -> list[Tu
 
 
 def _turns_of_document(data: Any, path: Path) -> list[Turn]:
-    """A whole-file JSON document: a PhotoChat record, an array holding one, or one JSONL turn."""
-    if isinstance(data, list) and len(data) == 1:
-        data = data[0]
-    if isinstance(data, list):
-        raise UserError(f"{path} holds {len(data)} dialogues; --history takes a file with one ({FORMATS_HELP})")
-    if photochat.looks_like(data):
-        return _photochat_turns(data, path)
-    if isinstance(data, dict) and "speaker" in data:
-        return [_jsonl_turn(data, path, 1)]
+    """A whole-file JSON document: a PhotoChat record or an array holding one, or turns (one or an array)."""
+    rows = data if isinstance(data, list) else [data]
+    if rows and all(isinstance(row, dict) and "speaker" in row for row in rows):
+        return _merged_turns([_jsonl_turn(row, path, number) for number, row in enumerate(rows, start=1)], path)
+    if len(rows) > 1:
+        raise UserError(f"{path} holds {len(rows)} dialogues; --history takes a file with one ({FORMATS_HELP})")
+    if rows and photochat.looks_like(rows[0]):
+        return _photochat_turns(rows[0], path)
     raise UserError(f"{path} is not a dialogue this command reads; expected {FORMATS_HELP}")
 
 
@@ -81,7 +80,8 @@ def _photochat_turns(record: dict, path: Path) -> list[Turn]:
     for index, (turn, raw) in enumerate(zip(messages.turns, record["dialogue"])):
         turn.speaker = _speaker(turn.speaker, f"{path}: dialogue[{index}]")
         if turn.photos and isinstance(raw, dict) and raw.get("photo_description"):
-            turn.photos = [Photo(str(raw["photo_description"]).strip(), url=_text(raw, "photo_url"), photo_id=_text(raw, "photo_id"))]
+            caption = str(raw["photo_description"]).strip()
+            turn.photos = [Photo(caption, url=_text(raw, "photo_url"), photo_id=_text(raw, "photo_id"))]
         for photo in turn.photos:
             photo.path = _local_file(photo, path)
             if photo.url and "://" not in photo.url:
@@ -129,15 +129,22 @@ def _jsonl_turns(text: str, path: Path) -> list[Turn]:
             value = json.loads(line)
         except json.JSONDecodeError as err:
             raise UserError(f"{path}:{number}: not JSON ({err.msg}); expected {FORMATS_HELP}") from None
-        turn = _jsonl_turn(value, path, number)
-        if turns and turns[-1].speaker == turn.speaker:  # consecutive messages of one speaker: one turn
-            turns[-1].text = f"{turns[-1].text} {turn.text}".strip()
-            turns[-1].photos += turn.photos
+        turns.append(_jsonl_turn(value, path, number))
+    return _merged_turns(turns, path)
+
+
+def _merged_turns(turns: list[Turn], path: Path) -> list[Turn]:
+    """Consecutive turns of one speaker joined into one, as the datasets' messages are."""
+    merged: list[Turn] = []
+    for turn in turns:
+        if merged and merged[-1].speaker == turn.speaker:
+            merged[-1].text = f"{merged[-1].text} {turn.text}".strip()
+            merged[-1].photos += turn.photos
         else:
-            turns.append(turn)
-    if not turns:
+            merged.append(turn)
+    if not merged:
         raise UserError(f"{path} holds no turns; expected {FORMATS_HELP}")
-    return turns
+    return merged
 
 
 def _jsonl_turn(value: Any, path: Path, number: int) -> Turn:
@@ -151,7 +158,8 @@ def _jsonl_turn(value: Any, path: Path, number: int) -> Turn:
     photos = [_jsonl_photo(item, path, where) for item in photos]
     spans = PHOTO_SPAN.findall(text)
     if spans and len(spans) != len(photos):
-        raise UserError(f"{where}: the text has {len(spans)} [IMG] spans but {len(photos)} photos; give one photo per span, or no spans")
+        raise UserError(f"{where}: the text has {len(spans)} [IMG] spans but {len(photos)} photos; "
+                        "give one photo per span, or no spans")
     for photo, caption in zip(photos, spans):
         photo.caption = caption  # the span is what the turn says the photo shows
     if not spans:

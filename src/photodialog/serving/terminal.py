@@ -34,7 +34,8 @@ class TerminalChat:
     """A read-reply loop over one ``ChatSession`` with one shared ``ChatEngine``."""
 
     def __init__(self, engine: ChatEngine, session: ChatSession, settings: GenerationSettings, *,
-                 limits: InputLimits | None = None, read_line: Callable[[str], str] | None = None, out: TextIO | None = None):
+                 limits: InputLimits | None = None, read_line: Callable[[str], str] | None = None,
+                 out: TextIO | None = None):
         self.engine, self.session, self.settings = engine, session, settings
         self.limits = limits or InputLimits()
         self.read_line = read_line or input  # looked up now, not at import, so a replaced input() is honoured
@@ -110,7 +111,8 @@ class TerminalChat:
         except Exception as err:  # noqa: BLE001 - a failed reply must not cost the conversation
             log.debug("reply failed", exc_info=True)
             self.session.restore(before)
-            raise UserError(f"the model failed to reply ({type(err).__name__}: {err}); the conversation is kept, try again") from err
+            raise UserError(f"the model failed to reply ({type(err).__name__}: {err}); "
+                            "the conversation is kept, try again") from err
         for path, caption in zip(self.session.add_reply(reply), reply.captions):
             self.say(f"  [photo: {caption}] saved to {path}")
 

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 SESSIONS_DIR = "sessions"
 CACHE_DIR = "gradio-cache"
 CACHE_CLEANUP = (3600, 24 * 3600)  # every hour, delete Gradio's cached copies older than a day
-CSS = "#chat .image-frame img { min-width: 128px; min-height: 128px; object-fit: contain; }"  # a tiny model's 32-pixel photos stay visible
+# Show a tiny model's 32-pixel photos at a visible size (larger photos are unaffected).
+CSS = "#chat .image-frame img { min-width: 128px; min-height: 128px; object-fit: contain; }"
 EMPTY_REPLY = "The model's reply was empty; say more, or raise the temperature in Settings."
 INTRO = """## photodialog chat
 Talk with the model: it sees the photos you attach (the clip in the message box) and may answer
@@ -84,7 +85,8 @@ class ChatPage:
         except Exception as err:  # noqa: BLE001 - one failed reply must not take the page down
             log.exception("the reply failed")
             session.restore(before)
-            yield chat_messages(session.history), gr.skip(), session, problem(f"the model failed to reply ({type(err).__name__}); try again")
+            failed = problem(f"the model failed to reply ({type(err).__name__}); try again")
+            yield chat_messages(session.history), gr.skip(), session, failed
             return
         yield chat_messages(session.history), gr.skip(), session, status
 
@@ -114,19 +116,28 @@ class ChatPage:
         return text, images
 
     def settings(self, temperature, diffusion_steps, guidance_scale, seed) -> GenerationSettings:
-        """The page's settings over the server's defaults; a temperature of 0 means no sampling."""
+        """The page's settings over the server's defaults (a value left out keeps its default)."""
         base = self.defaults
-        temperature = base.temperature if temperature is None else float(temperature)
-        fallback = base.decoding if base.decoding != "sample" else "greedy"
         try:
-            return check_settings(replace(
-                base, decoding="sample" if temperature > 0 else fallback, temperature=temperature or base.temperature,
-                diffusion_steps=base.diffusion_steps if diffusion_steps is None else int(diffusion_steps),
+            chosen = replace(
+                base, diffusion_steps=base.diffusion_steps if diffusion_steps is None else int(diffusion_steps),
                 guidance_scale=base.guidance_scale if guidance_scale is None else float(guidance_scale),
                 seed=base.seed if seed is None else int(seed),
-            ))
+            )
+            if temperature is not None:
+                chosen = with_temperature(chosen, float(temperature))
         except (TypeError, ValueError) as err:
             raise UserError(f"a setting is not a number ({err})") from None
+        return check_settings(chosen)
+
+
+def with_temperature(settings: GenerationSettings, temperature: float) -> GenerationSettings:
+    """Above 0: sampling at that temperature; 0: the server's deterministic decoding (greedy or beam)."""
+    if temperature < 0:
+        raise UserError(f"temperature must be 0 (no sampling) or more (got {temperature:g})")
+    if temperature > 0:
+        return replace(settings, decoding="sample", temperature=temperature)
+    return replace(settings, decoding="greedy" if settings.decoding == "sample" else settings.decoding)
 
 
 def progress(event, shown: str) -> tuple[str, str]:
@@ -168,7 +179,8 @@ def build_app(engine: ChatEngine, out_dir: str | Path, defaults: GenerationSetti
     page = ChatPage(engine, out_dir, defaults, limits or InputLimits())
     with gr.Blocks(title="photodialog chat", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as app:
         gr.Markdown(INTRO + (f"\n\nModel: `{title}`" if title else ""))
-        chatbot = gr.Chatbot(label="conversation", height=520, elem_id="chat", feedback_options=None, buttons=["copy", "copy_all"])
+        chatbot = gr.Chatbot(label="conversation", height=520, elem_id="chat", feedback_options=None,
+                             buttons=["copy", "copy_all"])
         message = gr.MultimodalTextbox(file_count="multiple", show_label=False, elem_id="message",
                                        placeholder="Type a message, attach photos with the clip, press Enter")
         status = gr.Markdown(elem_id="status")

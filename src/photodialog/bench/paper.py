@@ -1,0 +1,345 @@
+"""``photodialog bench step --preset paper --random-weights``: the paper's model at full size on a GPU.
+
+Every part is built from its published config values (``paper_configs``) with random weights
+and set up as the shipped recipe ``paper-photochat`` with the authors'-code training modes its
+header documents: LoRA r 32 on the LLM's q/k/v with its embeddings and LM head in full, the
+UNet in full, the ViT, Q-Former, VAE and text encoder frozen (the new projection into the LLM
+trains); frozen weights in the recipe's bf16, trainable ones float32 (as ``apply_training_modes``
+makes them) under bf16 autocast; gradient checkpointing as the recipe (on); AdamW. The tokenizers are the
+synthetic paper-size ones of ``vocab`` (no download); the batch is random token ids and
+pixels with one context photo per sample and ``image_targets`` shared photos at 512 px.
+
+Model FLOPs are counted, not estimated: ``torch.utils.flop_counter.FlopCounterMode`` adds up
+the matrix multiplications, convolutions and attention kernels that one step actually runs
+(forward and backward), once with gradient checkpointing off (model FLOPs) and once as run
+(hardware FLOPs, recomputation included). MFU = model FLOPs per step / (median step time x the
+GPU's dense bf16 peak); HFU likewise with hardware FLOPs.
+For reference, the LLM alone is about (2 + 2 + 2 r) N T for N parameters and T tokens, with r
+the share of weights that get a weight gradient: frozen weights skip that third matmul.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from photodialog.bench.machine import describe_machine, load_average
+from photodialog.bench.memory import AllocationTimeline, tensor_bytes
+from photodialog.bench.paper_configs import PaperArchitecture, standin
+from photodialog.bench.timing import measure
+from photodialog.bench.vocab import VocabularySizes, llm_tokenizer, sd_tokenizer
+from photodialog.errors import UserError
+
+PHOTO_MARKERS = 2
+# Dense bf16 peaks (FLOP/s) from the vendors' data sheets; the first name that matches is used.
+PEAK_BF16 = [("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989.4e12), ("H200", 989.4e12), ("GH200", 989.4e12),
+             ("A100", 312e12), ("L40S", 362e12)]
+FLOPS_FORMULA = ("MFU = model FLOPs of one step / (median step seconds x dense bf16 peak FLOP/s); model FLOPs = the "
+                 "matmul, convolution and attention FLOPs that FlopCounterMode counts in one step (forward + backward) with "
+                 "gradient checkpointing off; HFU = the same with checkpointing as run (recomputed forwards included)")
+
+
+@dataclass
+class PaperStepSettings:
+    batch_size: int = 4
+    """The recipe's micro-batch."""
+    seq_len: int = 256
+    image_targets: int = 1
+    steps: int = 5
+    warmup: int = 2
+    gradient_checkpointing: bool | None = None
+    """None: as the recipe (on)."""
+    peak_tflops: float = 0.0
+    standin: bool = False
+    """Toy sizes of the same structures, allowed on the CPU (tests)."""
+    device: str = "cuda"
+
+
+def require_gpu(device: str) -> None:
+    """Refuse at once where there is no CUDA GPU: the full-size model would only swap on a CPU."""
+    if device == "cpu" or not torch.cuda.is_available():
+        raise UserError(
+            "--preset paper --random-weights builds Llama-2-7B, BLIP-2 ViT-g/Q-Former and Stable Diffusion 2.1 at full "
+            "size (about 40 GB with optimizer state, plus activations): it needs a CUDA GPU with ~80 GB, and none is "
+            "available here. Use `photodialog bench step` (tiny preset) on this machine."
+        )
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+RECIPE = "paper-photochat"
+# The authors'-code variant that the recipe's header documents (LoRA LLM, frozen ViT/Q-Former and text encoder).
+AUTHORS_CODE = ["model.train.llm=lora", "model.train.perceptron=frozen", "model.train.text_encoder=frozen"]
+
+
+def paper_recipe():
+    """The shipped paper recipe with the authors'-code training modes: what trains, LoRA, dtypes, batch."""
+    from photodialog.config import load_config
+
+    return load_config(RECIPE, AUTHORS_CODE)
+
+
+def build_paper_model(arch: PaperArchitecture, device, *, gradient_checkpointing: bool | None = None):
+    """The joint model with random weights at the architecture's sizes, on ``device``, set up as the recipe."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import (Blip2QFormerConfig, Blip2QFormerModel, Blip2VisionConfig, Blip2VisionModel, CLIPTextConfig,
+                              CLIPTextModel, LlamaConfig, LlamaForCausalLM)
+
+    from photodialog.models.assembly import apply_training_modes
+    from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
+    from photodialog.models.loading import DTYPES
+    from photodialog.models.image_generator import ImageGenerator
+    from photodialog.models.perceptron import ImagePerceptron
+
+    recipe = paper_recipe().model
+    dtype = DTYPES[recipe.dtype]
+    vocab = VocabularySizes(llm_vocab=arch.llm["vocab_size"] + PHOTO_MARKERS, sd_vocab=arch.text_encoder["vocab_size"],
+                            sd_max_length=arch.text_encoder["max_position_embeddings"])
+    llm_tok, sd_tok = llm_tokenizer(vocab), sd_tokenizer(vocab)
+    text_config = dict(arch.text_encoder, bos_token_id=sd_tok.bos_token_id, eos_token_id=sd_tok.eos_token_id, pad_token_id=sd_tok.pad_token_id)
+    with torch.device(device), default_dtype(dtype):
+        llm = LlamaForCausalLM(LlamaConfig(**arch.llm))
+        llm.resize_token_embeddings(vocab.llm_vocab, mean_resizing=False)  # + [IMG] [/IMG], as build_model does
+        vision = Blip2VisionModel(Blip2VisionConfig(**arch.vision))
+        text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
+        unet = UNet2DConditionModel(**arch.unet)
+        vae = AutoencoderKL(**arch.vae)
+    with torch.device(device):  # BLIP-2 keeps the Q-Former and its queries in float32
+        qformer = Blip2QFormerModel(Blip2QFormerConfig(**arch.qformer))
+        queries = torch.randn(1, arch.num_query_tokens, arch.qformer["hidden_size"]) * 0.02
+    perceptron = ImagePerceptron(vision, qformer, queries, llm.config.hidden_size)
+    generator = ImageGenerator(text_encoder, unet, DDPMScheduler(**arch.scheduler), sd_tok, vae=vae, image_size=arch.image_size)
+    settings = JointSettings(bridge=recipe.bridge, pooling=recipe.pooling, caption_source=recipe.caption_source,
+                             gumbel_noise=recipe.gumbel_noise, image_loss_repeats=recipe.image_loss_repeats)
+    model = PhotoDialogModel(llm, llm_tok, perceptron, generator, settings)
+    apply_training_modes(model, recipe)
+    checkpointing = recipe.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
+    if checkpointing:
+        llm.gradient_checkpointing_enable()
+        unet.enable_gradient_checkpointing()
+    return model.to(device)
+
+
+def synthetic_batch(model, arch: PaperArchitecture, settings: PaperStepSettings, device):
+    """Random ids and pixels in the trainer's batch layout: one context photo per sample, captions in responses."""
+    from photodialog.models.batch import Batch, BatchCaption
+    from photodialog.models.formatting import IGNORE
+
+    queries, caption = arch.num_query_tokens, arch.caption_tokens
+    batch_size, length = settings.batch_size, settings.seq_len
+    response_start = queries + 3  # <s> [IMG] slots [/IMG], then the response
+    if length < response_start + caption + 3:
+        raise UserError(f"--seq-len {length} is too short: a context photo and a caption need at least {response_start + caption + 3} tokens")
+    if settings.image_targets > batch_size:
+        raise UserError(f"--image-targets ({settings.image_targets}) cannot exceed --batch-size ({batch_size})")
+    generator = torch.Generator().manual_seed(0)
+    tokenizer = model.tokenizer
+    img_start, img_end = tokenizer.specials["img"], tokenizer.specials["img_end"]
+    ids = torch.randint(3, arch.llm["vocab_size"], (batch_size, length), generator=generator)
+    ids[:, 0], ids[:, 1], ids[:, queries + 2] = tokenizer.bos_token_id, img_start, img_end
+    slots = torch.zeros(batch_size, length, dtype=torch.bool)
+    slots[:, 2:queries + 2] = True
+    labels = torch.full_like(ids, IGNORE)
+    labels[:, response_start:] = ids[:, response_start:]
+    captions = []
+    for sample in range(settings.image_targets):
+        positions = list(range(response_start + 1, response_start + 1 + caption))
+        ids[sample, response_start], ids[sample, positions[-1] + 1] = img_start, img_end
+        labels[sample, response_start:] = ids[sample, response_start:]
+        gold = ids[sample, positions].tolist()
+        captions.append(BatchCaption(sample=sample, positions=positions, text=tokenizer.decode(gold), gold_ids=gold, target=sample))
+    vision_size = arch.vision["image_size"]
+    targets = torch.rand(settings.image_targets, 3, arch.image_size, arch.image_size, generator=generator) * 2 - 1
+    batch = Batch(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels, photo_slots=slots,
+                  context_pixels=torch.randn(batch_size, 3, vision_size, vision_size, generator=generator), captions=captions,
+                  target_pixels=targets if settings.image_targets else None)
+    return batch.to(device)
+
+
+class PaperStep:
+    """One optimizer step under bf16 autocast (the trainer's mixed precision)."""
+
+    def __init__(self, model, batch, device):
+        self.model, self.batch, self.device = model, batch, torch.device(device)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=5e-5, weight_decay=0.01)
+
+    def __call__(self):
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            out = self.model(self.batch, tau=1.0, alpha=1.0)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return out
+
+
+def counted_flops(step) -> int:
+    """Matmul, convolution and attention FLOPs that one step runs (forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def set_checkpointing(model, on: bool) -> None:
+    if on:
+        model.llm.gradient_checkpointing_enable()
+        model.generator.unet.enable_gradient_checkpointing()
+    else:
+        model.llm.gradient_checkpointing_disable()
+        model.generator.unet.disable_gradient_checkpointing()
+
+
+def count_flops(step) -> dict:
+    """Model FLOPs of a step (without recomputation), hardware FLOPs (with it) and forward FLOPs per part.
+
+    Gradient checkpointing runs parts of the forward again in backward; model FLOPs leave that
+    out, so the step is counted once with checkpointing switched off (None if that does not fit
+    in memory). The per-part split uses a forward pass alone: the counter's module attribution
+    of backward kernels is unreliable, its totals are not.
+    """
+    checkpointing = bool(step.model.llm.is_gradient_checkpointing)
+    hardware = counted_flops(step)
+    model_flops = hardware
+    if checkpointing:
+        set_checkpointing(step.model, False)
+        try:
+            model_flops = counted_flops(step)
+        except torch.cuda.OutOfMemoryError:
+            step.optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+            model_flops = None
+        finally:
+            set_checkpointing(step.model, True)
+    return {"model": model_flops, "hardware": hardware, "forward_per_part": forward_flops_per_part(step)}
+
+
+def forward_flops_per_part(step) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    forward = FlopCounterMode(display=False)
+    # With gradients on: under no_grad, views of trainable parameters (the expanded query tokens)
+    # require grad without a grad_fn, which the counter's module tracker cannot hook.
+    with forward, torch.autocast(step.device.type, dtype=torch.bfloat16):
+        step.model(step.batch, tau=1.0, alpha=1.0)
+    per_module = {name: sum(counts.values()) for name, counts in forward.get_flop_counts().items()}
+    root = type(step.model).__name__
+    return {part: _flops_under(per_module, f"{root}.{path}") for part, path in PART_PATHS.items()}
+
+
+PART_PATHS = {"llm": "llm", "perceptron": "perceptron", "text_encoder": "generator.text_encoder", "unet": "generator.unet",
+              "vae": "generator.vae"}
+
+
+def _flops_under(per_module: dict, prefix: str) -> int:
+    """FLOPs of the outermost recorded modules at or under ``prefix`` (the model calls sub-modules directly)."""
+    names = [n for n in per_module if n == prefix or n.startswith(prefix + ".")]
+    outermost = [n for n in names if not any(n != m and n.startswith(m + ".") for m in names)]
+    return int(sum(per_module[n] for n in outermost))
+
+
+def peak_memory(step, device) -> dict:
+    """Peak bytes of one step (CUDA allocator on a GPU, the allocation timeline on a CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device)
+        return {"held_before_step_bytes": int(before), "peak_bytes": int(peak), "peak_step_extra_bytes": int(peak - before),
+                "reserved_bytes": int(torch.cuda.max_memory_reserved(device))}
+    with AllocationTimeline() as timeline:
+        step()
+    return {"peak_step_extra_bytes": timeline.report().peak_bytes}
+
+
+def peak_flops(device, override_tflops: float) -> tuple[float | None, str]:
+    if override_tflops:
+        return override_tflops * 1e12, "--peak-tflops"
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None, "no GPU"
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAK_BF16:
+        if key in name:
+            return value, f"data sheet ({key})"
+    return None, f"unknown GPU '{name}': pass --peak-tflops"
+
+
+def parameter_summary(model) -> dict:
+    from photodialog.models.adapters import count_parameters
+
+    out = {}
+    for name, module in model.part_modules().items():
+        trainable, total = count_parameters(module)
+        out[name] = {"parameters": total, "trainable": trainable}
+    return out
+
+
+def run_paper_step_bench(settings: PaperStepSettings) -> dict:
+    started = time.perf_counter()
+    machine = describe_machine(settings.device)
+    arch = standin() if settings.standin else PaperArchitecture()
+    try:
+        model = build_paper_model(arch, settings.device, gradient_checkpointing=settings.gradient_checkpointing)
+        batch = synthetic_batch(model, arch, settings, settings.device)
+        step = PaperStep(model, batch, settings.device)
+        timing = measure(step, repeats=settings.steps, warmup=settings.warmup, device=settings.device)
+        memory = peak_memory(step, settings.device)
+        flops = count_flops(step)
+    except torch.cuda.OutOfMemoryError as err:
+        raise UserError(f"out of GPU memory at batch {settings.batch_size} x {settings.seq_len} tokens: lower --batch-size or "
+                        f"--seq-len, or add --gradient-checkpointing ({err})") from err
+    seconds = timing.median_ms / 1000
+    peak, peak_source = peak_flops(settings.device, settings.peak_tflops)
+    tokens = int(batch.attention_mask.sum())
+    model_flops = flops["model"]
+    return {
+        "benchmark": "step", "preset": "paper", "architecture": arch.name, "machine": machine, "settings": asdict(settings),
+        "recipe": {"name": RECIPE, "overrides": AUTHORS_CODE, "gradient_checkpointing": model.llm.is_gradient_checkpointing},
+        "architecture_configs": asdict(arch), "parameters": parameter_summary(model),
+        "weights_and_optimizer_bytes": tensor_bytes(*model.parameters()),
+        "batch": {"samples": settings.batch_size, "tokens": tokens, "context_photos": int(batch.context_pixels.shape[0]),
+                  "target_photos": settings.image_targets, "image_size": arch.image_size},
+        "time": timing.to_dict(), "memory": memory,
+        "tokens_per_second": round(tokens / seconds, 2), "photos_per_second": round(settings.image_targets / seconds, 4),
+        "model_flops_per_step": model_flops, "hardware_flops_per_step": flops["hardware"],
+        "forward_flops_per_part": flops["forward_per_part"],
+        "achieved_model_tflops": None if model_flops is None else round(model_flops / seconds / 1e12, 3),
+        "peak_tflops": None if peak is None else round(peak / 1e12, 1), "peak_source": peak_source,
+        "mfu": None if peak is None or model_flops is None else round(model_flops / seconds / peak, 4),
+        "hfu": None if peak is None else round(flops["hardware"] / seconds / peak, 4), "mfu_formula": FLOPS_FORMULA,
+        "load_average_at_end": load_average(), "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def summary_lines(result: dict) -> list[str]:
+    from photodialog.bench.report import mib, ms
+
+    mem = result["memory"]
+    lines = [
+        f"training step, {result['architecture']} architecture, random weights ({result['machine']['device']}): "
+        f"{result['batch']['samples']} samples, {result['batch']['tokens']} tokens, {result['batch']['target_photos']} photos at {result['batch']['image_size']} px",
+        f"step: {ms(result['time']['median_ms'])} median; peak memory {mib(mem.get('peak_bytes', mem['peak_step_extra_bytes']))}",
+        f"{result['tokens_per_second']} tokens/s; {result['achieved_model_tflops']} model TFLOP/s; MFU {result['mfu']}, "
+        f"HFU {result['hfu']} ({result['peak_source']})",
+        f"took {result['wall_seconds']} s",
+    ]
+    return lines

@@ -1,0 +1,99 @@
+"""Training several runs side by side as `photodialog train` subprocesses, with live progress.
+
+Each lane is a list of runs trained one after the other in its own process (one CPU thread).
+The parent polls every run's ``metrics.jsonl`` and shows one progress bar per lane. A lane
+whose run folder already holds a finished run skips it; an unfinished one continues with
+``--resume``, so an interrupted demo picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photodialog.errors import UserError
+
+
+@dataclass
+class TrainJob:
+    name: str
+    recipe: str
+    run_dir: Path
+    overrides: list[str] = field(default_factory=list)
+    minutes: float = 1.0
+
+    def command(self, resume: bool) -> list[str]:
+        cmd = [sys.executable, "-m", "photodialog", "train", "--config", self.recipe, *self.overrides,
+               f"train.max_minutes={self.minutes}", "--output-dir", str(self.run_dir), "--no-progress"]
+        return cmd + (["--resume"] if resume else [])
+
+
+def finished(run_dir: Path) -> bool:
+    from photodialog.training.checkpoint import list_checkpoints, read_state
+
+    found = list_checkpoints(run_dir)
+    return bool(found) and read_state(found[-1]).finished
+
+
+def last_step(run_dir: Path) -> int:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    step = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            step = max(step, int(json.loads(line).get("step", 0)))
+        except ValueError:
+            continue
+    return step
+
+
+def run_lanes(lanes: list[list[TrainJob]], log_dir: Path, progress: bool = True) -> None:
+    """Train every lane in parallel; raise ``UserError`` naming the log of a run that failed."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    threads = [threading.Thread(target=_run_lane, args=(lane, log_dir, errors), daemon=True) for lane in lanes]
+    for thread in threads:
+        thread.start()
+    _watch(lanes, threads, progress)
+    if errors:
+        raise UserError("training failed: " + "; ".join(errors))
+
+
+def _run_lane(lane: list[TrainJob], log_dir: Path, errors: list[str]) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for job in lane:
+        if finished(job.run_dir):
+            continue
+        log = log_dir / f"{job.name}.log"
+        with log.open("a", encoding="utf-8") as handle:
+            code = subprocess.call(job.command(resume=job.run_dir.exists()), stdout=handle, stderr=subprocess.STDOUT, env=env)
+        if code != 0:
+            errors.append(f"{job.name} exited with code {code} (see {log})")
+            return
+
+
+def _watch(lanes: list[list[TrainJob]], threads: list[threading.Thread], progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    bars = []
+    for lane in lanes:
+        total = sum(job.minutes for job in lane) * 60
+        names = " + ".join(job.name for job in lane)
+        bars.append(tqdm(total=round(total), desc=f"train {names}", unit="s", disable=not progress, dynamic_ncols=True,
+                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}"))
+    started = time.time()
+    while any(t.is_alive() for t in threads):
+        time.sleep(1.0)
+        for bar, lane, thread in zip(bars, lanes, threads):
+            elapsed = min(bar.total, round(time.time() - started)) if thread.is_alive() else bar.total
+            bar.update(elapsed - bar.n)
+            bar.set_postfix_str(", ".join(f"{job.name} step {last_step(job.run_dir)}" for job in lane))
+    for bar in bars:
+        bar.close()
