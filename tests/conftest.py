@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+TINY_EXTRACTOR = "photodialog-test-tiny"
+TINY_CLASSES = 5
+
 TINY_RUN_OVERRIDES = [
     "max_steps=2", "train.batch_size=4", "train.micro_batch_size=4", "train.eval_every_epochs=1000",
     "train.save_every_steps=1", "model.image_loss_repeats=1", "train.warmup_steps=1",
@@ -33,3 +36,50 @@ def tiny_run(tiny_world, tmp_path_factory):
     config = load_config("tiny-e2e", [f"data.path={tiny_world}", *TINY_RUN_OVERRIDES])
     Trainer(config, run_dir, progress=False).run()
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_extractor() -> str:
+    """A tiny offline stand-in for Inception, registered with torch-fidelity once; its name.
+
+    'pool' = the mean colour of each image quadrant (12 numbers, for FID); 'logits' = a fixed
+    random projection of them (TINY_CLASSES classes, for IS). The registry is global.
+    """
+    import torch
+    import torch_fidelity
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    class TinyFeatureExtractor(FeatureExtractorBase):
+        NUM_CLASSES = TINY_CLASSES
+
+        def __init__(self, name, features_list, **kwargs):
+            super().__init__(name, features_list)
+            generator = torch.Generator().manual_seed(0)
+            self.register_buffer("projection", torch.randn(12, TINY_CLASSES, generator=generator) * 8.0)
+
+        @staticmethod
+        def get_provided_features_list():
+            return "pool", "logits"
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return {"isc": "logits", "fid": "pool"}[metric]
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return torch.zeros(1, 3, 4, 4, dtype=torch.uint8)
+
+        def forward(self, x):
+            assert x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1] == 3
+            pool = torch.nn.functional.adaptive_avg_pool2d(x.float() / 255.0, 2).flatten(1)
+            features = {"pool": pool, "logits": (pool - 0.5) @ self.projection}
+            return tuple(features[name] for name in self.features_list)
+
+    if TINY_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
+        torch_fidelity.register_feature_extractor(TINY_EXTRACTOR, TinyFeatureExtractor)
+    return TINY_EXTRACTOR

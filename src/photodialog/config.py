@@ -116,6 +116,8 @@ class ModelConfig:
     """Resolution the generator trains and draws at; 0 = the preset's (32 tiny, 512 paper)."""
     image_loss_repeats: int = 1
     """Noise draws per target photo in one step (cheap variance reduction for L_v)."""
+    snr_gamma: float = 0.0
+    """Min-SNR-gamma weighting of L_v (0 = the plain MSE of Eq. 12); speeds up training from scratch."""
     caption_dropout: float = 0.0
     """Fraction of training captions replaced by the empty caption (for classifier-free guidance)."""
     dtype: str = "float32"

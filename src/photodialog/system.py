@@ -48,24 +48,35 @@ class ProbeCaptioner:
 
 
 class ModelCaptioner:
-    """Captions photos with a ``transformers`` image-to-text model (e.g. BLIP-2's captioner)."""
+    """Captions photos with a ``transformers`` image-to-text model (e.g. BLIP-2's captioner).
+
+    Loaded on first use, on the GPU in bfloat16 when there is one; captions are cached per file.
+    """
 
     def __init__(self, path_or_id: str):
+        self.path_or_id = path_or_id
+        self.model = self.processor = None
+        self.cache: dict[str, str] = {}
+
+    def _load(self) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        cuda = torch.cuda.is_available()
         try:
-            self.processor = AutoProcessor.from_pretrained(path_or_id)
-            self.model = AutoModelForImageTextToText.from_pretrained(path_or_id).eval()
+            self.processor = AutoProcessor.from_pretrained(self.path_or_id)
+            self.model = AutoModelForImageTextToText.from_pretrained(
+                self.path_or_id, dtype=torch.bfloat16 if cuda else torch.float32).to("cuda" if cuda else "cpu").eval()
         except (OSError, ValueError) as err:
-            raise UserError(f"could not load the captioner '{path_or_id}': {err}") from err
-        self.cache: dict[str, str] = {}
+            raise UserError(f"could not load the captioner '{self.path_or_id}': {err}") from err
 
     @torch.no_grad()
     def caption(self, photo: Photo) -> str:
         if photo.path not in self.cache:
             from photodialog.data.photos import load_photo
 
-            inputs = self.processor(images=load_photo(photo.path), return_tensors="pt")
+            if self.model is None:
+                self._load()
+            inputs = self.processor(images=load_photo(photo.path), return_tensors="pt").to(self.model.device, self.model.dtype)
             ids = self.model.generate(**inputs, max_new_tokens=30)
             self.cache[photo.path] = self.processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
         return self.cache[photo.path]
@@ -158,11 +169,20 @@ def load_system(path: str | Path, device: str | torch.device | None = None, *, d
     load_trainable(model, checkpoint)
     system = DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model), checkpoint)
     if config.model.text_from and model.llm is None:
-        system = join_pipeline(load_system(config.model.text_from, data_path=config.data.path), system)
+        system = join_pipeline(load_system(text_part_path(config.model.text_from, run_dir), data_path=config.data.path), system)
     if device is not None:
         system.model.to(device)
     system.model.eval()
     return system
+
+
+def text_part_path(text_from: str, run_dir: Path) -> Path:
+    """Where a pipeline image part's ``model.text_from`` points: as given, else next to its run."""
+    given = Path(text_from).expanduser()
+    for candidate in (given, run_dir.parent / given, run_dir / given):
+        if candidate.exists():
+            return candidate
+    raise UserError(f"model.text_from '{text_from}' (the pipeline's text part) was not found; give its run folder")
 
 
 def join_pipeline(text: DialogueSystem, image: DialogueSystem) -> DialogueSystem:
@@ -171,5 +191,6 @@ def join_pipeline(text: DialogueSystem, image: DialogueSystem) -> DialogueSystem
     model = PhotoDialogModel(text.model.llm, text.model.tokenizer, text.model.perceptron, image.model.generator, settings)
     config = image.config
     config.model = replace(text.config.model, parts=["llm", "generator"] + (["perceptron"] if text.model.perceptron else []),
-                           text_from=image.config.model.text_from, bridge="none")
+                           text_from=image.config.model.text_from, bridge="none", diffusion=image.config.model.diffusion,
+                           image_size=image.config.model.image_size, train=image.config.model.train)
     return DialogueSystem(config, model, text.formatter, make_photo_tensors(model), image.checkpoint)

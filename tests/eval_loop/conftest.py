@@ -1,4 +1,4 @@
-"""Fixtures of the evaluation-loop tests: a world with a probe, evaluated runs, a tiny IS/FID extractor.
+"""Fixtures of the evaluation-loop tests: a world with a probe and evaluated runs.
 
 ``eval_world`` is a copy of ``tiny_world`` with an *untrained* probe saved in ``probe/`` (random
 but fixed weights: the probe metrics and the probe captioner run, in milliseconds). Evaluations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import torch
 
-from evalloop_helpers import FAST, FAST_FLAGS, MAX_SAMPLES, RUN_OVERRIDES, TINY_EXTRACTOR, save_untrained_probe
+from evalloop_helpers import FAST, FAST_FLAGS, MAX_SAMPLES, RUN_OVERRIDES, save_untrained_probe
 
 
 @pytest.fixture(scope="session")
@@ -53,44 +52,3 @@ def pipeline_eval(pipeline_run, eval_world, tmp_path_factory):
                  "--max-samples", str(MAX_SAMPLES), "--out", str(out), *FAST_FLAGS])
     assert code == 0
     return out
-
-
-@pytest.fixture(scope="session")
-def tiny_extractor():
-    """Registers a tiny offline stand-in for Inception with torch-fidelity; returns its name."""
-    import torch_fidelity
-    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
-
-    class TinyExtractor(FeatureExtractorBase):
-        """'pool' = mean colour of each image quadrant (12 numbers); 'logits' = a fixed projection (5 classes)."""
-
-        def __init__(self, name, features_list, **kwargs):
-            super().__init__(name, features_list)
-            generator = torch.Generator().manual_seed(0)
-            self.register_buffer("projection", torch.randn(12, 5, generator=generator) * 8.0)
-
-        @staticmethod
-        def get_provided_features_list():
-            return "pool", "logits"
-
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric):
-            return {"isc": "logits", "fid": "pool"}[metric]
-
-        @staticmethod
-        def can_be_compiled():
-            return False
-
-        @staticmethod
-        def get_dummy_input_for_compile():
-            return torch.zeros(1, 3, 4, 4, dtype=torch.uint8)
-
-        def forward(self, x):
-            pool = torch.nn.functional.adaptive_avg_pool2d(x.float() / 255.0, 2).flatten(1)
-            features = {"pool": pool, "logits": (pool - 0.5) @ self.projection}
-            return tuple(features[name] for name in self.features_list)
-
-    if TINY_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
-        torch_fidelity.register_feature_extractor(TINY_EXTRACTOR, TinyExtractor)
-    return TINY_EXTRACTOR

@@ -11,7 +11,6 @@ RUN_OVERRIDES = [
 FAST = {"diffusion_steps": 2, "max_new_tokens": 12}
 FAST_FLAGS = ["--diffusion-steps", "2", "--max-new-tokens", "12", "--no-progress"]
 MAX_SAMPLES = 8  # the first 8 test targets of the tiny world hold 2 photo turns
-TINY_EXTRACTOR = "photodialog-evalloop-tiny"
 
 
 def save_untrained_probe(world_dir) -> None:

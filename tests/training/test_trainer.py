@@ -97,3 +97,19 @@ def test_tau_schedule_shapes():
     assert tau_at(50, start=1, end=0.01, anneal_steps=100, shape="exponential") == pytest.approx(0.1)
     assert tau_at(500, start=1, end=0.01, anneal_steps=100) == 0.01
     assert not math.isnan(tau_at(3, start=1, end=0.01, anneal_steps=0))
+
+
+def test_dev_evaluation_scores_bleu_and_image_and_keeps_the_best(tmp_path, quick_args):
+    from photodialog.training.checkpoint import best_checkpoint, read_state
+
+    run = tmp_path / "run"
+    assert main(["train", *quick_args("max_steps=4", "train.eval_every_steps=2", "train.eval_every_epochs=1",
+                                      "eval.max_samples=8", "eval.diffusion_steps=2", "eval.max_new_tokens=6"),
+                 "--output-dir", str(run)]) == 0
+    dev = read_metrics(run, "dev")
+    assert [row["step"] for row in dev] == [2, 4]
+    for row in dev:
+        assert {"dev_bleu2", "dev_image", "selection", "dev_loss"} <= row.keys()
+        assert row["selection"] == pytest.approx(row["dev_bleu2"] / 100 + row["dev_image"])
+    best = best_checkpoint(run)
+    assert read_state(best).step == max(dev, key=lambda r: r["selection"])["step"]

@@ -44,9 +44,10 @@ def run(args) -> int:
     from pathlib import Path
 
     from photodialog.cli.chat import load_engine, settings_from_args
-    from photodialog.errors import UserError
+    from photodialog.errors import UserError, require
     from photodialog.serving.limits import InputLimits
 
+    require("gradio", "serve", "the web chat page (photodialog serve)")  # before the model loads
     settings = settings_from_args(args)
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535 (got {args.port})")

@@ -65,12 +65,15 @@ def _parse_message(record: dict, message: Any, where: str) -> Turn:
     text = required(message, "message", (str,), where)
     shares_photo = required(message, "share_photo", (bool, int), where)
     speaker = required(message, "user_id", (int, str), where)
-    photos = [_dialogue_photo(record)] if shares_photo else []
+    # A message may carry its own photo fields (dialogues saved by `photodialog chat`, where
+    # several photos are shared); the published files only have the record-level photo.
+    photos = [_dialogue_photo(message if "photo_description" in message else record)] if shares_photo else []
     return Turn(speaker=str(speaker), text=text, photos=photos)
 
 
 def _dialogue_photo(record: dict) -> Photo:
-    """The dialogue's photo; a fresh object per sharing message, since loaders fill in ``path``."""
+    """The photo described by ``record`` (a dialogue, or a message with its own photo fields);
+    a fresh object per sharing message, since loaders fill in ``path``."""
     caption = required(record, "photo_description", (str,))
     if not caption.strip():
         raise RecordProblem(PHOTO_WITHOUT_CAPTION, "'photo_description' is empty but a message shares the photo")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from photodialog.errors import UserError
 
+STARTUP_SECONDS = 15  # per run: start Python, load the data, build the model, save the last checkpoint
+
 
 @dataclass
 class TrainJob:
@@ -84,7 +86,7 @@ def _watch(lanes: list[list[TrainJob]], threads: list[threading.Thread], progres
 
     bars = []
     for lane in lanes:
-        total = sum(job.minutes for job in lane) * 60
+        total = sum(job.minutes * 60 + STARTUP_SECONDS for job in lane)
         names = " + ".join(job.name for job in lane)
         bars.append(tqdm(total=round(total), desc=f"train {names}", unit="s", disable=not progress, dynamic_ncols=True,
                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}"))

@@ -99,7 +99,19 @@ _KNOWN_METRICS = {
         MetricInfo(
             "probe_fid", "probe-FID", False, "Frechet distance in the probe's feature space, not Inception"
         ),
+        MetricInfo(
+            "probe_fid_generator", "probe-FID (gold captions)", False,
+            "probe-FID of the photos drawn from the gold captions (the image generator alone)",
+        ),
     )
+}
+
+
+# Which photos a probe accuracy is about (``probe_acc_<group>_<attribute>``), as tables name them.
+_PROBE_GROUPS = {
+    "caption": ("vs own caption", "generated photos against the model's own caption"),
+    "gold": ("vs gold photo", "generated photos against the gold photo's attributes"),
+    "generator": ("gold captions", "photos drawn from the gold captions (the image generator alone)"),
 }
 
 
@@ -111,8 +123,11 @@ def metric_info(key: str) -> MetricInfo:
     if bleu:
         return MetricInfo(key, f"BLEU-{bleu.group(1)}", True, "corpus BLEU, individual n-gram precision, x100")
     if key.startswith("probe_acc_"):
-        attribute = key.removeprefix("probe_acc_")
-        return MetricInfo(key, f"{attribute} acc", True, f"probe: {attribute} accuracy, %")
+        group, _, attribute = key.removeprefix("probe_acc_").rpartition("_")
+        if group in _PROBE_GROUPS:
+            short, photos = _PROBE_GROUPS[group]
+            return MetricInfo(key, f"{attribute} ({short})", True, f"probe: {attribute} accuracy of {photos}, %")
+        return MetricInfo(key, f"{key.removeprefix('probe_acc_')} acc", True, "probe accuracy, %")
     return MetricInfo(key, key, None)
 
 
@@ -327,6 +342,8 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"eval result file not found: {path}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read the eval result {path}: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not a JSON eval result: {exc}") from None
     try:

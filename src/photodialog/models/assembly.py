@@ -75,7 +75,8 @@ def build_model(config: ModelConfig, sources: PartSources) -> PhotoDialogModel:
         text_encoder, unet, vae, scheduler, sd_tokenizer = load_diffusion(sources.diffusion, config.dtype)
         if config.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
-        generator = ImageGenerator(text_encoder, unet, scheduler, sd_tokenizer, vae=vae, image_size=config.image_size or None)
+        generator = ImageGenerator(text_encoder, unet, scheduler, sd_tokenizer, vae=vae, image_size=config.image_size or None,
+                                   snr_gamma=config.snr_gamma)
     settings = JointSettings(
         bridge=config.bridge, pooling=config.pooling, caption_source=config.caption_source, gumbel_noise=config.gumbel_noise,
         image_loss_repeats=config.image_loss_repeats, caption_dropout=config.caption_dropout,

@@ -1,13 +1,21 @@
-"""Dev-set evaluation during training: the score that picks the best checkpoint and stops early.
+"""Dev-set evaluation during training: the score that keeps the best checkpoint and stops early.
 
-The selection score is the negative teacher-forced dev loss (``L_t + alpha * L_v`` on a fixed
-subset of dev samples, with fixed noise), higher is better. It runs under a forked RNG so
-that evaluating never changes the training run's random stream (resume stays exact).
+As the paper (§3.1.2) stops on dev BLEU-2 and an image score, so does this:
+
+* ``dev_bleu2``: corpus BLEU-2 of greedy replies to a fixed subset of dev turns;
+* ``dev_image``: on a synthetic world with a probe, the probe's all-attributes accuracy of photos
+  drawn from the dev subset's gold captions (the world's objective stand-in for FID); elsewhere
+  the negative teacher-forced dev image loss (FID needs Inception weights and thousands of photos);
+* ``selection`` = ``dev_bleu2 / 100 + dev_image`` (whichever the model has), higher is better.
+
+The teacher-forced dev losses are logged too. Everything runs under a forked RNG, so evaluating
+never changes the training run's random stream (a resumed run stays exact).
 """
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import torch
 
@@ -15,40 +23,79 @@ from photodialog.config import RunConfig
 from photodialog.training.data import CaptionPairs, EncodedSamples
 
 DEV_SEED = 1234
+DEFAULT_TURNS = 128
+DEV_PHOTOS = 32
 
 
 def dev_selection(system, model, dev_samples, config: RunConfig) -> dict:
     if not dev_samples:
         return {}
-    limit = config.eval.max_samples or 256
-    samples = dev_samples[:limit]
-    if system.formatter is None:
-        dataset = CaptionPairs([s for s in samples if s.response.shares_photo])
-    else:
-        dataset = EncodedSamples(samples, system.formatter)
-    if len(dataset) == 0:
-        return {}
+    samples = dev_samples[: config.eval.max_samples or DEFAULT_TURNS]
     python_state = random.getstate()
     was_training = model.training
     model.eval()
-    totals = {"dev_loss": 0.0, "dev_text_loss": 0.0, "dev_image_loss": 0.0}
-    counts = {"dev_loss": 0, "dev_text_loss": 0, "dev_image_loss": 0}
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(DEV_SEED)
             random.seed(DEV_SEED)
-            for start in range(0, len(dataset), config.train.micro_batch_size):
-                batch = system.make_batch([dataset[i] for i in range(start, min(len(dataset), start + config.train.micro_batch_size))])
-                out = model(batch.to(system.model.device), tau=config.train.tau_end, alpha=config.train.alpha, text_weight=config.train.text_loss_weight)
-                for key, value in (("dev_loss", out.loss), ("dev_text_loss", out.text_loss), ("dev_image_loss", out.image_loss)):
-                    if value is not None and torch.isfinite(value):
-                        totals[key] += float(value)
-                        counts[key] += 1
+            result = _losses(system, model, samples, config)
+            result.update(_scores(system, samples, config, result))
     finally:
         random.setstate(python_state)
         model.train(was_training)
-    result = {key: totals[key] / counts[key] for key in totals if counts[key]}
-    if "dev_loss" in result:
-        result["selection"] = -result["dev_loss"]
     return result
 
+
+def _losses(system, model, samples, config: RunConfig) -> dict:
+    dataset = CaptionPairs([s for s in samples if s.response.shares_photo]) if system.formatter is None else EncodedSamples(samples, system.formatter)
+    totals: dict[str, list[float]] = {"dev_loss": [], "dev_text_loss": [], "dev_image_loss": []}
+    step = config.train.micro_batch_size
+    for start in range(0, len(dataset), step):
+        batch = system.make_batch([dataset[i] for i in range(start, min(len(dataset), start + step))])
+        out = model(batch.to(system.model.device), tau=config.train.tau_end, alpha=config.train.alpha, text_weight=config.train.text_loss_weight)
+        for key, value in (("dev_loss", out.loss), ("dev_text_loss", out.text_loss), ("dev_image_loss", out.image_loss)):
+            if value is not None and torch.isfinite(value):
+                totals[key].append(float(value))
+    return {key: sum(values) / len(values) for key, values in totals.items() if values}
+
+
+def _scores(system, samples, config: RunConfig, losses: dict) -> dict:
+    from photodialog.evaluation.evaluate import generation_settings
+
+    settings = generation_settings(config.eval, {"seed": DEV_SEED})
+    result, selection = {}, 0.0
+    if system.formatter is not None:
+        result["dev_bleu2"] = _bleu2(system, samples, settings, config.eval.batch_size)
+        selection += result["dev_bleu2"] / 100
+    if system.model.generator is not None:
+        probe_score = _probe_score(system, samples, settings, config.data.path)
+        if probe_score is not None:
+            result["dev_image"] = probe_score
+        elif "dev_image_loss" in losses:
+            result["dev_image"] = -losses["dev_image_loss"]
+        selection += result.get("dev_image", 0.0)
+    result["selection"] = selection
+    return result
+
+
+def _bleu2(system, samples, settings, batch_size: int) -> float:
+    from photodialog.evaluation.runner import generate_replies
+    from photodialog.evaluation.text_metrics import text_scores
+
+    replies = generate_replies(system, samples, settings, batch_size=batch_size, progress=False)
+    return text_scores([r.text for r in replies], [s.response.text for s in samples]).bleu2
+
+
+def _probe_score(system, samples, settings, world: str) -> float | None:
+    """All-attributes accuracy (0-1) of photos drawn from gold dev captions, on a world with a probe."""
+    from photodialog.data.synth import find_attributes
+    from photodialog.data.synth.probe import Probe
+    from photodialog.evaluation.runner import draw_photos
+
+    if not world or not (Path(world) / "probe").is_dir():
+        return None
+    captions = [p.caption for s in samples for p in s.response.photos][:DEV_PHOTOS]
+    if not captions:
+        return None
+    photos = draw_photos(system.model.generator, captions, settings, seed=DEV_SEED, progress=False)
+    return Probe.load(world).score(photos, [find_attributes(c) for c in captions])["all"]

@@ -77,6 +77,12 @@ class Trainer:
     # ------------------------------------------------------------ setup
 
     def _prepare_run_dir(self) -> None:
+        text_from = self.config.model.text_from
+        if text_from:
+            # Stored absolute, so eval/chat find the text part from any working folder.
+            path = Path(text_from).expanduser().resolve()
+            ckpt.resolve_checkpoint(path)  # the text part must be trained first: fail before any work
+            self.config.model.text_from = str(path)
         existing = ckpt.list_checkpoints(self.run_dir)
         if existing and not self.resume:
             raise UserError(f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose another --output-dir")

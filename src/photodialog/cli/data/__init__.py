@@ -13,7 +13,7 @@ import pkgutil
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "data",
-        help="make, fetch, inspect datasets (synth, download, stats, probe)",
+        help="make, fetch, inspect datasets (synth, probe, download, stats, check)",
         description="Make, fetch and inspect photo-sharing dialogue datasets.",
     )
     commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
