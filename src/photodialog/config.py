@@ -170,6 +170,8 @@ class TrainConfig:
     tau_schedule: str = "linear"
     """``linear`` or ``exponential`` from tau_start to tau_end, then constant."""
     grad_clip: float = 1.0
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the trainable weights (0 = off); inference uses it."""
     mixed_precision: str = "auto"
     """``auto`` (bf16 on a GPU that has it, else fp32), ``no``, ``bf16`` or ``fp16``."""
     seed: int = 0
@@ -375,6 +377,8 @@ def validate(config: RunConfig) -> RunConfig:
         )
     if not 0 < config.train.tau_end <= config.train.tau_start:
         raise ConfigError("need 0 < train.tau_end <= train.tau_start")
+    if not 0.0 <= config.train.ema_decay < 1.0:
+        raise ConfigError("'train.ema_decay' must be in [0, 1) (0 turns the weight average off)")
     if not 0.0 <= model.caption_dropout < 1.0:
         raise ConfigError("'model.caption_dropout' must be in [0, 1)")
     if config.train.lr <= 0:

@@ -153,9 +153,14 @@ def build_system(config: RunConfig, run_dir: Path, texts: list[str] | None = Non
     return DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model))
 
 
-def load_system(path: str | Path, device: str | torch.device | None = None, *, data_path: str | None = None) -> DialogueSystem:
-    """The system of a checkpoint (or of a run folder's best checkpoint), ready for inference."""
-    from photodialog.training.checkpoint import load_trainable, resolve_checkpoint, run_dir_of
+def load_system(path: str | Path, device: str | torch.device | None = None, *, data_path: str | None = None,
+                use_average: bool = True) -> DialogueSystem:
+    """The system of a checkpoint (or of a run folder's best checkpoint), ready for inference.
+
+    A checkpoint that kept a moving average of its weights (``train.ema_decay``) is loaded with
+    the average, unless ``use_average=False``.
+    """
+    from photodialog.training.checkpoint import EMA_WEIGHTS, WEIGHTS, load_trainable, resolve_checkpoint, run_dir_of
 
     checkpoint = resolve_checkpoint(path)
     config = load_config(str(checkpoint / "config.yaml"))
@@ -166,10 +171,12 @@ def load_system(path: str | Path, device: str | torch.device | None = None, *, d
     if config.model.preset == "tiny" and not (base / "llm").is_dir():
         raise UserError(f"{checkpoint} belongs to a tiny run whose base parts ({base}) are missing; keep the run folder together")
     model = build_model(config.model, part_sources(config.model, base if config.model.preset == "tiny" else None))
-    load_trainable(model, checkpoint)
+    averaged = use_average and (checkpoint / EMA_WEIGHTS).is_file()
+    load_trainable(model, checkpoint, file=EMA_WEIGHTS if averaged else WEIGHTS)
     system = DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model), checkpoint)
     if config.model.text_from and model.llm is None:
-        system = join_pipeline(load_system(text_part_path(config.model.text_from, run_dir), data_path=config.data.path), system)
+        text_part = text_part_path(config.model.text_from, run_dir)
+        system = join_pipeline(load_system(text_part, data_path=config.data.path, use_average=use_average), system)
     if device is not None:
         system.model.to(device)
     system.model.eval()

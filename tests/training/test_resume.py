@@ -60,3 +60,26 @@ def test_only_trainable_weights_and_resume_state_are_saved(tmp_path, quick_args,
     assert not any(name.startswith("generator.text_encoder") for name in weights)
     assert any(name.startswith("llm.") for name in weights)
     assert not list((run / "checkpoints").glob("*.tmp"))
+
+
+def test_weight_average_is_saved_resumed_and_used_for_inference(tmp_path, quick_args, final_weights):
+    from safetensors.torch import load_file
+
+    from photodialog.system import load_system
+    from photodialog.training.checkpoint import EMA_WEIGHTS
+
+    args = quick_args("max_steps=4", "train.save_every_steps=2", "train.ema_decay=0.9")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(["train", *args, "--output-dir", str(straight)]) == 0
+    assert main(["train", *quick_args("max_steps=2", "train.save_every_steps=2", "train.ema_decay=0.9"), "--output-dir", str(split)]) == 0
+    assert main(["train", *args, "--output-dir", str(split), "--resume"]) == 0
+    last = list_checkpoints(straight)[-1]
+    average, resumed = load_file(str(last / EMA_WEIGHTS)), load_file(str(list_checkpoints(split)[-1] / EMA_WEIGHTS))
+    assert int(average.pop("__updates__")) == 4 == int(resumed.pop("__updates__"))
+    weights = final_weights(straight)
+    assert average.keys() == weights.keys()
+    assert all(torch.equal(average[k], resumed[k]) for k in average)
+    assert any(not torch.equal(average[k], weights[k]) for k in average)  # an average, not the last weights
+    name = next(iter(average))
+    loaded = dict(load_system(straight).model.named_parameters())[name]
+    assert torch.equal(loaded.detach(), average[name].to(loaded.dtype))

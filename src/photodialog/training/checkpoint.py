@@ -33,6 +33,7 @@ from photodialog.errors import UserError
 CHECKPOINTS = "checkpoints"
 BEST_POINTER = "best"
 WEIGHTS = "trainable.safetensors"
+EMA_WEIGHTS = "ema.safetensors"
 
 
 @dataclass
@@ -70,8 +71,11 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(run_dir: Path, weights: dict[str, torch.Tensor], optimizer, scheduler, state: TrainState,
-                    config_text: str, *, keep_last: int) -> Path:
-    """Write a complete checkpoint (``weights``: the trainable parameters) atomically; prune old ones."""
+                    config_text: str, *, keep_last: int, average: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a complete checkpoint atomically; prune old ones (never the best).
+
+    ``weights`` are the trainable parameters; ``average`` their moving average, if kept.
+    """
     from safetensors.torch import save_file
 
     final = checkpoint_dir(run_dir, state.step)
@@ -79,6 +83,8 @@ def save_checkpoint(run_dir: Path, weights: dict[str, torch.Tensor], optimizer, 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file({name: w.detach().cpu().contiguous() for name, w in weights.items()}, str(tmp / WEIGHTS))
+    if average is not None:
+        save_file({name: w.detach().cpu().contiguous() for name, w in average.items()}, str(tmp / EMA_WEIGHTS))
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(rng_state(), tmp / "rng.pt")
@@ -117,11 +123,12 @@ def prune_checkpoints(run_dir: Path, keep_last: int) -> None:
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
 
 
-def load_trainable(model: torch.nn.Module, folder: Path, *, prefix: str = "") -> None:
-    """Copy a checkpoint's trained parameters into ``model`` (names must match)."""
+def load_trainable(model: torch.nn.Module, folder: Path, *, prefix: str = "", file: str = WEIGHTS) -> None:
+    """Copy a checkpoint's trained parameters (or their average, ``file=EMA_WEIGHTS``) into ``model``."""
     from safetensors.torch import load_file
 
-    weights = load_file(str(folder / WEIGHTS))
+    weights = load_file(str(folder / file))
+    weights.pop("__updates__", None)
     params = dict(model.named_parameters())
     missing = [name for name in weights if prefix + name not in params]
     if missing:

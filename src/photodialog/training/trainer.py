@@ -10,6 +10,7 @@ would (same seed, same data order, same RNG states).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -152,6 +153,7 @@ class Trainer:
         model = system.model
         optimizer, scheduler = self._optimizer(model)
         state = self._restore(model, optimizer, scheduler)
+        self.ema = self._weight_average(model, state)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.scheduler, self.dataset, self.dev_samples = scheduler, dataset, dev_samples
         self.metrics = MetricsLog(self.run_dir, enabled=self.main)
@@ -174,10 +176,29 @@ class Trainer:
         scheduler.load_state_dict(torch.load(latest / "scheduler.pt", weights_only=False))
         ckpt.restore_rng(torch.load(latest / "rng.pt", weights_only=False))
         state = ckpt.read_state(latest)
+        state.finished, state.stop_reason = False, ""  # the new limits decide (a finished run may be extended)
         if self.main:
             self._drop_metrics_after(state.step)
             log.info("resumed from %s (step %d, epoch %d)", latest.name, state.step, state.epoch)
         return state
+
+    def _weight_average(self, model, state: ckpt.TrainState):
+        from accelerate.utils import DistributedType
+
+        from photodialog.training.ema import WeightAverage
+
+        decay = self.config.train.ema_decay
+        if not decay:
+            return None
+        if self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
+            raise UserError("train.ema_decay needs whole parameters on each process; turn it off (0) under FSDP or DeepSpeed")
+        average = WeightAverage({n: p for n, p in model.named_parameters() if p.requires_grad}, decay)
+        found = ckpt.list_checkpoints(self.run_dir)
+        if self.resume and found and (found[-1] / ckpt.EMA_WEIGHTS).is_file():
+            from safetensors.torch import load_file
+
+            average.load(load_file(str(found[-1] / ckpt.EMA_WEIGHTS)))
+        return average
 
     def _drop_metrics_after(self, step: int) -> None:
         """Metrics a killed run logged after its last checkpoint would be logged again: drop them."""
@@ -212,21 +233,20 @@ class Trainer:
                 break
             order = epoch_order(self.dataset, state.epoch, t.seed, t.micro_batch_size * self.accelerator.num_processes, self.config.data.photo_sample_weight)
             usable = (len(order) // self.accumulation) * self.accumulation
-            while state.batches_in_epoch + self.accumulation <= usable and state.step < total:
+            while state.batches_in_epoch + self.accumulation <= usable and state.step < total and not state.finished:
                 result = self._optimizer_step(order, state)
                 if result is not None:
                     last_loss = result["loss"]
                     self._after_step(state, result, bar, started)
                 if t.max_minutes and (time.time() - started) / 60 >= t.max_minutes:
                     state.finished, state.stop_reason = True, "max_minutes"
-                    break
-                if self._should_evaluate(state, end_of_epoch=False) and self._evaluate_and_maybe_stop(state):
-                    break
-            if state.finished:
-                break
+                elif self._should_evaluate(state, end_of_epoch=False):
+                    self._evaluate_and_maybe_stop(state)
+            if state.finished or state.step >= total:
+                continue  # stopped inside the epoch: its data position stays as it is, for --resume
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
-            if self._should_evaluate(state, end_of_epoch=True) and self._evaluate_and_maybe_stop(state):
-                break
+            if self._should_evaluate(state, end_of_epoch=True):
+                self._evaluate_and_maybe_stop(state)
         if bar is not None:
             bar.close()
         self._finish(state)
@@ -273,6 +293,8 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update()
         state.step += 1
         state.tau = tau
         totals.update(tau=tau, lr=self.scheduler.get_last_lr()[0], samples=seen)
@@ -330,7 +352,9 @@ class Trainer:
         path = None
         if self.main:
             config_text = (self.run_dir / "config.yaml").read_text(encoding="utf-8")
-            path = ckpt.save_checkpoint(self.run_dir, weights, self.optimizer, self.scheduler, state, config_text, keep_last=self.config.train.keep_last)
+            average = self.ema.state() if self.ema is not None else None
+            path = ckpt.save_checkpoint(self.run_dir, weights, self.optimizer, self.scheduler, state, config_text,
+                                        keep_last=self.config.train.keep_last, average=average)
         self.accelerator.wait_for_everyone()
         return path
 
@@ -347,7 +371,10 @@ class Trainer:
         from photodialog.training.dev_eval import dev_selection
 
         model = self.accelerator.unwrap_model(self.model)
-        metrics = dev_selection(self.system, model, self.dev_samples, self.config) if self.main else {}
+        metrics = {}
+        if self.main:
+            with self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext():
+                metrics = dev_selection(self.system, model, self.dev_samples, self.config)
         score = metrics.get("selection")
         improved = score is not None and (state.best_metric is None or score > state.best_metric)
         if self.main:
