@@ -31,6 +31,6 @@ def make_plan(budget_minutes: float, seeds: int, quick: bool) -> DemoPlan:
         return DemoPlan(dialogues=300, train_minutes=max(0.3, budget_minutes * 0.35), eval_samples=40,
                         seeds=list(range(max(1, seeds))), diffusion_steps=10, quick=True)
     # World and probe take about half a minute, evaluation about three minutes (2 models, 3 seeds).
-    train = max(1.0, budget_minutes * 0.75 - 1.0)
+    train = max(1.0, budget_minutes * 0.8 - 1.0)
     return DemoPlan(dialogues=2000, train_minutes=train, eval_samples=0,
                     seeds=list(range(max(1, seeds))), diffusion_steps=20, quick=False)
