@@ -6,7 +6,20 @@ on it for two steps (a real run folder with a real checkpoint, in well under a m
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+try:
+    # rouge_score (used by the metric tests) imports absl, whose log handler keeps the stderr of
+    # its import time (a pytest capture stream) and *closes* it when logging is reconfigured
+    # (uvicorn does that when `serve` starts), which kills pytest's capture ("lost sys.stderr").
+    # Give that handler a stream of its own.
+    import absl.logging
+
+    absl.logging.get_absl_handler().python_handler.stream = open(os.devnull, "w")  # noqa: SIM115
+except ImportError:
+    pass
 
 TINY_EXTRACTOR = "photodialog-test-tiny"
 TINY_CLASSES = 5

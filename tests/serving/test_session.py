@@ -94,9 +94,10 @@ def test_save_writes_photochat_that_load_dialogues_reads_back(tmp_path):
 
     (dialogue,) = load_dialogues(path)
     assert [t.speaker for t in dialogue.turns] == ["0", "1", "0", "1"]
-    assert [t.text for t in dialogue.turns] == [t.text.replace("a blue boat", "a photo") for t in session.history]
-    # PhotoChat's loader knows one photo per record (the first); it finds its file by photo_id.
-    assert dialogue.turns[0].photos[0].path == session.history[0].photos[0].path
+    assert [t.text for t in dialogue.turns] == [t.text for t in session.history]
+    # Each photo message carries its own fields, so every photo comes back with its caption and file.
+    loaded = [(p.caption, p.path) for t in dialogue.turns for p in t.photos]
+    assert loaded == [(p.caption, p.path) for t in session.history for p in t.photos]
 
 
 def test_history_reads_every_photo_of_a_saved_chat(tmp_path):
