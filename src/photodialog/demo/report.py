@@ -125,6 +125,26 @@ def examples(paths, files: Path, count: int = SHOWN_EXAMPLES) -> list[dict]:
     return shown
 
 
+def example_grid(shown: list[dict], out: Path) -> Path:
+    """One picture of the examples: a row per example, columns gold | end-to-end | pipeline."""
+    from PIL import Image, ImageDraw
+
+    columns, pad, label = ("gold", "end-to-end", "pipeline"), 8, 18
+    width = len(columns) * (PHOTO_PX + pad) + pad
+    grid = Image.new("RGB", (width, label + len(shown) * (PHOTO_PX + pad) + pad), "white")
+    draw = ImageDraw.Draw(grid)
+    for c, name in enumerate(columns):
+        draw.text((pad + c * (PHOTO_PX + pad), 4), name, fill="black")
+    for r, example in enumerate(shown):
+        photos = [example["gold_photo"]] + [example["models"][name]["photo"] for name in columns[1:]]
+        for c, photo in enumerate(photos):
+            if photo:
+                with Image.open(out.parent.parent / photo) as image:
+                    grid.paste(image.convert("RGB"), (pad + c * (PHOTO_PX + pad), label + pad + r * (PHOTO_PX + pad)))
+    grid.save(out)
+    return out
+
+
 def _predictions(path: Path) -> dict[int, dict]:
     file = path.parent / f"{path.stem}-predictions.jsonl"
     rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -157,6 +177,7 @@ def write_report(paths, plan: DemoPlan, results: dict[str, dict], baseline: dict
         "steps": {name: _steps(paths.run(name)) for name in ("end-to-end", "pipeline-text", "pipeline-image")},
         "plot": f"{FILES}/{plot.name}", "examples": examples(paths, files), "paths": paths,
     }
+    content["grid"] = f"{FILES}/{example_grid(content['examples'], files / 'examples.png').name}"
     markdown = paths.out / "report.md"
     markdown.write_text(_markdown(content), encoding="utf-8")
     markdown.with_suffix(".html").write_text(_html(content), encoding="utf-8")
@@ -192,7 +213,8 @@ def _markdown(c: dict) -> str:
     b = c["baseline"]
     lines += ["", f"Most frequent training reply ({b['reply']!r}) on the same {b['targets']} test turns: "
               f"BLEU-1 {b['bleu1']:.2f}, BLEU-2 {b['bleu2']:.2f}, ROUGE-L {b['rouge_l']:.2f}.", "",
-              "## Results", "", c["tables"], "", "## Loss curves", "", f"![losses]({c['plot']})", "", "## Examples", ""]
+              "## Results", "", c["tables"], "", "## Loss curves", "", f"![losses]({c['plot']})", "", "## Examples", "",
+              f"![photos of the examples: gold, end-to-end, pipeline]({c['grid']})", ""]
     for n, ex in enumerate(c["examples"], 1):
         lines += [f"### Example {n}", ""] + [f"> **{s}**: {t}" for s, t in ex["context"]] + [""]
         lines += ["| gold | end-to-end | pipeline |", "| --- | --- | --- |"]
