@@ -149,3 +149,24 @@ def test_dynamic_bridge_memory_does_not_grow_with_vocabulary(tokenizers, mode):
     assert small == large
     # The largest is the gather of each caption row at each of the caption's own tokens.
     assert max(large) <= sum(len(c.rows) * len(set(c.llm_ids)) for c in captions)
+
+
+def test_gathered_bag_sum_equals_embedding_bag_in_values_and_gradients():
+    """The path CUDA takes for bf16/fp16 tables (no embedding_bag backward there) is the same sum."""
+    from photodialog.models.bridge import gathered_bag_sum
+
+    torch.manual_seed(0)
+    ids = torch.tensor([3, 1, 3, 7, 0, 2])
+    offsets = torch.tensor([0, 3, 3, 5])  # the second bag is empty
+    results = []
+    for path in ("embedding_bag", "gathered"):
+        table = torch.randn(9, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        weights = torch.randn(6, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).requires_grad_()
+        if path == "gathered":
+            out = gathered_bag_sum(ids, table, offsets, weights)
+        else:
+            out = torch.nn.functional.embedding_bag(ids, table, offsets, mode="sum", per_sample_weights=weights)
+        (out * torch.arange(20, dtype=torch.float64).view(4, 5)).sum().backward()
+        results.append((out.detach(), table.grad, weights.grad))
+    for reference, gathered in zip(*results):
+        torch.testing.assert_close(gathered, reference)

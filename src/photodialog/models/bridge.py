@@ -175,8 +175,7 @@ class VocabularyBridge:
         group_sum = torch.zeros(len(plan.group_scale), device=values.device, dtype=values.dtype).index_add(0, plan.gather_groups, values)
         pooled = group_sum * plan.group_scale.to(values.dtype)
         carrier = (pooled - pooled.detach()).to(embedding.dtype)
-        return torch.nn.functional.embedding_bag(plan.entry_sd_ids, embedding, plan.caption_offsets, mode="sum",
-                                                 per_sample_weights=carrier[plan.entry_group])
+        return weighted_bag_sum(plan.entry_sd_ids, embedding, plan.caption_offsets, carrier[plan.entry_group])
 
     def _static_carrier(self, plan: BridgePlan, sample: STGSSample, embedding: torch.Tensor) -> torch.Tensor:
         llm_ids, sd_ids = (t.to(embedding.device) for t in self.static_pairs)
@@ -196,3 +195,22 @@ class VocabularyBridge:
             return base
         # In place: embedding's backward needs only the ids, so no second [C, n, d] buffer.
         return base.add_(self.gradient_carrier(plan, sample, embedding)[:, None, :])
+
+
+def weighted_bag_sum(ids: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``out[b] = sum_{e in bag b} weights[e] * table[ids[e]]``; bags start at ``offsets``. [bags, d]
+
+    One ``embedding_bag`` where its backward exists. CUDA has no bf16/fp16 backward for
+    ``per_sample_weights``, so there the rows are gathered (one [entries, d] buffer, as small as
+    the captions) and summed per bag with ``index_add``: the same values and gradients.
+    """
+    if not (table.is_cuda and table.dtype in (torch.bfloat16, torch.float16)):
+        return torch.nn.functional.embedding_bag(ids, table, offsets, mode="sum", per_sample_weights=weights)
+    return gathered_bag_sum(ids, table, offsets, weights)
+
+
+def gathered_bag_sum(ids: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    ends = torch.cat([offsets[1:], offsets.new_tensor([len(ids)])])
+    bag_of_entry = torch.repeat_interleave(torch.arange(len(offsets), device=ids.device), ends - offsets)
+    weighted = table.index_select(0, ids) * weights.unsqueeze(1)
+    return table.new_zeros(len(offsets), table.shape[1]).index_add(0, bag_of_entry, weighted)
