@@ -96,3 +96,20 @@ def tiny_extractor() -> str:
     if TINY_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
         torch_fidelity.register_feature_extractor(TINY_EXTRACTOR, TinyFeatureExtractor)
     return TINY_EXTRACTOR
+
+
+@pytest.fixture
+def consecutive_captions():
+    """``make(llm_tokenizer, texts) -> (captions, rows)``: bridge captions laid out one after another
+    as STGS rows, the way a batch's captions are."""
+    from photodialog.models.bridge import CaptionTokens
+
+    def make(llm_tok, texts):
+        captions, row = [], 0
+        for text in texts:
+            ids = llm_tok(text, add_special_tokens=False).input_ids
+            captions.append(CaptionTokens(rows=list(range(row, row + len(ids))), llm_ids=ids, text=text))
+            row += len(ids)
+        return captions, row
+
+    return make

@@ -6,28 +6,19 @@ import pytest
 import torch
 
 from photodialog.bench.reference import dense_matrix, matrix_inputs_embeds, matrix_nonzeros, sparse_matrices
-from photodialog.models.bridge import CaptionTokens, VocabularyBridge
+from photodialog.models.bridge import VocabularyBridge
 from photodialog.models.stgs import straight_through_gumbel_softmax
 
 TEXTS = ["a red car at the beach", "a purple fish in the snow"]
 
 
-def captions_for(llm_tok):
-    captions, row = [], 0
-    for text in TEXTS:
-        ids = llm_tok(text, add_special_tokens=False).input_ids
-        captions.append(CaptionTokens(rows=list(range(row, row + len(ids))), llm_ids=ids, text=text))
-        row += len(ids)
-    return captions, row
-
-
 @pytest.mark.parametrize("mode", ["sentence", "word", "exact"])
 @pytest.mark.parametrize("kind", ["sparse", "dense"])
-def test_matrix_baseline_matches_the_bridge(small_tokenizers, mode, kind):
+def test_matrix_baseline_matches_the_bridge(small_tokenizers, mode, kind, consecutive_captions):
     llm_tok, sd_tok = small_tokenizers
     torch.manual_seed(0)
     bridge = VocabularyBridge(mode, llm_tok, sd_tok)
-    captions, rows = captions_for(llm_tok)
+    captions, rows = consecutive_captions(llm_tok, TEXTS)
     logits = torch.randn(rows, len(llm_tok), dtype=torch.float64, requires_grad=True)
     embedding = torch.randn(len(sd_tok), 6, dtype=torch.float64, requires_grad=True)
     sample = straight_through_gumbel_softmax(logits, tau=0.7, generator=torch.Generator().manual_seed(1))
@@ -50,10 +41,10 @@ def test_matrix_baseline_matches_the_bridge(small_tokenizers, mode, kind):
     assert g_ours[0].abs().sum() > 0
 
 
-def test_sentence_matrix_is_the_product_of_the_two_token_sets(small_tokenizers):
+def test_sentence_matrix_is_the_product_of_the_two_token_sets(small_tokenizers, consecutive_captions):
     llm_tok, sd_tok = small_tokenizers
     bridge = VocabularyBridge("sentence", llm_tok, sd_tok)
-    caption = captions_for(llm_tok)[0][0]
+    caption = consecutive_captions(llm_tok, TEXTS)[0][0]
     llm_ids, sd_ids = matrix_nonzeros(bridge, caption)
     t_llm, t_sd = set(llm_ids.tolist()), set(sd_ids.tolist())
     assert len(llm_ids) == len(t_llm) * len(t_sd)

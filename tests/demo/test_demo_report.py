@@ -47,3 +47,14 @@ def test_plans_fit_their_budgets():
     assert quick.train_minutes < 1 and quick.eval_samples > 0 and quick.seeds == [0]
     assert 10 <= full.train_minutes <= 15 and full.seeds == [0, 1, 2]
     assert full.pipeline_part_minutes * 2 == pytest.approx(full.train_minutes)
+
+
+def test_time_spent_adds_up_over_invocations(tmp_path):
+    from photodialog.demo.report import _total_time
+    from photodialog.demo.run import add_time_spent
+
+    assert add_time_spent(tmp_path, 18.5) == {"minutes": 18.5, "invocations": 1}
+    spent = add_time_spent(tmp_path, 0.5)  # a rerun that only rewrites the report
+    assert spent == {"minutes": 19.0, "invocations": 2}
+    assert _total_time(**spent).startswith("19.0 min over 2 runs")
+    assert _total_time(18.5, 1) == "18.5 min"

@@ -137,3 +137,9 @@ def test_report_with_seed_tables_footnotes_unavailable_summaries(make_result, re
     assert "Per seed: e2e" in text
     fid_line = next(line for line in text.splitlines() if line.startswith("FID "))
     assert fid_line.split() == ["FID", "n/a", "n/a", "n/a", "[1]"]
+
+
+def test_seed_spread_shows_mean_and_sample_std_over_seeds(two_results):
+    rows = {cells[0]: cells for cells in map(_cells, table2(two_results, seed_spread=True).to_markdown().splitlines()[4:6])}
+    assert rows["pipeline"][1] == "10.50 ± 0.71"  # BLEU-1 10 and 11: sample std 0.707
+    assert rows["pipeline"][4] == "13.50 ± 0.90"  # IS keeps the paper's split std

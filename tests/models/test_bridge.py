@@ -51,22 +51,13 @@ def dense_reference(mode, pooling, llm_tok, sd_tok, bridge, captions, one_hots, 
     return torch.stack(out)
 
 
-def make_captions(llm_tok, source_texts):
-    captions, row = [], 0
-    for text in source_texts:
-        ids = llm_tok(text, add_special_tokens=False).input_ids
-        captions.append(CaptionTokens(rows=list(range(row, row + len(ids))), llm_ids=ids, text=text))
-        row += len(ids)
-    return captions, row
-
-
 @pytest.mark.parametrize("mode", ["sentence", "word", "exact"])
 @pytest.mark.parametrize("pooling", ["mean", "sum"])
-def test_bridge_equals_dense_reference(tokenizers, mode, pooling):
+def test_bridge_equals_dense_reference(tokenizers, mode, pooling, consecutive_captions):
     llm_tok, sd_tok = tokenizers
     torch.manual_seed(0)
     bridge = VocabularyBridge(mode, llm_tok, sd_tok, pooling=pooling)
-    captions, rows = make_captions(llm_tok, CAPTIONS)
+    captions, rows = consecutive_captions(llm_tok, CAPTIONS)
     logits = torch.randn(rows, len(llm_tok), dtype=torch.float64, requires_grad=True)
     embedding = torch.randn(len(sd_tok), 8, dtype=torch.float64, requires_grad=True)
     sample = straight_through_gumbel_softmax(logits, tau=0.8, generator=torch.Generator().manual_seed(1))
@@ -86,10 +77,10 @@ def test_bridge_equals_dense_reference(tokenizers, mode, pooling):
     assert g_ours[0].abs().sum() > 0, "the bridge must pass gradient to the LLM logits"
 
 
-def test_none_bridge_passes_no_gradient(tokenizers):
+def test_none_bridge_passes_no_gradient(tokenizers, consecutive_captions):
     llm_tok, sd_tok = tokenizers
     bridge = VocabularyBridge("none", llm_tok, sd_tok)
-    captions, rows = make_captions(llm_tok, CAPTIONS[:2])
+    captions, rows = consecutive_captions(llm_tok, CAPTIONS[:2])
     logits = torch.randn(rows, len(llm_tok), requires_grad=True)
     sample = straight_through_gumbel_softmax(logits, tau=1.0)
     out = bridge.inputs_embeds(bridge.plan(captions), sample, torch.randn(len(sd_tok), 4))
@@ -138,10 +129,10 @@ def bridge_allocations(bridge, plan, v_llm, v_sd, rows, dim=8):
 
 
 @pytest.mark.parametrize("mode", ["sentence", "word"])
-def test_dynamic_bridge_memory_does_not_grow_with_vocabulary(tokenizers, mode):
+def test_dynamic_bridge_memory_does_not_grow_with_vocabulary(tokenizers, mode, consecutive_captions):
     """Apart from the gradients of its own inputs, nothing the bridge allocates depends on |V|."""
     llm_tok, sd_tok = tokenizers
-    captions, rows = make_captions(llm_tok, CAPTIONS[:2])
+    captions, rows = consecutive_captions(llm_tok, CAPTIONS[:2])
     bridge = VocabularyBridge(mode, llm_tok, sd_tok)
     plan = bridge.plan(captions)
     small = bridge_allocations(bridge, plan, len(llm_tok), len(sd_tok), rows)

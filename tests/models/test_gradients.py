@@ -74,3 +74,32 @@ def test_inspect_gradients_cli_prints_the_report(tiny_world, capsys):
     assert report["image_loss_grad_norm"]["llm"] > 0
     assert main(["inspect", "gradients", "--config", "tiny-e2e", f"data.path={tiny_world}", "model.bridge=none", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["image_loss_grad_norm"]["llm"] == 0.0
+
+
+def test_image_loss_reaches_the_perceptron_through_a_context_photo(system_and_batch, tiny_world):
+    """A reply that draws a photo after one was shared: L_v flows back into the perceptron too."""
+    import dataclasses
+
+    from photodialog.data.samples import build_samples
+    from photodialog.training.data import EncodedSamples, load_split
+
+    system, _ = system_and_batch
+    dialogues, _ = load_split(system.config.data, "train")
+    samples = build_samples(dialogues)
+    shown = next(turn for s in samples for turn in s.context if turn.photos)
+    drawing = next(s for s in samples if s.response.shares_photo)
+    sample = dataclasses.replace(drawing, context=[shown, *drawing.context])
+    batch = system.make_batch([EncodedSamples([sample], system.formatter)[0]])
+    assert batch.context_pixels.shape[0] == 1
+    norms = {}
+    for bridge in ("sentence", "none"):
+        parts = system.model
+        model = PhotoDialogModel(parts.llm, parts.tokenizer, parts.perceptron, parts.generator,
+                                 JointSettings(bridge=bridge, caption_source="gold")).train()
+        torch.manual_seed(0)
+        out = model(batch, tau=0.5)
+        params = [p for p in parts.perceptron.parameters() if p.requires_grad]
+        grads = [g for g in torch.autograd.grad(out.image_loss, params, allow_unused=True) if g is not None]
+        norms[bridge] = float(torch.stack([g.pow(2).sum() for g in grads]).sum().sqrt()) if grads else 0.0
+    assert norms["sentence"] > 0
+    assert norms["none"] == 0.0

@@ -41,3 +41,18 @@ def test_two_processes_split_the_data_and_keep_the_step_semantics(tmp_path, quic
         assert len(rank0[step]) == len(rank1[step]) == 4
         assert sorted(rank0[step] + rank1[step]) == sorted(reference[step])  # the same effective batch of 8
     assert read_state(list_checkpoints(double)[-1]).step == 3
+
+
+def test_two_processes_take_the_same_early_stopping_decision(tmp_path, quick_args):
+    """Only the main process evaluates; the others must still stop when it stops, not before."""
+    args = quick_args("max_steps=4", "train.batch_size=8", "train.micro_batch_size=4", "train.eval_every_steps=1",
+                      "train.early_stopping_patience=1")
+    run = tmp_path / "run"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "photodialog", "train", *args, "--output-dir", str(run)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(launcher, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = read_state(list_checkpoints(run)[-1])
+    assert state.finished
+    assert len(state.history) >= 1 and state.best_step >= 1

@@ -161,7 +161,7 @@ def _copy_photo(source: Path, target: Path) -> str:
 
 # ------------------------------------------------------------ documents
 
-def write_report(paths, plan: DemoPlan, results: dict[str, dict], baseline: dict, minutes: float) -> Path:
+def write_report(paths, plan: DemoPlan, results: dict[str, dict], baseline: dict, minutes: float, invocations: int = 1) -> Path:
     from photodialog.data.synth import load_world
     from photodialog.evaluation.tables import report as tables_report
 
@@ -172,7 +172,8 @@ def write_report(paths, plan: DemoPlan, results: dict[str, dict], baseline: dict
     world = load_world(paths.world)
     chance = {"object": 100 / len(world.objects), "colour": 100 / len(world.colours), "scene": 100 / len(world.scenes)}
     content = {
-        "plan": plan, "minutes": minutes, "tables": tables_report([results["end-to-end"], results["pipeline"]], ["end-to-end", "pipeline"]),
+        "plan": plan, "minutes": minutes, "total": _total_time(minutes, invocations), "tables": tables_report([results["end-to-end"], results["pipeline"]], ["end-to-end", "pipeline"],
+                                 seed_spread=True),
         "verdict": verdict(results), "checks": learning_checks(results, baseline, chance), "baseline": baseline,
         "steps": {name: _steps(paths.run(name)) for name in ("end-to-end", "pipeline-text", "pipeline-image")},
         "plot": f"{FILES}/{plot.name}", "examples": examples(paths, files), "paths": paths,
@@ -182,6 +183,11 @@ def write_report(paths, plan: DemoPlan, results: dict[str, dict], baseline: dict
     markdown.write_text(_markdown(content), encoding="utf-8")
     markdown.with_suffix(".html").write_text(_html(content), encoding="utf-8")
     return markdown
+
+
+def _total_time(minutes: float, invocations: int) -> str:
+    text = f"{minutes:.1f} min"
+    return text if invocations == 1 else f"{text} over {invocations} runs of the command (each resumes the last)"
 
 
 def _steps(run: Path) -> int:
@@ -205,7 +211,7 @@ def _markdown(c: dict) -> str:
         f"(same components) each trained for {plan.train_minutes:.1f} minutes of one CPU thread "
         f"(end-to-end: {c['steps']['end-to-end']} steps; pipeline: {c['steps']['pipeline-text']} text + "
         f"{c['steps']['pipeline-image']} image steps), evaluated on the test split over seeds {plan.seeds}. "
-        f"Total time {c['minutes']:.1f} min.", "",
+        f"Total time {c['total']}.", "",
         "## Verdict", "", c["verdict"], "",
         "## Did the tiny models learn?", "",
     ]
@@ -237,7 +243,7 @@ def _html(c: dict) -> str:
              "</style></head><body><h1>photodialog demo report</h1>",
              f"<p>{plan.dialogues} dialogues; {plan.train_minutes:.1f} training minutes per model; steps: "
              f"end-to-end {c['steps']['end-to-end']}, pipeline {c['steps']['pipeline-text']} + {c['steps']['pipeline-image']}; "
-             f"seeds {esc(str(plan.seeds))}; total {c['minutes']:.1f} min.</p>",
+             f"seeds {esc(str(plan.seeds))}; total time {esc(c['total'])}.</p>",
              f"<h2>Verdict</h2><p>{esc(c['verdict'])}</p><h2>Did the tiny models learn?</h2><ul>"]
     for claim, ok, numbers in c["checks"]:
         parts.append(f"<li class='{'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}: {esc(claim)}: {esc(numbers)}</li>")

@@ -111,6 +111,17 @@ def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True) -> Path:
     results = evaluate_models(paths, plan, progress)
     baseline = most_frequent_reply_scores(paths.world, max_samples=plan.eval_samples)
     say("4/4 report")
-    report = write_report(paths, plan, results, baseline, minutes=(time.time() - started) / 60)
+    spent = add_time_spent(paths.out, (time.time() - started) / 60)
+    report = write_report(paths, plan, results, baseline, minutes=spent["minutes"], invocations=spent["invocations"])
     say(f"done in {(time.time() - started) / 60:.1f} min: {report} and {report.with_suffix('.html')}")
     return report
+
+
+def add_time_spent(out: Path, minutes: float) -> dict:
+    """The demo's total time over every invocation on this folder: a rerun that resumes (or only
+    rewrites the report) adds its own minutes, so the report's total stays the real cost."""
+    record = out / "time-spent.json"
+    spent = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {"minutes": 0.0, "invocations": 0}
+    spent = {"minutes": spent["minutes"] + minutes, "invocations": spent["invocations"] + 1}
+    record.write_text(json.dumps(spent), encoding="utf-8")
+    return spent

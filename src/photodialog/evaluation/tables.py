@@ -6,7 +6,8 @@ plain text for terminals (``to_text``). A metric that could not be computed show
 
 Values are the mean over seeds. IS shows as "mean ± std" where std is torch-fidelity's
 std over its splits, averaged over seeds (``split_std``, the paper's "±"); the spread over
-seeds of every metric is in ``seeds_table``.
+seeds of every metric is in ``seeds_table``, or in every cell with ``seed_spread=True``
+("mean ± sample std over seeds" for the other metrics).
 """
 
 from __future__ import annotations
@@ -95,8 +96,11 @@ def format_number(value: float, digits: int = DIGITS) -> str:
     return f"{value:.{digits}f}"
 
 
-def format_metric(result: Result, key: str, footnotes: Footnotes, *, digits: int = DIGITS) -> str:
-    """One table cell: the mean over seeds, "mean ± split std" for IS, or "n/a [k]"."""
+def format_metric(result: Result, key: str, footnotes: Footnotes, *, digits: int = DIGITS, seed_spread: bool = False) -> str:
+    """One table cell: the mean over seeds, "mean ± split std" for IS, or "n/a [k]".
+
+    ``seed_spread``: other metrics as "mean ± sample std over seeds" when there are several seeds.
+    """
     entry = result.get("aggregate", {}).get(key)
     if entry is None:
         entry = {"available": False, "reason": "not measured"}
@@ -105,6 +109,8 @@ def format_metric(result: Result, key: str, footnotes: Footnotes, *, digits: int
     text = format_number(entry["mean"], digits)
     if key == "is":
         text += f" ± {format_number(entry['split_std'], digits)}"
+    elif seed_spread and entry.get("n", 1) > 1:
+        text += f" ± {format_number(entry['std'], digits)}"
     return text
 
 
@@ -118,38 +124,42 @@ def model_names(results: Sequence[Result], names: Sequence[str] | None) -> list[
 
 
 def metrics_table(
-    title: str, results: Sequence[Result], names: Sequence[str] | None, keys: Sequence[str], notes: list[str]
+    title: str, results: Sequence[Result], names: Sequence[str] | None, keys: Sequence[str], notes: list[str],
+    *, seed_spread: bool = False,
 ) -> Table:
     """Rows = models, columns = ``keys``; the shape of every table below."""
     footnotes = Footnotes()
     rows = [
-        [name] + [format_metric(result, key, footnotes) for key in keys]
+        [name] + [format_metric(result, key, footnotes, seed_spread=seed_spread) for key in keys]
         for name, result in zip(model_names(results, names), results)
     ]
     headers = ["Model"] + [metric_info(key).label for key in keys]
     return Table(title, headers, rows, footnotes.texts, notes)
 
 
-def _seed_note(results: Sequence[Result]) -> str:
+def _seed_note(results: Sequence[Result], seed_spread: bool = False) -> str:
     counts = sorted({len(r.get("seeds", [])) for r in results})
     per_model = " or ".join(str(c) for c in counts)
+    if seed_spread:
+        return (f"Mean ± sample std over {per_model} seed(s) per model (IS: ± its split std). Greedy replies are the "
+                "same for every seed, so text and share-moment scores vary only across training runs, not seeds.")
     return f"Mean over {per_model} seed(s) per model."
 
 
-def table2(results: Sequence[Result], names: Sequence[str] | None = None) -> Table:
+def table2(results: Sequence[Result], names: Sequence[str] | None = None, *, seed_spread: bool = False) -> Table:
     """Table 2's layout: Model | BLEU-1 | BLEU-2 | Rouge-L | IS | FID."""
     notes = [
         "BLEU-n: corpus BLEU with the individual n-gram precision, x100; Rouge-L: mean LCS F1, x100.",
         "IS: mean ± std over torch-fidelity's splits (higher is better); FID: lower is better.",
-        _seed_note(results),
+        _seed_note(results, seed_spread),
     ]
-    return metrics_table("Text and image response generation", results, names, TABLE2_METRICS, notes)
+    return metrics_table("Text and image response generation", results, names, TABLE2_METRICS, notes, seed_spread=seed_spread)
 
 
-def share_moment_table(results: Sequence[Result], names: Sequence[str] | None = None) -> Table:
+def share_moment_table(results: Sequence[Result], names: Sequence[str] | None = None, *, seed_spread: bool = False) -> Table:
     """Share-moment precision, recall and F1 (%)."""
     notes = ["Does the model share a photo in exactly the turns where the gold response does? (%)"]
-    return metrics_table("Share moment", results, names, SHARE_MOMENT_METRICS, notes)
+    return metrics_table("Share moment", results, names, SHARE_MOMENT_METRICS, notes, seed_spread=seed_spread)
 
 
 def _probe_keys(results: Sequence[Result]) -> list[str]:
@@ -157,7 +167,7 @@ def _probe_keys(results: Sequence[Result]) -> list[str]:
     return metric_order(keys)
 
 
-def probe_table(results: Sequence[Result], names: Sequence[str] | None = None) -> Table | None:
+def probe_table(results: Sequence[Result], names: Sequence[str] | None = None, *, seed_spread: bool = False) -> Table | None:
     """Probe accuracies (%) and probe-FID, with a chance row; None if no result has probe scores."""
     keys = _probe_keys(results)
     if not keys:
@@ -166,7 +176,7 @@ def probe_table(results: Sequence[Result], names: Sequence[str] | None = None) -
         "Attributes of generated photos read by a probe classifier of the synthetic world (%).",
         "probe-FID: Frechet distance in the probe's feature space, not Inception (lower is better).",
     ]
-    table = metrics_table("Generated photos, probe scores", results, names, keys, notes)
+    table = metrics_table("Generated photos, probe scores", results, names, keys, notes, seed_spread=seed_spread)
     chance = next((r["chance"] for r in results if r.get("chance")), {})
     if chance:
         table.rows.append(["chance"] + [format_number(chance[k]) if k in chance else "" for k in keys])
@@ -198,13 +208,15 @@ def seeds_table(result: Result, name: str | None = None) -> Table:
 
 
 def report(
-    results: Sequence[Result], names: Sequence[str] | None = None, fmt: str = "markdown", *, with_seeds: bool = False
+    results: Sequence[Result], names: Sequence[str] | None = None, fmt: str = "markdown", *, with_seeds: bool = False,
+    seed_spread: bool = False,
 ) -> str:
     """Table 2, share moment and (when present) probe tables, in Markdown or plain text.
 
-    ``with_seeds`` appends each result's per-seed table.
+    ``with_seeds`` appends each result's per-seed table; ``seed_spread`` shows mean ± std over seeds in each cell.
     """
-    tables = [table2(results, names), share_moment_table(results, names), probe_table(results, names)]
+    tables = [table2(results, names, seed_spread=seed_spread), share_moment_table(results, names, seed_spread=seed_spread),
+              probe_table(results, names, seed_spread=seed_spread)]
     if with_seeds:
         tables += [seeds_table(r, n) for r, n in zip(results, model_names(results, names))]
     return "\n".join(table.render(fmt) for table in tables if table is not None)

@@ -42,13 +42,16 @@ def gradient_report(config: RunConfig, run_dir: Path | None = None) -> dict:
         "caption_source": config.model.caption_source,
         "tau": config.train.tau_start,
         "trainable": {part: _trainable(model, part) for part in REPORTED_PARTS},
-        "batch": {"samples": batch.size, "photos_to_draw": out.stats.get("image_targets", 0)},
+        "batch": {"samples": batch.size, "photos_to_draw": out.stats.get("image_targets", 0),
+                  # L_v reaches the perceptron only through photos in the context of a reply that draws one
+                  "context_photos_of_drawing_replies": sum(_context_photos(s) for s in samples[:batch.size] if s.response.shares_photo)},
     }
 
 
 def _photo_samples_first(samples, count: int):
-    """A batch that certainly has responses sharing a photo (half of it), so L_v exists."""
-    sharing = [s for s in samples if s.response.shares_photo]
+    """A batch that certainly has responses sharing a photo (half of it), so L_v exists; those with
+    photos in their context first, so that L_v has a path back to the perceptron where the data has one."""
+    sharing = sorted((s for s in samples if s.response.shares_photo), key=lambda s: not _context_photos(s))
     if not sharing:
         raise UserError("no response in this dataset shares a photo, so there is no image loss to inspect")
     others = [s for s in samples if not s.response.shares_photo]
@@ -75,3 +78,7 @@ def _image_loss_norms(model, image_loss) -> dict[str, float]:
         squares = [g.float().pow(2).sum() for g in grads if g is not None]
         norms[part] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
     return norms
+
+
+def _context_photos(sample) -> int:
+    return sum(len(turn.photos) for turn in sample.context)

@@ -241,12 +241,12 @@ class Trainer:
                 if t.max_minutes and (time.time() - started) / 60 >= t.max_minutes:
                     state.finished, state.stop_reason = True, "max_minutes"
                 elif self._should_evaluate(state, end_of_epoch=False):
-                    self._evaluate_and_maybe_stop(state)
+                    self._evaluate(state)
             if state.finished or state.step >= total:
                 continue  # stopped inside the epoch: its data position stays as it is, for --resume
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
             if self._should_evaluate(state, end_of_epoch=True):
-                self._evaluate_and_maybe_stop(state)
+                self._evaluate(state)
         if bar is not None:
             bar.close()
         self._finish(state)
@@ -367,7 +367,8 @@ class Trainer:
         every = max(1, round(t.eval_every_epochs))
         return end_of_epoch and state.epoch % every == 0
 
-    def _evaluate_and_maybe_stop(self, state: ckpt.TrainState) -> bool:
+    def _evaluate(self, state: ckpt.TrainState) -> None:
+        """Dev evaluation on the main process; every process then takes the same best/stop decision."""
         from photodialog.training.dev_eval import dev_selection
 
         model = self.accelerator.unwrap_model(self.model)
@@ -375,7 +376,7 @@ class Trainer:
         if self.main:
             with self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext():
                 metrics = dev_selection(self.system, model, self.dev_samples, self.config)
-        score = metrics.get("selection")
+        score = self._shared(metrics.get("selection"))
         improved = score is not None and (state.best_metric is None or score > state.best_metric)
         if self.main:
             state.history.append({"step": state.step, "epoch": state.epoch, **metrics})
@@ -391,7 +392,15 @@ class Trainer:
         self._save(state)
         if improved and self.main:
             ckpt.mark_best(self.run_dir, state.step)
-        return state.finished
+
+    def _shared(self, value):
+        """The main process's ``value`` on every process: only it evaluates, and a process that
+        decided alone to stop early would leave the others waiting in the next all-reduce."""
+        if self.accelerator.num_processes == 1:
+            return value
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list([value], from_process=0)[0]
 
     def _finish(self, state: ckpt.TrainState) -> None:
         state.finished = True
