@@ -131,7 +131,7 @@ def test_ctrl_c_exits_130_and_keeps_what_was_fetched(server, tmp_path):
 
     records = []
     for index in range(40):
-        url = server.add(f"/p/{index}.jpg", slow(0.1, respond(GOOD_JPEG)))
+        url = server.add(f"/p/{index}.jpg", slow(0.2, respond(GOOD_JPEG)))  # 40 x 0.2 s over 2 workers: ~4 s in all
         records.append(photochat_dialogue(index, url, f"train/{index}", "Objects in the photo: Cup"))
     base_url = serve_photochat(server, {"train/train_00.json": records})
     process = subprocess.Popen(
@@ -140,8 +140,10 @@ def test_ctrl_c_exits_130_and_keeps_what_was_fetched(server, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
-    while server.hits("/p/5.jpg") == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)  # wait until the photos are being fetched
+    # Wait until a few photos were asked for (in whatever order the downloader takes them), with
+    # most of them still to come: the signal must land in the middle of the fetching.
+    while sum(server.hits(f"/p/{index}.jpg") for index in range(40)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
     os.kill(process.pid, signal.SIGINT)
     out, _ = process.communicate(timeout=60)
 
