@@ -138,6 +138,9 @@ def test_ctrl_c_exits_130_and_keeps_what_was_fetched(server, tmp_path):
         [sys.executable, "-m", "photodialog", "data", "download", "photochat", "--out", str(tmp_path),
          "--base-url", base_url, "--splits", "train", "--workers", "2", "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As typed in a terminal: a test run started in the background (`cmd &`, as some CI runners
+        # do) passes SIGINT down as ignored, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     # Wait until a few photos were asked for (in whatever order the downloader takes them), with
