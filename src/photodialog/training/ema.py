@@ -25,16 +25,8 @@ class WeightAverage:
         self.average = {name: p.detach().clone().float() for name, p in named_parameters.items()}
         self.updates = 0
 
-    def _follow_parameters(self) -> None:
-        """Keep each average on its parameter's device: the trainer builds it before Accelerate
-        moves the model to the GPU, and the float32 copy must not stay behind on the CPU."""
-        for name, p in self.parameters.items():
-            if self.average[name].device != p.device:
-                self.average[name] = self.average[name].to(p.device)
-
     @torch.no_grad()
     def update(self) -> None:
-        self._follow_parameters()
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         names = list(self.average)
@@ -54,7 +46,6 @@ class WeightAverage:
     @contextmanager
     def swapped_in(self):
         """The averaged weights in the model for the duration (e.g. a dev evaluation)."""
-        self._follow_parameters()
         saved = {name: p.detach().clone() for name, p in self.parameters.items()}
         with torch.no_grad():
             for name, p in self.parameters.items():

@@ -153,8 +153,8 @@ class Trainer:
         model = system.model
         optimizer, scheduler = self._optimizer(model)
         state = self._restore(model, optimizer, scheduler)
-        self.ema = self._weight_average(model, state)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.ema = self._weight_average(model, state)  # after prepare: the average lives where the weights now are
         self.scheduler, self.dataset, self.dev_samples = scheduler, dataset, dev_samples
         self.metrics = MetricsLog(self.run_dir, enabled=self.main)
         try:
