@@ -50,3 +50,10 @@ def test_the_two_settings_share_weights_and_batch_but_not_the_bridge(tiny_world,
 def test_paper_preset_without_random_weights_is_refused(capsys):
     assert main(["bench", "step", "--preset", "paper"]) == 2
     assert "--random-weights" in capsys.readouterr().err
+
+
+def test_an_unknown_device_is_a_message_not_a_traceback(capsys):
+    from photodialog.cli.main import main
+
+    assert main(["bench", "chat", "--device", "nonsense"]) == 2
+    assert "unknown device 'nonsense'" in capsys.readouterr().err

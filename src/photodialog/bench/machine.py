@@ -75,18 +75,6 @@ def describe_machine(device: torch.device | str = "cpu") -> dict:
     return info
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is the GPU when there is one, else the CPU."""
-    from photodialog.errors import UserError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available here; use --device cpu")
-    return device
-
-
 @contextlib.contextmanager
 def torch_threads(count: int):
     """Run with ``count`` torch CPU threads, then restore the previous setting (tests share a process)."""

@@ -99,11 +99,13 @@ def _chat_parser(commands) -> None:
 
 def _prepare(args):
     """Quiet libraries and the device: what every benchmark does first."""
-    from photodialog.bench.machine import resolve_device
+    import torch
+
     from photodialog.cli.common import quiet_libraries
+    from photodialog.devices import resolve_device
 
     quiet_libraries()
-    return resolve_device(args.device)
+    return torch.device(resolve_device(args.device))
 
 
 def _run_with_threads(args, run, settings) -> dict:

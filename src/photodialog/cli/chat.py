@@ -99,23 +99,9 @@ def load_engine(args):
     from photodialog.serving.engine import ChatEngine
     from photodialog.system import load_system
 
+    from photodialog.devices import resolve_device
+
     return ChatEngine(load_system(args.checkpoint, device=resolve_device(args.device)))
-
-
-def resolve_device(name: str) -> str:
-    import torch
-
-    from photodialog.errors import UserError
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device '{name}'; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asked for, but no CUDA GPU is available; use --device cpu")
-    return name
 
 
 def default_out_dir(root: str = "chat-output") -> Path:

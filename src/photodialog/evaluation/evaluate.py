@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from photodialog.config import EvalConfig
+from photodialog.devices import resolve_device
 from photodialog.errors import UserError
 from photodialog.evaluation.eval_files import EvalPaths, eval_paths, write_predictions, write_text
 from photodialog.evaluation.eval_record import data_info, markdown_document, model_info, prediction_rows, settings_info
@@ -121,19 +121,6 @@ def checked_seeds(seeds: Sequence[int]) -> list[int]:
     return seeds
 
 
-def checked_device(device: str | None) -> str:
-    """``device``, or cuda when available else cpu; a device that cannot be used is a ``UserError``."""
-    if not device:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device} was requested but CUDA is not available here; use --device cpu")
-    return device
-
-
 # ------------------------------------------------------------ the whole evaluation
 
 
@@ -160,7 +147,7 @@ def plan_evaluation(request: EvalRequest) -> EvalPlan:
 
     seeds = checked_seeds(request.seeds)
     paths = eval_paths(request.out, request.checkpoint, request.split)
-    device = checked_device(request.device)
+    device = resolve_device(request.device)
     config = load_config(str(resolve_checkpoint(request.checkpoint) / "config.yaml"))
     data_path = request.data or config.data.path
     if not data_path:

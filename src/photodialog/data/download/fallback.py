@@ -42,19 +42,6 @@ class MissingPhoto:
     caption: str
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> the best available accelerator; anything else is passed through."""
-    import torch
-
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def check_model_reference(model: str) -> None:
     """Fail before hours of fetching if MODEL is clearly a path to nothing."""
     looks_like_path = model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
@@ -70,6 +57,8 @@ def load_pipeline(options: FallbackOptions):
     """``AutoPipelineForText2Image.from_pretrained(model)`` on the chosen device."""
     import torch
     from diffusers import AutoPipelineForText2Image
+
+    from photodialog.devices import resolve_device
 
     device = resolve_device(options.device)
     kwargs = {"dtype": torch.float16 if device == "cuda" else torch.float32}

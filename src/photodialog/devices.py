@@ -1,0 +1,24 @@
+"""Which torch device a command runs on: the one place that reads ``--device``."""
+
+from __future__ import annotations
+
+from photodialog.errors import UserError
+
+
+def resolve_device(name: str | None) -> str:
+    """``auto`` or nothing: the best accelerator here (CUDA, then Apple's MPS), else the CPU.
+    A name torch does not know, or a GPU that is not there, is a ``UserError`` that says what to pass."""
+    import torch
+
+    if not name or name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    try:
+        kind = torch.device(name).type
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for, but no CUDA GPU is available here; use --device cpu")
+    return name
