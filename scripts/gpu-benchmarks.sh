@@ -31,5 +31,8 @@ step train-cuda 100 $photodialog train --config configs/tiny-e2e.yaml --output-d
   data.path="$world" max_steps=300
 cp "$run/metrics.jsonl" "$out/tiny-train-metrics.jsonl" 2>/dev/null
 step chat-cuda 40 $photodialog chat --checkpoint "$run" --device cuda --message "look at my red cat" --json
+step chat-bench-cuda 80 $photodialog bench chat --device cuda --out "$out/chat-cuda.json"
 step paper-step-no-checkpointing 120 $photodialog bench step --preset paper --random-weights --no-gradient-checkpointing \
   --out "$out/paper-step-no-checkpointing.json"
+step paper-step-b16-s512 150 $photodialog bench step --preset paper --random-weights --no-gradient-checkpointing \
+  --batch-size 16 --seq-len 512 --image-targets 4 --out "$out/paper-step-b16-s512.json"

@@ -34,7 +34,7 @@ def test_diffusion_and_turn_are_measured(chat_json):
     assert chat_json["context"]["photos"] >= 1  # the world's context photo goes through the perceptron
     expected = chat_json["text"]["generate_with_kv_cache"]["time"]["median_ms"] + diffusion["per_photo"]["median_ms"]
     assert chat_json["composed_turn_with_one_photo_ms"] == pytest.approx(expected, rel=1e-6)
-    assert chat_json["turn"]["photos_drawn"] >= 0 and chat_json["turn"]["time"]["median_ms"] > 0
+    assert chat_json["turn"]["time"]["median_ms"] > 0
 
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path, capsys):

@@ -41,7 +41,8 @@ def test_the_two_settings_share_weights_and_batch_but_not_the_bridge(tiny_world,
     from photodialog.bench.step import StepBenchSettings, build_pair
 
     e2e, pipeline, batch = build_pair(StepBenchSettings(data=str(tiny_world), batch_size=4), tmp_path / "run")
-    assert e2e.batch is pipeline.batch or torch.equal(e2e.batch.input_ids, pipeline.batch.input_ids)
+    for field in ("input_ids", "labels", "target_pixels"):
+        assert torch.equal(getattr(e2e.batch, field), getattr(pipeline.batch, field)), field
     for (name, a), (_, b) in zip(e2e.model.state_dict().items(), pipeline.model.state_dict().items()):
         assert torch.equal(a, b), name
     assert e2e.model.bridge.mode == "sentence" and pipeline.model.bridge.mode == "none"
@@ -57,3 +58,10 @@ def test_an_unknown_device_is_a_message_not_a_traceback(capsys):
 
     assert main(["bench", "chat", "--device", "nonsense"]) == 2
     assert "unknown device 'nonsense'" in capsys.readouterr().err
+
+
+def test_negative_threads_are_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "step", "--threads", "-1"])
+    assert stopped.value.code == 2
+    assert "--threads" in capsys.readouterr().err

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from photodialog.bench.machine import describe_machine, load_average
-from photodialog.bench.memory import AllocationTimeline, tensor_bytes
+from photodialog.bench.memory import AllocationTimeline
+from photodialog.bench.step import TrainStep
 from photodialog.bench.paper_configs import PaperArchitecture, standin
 from photodialog.bench.timing import measure
 from photodialog.bench.vocab import VocabularySizes, llm_tokenizer, sd_tokenizer
@@ -125,9 +126,8 @@ def build_paper_model(arch: PaperArchitecture, device, *, gradient_checkpointing
     model = PhotoDialogModel(llm, llm_tok, perceptron, generator, settings)
     apply_training_modes(model, recipe)
     checkpointing = recipe.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
-    if checkpointing:
-        llm.gradient_checkpointing_enable()
-        unet.enable_gradient_checkpointing()
+    llm.config.use_cache = False  # training, as build_model sets it: no KV cache to keep
+    set_checkpointing(model, checkpointing)
     return model.to(device)
 
 
@@ -165,25 +165,6 @@ def synthetic_batch(model, arch: PaperArchitecture, settings: PaperStepSettings,
                   context_pixels=torch.randn(batch_size, 3, vision_size, vision_size, generator=generator), captions=captions,
                   target_pixels=targets if settings.image_targets else None)
     return batch.to(device)
-
-
-class PaperStep:
-    """One optimizer step under bf16 autocast (the trainer's mixed precision)."""
-
-    def __init__(self, model, batch, device):
-        self.model, self.batch, self.device = model, batch, torch.device(device)
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.params, lr=5e-5, weight_decay=0.01)
-
-    def __call__(self):
-        self.model.train()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16):
-            out = self.model(self.batch, tau=1.0, alpha=1.0)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return out
 
 
 def counted_flops(step) -> int:
@@ -300,7 +281,7 @@ def run_paper_step_bench(settings: PaperStepSettings) -> dict:
     try:
         model = build_paper_model(arch, settings.device, gradient_checkpointing=settings.gradient_checkpointing)
         batch = synthetic_batch(model, arch, settings, settings.device)
-        step = PaperStep(model, batch, settings.device)
+        step = TrainStep(model, paper_recipe(), batch, 1.0, settings.device, autocast=torch.bfloat16)
         timing = measure(step, repeats=settings.steps, warmup=settings.warmup, device=settings.device)
         memory = peak_memory(step, settings.device)
         flops = count_flops(step)
@@ -315,7 +296,7 @@ def run_paper_step_bench(settings: PaperStepSettings) -> dict:
         "benchmark": "step", "preset": "paper", "architecture": arch.name, "machine": machine, "settings": asdict(settings),
         "recipe": {"name": RECIPE, "overrides": AUTHORS_CODE, "gradient_checkpointing": model.llm.is_gradient_checkpointing},
         "architecture_configs": asdict(arch), "parameters": parameter_summary(model),
-        "weights_and_optimizer_bytes": tensor_bytes(*model.parameters()),
+        **step.static_bytes(),
         "batch": {"samples": settings.batch_size, "tokens": tokens, "context_photos": int(batch.context_pixels.shape[0]),
                   "target_photos": settings.image_targets, "image_size": arch.image_size},
         "time": timing.to_dict(), "memory": memory,

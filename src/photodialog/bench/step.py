@@ -11,6 +11,7 @@ shared machine hits both alike.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,18 +40,21 @@ class StepBenchSettings:
 
 
 class TrainStep:
-    """One optimizer step of a system on a fixed batch (callable, for the timers)."""
+    """One optimizer step of a model on a fixed batch, with the run config's optimizer settings
+    (callable, for the timers); ``autocast`` runs the forward in that dtype, as mixed precision does."""
 
-    def __init__(self, system, batch, tau: float, device):
-        self.model = system.model.to(device)
-        self.config = system.config
-        self.batch, self.tau = batch.to(device), tau
+    def __init__(self, model, config, batch, tau: float, device, autocast: torch.dtype | None = None):
+        self.device = torch.device(device)
+        self.model, self.config, self.autocast = model.to(self.device), config, autocast
+        self.batch, self.tau = batch.to(self.device), tau
         self.optimizer = tiny.optimizer_for(self.model, self.config)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
 
     def __call__(self):
         self.model.train()
-        out = self.model(self.batch, tau=self.tau, alpha=self.config.train.alpha, text_weight=self.config.train.text_loss_weight)
+        precision = torch.autocast(self.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()
+        with precision:
+            out = self.model(self.batch, tau=self.tau, alpha=self.config.train.alpha, text_weight=self.config.train.text_loss_weight)
         out.loss.backward()
         if self.config.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.train.grad_clip)
@@ -91,7 +95,8 @@ def build_pair(settings: StepBenchSettings, run_dir: Path):
     e2e = tiny.build(setup, settings.overrides)
     pipeline = tiny.build(setup, [*settings.overrides, "model.bridge=none"])
     batch = tiny.fixed_batch(e2e, setup, settings.batch_size, seed=e2e.config.train.seed)
-    return TrainStep(e2e, batch, settings.tau, settings.device), TrainStep(pipeline, batch, settings.tau, settings.device), batch
+    steps = [TrainStep(system.model, system.config, batch, settings.tau, settings.device) for system in (e2e, pipeline)]
+    return steps[0], steps[1], batch
 
 
 def run_step_bench(settings: StepBenchSettings) -> dict:
@@ -122,7 +127,7 @@ def tiny_step_timing(repeats: int = 3, batch_size: int = 16, device: str = "cpu"
         setup = tiny.prepare(Path(tmp) / "run", None)
         system = tiny.build(setup)
         batch = tiny.fixed_batch(system, setup, batch_size, seed=system.config.train.seed)
-        step = TrainStep(system, batch, 1.0, device)
+        step = TrainStep(system.model, system.config, batch, 1.0, device)
         timing = measure(step, repeats=repeats, warmup=1, device=device)
     return {"time": timing.to_dict(), "batch": batch_summary(batch), "model": model_summary(system.config)}
 
