@@ -106,6 +106,17 @@ def test_synthetic_world_layout_resolves_by_photo_id(tmp_path):
     assert [d.turns[0].photos[0].path for d in dialogues] == [str(f.absolute()) for f in files]
 
 
+def test_a_photo_id_with_nothing_usable_falls_back_to_the_url(tmp_path):
+    # ".." names no file (it would climb out of photos/): the photo is looked for by its URL,
+    # where `data download` stores it, instead of the loader failing on it.
+    records = [photochat_record(0, [(0, "my cat"), (0, None)], photo_id="..", photo_url="https://example.org/c.jpg")]
+    write_json(tmp_path / "train" / "data_0.json", records)
+    photo = write_png(tmp_path / "photos" / f"{photo_stem(None, 'https://example.org/c.jpg')}.png")
+    dialogues = load_dialogues(tmp_path, "train")
+    assert dialogues[0].turns[0].photos[0].path == str(photo.absolute())
+    assert photo_stem("..", "https://example.org/c.jpg") == photo_stem(None, "https://example.org/c.jpg")
+
+
 # --- DialogCC ----------------------------------------------------------------------------
 
 

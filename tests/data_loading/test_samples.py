@@ -7,7 +7,7 @@ import random
 import pytest
 
 from photodialog.data.loading import load_dialogues
-from photodialog.data.samples import TruncatedSample, TruncationTally, build_samples, truncate_context
+from photodialog.data.samples import TruncatedSample, build_samples, truncate_context
 from photodialog.data.schema import PHOTO_SPAN, Dialogue, Photo, Sample, Turn, captions_in, photo_turn_text
 
 from .helpers import FIXTURES
@@ -146,15 +146,3 @@ def test_nothing_fits():
     result = truncate_context(sample, cost, budget=1)
     assert result.context == [] and result.dropped_turns == 1
 
-
-def test_tally_reports_truncation():
-    rng = random.Random(7)
-    tally = TruncationTally()
-    samples = build_samples(random_dialogue(rng, i) for i in range(20))
-    results = [truncate_context(s, cost, budget=40) for s in samples]
-    for result in results:
-        tally.add(result)
-    assert tally.samples == len(samples)
-    assert tally.dropped_photos == sum(r.dropped_photos for r in results)
-    assert tally.lost_latest_photo == sum(r.lost_latest_photo for r in results) > 0
-    assert f"{tally.truncated:,} of {tally.samples:,}" in tally.summary()

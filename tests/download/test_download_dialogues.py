@@ -6,7 +6,6 @@ import json
 
 import pytest
 from download_helpers import (
-    GOOD_JPEG,
     dialogcc_dialogue,
     photochat_dialogue,
     respond,
@@ -169,10 +168,3 @@ def test_local_copies_via_file_urls(tmp_path):
     files = fetch(DIALOGCC, tmp_path / "out", mirror.as_uri(), splits=["test"])
     assert files[0].records == 1 and (tmp_path / "out" / "test.json").is_file()
 
-
-def test_photos_are_not_confused_with_dialogue_files(server, tmp_path):
-    # a photo URL served next to the dialogue files must not matter to the file list
-    server.add("/photochat/train/photo.jpg", respond(GOOD_JPEG))
-    base = serve_photochat(server, {})
-    files = fetch(PHOTOCHAT, tmp_path, base, splits=["test"])
-    assert [f.path.name for f in files] == ["test_00.json", "test_01.json"]

@@ -169,3 +169,44 @@ def test_ctrl_c_keeps_what_was_fetched(server, tmp_path):
         assert entry.status == "ok" and find_photo(tmp_path, stem) is not None
     on_disk = [p for p in (tmp_path / "photos" / "train").iterdir()]
     assert len(on_disk) == len(manifest) and part_files(tmp_path) == []
+
+
+def test_the_download_check_refuses_what_the_loader_refuses(tmp_path):
+    from photodialog.data.download.images import ImageRejected, check_image
+    from photodialog.data.photos import verify_photo
+    from photodialog.errors import DataError
+
+    path = tmp_path / "wide.jpg"
+    path.write_bytes(image_bytes("JPEG", size=(24, 16)))  # 384 pixels
+    assert check_image(path, max_pixels=384).format == "JPEG"
+    # One limit for both: a photo kept by the download must never be one the loader rejects.
+    with pytest.raises(ImageRejected) as rejected:
+        check_image(path, max_pixels=383)
+    assert rejected.value.reason == "too many pixels"
+    with pytest.raises(DataError, match="over the limit of 383"):
+        verify_photo(path, max_pixels=383)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` and holds no pixels: cheap to write, and
+    opening it says its size without decoding anything."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_a_100_megapixel_photo_is_refused_by_the_default_limit(tmp_path):
+    # Over the loader's 64 MP but under PIL's own bomb error (179 MP): a check with PIL's limit
+    # would let it through to a loader that then treats it as missing.
+    from photodialog.data.download.images import ImageRejected, check_image
+
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_header_only(10_000, 10_000))
+    with pytest.raises(ImageRejected) as rejected:
+        check_image(path)
+    assert rejected.value.reason == "too many pixels"

@@ -77,3 +77,51 @@ def test_written_files_read_back_in_the_same_format(tmp_path, as_array):
     assert list(iter_file_records(path)) == RECORDS[:3]
     assert path.read_text().lstrip().startswith("[") is as_array
     assert not list(tmp_path.glob(".*part"))
+
+
+def counting(chunks, pulled: list):
+    """Yield ``chunks``, appending each one to ``pulled`` as the reader asks for it."""
+    for chunk in chunks:
+        pulled.append(chunk)
+        yield chunk
+
+
+@pytest.mark.parametrize("as_array", [True, False])
+def test_a_malformed_record_fails_at_once_without_reading_the_rest(as_array):
+    good = [json.dumps(r) for r in RECORDS]
+    bad = '{"dialogue_id": 99, "text": oops}'
+    later = good * 400  # far more than the reader may pull once it has seen the bad record
+    if as_array:
+        text = "[" + ",\n".join(good[:2] + [bad] + later) + "]"
+    else:
+        text = "\n".join(good[:2] + [bad] + later) + "\n"
+    chunks = chunked(text.encode(), 64)
+    pulled = []
+    with pytest.raises(DataError, match=r"malformed JSON in record 3: Expecting value near .*oops"):
+        list(RecordReader(counting(chunks, pulled), source="x.json"))
+    read_before_the_bad_record = len(text.split("oops")[0]) // 64 + 1
+    assert len(pulled) <= read_before_the_bad_record + 1  # the 16-character margin spans at most one more chunk
+    assert len(pulled) < len(chunks) // 100
+
+
+@pytest.mark.parametrize(
+    "start, more",
+    [('{"text": "a quote that never closes', b" more text" * 10), ('{"list": [1, 2, 3', b", 4" * 30)],
+    ids=["string", "bracket"],
+)
+def test_a_record_that_never_ends_stops_at_the_size_cap(start, more):
+    tail = [more] * 10_000  # far more than the cap: what the unfinished record would swallow
+    pulled = []
+    reader = RecordReader(counting([start.encode(), *tail], pulled), source="x.json", max_record_chars=1000)
+    with pytest.raises(DataError, match="record 1 is longer than 1,000 characters"):
+        list(reader)
+    assert len(pulled) < 20
+
+
+@pytest.mark.parametrize("cut", range(1, 40))
+def test_records_cut_anywhere_by_a_chunk_boundary_still_read(cut):
+    # Literals, numbers and escapes that a boundary can split mid-token, where the decoder
+    # fails a few characters before the end of the buffer rather than at it.
+    record = {"t": True, "f": False, "n": None, "x": -12.5e3, "u": "caf\u00e9 \U0001F600", "s": "a\\"}
+    data = json.dumps(record, ensure_ascii=True).encode()
+    assert list(RecordReader([data[:cut], data[cut:]])) == [record]

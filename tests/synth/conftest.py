@@ -1,4 +1,4 @@
-"""Fixtures of the synthetic-world tests: small worlds written once per session."""
+"""Fixtures of the synthetic-world tests: worlds written once per session."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def small_world(tmp_path_factory):
-    """A 60-dialogue world at 32 px (the smallest that has every split)."""
-    from photodialog.data.synth import write_world
+def small_world(tiny_world):
+    """A 60-dialogue world at 32 px, seed 0 (the smallest that has every split).
 
-    path = tmp_path_factory.mktemp("synth") / "world"
-    write_world(path, dialogues=60, seed=0, image_size=32, progress=False)
-    return path
+    The session's ``tiny_world`` (tests/conftest.py) is exactly that world, so it is written
+    once for every test folder. Shared: tests read it and write their outputs elsewhere.
+    """
+    return tiny_world
 
 
 @pytest.fixture(scope="session")

@@ -41,13 +41,26 @@ def photo_stem(photo_id: str | None, url: str | None) -> str:
     URL (DialogCC, or PhotoChat files without ``photo_id``) are named by a hash of the URL, so
     the same URL is downloaded once however many dialogues share it.
     """
+    stems = photo_stems(photo_id, url)
+    if not stems:
+        raise ValueError("a photo needs a photo_id or a URL to be stored")
+    return stems[0]
+
+
+def photo_stems(photo_id: str | None, url: str | None) -> list[str]:
+    """Every name a photo may be stored under, in the order to look: by id, then by URL.
+
+    ``photo_stem`` is the first; the URL's name is a second chance for a file fetched before
+    the record had a ``photo_id``. An id with nothing usable in it ("..") gives no name.
+    """
+    stems = []
     if photo_id:
         parts = [_UNSAFE.sub("_", p) for p in str(photo_id).split("/") if p not in ("", ".", "..")]
         if parts:
-            return "/".join(parts)
+            stems.append("/".join(parts))
     if url:
-        return "url/" + hashlib.sha1(url.encode("utf-8")).hexdigest()[:20]
-    raise ValueError("a photo needs a photo_id or a URL to be stored")
+        stems.append("url/" + hashlib.sha1(url.encode("utf-8")).hexdigest()[:20])
+    return stems
 
 
 def find_photo(root: str | Path, stem: str) -> Path | None:

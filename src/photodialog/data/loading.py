@@ -31,7 +31,7 @@ from typing import Any
 
 from photodialog import IMG_END, IMG_START
 from photodialog.data import dialogcc, photochat
-from photodialog.data.layout import IMAGE_EXTENSIONS, PHOTO_DIR, SPLITS, canonical_split, find_photo, photo_stem
+from photodialog.data.layout import IMAGE_EXTENSIONS, PHOTO_DIR, SPLITS, canonical_split, find_photo, photo_stems
 from photodialog.data.report import (
     EMPTY_DIALOGUE,
     FILE_SKIPPED,
@@ -418,7 +418,16 @@ def _pick_format(records: list[RawRecord]):
 def _parse(parser, record: RawRecord) -> Dialogue:
     if record.error is not None:
         raise RecordProblem(MALFORMED_JSON, f"malformed JSON ({record.error})")
-    dialogue = parser.parse_record(record.value)
+    return parse_dialogue(parser, record.value)
+
+
+def parse_dialogue(parser, value: Any) -> Dialogue:
+    """One record as the loader reads it (``parser``: ``photochat`` or ``dialogcc``).
+
+    Raises ``RecordProblem`` for every record the loader skips. `data download` lists the photos
+    to fetch with this too, so that it fetches exactly the photos training will look for.
+    """
+    dialogue = parser.parse_record(value)
     if not dialogue.turns:
         raise RecordProblem(EMPTY_DIALOGUE, "'dialogue' is an empty list")
     if not any(turn.text.strip() or turn.photos for turn in dialogue.turns):
@@ -515,10 +524,8 @@ class PhotoFinder:
 
     def _search(self, photo: Photo) -> str | None:
         # By id first (PhotoChat, synthetic worlds), then by URL: a file fetched for a record
-        # without photo_id is stored under the URL's hash (layout.photo_stem).
-        stems = [photo_stem(photo.photo_id, None)] if photo.photo_id else []
-        stems += [photo_stem(None, photo.url)] if photo.url else []
-        for stem in stems:
+        # without photo_id is stored under the URL's hash (layout.photo_stems).
+        for stem in photo_stems(photo.photo_id, photo.url):
             found = self._find_stem(stem)
             if found is not None:
                 return found
@@ -547,11 +554,11 @@ class PhotoFinder:
         return self._listings[folder]
 
 
-def check_photo_files(dialogues: list[Dialogue], report: LoadReport, strict: bool) -> int:
+def check_photo_files(dialogues: list[Dialogue], report: LoadReport, strict: bool) -> None:
     """Decode every local photo once; a corrupt one is reported and its ``path`` set to None.
 
-    Returns the number of photo files found unreadable. The photo stays in the dialogue as
-    text (its caption), exactly like a photo whose URL is dead.
+    The photo stays in the dialogue as text (its caption), exactly like a photo whose URL is
+    dead; ``report`` counts the unreadable files.
     """
     from tqdm.auto import tqdm
 
@@ -573,7 +580,6 @@ def check_photo_files(dialogues: list[Dialogue], report: LoadReport, strict: boo
         for photo in _photos(dialogue):
             if photo.path in bad:
                 photo.path = None
-    return len(bad)
 
 
 def _photos(dialogue: Dialogue):

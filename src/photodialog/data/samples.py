@@ -31,35 +31,6 @@ class TruncatedSample(Sample):
     cut_words: int = 0
 
 
-@dataclass
-class TruncationTally:
-    """What truncation removed over many samples, for a one-line report."""
-
-    samples: int = 0
-    truncated: int = 0
-    dropped_turns: int = 0
-    dropped_photos: int = 0
-    lost_latest_photo: int = 0
-    cut_words: int = 0
-
-    def add(self, sample: Sample) -> None:
-        self.samples += 1
-        self.truncated += bool(sample.dropped_turns or getattr(sample, "cut_words", 0))
-        self.dropped_turns += sample.dropped_turns
-        self.dropped_photos += sample.dropped_photos
-        self.lost_latest_photo += bool(getattr(sample, "lost_latest_photo", False))
-        self.cut_words += getattr(sample, "cut_words", 0)
-
-    def summary(self) -> str:
-        if not self.truncated:
-            return f"{self.samples:,} samples, none truncated"
-        return (
-            f"{self.truncated:,} of {self.samples:,} samples truncated: {self.dropped_turns:,} context turns "
-            f"and {self.dropped_photos:,} photos dropped; in {self.lost_latest_photo:,} the most recent "
-            "context photo was dropped"
-        )
-
-
 def build_samples(dialogues: Iterable[Dialogue]) -> list[Sample]:
     """One sample per turn ``i >= 1`` of every dialogue, with turns ``[:i]`` as context."""
     return [

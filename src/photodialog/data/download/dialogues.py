@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,6 @@ def fetch_dialogue_files(
     limits: HttpLimits = HttpLimits(),
     refetch: bool = False,
     progress: bool = True,
-    stop: threading.Event | None = None,
 ) -> list[DialogueFile]:
     """Fetch the files of ``splits`` (at most ``limit`` dialogues per split) into ``root``."""
     base = source.base_url(base_url)
@@ -65,7 +63,7 @@ def fetch_dialogue_files(
             url = f"{base}/{remote.remote_path}"
             result = _kept_file(root, remote, url, remaining, state, refetch)
             if result is None:
-                result = _fetch_file(root, remote, url, remaining, file_limits, progress, stop, source)
+                result = _fetch_file(root, remote, url, remaining, file_limits, progress, source)
                 state[remote.local_path] = {
                     "url": url, "limit": remaining, "bytes": result.bytes, "records": result.records
                 }
@@ -87,15 +85,15 @@ def _kept_file(root, remote: RemoteFile, url, limit, state, refetch) -> Dialogue
     return DialogueFile(remote.split, path, url, int(known.get("records", 0)), path.stat().st_size, fetched=False)
 
 
-def _fetch_file(root, remote, url, limit, limits, progress, stop, source) -> DialogueFile:
+def _fetch_file(root, remote, url, limit, limits, progress, source) -> DialogueFile:
     path = root / remote.local_path
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         if limit is None:
-            size, _ = fetch(url, lambda body: _save_whole(body, path, progress), limits, stop=stop)
+            size, _ = fetch(url, lambda body: _save_whole(body, path, progress), limits)
             records = sum(1 for _ in iter_file_records(path))  # also rejects an HTML error page
         else:
-            (records_list, as_array), _ = fetch(url, lambda body: _first_records(body, limit), limits, stop=stop)
+            (records_list, as_array), _ = fetch(url, lambda body: _first_records(body, limit), limits)
             write_records(path, records_list, as_array)
             records, size = len(records_list), path.stat().st_size
     except FetchError as err:

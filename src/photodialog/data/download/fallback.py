@@ -87,21 +87,18 @@ def regenerate(
     options: FallbackOptions,
     record: Callable[[ManifestEntry], None],
     progress: bool = True,
-) -> int:
-    """Draw every missing photo that has a caption; ``record`` each result. Returns how many."""
+) -> None:
+    """Draw every missing photo that has a caption; ``record`` each result (the caller counts them)."""
     from tqdm.auto import tqdm
 
     drawable = [m for m in missing if m.caption]
     if not drawable:
-        return 0
+        return  # no model to load: loading one takes longer than a whole small download
     pipeline = load_pipeline(options)
-    generated = 0
     for photo in tqdm(drawable, unit="photo", desc="redrawing", disable=not progress):
         entry = draw_one(pipeline, photo, root, options)
         if entry is not None:
             record(entry)
-            generated += 1
-    return generated
 
 
 def draw_one(pipeline, photo: MissingPhoto, root: Path, options: FallbackOptions) -> ManifestEntry | None:

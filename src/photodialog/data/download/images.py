@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
+from photodialog.data import photos
 from photodialog.data.layout import IMAGE_EXTENSIONS, PHOTO_DIR
+from photodialog.data.photos import DEFAULT_MAX_PIXELS, PhotoFileError, PhotoFileInfo
 
 # Formats a photo may keep; anything else Pillow can read is re-encoded as PNG so that
 # `find_photo` (which knows only IMAGE_EXTENSIONS) finds it. MPO is what many cameras write:
 # a JPEG with extra frames, readable by any JPEG decoder.
 FORMAT_EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
 PART_SUFFIX = ".part"
+
+# The manifest's reason for each way the loader's decode check can reject a file. These
+# strings are counted in the download summary, so they stay fixed whatever the messages say.
+REJECTION_REASONS = {
+    photos.NOT_AN_IMAGE: "corrupt image: unknown format",
+    photos.TOO_LARGE: "too many pixels",
+}
+OTHER_REJECTION = "corrupt image: cannot decode"
 
 
 class ImageRejected(Exception):
@@ -29,29 +38,18 @@ class ImageRejected(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class CheckedImage:
-    """What the decode check learnt about a file."""
+def check_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> PhotoFileInfo:
+    """Fully decode ``path`` as the loader will; raise ``ImageRejected`` if the loader would refuse it.
 
-    format: str
-    width: int
-    height: int
-
-
-def check_image(path: str | Path) -> CheckedImage:
-    """Fully decode ``path``; raise ``ImageRejected`` for unknown, truncated or corrupt files."""
-    from PIL import Image, UnidentifiedImageError
-
+    The same check and pixel limit as ``photos.verify_photo``: a photo kept here is one that
+    training can open (a second, laxer check would keep photos the loader then treats as missing).
+    """
     try:
-        with Image.open(path) as image:
-            image.load()  # decodes every pixel: a truncated file fails here, not at training time
-            return CheckedImage(format=str(image.format), width=image.width, height=image.height)
-    except Image.DecompressionBombError:
-        raise ImageRejected("too many pixels") from None
-    except UnidentifiedImageError:
-        raise ImageRejected("corrupt image: unknown format") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError):
-        raise ImageRejected("corrupt image: cannot decode") from None
+        return photos.inspect_photo(path, max_pixels=max_pixels)
+    except PhotoFileError as err:
+        raise ImageRejected(REJECTION_REASONS.get(err.kind, OTHER_REJECTION)) from None
+    except MemoryError:
+        raise ImageRejected(OTHER_REJECTION) from None
 
 
 def temp_path_for(root: str | Path, stem: str) -> Path:
@@ -61,7 +59,7 @@ def temp_path_for(root: str | Path, stem: str) -> Path:
     return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}{PART_SUFFIX}")
 
 
-def place_photo(tmp: Path, root: str | Path, stem: str, checked: CheckedImage) -> Path:
+def place_photo(tmp: Path, root: str | Path, stem: str, checked: PhotoFileInfo) -> Path:
     """Rename a checked temporary file to ``photos/<stem><ext>``; returns the final path."""
     extension = FORMAT_EXTENSIONS.get(checked.format)
     if extension is None:

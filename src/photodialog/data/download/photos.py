@@ -63,14 +63,10 @@ class PhotoPlan:
 
 @dataclass
 class PhotoRunResult:
-    """The outcome of one run of the photo fetcher."""
+    """What one run of the photo fetcher did (the plan says what it left alone)."""
 
-    entries: dict[str, ManifestEntry]  # every photo of the manifest, newest state
-    planned: int = 0
     fetched: int = 0  # fetched (or copied) and whole, this run
-    failed: int = 0  # failed this run
-    kept: int = 0
-    failed_before: int = 0
+    failed: int = 0  # failed this run (shown on the progress bar)
     bytes_fetched: int = 0
 
 
@@ -131,11 +127,14 @@ def fetch_photos(
     progress: bool = True,
     on_result: Callable[[ManifestEntry], None] | None = None,
 ) -> PhotoRunResult:
-    """Run the plan's jobs on ``workers`` threads; the manifest is updated as results arrive."""
+    """Run the plan's jobs on ``workers`` threads; the manifest is updated as results arrive.
+
+    ``manifest`` (by stem) is updated in place as well as on disk, also when the run is cut
+    short, so the caller goes on with the newest state without reading the file again.
+    """
     from tqdm.auto import tqdm
 
-    entries = dict(manifest)
-    result = PhotoRunResult(entries=entries, planned=len(plan.jobs), kept=plan.kept, failed_before=plan.failed_before)
+    result = PhotoRunResult()
     stop = threading.Event()
     with ManifestWriter(root) as writer, tqdm(
         total=len(plan.jobs), unit="photo", desc="photos", disable=not progress or not plan.jobs
@@ -143,7 +142,7 @@ def fetch_photos(
 
         def record(job_entries: list[ManifestEntry]) -> None:
             for entry in job_entries:
-                entries[entry.stem] = entry
+                manifest[entry.stem] = entry
                 writer.append(entry)
                 _count(result, entry)
                 if on_result is not None:
@@ -152,12 +151,12 @@ def fetch_photos(
             bar.set_postfix(ok=result.fetched, failed=result.failed, refresh=False)
 
         for entry in plan.no_url:
-            entries[entry.stem] = entry
+            manifest[entry.stem] = entry
             writer.append(entry)
         try:
             _run_pool(plan.jobs, root, limits, workers, stop, record)
         finally:
-            writer.rewrite(entries)  # also after Ctrl-C: one line per photo, nothing lost
+            writer.rewrite(manifest)  # also after Ctrl-C: one line per photo, nothing lost
     return result
 
 

@@ -4,6 +4,11 @@ DialogCC's ``train.json`` is about 300 MB; parsed whole it would take several GB
 objects. Both published formats are handled by the same loop: skip whitespace and the commas
 between array items, decode one value with ``raw_decode``, repeat. The buffer only ever holds
 the record being read, so memory stays at the size of one record plus one chunk.
+
+That holds for damaged files too: a decode error far from the end of the buffer cannot be a
+record cut by a chunk boundary, so it is reported at once instead of reading (and re-copying)
+the rest of the stream, and a record that grows past ``MAX_RECORD_CHARS`` (a missing closing
+quote or brace swallowing everything after it) is reported as such.
 """
 
 from __future__ import annotations
@@ -16,15 +21,22 @@ from pathlib import Path
 from photodialog.errors import DataError
 
 CHUNK_BYTES = 1 << 20
+# Published records are a few kB; 32 M characters is far above any real one and far below
+# what would exhaust memory (a str of this size takes at most 128 MB).
+MAX_RECORD_CHARS = 32 << 20
+# A value cut by a chunk boundary makes the decoder fail within the last few characters of the
+# buffer: the longest token it can be stuck in is "-Infinity" (9) or a "\uXXXX" escape (6).
+_TRUNCATION_MARGIN = 16
 _SEPARATORS = " \t\r\n,"
 
 
 class RecordReader:
     """Iterates over the records of byte chunks; ``is_array`` says which format it saw."""
 
-    def __init__(self, chunks: Iterable[bytes], source: str = "<stream>"):
+    def __init__(self, chunks: Iterable[bytes], source: str = "<stream>", max_record_chars: int = MAX_RECORD_CHARS):
         self._chunks = iter(chunks)
         self._source = source
+        self._max_record_chars = max_record_chars
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
         self._json = json.JSONDecoder()
         self._buffer = ""
@@ -82,18 +94,40 @@ class RecordReader:
             try:
                 value, end = self._json.raw_decode(self._buffer, self._pos)
             except json.JSONDecodeError as err:
-                # An error inside the buffer may just mean the record is not complete yet.
-                if self._read_more():
+                if self._may_be_cut_off(err) and self._read_more():
+                    self._check_record_size()
                     continue
-                raise DataError(
-                    f"{self._source}: malformed JSON after record {self.count}: {err.msg} "
-                    f"(the file is damaged or was cut off; fetch it again with --refetch-dialogues)"
-                ) from None
+                raise self._malformed(err) from None
             self._pos = end
             self.count += 1
             if not isinstance(value, dict):
                 raise DataError(f"{self._source}: record {self.count} is not a JSON object")
             return value
+
+    def _may_be_cut_off(self, err: json.JSONDecodeError) -> bool:
+        """Whether the error can mean "the record goes on in the next chunk" rather than "damaged"."""
+        if err.msg.startswith("Unterminated string"):
+            return True  # raised only when the string runs into the end of the buffer
+        return err.pos >= len(self._buffer) - _TRUNCATION_MARGIN
+
+    def _check_record_size(self) -> None:
+        """Stop before one unfinished record holds the whole stream in memory."""
+        pending = len(self._buffer) - self._pos
+        if pending > self._max_record_chars:
+            raise DataError(
+                f"{self._source}: record {self.count + 1} is longer than {self._max_record_chars:,} characters "
+                f"without ending (a missing quote or brace?); the file is damaged: fetch it again "
+                f"with --refetch-dialogues"
+            )
+
+    def _malformed(self, err: json.JSONDecodeError) -> DataError:
+        """The error for a record that cannot be decoded, with the text around the fault."""
+        start = max(self._pos, err.pos - 30)
+        excerpt = self._buffer[start : err.pos + 30]
+        return DataError(
+            f"{self._source}: malformed JSON in record {self.count + 1}: {err.msg} near {excerpt!r} "
+            f"(the file is damaged or was cut off; fetch it again with --refetch-dialogues)"
+        )
 
 
 def file_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:

@@ -17,7 +17,7 @@ from photodialog.data.download.dialogues import DialogueFile, fetch_dialogue_fil
 from photodialog.data.download.fallback import FallbackOptions, MissingPhoto, check_model_reference, regenerate
 from photodialog.data.download.http import HttpLimits
 from photodialog.data.download.images import remove_stale_parts
-from photodialog.data.download.manifest import FAILED, GENERATED, OK, ManifestWriter, load_manifest
+from photodialog.data.download.manifest import FAILED, GENERATED, OK, ManifestEntry, ManifestWriter, load_manifest
 from photodialog.data.download.photos import fetch_photos, plan_photos
 from photodialog.data.download.sources import PhotoRef, get_source
 from photodialog.data.layout import PHOTO_DIR, SPLITS
@@ -97,14 +97,16 @@ def download_dataset(options: DownloadOptions) -> DownloadSummary:
     summary = DownloadSummary(dataset=source.name, out=root, photos=len(refs))
     _count_files(summary, files)
     _note_files_beyond_limit(summary, source, root, options.splits, files)
+    # Read once: fetching and redrawing keep this dict up to date with what they write.
+    manifest = load_manifest(root)
     if options.photos:
         try:
-            _fetch(options, root, refs, summary)
+            _fetch(options, root, refs, manifest, summary)
             if options.fallback is not None:
-                _redraw(options, root, refs, summary)
+                _redraw(options, root, refs, manifest, summary)
         except KeyboardInterrupt:
             summary.interrupted = True
-    _count_photos(summary, root, refs)
+    _count_photos(summary, refs, manifest)
     return summary
 
 
@@ -124,16 +126,27 @@ def _distinct(refs) -> dict[str, PhotoRef]:
     return distinct
 
 
-def _fetch(options: DownloadOptions, root: Path, refs: dict[str, PhotoRef], summary: DownloadSummary) -> None:
-    manifest = load_manifest(root)
+def _fetch(
+    options: DownloadOptions,
+    root: Path,
+    refs: dict[str, PhotoRef],
+    manifest: dict[str, ManifestEntry],
+    summary: DownloadSummary,
+) -> None:
     plan = plan_photos(refs.values(), manifest, root, options.retry_failed)
     summary.kept, summary.failed_before = plan.kept, plan.failed_before
     result = fetch_photos(plan, root, manifest, options.limits, options.workers, options.progress)
     summary.fetched_now, summary.bytes_fetched = result.fetched, result.bytes_fetched
 
 
-def _redraw(options: DownloadOptions, root: Path, refs: dict[str, PhotoRef], summary: DownloadSummary) -> None:
-    entries = load_manifest(root)
+def _redraw(
+    options: DownloadOptions,
+    root: Path,
+    refs: dict[str, PhotoRef],
+    entries: dict[str, ManifestEntry],
+    summary: DownloadSummary,
+) -> None:
+    """Redraw the failed photos; ``entries`` (the manifest) is updated in place, like on disk."""
     missing = [
         MissingPhoto(entry=entries[stem], caption=ref.caption)
         for stem, ref in refs.items()
@@ -172,8 +185,7 @@ def _note_files_beyond_limit(summary, source, root: Path, splits: list[str], fil
         )
 
 
-def _count_photos(summary: DownloadSummary, root: Path, refs: dict[str, PhotoRef]) -> None:
-    entries = load_manifest(root)
+def _count_photos(summary: DownloadSummary, refs: dict[str, PhotoRef], entries: dict[str, ManifestEntry]) -> None:
     reasons: Counter[str] = Counter()
     for stem in refs:
         entry = entries.get(stem)

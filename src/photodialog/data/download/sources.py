@@ -1,4 +1,8 @@
-"""Where the dialogue files of each dataset live, and where the photos are in a record.
+"""Where the dialogue files of each dataset live, and which photos a record shares.
+
+The photos of a record are found by the loader's own parser (``photochat``/``dialogcc``), so
+`data download` fetches exactly the photos that loading and training look for, under the names
+they look for.
 
 PhotoChat (Zang et al., 2021; CC BY 4.0) is published in the google-research repository as
 ``multimodalchat/photochat/{train,dev,test}/{split}_NN.json``: JSON arrays of 500 dialogues,
@@ -16,10 +20,14 @@ to a mirror, a local HTTP server or a ``file://`` copy of the files.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from types import ModuleType
 
+from photodialog.data import dialogcc, photochat
 from photodialog.data.layout import SPLITS, canonical_split, photo_stem
+from photodialog.data.loading import parse_dialogue
+from photodialog.data.report import RecordProblem
 from photodialog.errors import UserError
 
 
@@ -48,11 +56,27 @@ class DatasetSource:
 
     name: str
     title: str
-    licence: str
     default_base_url: str
     base_url_env: str
     files: tuple[RemoteFile, ...]
-    photo_refs: Callable[[dict, str], Iterator[PhotoRef]]
+    parser: ModuleType  # the loader's parser of its records: photochat or dialogcc
+
+    def photo_refs(self, record: dict, split: str) -> Iterator[PhotoRef]:
+        """The photos of ``record`` exactly as the loader will look for them.
+
+        The record is read by the loader's own parser, so a photo is fetched only if training
+        can use it (a record the loader skips, or a photo no message shares, costs no request)
+        and is saved under the name the loader derives from the same stripped id and URL.
+        """
+        try:
+            dialogue = parse_dialogue(self.parser, record)
+        except RecordProblem:
+            return
+        for turn in dialogue.turns:
+            for photo in turn.photos:
+                if photo.photo_id or photo.url:
+                    stem = photo_stem(photo.photo_id, photo.url)
+                    yield PhotoRef(url=photo.url, stem=stem, caption=photo.caption, split=split)
 
     def base_url(self, override: str | None = None) -> str:
         """``override`` if given, else the environment variable, else the published location."""
@@ -90,77 +114,23 @@ def _photochat_files() -> tuple[RemoteFile, ...]:
     return tuple(files)
 
 
-def photochat_photo_refs(record: dict, split: str) -> Iterator[PhotoRef]:
-    """PhotoChat: one photo per dialogue, ``photo_url`` and (in most versions) ``photo_id``."""
-    url = record.get("photo_url") or None
-    photo_id = record.get("photo_id") or None
-    if not url and not photo_id:
-        return
-    yield PhotoRef(
-        url=url,
-        stem=photo_stem(photo_id, url),
-        caption=str(record.get("photo_description") or "").strip(),
-        split=split,
-    )
-
-
 PHOTOCHAT = DatasetSource(
     name="photochat",
     title="PhotoChat (Zang et al., ACL 2021)",
-    licence="CC BY 4.0",
     default_base_url=(
         "https://raw.githubusercontent.com/google-research/google-research/master/multimodalchat/photochat"
     ),
     base_url_env="PHOTODIALOG_PHOTOCHAT_BASE_URL",
     files=_photochat_files(),
-    photo_refs=photochat_photo_refs,
+    parser=photochat,
 )
 
 
 # --- DialogCC --------------------------------------------------------------------------------
 
-
-def dialogcc_photo_refs(record: dict, split: str) -> Iterator[PhotoRef]:
-    """DialogCC: any number of photos per turn, each named by a hash of its URL.
-
-    The caption (what a dead photo is redrawn from) is the one the DialogCC loader gives the
-    photo: the image's own caption-like field, else the turn's ``description`` (one string for
-    all its images, or a list with one per image).
-    """
-    for turn in record.get("dialogue") or []:
-        if not isinstance(turn, dict):
-            continue
-        images = turn.get("shared_image") or []
-        descriptions = _turn_descriptions(turn.get("description"), len(images))
-        for image, description in zip(images, descriptions):
-            url = image.get("image_url") if isinstance(image, dict) else image if isinstance(image, str) else None
-            if not url:
-                continue
-            caption = _image_caption(image) or description
-            yield PhotoRef(url=url, stem=photo_stem(None, url), caption=caption, split=split)
-
-
-def _turn_descriptions(value, count: int) -> list[str]:
-    if isinstance(value, list):
-        per_image = [item.strip() if isinstance(item, str) else "" for item in value]
-    else:
-        per_image = [value.strip() if isinstance(value, str) else ""] * count
-    return (per_image + [""] * count)[:count]
-
-
-def _image_caption(image) -> str:
-    from photodialog.data.dialogcc import IMAGE_CAPTION_KEYS  # one rule for the loader and for redrawing
-
-    if not isinstance(image, dict):
-        return ""
-    found = (image.get(key) for key in IMAGE_CAPTION_KEYS)
-    return next((text.strip() for text in found if isinstance(text, str) and text.strip()), "")
-
-
 DIALOGCC = DatasetSource(
     name="dialogcc",
     title="DialogCC (Lee et al., NAACL 2024)",
-    licence="CC BY-NC-SA 4.0",
     default_base_url="https://huggingface.co/datasets/passing2961/dialogcc/resolve/main",
     base_url_env="PHOTODIALOG_DIALOGCC_BASE_URL",
     # The split is called "valid" in the published files and kept so; the loader reads it as dev.
@@ -169,7 +139,7 @@ DIALOGCC = DatasetSource(
         RemoteFile("dev", "valid.json", "valid.json"),
         RemoteFile("test", "test.json", "test.json"),
     ),
-    photo_refs=dialogcc_photo_refs,
+    parser=dialogcc,
 )
 
 

@@ -26,7 +26,7 @@ def augment(x, generator):
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * uniform(0.8, 1.2, n, 1, 1, 1) + mean
     x = x * gain
-    x = _blur(x, uniform(0.0, 1.3, n), generator)
+    x = _blur(x, uniform(0.0, 1.3, n))
     pixelate = torch.rand(n, generator=generator) < 0.2
     if pixelate.any():
         small = F.interpolate(x[pixelate], scale_factor=0.5, mode="bilinear", align_corners=False)
@@ -47,7 +47,7 @@ def _shift(x, max_shift: int, generator):
                         for i, (dy, dx) in enumerate(offsets.tolist())])
 
 
-def _blur(x, sigmas, generator):
+def _blur(x, sigmas):
     """Gaussian blur with a per-image sigma (0 leaves the image as it is)."""
     import torch
     from torch.nn import functional as F

@@ -193,12 +193,11 @@ SHAPES: dict[str, list[tuple[str, str, list[tuple[float, float]]]]] = {
     "cup": [("line", "handle", _arc(0.2, 0.0, 0.2, -80, 80)),
             ("poly", "body", [(-0.45, -0.4), (0.25, -0.4), (0.15, 0.42), (-0.35, 0.42)])],
     "star": [("poly", "body", _star())],
+    # The body is an ellipse, a squashed circle: 0.8 wide and 0.5 tall.
     "fish": [("poly", "body", [(-0.2, 0), (-0.5, -0.28), (-0.5, 0.28)]),
-             ("poly", "body", _circle(0.1, 0, 0.4, 40)),
+             ("poly", "body", [(x, y * 0.62) for x, y in _circle(0.1, 0, 0.4, 40)]),
              ("poly", "dark", _circle(0.3, -0.06, 0.045, 12))],
 }
-# An ellipse is a squashed circle: the fish body is 0.4 wide and 0.25 tall.
-SHAPES["fish"][1] = ("poly", "body", [(x, y * 0.62) for x, y in _circle(0.1, 0, 0.4, 40)])
 
 
 def _draw_object(draw, triple: Triple, canvas: int, rng: np.random.Generator) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from photodialog.data.layout import SPLITS, find_photo, photo_stem
-from photodialog.data.synth.attributes import Triple, article, parse_caption
+from photodialog.data.synth.attributes import Triple, parse_caption
 from photodialog.errors import DataError
 
 WORLD_FILE = "world.json"
@@ -40,14 +40,6 @@ class World:
     held_out: frozenset[Triple]
     counts: dict[str, int] = field(default_factory=dict)
     version: int = GENERATOR_VERSION
-
-    def caption(self, triple: Triple) -> str:
-        """The caption of ``triple`` in this world's template."""
-        return (f"{article(triple.colour)} {triple.colour} {triple.object} "
-                f"{self.scene_phrases[triple.scene]}")
-
-    def is_held_out(self, triple: Triple) -> bool:
-        return triple in self.held_out
 
     def photos(self, split: str) -> list[LabelledPhoto]:
         """Every photo of ``split`` with its triple, in file order (read from the split's JSON)."""
