@@ -12,7 +12,6 @@ be written bare (``max_steps=30`` means ``train.max_steps=30``). Values are pars
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,6 @@ class TinySizes:
     world's objects, colours and scenes still read at that size."""
     prediction_type: str = "v_prediction"
     """The tiny scheduler's target: ``v_prediction`` learns faster from scratch than ``epsilon``."""
-    tokenizer_corpus: str = "data"
 
 
 @dataclass
@@ -113,7 +111,8 @@ class ModelConfig:
     max_response_tokens: int = 64
     max_caption_tokens: int = 30
     image_size: int = 0
-    """Resolution the generator trains and draws at; 0 = the preset's (32 tiny, 512 paper)."""
+    """Resolution the generator trains and draws at; 0 = the preset's (``tiny.image_size``, 16 by
+    default, for tiny; 512 for paper: the UNet's sample size times the VAE's factor)."""
     image_loss_repeats: int = 1
     """Noise draws per target photo in one step (cheap variance reduction for L_v)."""
     snr_gamma: float = 0.0
@@ -139,7 +138,6 @@ class DataConfig:
     """Sampling weight of samples whose response shares a photo (1 = uniform, as the paper)."""
     only_photo_turns: bool = False
     """Train only on responses that share a photo (the pipeline's diffusion part)."""
-    num_workers: int = 0
     max_dialogues: int = 0
     """Use only the first N dialogues of each split (0 = all); for quick runs."""
 
@@ -187,7 +185,6 @@ class TrainConfig:
     """Write the sample indices of every step, per process, to samples.rank<N>.jsonl (for checks)."""
     max_bad_steps_in_row: int = 5
     """Consecutive NaN/Inf losses tolerated (each skipped with a warning) before the run stops."""
-    deterministic: bool = True
 
 
 @dataclass
@@ -238,6 +235,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval.scheduler": ("ddim", "dpm", "euler", "ddpm"),
 }
 PART_NAMES = ("llm", "perceptron", "generator")
+# Keys that earlier versions wrote into every saved config.yaml but that never did anything:
+# dropped when read, so that the checkpoints of older runs still load. They are no longer keys
+# (an override naming one is still refused as unknown).
+RETIRED_KEYS = frozenset({"model.tiny.tokenizer_corpus", "data.num_workers", "train.deterministic"})
 
 
 # ---------------------------------------------------------------- conversion
@@ -248,6 +249,7 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         raise ConfigError(f"'{prefix.rstrip('.') or 'config'}' must be a mapping of keys to values, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
+    data = {name: raw for name, raw in data.items() if prefix + name not in RETIRED_KEYS}
     unknown = sorted(set(data) - known)
     if unknown:
         key = prefix + unknown[0]
@@ -269,8 +271,6 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"'{key}' must be a list, got {value!r}")
         return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        return value
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -284,6 +284,11 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"'{key}' must be a number, got {value!r}")
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):

@@ -167,10 +167,12 @@ def load_system(path: str | Path, device: str | torch.device | None = None, *, d
     if data_path:
         config.data.path = data_path
     run_dir = run_dir_of(checkpoint)
-    base = run_dir / BASE_DIR
-    if config.model.preset == "tiny" and not (base / "llm").is_dir():
-        raise UserError(f"{checkpoint} belongs to a tiny run whose base parts ({base}) are missing; keep the run folder together")
-    model = build_model(config.model, part_sources(config.model, base if config.model.preset == "tiny" else None))
+    base = None  # the paper preset reads its parts from the hub ids or folders in its config
+    if config.model.preset == "tiny":
+        base = run_dir / BASE_DIR
+        if not (base / "llm").is_dir():
+            raise UserError(f"{checkpoint} belongs to a tiny run whose base parts ({base}) are missing; keep the run folder together")
+    model = build_model(config.model, part_sources(config.model, base))
     averaged = use_average and (checkpoint / EMA_WEIGHTS).is_file()
     load_trainable(model, checkpoint, file=EMA_WEIGHTS if averaged else WEIGHTS)
     system = DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model), checkpoint)
@@ -194,7 +196,7 @@ def text_part_path(text_from: str, run_dir: Path) -> Path:
 
 def join_pipeline(text: DialogueSystem, image: DialogueSystem) -> DialogueSystem:
     """The pipeline: the text part's LLM and captioner, the image part's generator, joined by text."""
-    settings = replace(JointSettings(), bridge="none")
+    settings = JointSettings(bridge="none")
     model = PhotoDialogModel(text.model.llm, text.model.tokenizer, text.model.perceptron, image.model.generator, settings)
     config = image.config
     config.model = replace(text.config.model, parts=["llm", "generator"] + (["perceptron"] if text.model.perceptron else []),

@@ -161,3 +161,31 @@ def test_gathered_bag_sum_equals_embedding_bag_in_values_and_gradients():
         results.append((out.detach(), table.grad, weights.grad))
     for reference, gathered in zip(*results):
         torch.testing.assert_close(gathered, reference)
+
+
+def test_sentence_plan_reads_the_tokens_the_text_encoder_sees(tokenizers, consecutive_captions):
+    """Eq. 10's T_SD comes from the caption's R~SD row: the content tokens of the caption, cut
+    to the text encoder's length exactly as the caption is (here a caption longer than it)."""
+    llm_tok, sd_tok = tokenizers
+    bridge = VocabularyBridge("sentence", llm_tok, sd_tok)
+    long_caption = " ".join(CAPTIONS[:2] * 4)
+    assert len(sd_tok(long_caption, add_special_tokens=False).input_ids) > sd_tok.model_max_length, "must be cut"
+    captions, _ = consecutive_captions(llm_tok, [CAPTIONS[0], long_caption])
+    plan = bridge.plan(captions)
+    ends = [*plan.caption_offsets.tolist()[1:], len(plan.entry_sd_ids)]
+    for caption, start, end in zip(captions, plan.caption_offsets.tolist(), ends):
+        assert set(plan.entry_sd_ids[start:end].tolist()) == set(bridge._content_sd_ids(caption.text))
+
+
+def test_exact_bridge_copies_its_static_pairs_to_a_device_once(tokenizers, consecutive_captions):
+    """The static matrix spans the vocabulary: one copy per device, reused every step."""
+    llm_tok, sd_tok = tokenizers
+    bridge = VocabularyBridge("exact", llm_tok, sd_tok)
+    captions, _ = consecutive_captions(llm_tok, CAPTIONS)
+    # The cached id set gives the count a fresh set would ("zzqx" matches nothing).
+    matched = set(bridge.static_pairs[0].tolist())
+    assert bridge.plan(captions).unbridged == sum(not any(i in matched for i in c.llm_ids) for c in captions) >= 1
+    cpu = torch.device("cpu")
+    first = bridge._static_pairs_on(cpu)
+    assert all(a is b for a, b in zip(first, bridge._static_pairs_on(cpu)))
+    assert all(torch.equal(a, b) for a, b in zip(first, bridge.static_pairs))

@@ -103,3 +103,17 @@ def test_image_loss_reaches_the_perceptron_through_a_context_photo(system_and_ba
         norms[bridge] = float(torch.stack([g.pow(2).sum() for g in grads]).sum().sqrt()) if grads else 0.0
     assert norms["sentence"] > 0
     assert norms["none"] == 0.0
+
+
+def test_generator_alone_encodes_the_gold_captions_as_text(system_and_batch):
+    """With no LLM (the pipeline's image part) L_v is the generator's loss on the gold caption
+    texts, encoded exactly as at inference (``ImageGenerator.encode_text``)."""
+    system, batch = system_and_batch
+    generator = system.model.generator
+    model = PhotoDialogModel(generator=generator, settings=JointSettings(bridge="none")).train()
+    out = model(batch, generator=torch.Generator().manual_seed(3))
+    assert out.text_loss is None and out.stats["image_targets"] > 0
+    used = [c for c in batch.captions if c.target >= 0]
+    targets = batch.target_pixels[[c.target for c in used]]
+    expected = generator.loss(generator.encode_text([c.text for c in used]), targets, generator=torch.Generator().manual_seed(3))
+    assert torch.isfinite(out.image_loss) and torch.equal(out.image_loss, expected)

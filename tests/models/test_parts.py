@@ -77,14 +77,58 @@ def test_text_encoder_on_embeddings_equals_on_ids(paper_layouts):
 
 
 def test_gpt2_layout_works_as_the_llm(corpus, tmp_path):
-    """The Divter baseline's DialoGPT layout goes through the same model code."""
+    """The Divter baseline's DialoGPT layout goes through the same model code: the training
+    forward (PhotoDialogModel) and the replies (Responder)."""
+    from photodialog.data.schema import Photo, Sample, Turn
     from photodialog.models.assembly import build_model, part_sources
+    from photodialog.models.batch import PhotoTensors, collate
+    from photodialog.models.formatting import DialogueFormatter
+    from photodialog.models.generation import GenerationSettings, Responder
     from photodialog.models.tiny import save_tiny_parts
 
     save_tiny_parts(tmp_path, corpus, TinySizes(llm_architecture="gpt2", llm_vocab=200))
     config = ModelConfig(parts=["llm"], context_photos="caption")
     model = build_model(config, part_sources(config, tmp_path))
     assert type(model.llm).__name__ == "GPT2LMHeadModel"
-    ids = torch.tensor([[1, 5, 6, 7]])
-    out = model.llm.generate(inputs_embeds=model.llm.get_input_embeddings()(ids), attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False)
-    assert out.shape[1] <= 3
+    formatter = DialogueFormatter(model.tokenizer, photo_slots=0, context_photos="caption")
+    history = [Turn("0", "hi! how are you doing today?"), Turn("1", "i finally got a new car, it's bright red [IMG] a red car [/IMG]",
+                                                                [Photo("a red car")])]
+    sample = Sample(dialogue_id="d", turn_index=2, context=history, response=Turn("0", "wow, what a lovely red car"))
+
+    # Training: the response NLL through PhotoDialogModel.forward, with a gradient on the LLM.
+    batch = collate([formatter.encode(sample)], PhotoTensors(), pad_id=model.tokenizer.pad_token_id)
+    out = model.train()(batch)
+    assert torch.isfinite(out.loss) and out.loss > 0 and out.image_loss is None
+    out.loss.backward()
+    assert model.llm.get_input_embeddings().weight.grad.abs().sum() > 0
+
+    # Inference: greedy decoding starts with the LLM's own most likely next token after the prompt.
+    responder = Responder(model.eval(), formatter, PhotoTensors())
+    (ids,) = responder.generate_ids([history], ["0"], GenerationSettings(max_new_tokens=3))
+    embeds, mask = responder.prompt_inputs([history], ["0"])
+    with torch.no_grad():
+        logits = model.llm(inputs_embeds=embeds, attention_mask=mask).logits
+    assert 1 <= len(ids) <= 3 and ids[0] == int(logits[0, -1].argmax())
+
+
+def test_perceptron_lora_adapts_the_vision_tower_and_the_qformer(paper_layouts):
+    """``train.perceptron=lora``: the ViT's fused ``qkv`` and the Q-Former's query/key/value get
+    adapters (their base weights frozen), and a photo's embeddings back-propagate into both."""
+    from photodialog.models.assembly import build_model, part_sources
+
+    config = ModelConfig(preset="paper", llm=str(paper_layouts / "llm"), blip2=str(paper_layouts / "blip2"),
+                         diffusion=str(paper_layouts / "diffusion"), parts=["llm", "perceptron"])
+    config.train.perceptron = "lora"
+    perceptron = build_model(config, part_sources(config)).perceptron
+    trainable = {name for name, p in perceptron.named_parameters() if p.requires_grad}
+    for part, target in (("vision_model.", ".qkv.lora_"), ("qformer.", ".query.lora_")):
+        assert any(n.startswith(part) and target in n for n in trainable), part
+    assert not any(n.startswith(("vision_model.", "qformer.")) and ".lora_" not in n for n in trainable)
+
+    pixels = torch.randn(2, 3, perceptron.image_size, perceptron.image_size, generator=torch.Generator().manual_seed(0))
+    perceptron(pixels).square().mean().backward()
+    # LoRA's B starts at zero, so B is what gets a gradient on the first step.
+    for part in ("vision_model.", "qformer."):
+        grads = [p.grad for n, p in perceptron.named_parameters() if n.startswith(part) and ".lora_B" in n]
+        assert grads and all(g is not None for g in grads), part
+        assert sum(float(g.abs().sum()) for g in grads) > 0, part

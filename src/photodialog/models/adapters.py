@@ -12,17 +12,24 @@ from torch import nn
 
 from photodialog.config import LoraSettings
 
-# Modules LoRA targets in each diffusion part (diffusers' and transformers' attention names).
+# Modules LoRA targets in each sub-module (diffusers' and transformers' attention names). The
+# perceptron's two halves differ: BLIP-2's ViT fuses q/k/v into one ``qkv`` linear, while its
+# Q-Former (BERT-style) keeps ``query``/``key``/``value`` apart, so each is keyed by its own name.
 DEFAULT_TARGETS = {
     "unet": ["to_q", "to_k", "to_v", "to_out.0"],
     "text_encoder": ["q_proj", "k_proj", "v_proj", "out_proj"],
     "vae": ["to_q", "to_k", "to_v", "to_out.0"],
-    "perceptron": ["query", "key", "value"],
+    "vision_model": ["qkv"],
+    "qformer": ["query", "key", "value"],
 }
 
 
 def set_training_mode(part: str, module: nn.Module, mode: str, lora: LoraSettings) -> None:
-    """Freeze ``module``, make it fully trainable, or inject LoRA adapters into it."""
+    """Freeze ``module``, make it fully trainable, or inject LoRA adapters into it.
+
+    ``part`` picks the LoRA targets: ``llm`` uses ``lora.target_modules``, the others their
+    ``DEFAULT_TARGETS`` entry (the perceptron's ``vision_model`` and ``qformer`` separately).
+    """
     if mode == "full":
         module.requires_grad_(True)
         return
@@ -39,11 +46,6 @@ def set_training_mode(part: str, module: nn.Module, mode: str, lora: LoraSetting
     if part == "llm" and lora.train_embeddings:
         module.get_input_embeddings().requires_grad_(True)
         module.get_output_embeddings().requires_grad_(True)
-
-
-def trainable_state(module: nn.Module) -> dict:
-    """The parameters that train (LoRA weights, full parts): what a checkpoint stores."""
-    return {name: p.detach() for name, p in module.named_parameters() if p.requires_grad}
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:

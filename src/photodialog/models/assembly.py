@@ -92,7 +92,7 @@ def apply_training_modes(model: PhotoDialogModel, config: ModelConfig) -> None:
         if part == "perceptron":
             # The projection into the LLM is new (random), so it trains even when ViT and Q-Former are frozen.
             for name in ("vision_model", "qformer"):
-                set_training_mode(name if mode != "lora" else "perceptron", getattr(module, name), mode, config.lora)
+                set_training_mode(name, getattr(module, name), mode, config.lora)
             module.query_tokens.requires_grad_(mode == "full")
             module.projection.requires_grad_(True)
         else:

@@ -2,7 +2,7 @@
 
 Context photos become the perceptron's input; photos shared in responses become the diffusion
 targets. A photo that cannot be read is not fatal: a context photo is replaced by a blank one
-and a target photo just gives no image loss; both are counted in ``Batch.photo_errors``.
+and a target photo just gives no image loss (its caption's ``target`` is -1).
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ class Batch:
     context_pixels: torch.Tensor  # [P, 3, S, S], in slot order
     captions: list[BatchCaption] = field(default_factory=list)
     target_pixels: torch.Tensor | None = None  # [Q, 3, H, W] in [-1, 1]
-    photo_errors: int = 0
-    truncated: int = 0
 
     def to(self, device) -> "Batch":
         for name, value in vars(self).items():
@@ -85,7 +83,7 @@ def collate(encoded: list[EncodedSample], photos: PhotoTensors, *, pad_id: int, 
     labels = torch.full((count, length), IGNORE, dtype=torch.long)
     mask = torch.zeros((count, length), dtype=torch.long)
     slots = torch.zeros((count, length), dtype=torch.bool)
-    context, targets, captions, errors = [], [], [], 0
+    context, targets, captions = [], [], []
     for row, sample in enumerate(encoded):
         n = len(sample.input_ids)
         input_ids[row, :n] = torch.tensor(sample.input_ids)
@@ -94,11 +92,9 @@ def collate(encoded: list[EncodedSample], photos: PhotoTensors, *, pad_id: int, 
         slots[row, sample.photo_slots] = True
         for photo in sample.context_photos:
             tensor = photos.get(photo, "context")
-            errors += tensor is None
             context.append(tensor if tensor is not None else torch.zeros(3, context_size, context_size))
         for caption in sample.captions:
             tensor = photos.get(caption.photo, "target") if caption.photo is not None else None
-            errors += caption.photo is not None and caption.photo.path is not None and tensor is None
             target = -1
             if tensor is not None:
                 target = len(targets)
@@ -108,6 +104,5 @@ def collate(encoded: list[EncodedSample], photos: PhotoTensors, *, pad_id: int, 
     return Batch(
         input_ids=input_ids, attention_mask=mask, labels=labels, photo_slots=slots,
         context_pixels=torch.stack(context) if context else torch.zeros(0, 3, context_size, context_size),
-        captions=captions, target_pixels=torch.stack(targets) if targets else None, photo_errors=errors,
-        truncated=sum(e.truncated for e in encoded),
+        captions=captions, target_pixels=torch.stack(targets) if targets else None,
     )

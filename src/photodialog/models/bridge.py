@@ -47,7 +47,6 @@ class BridgePlan:
     """Index tensors for one batch of captions, built on the CPU from token ids."""
 
     sd_input_ids: torch.Tensor  # [C, n]: R~SD as ids
-    texts: list[str]
     # Gathers of R_LLM[row, token], each summed into a group; a group adds (s - sg s) * sum E[J].
     gather_rows: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     gather_tokens: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
@@ -73,17 +72,21 @@ class BridgePlan:
 class VocabularyBridge:
     """Builds per-batch plans and applies Eq. 11 to the diffusion text encoder's input."""
 
-    def __init__(self, mode: str, llm_tokenizer, sd_tokenizer, *, pooling: str = "mean", sd_max_length: int | None = None):
+    def __init__(self, mode: str, llm_tokenizer, sd_tokenizer, *, pooling: str = "mean"):
         if mode not in BRIDGES:
             raise ValueError(f"bridge must be one of {BRIDGES}, got {mode!r}")
         if pooling not in ("mean", "sum"):
             raise ValueError(f"pooling must be 'mean' or 'sum', got {pooling!r}")
         self.mode, self.pooling = mode, pooling
         self.llm_tokenizer, self.sd_tokenizer = llm_tokenizer, sd_tokenizer
-        self.sd_max_length = sd_max_length or sd_tokenizer.model_max_length
+        self.sd_max_length = sd_tokenizer.model_max_length
         self.llm_specials = set(llm_tokenizer.all_special_ids)
         self.sd_specials = set(sd_tokenizer.all_special_ids)
         self.static_pairs = self._static_pairs() if mode == "exact" else None
+        # exact mode reads the matched-id set for every caption and the pairs every step: build the
+        # set once here, and copy the pairs to each device once (``_static_pairs_on``).
+        self._static_llm_ids = set(self.static_pairs[0].tolist()) if mode == "exact" else set()
+        self._static_pairs_by_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ------------------------------------------------------------ plans (CPU, ids only)
 
@@ -92,7 +95,7 @@ class VocabularyBridge:
         return self.sd_tokenizer(texts, padding="max_length", max_length=self.sd_max_length, truncation=True, return_tensors="pt").input_ids
 
     def plan(self, captions: list[CaptionTokens]) -> BridgePlan:
-        plan = BridgePlan(sd_input_ids=self.sd_ids([c.text for c in captions]), texts=[c.text for c in captions])
+        plan = BridgePlan(sd_input_ids=self.sd_ids([c.text for c in captions]))
         if self.mode in ("none",) or not captions:
             return plan
         if self.mode == "exact":
@@ -102,7 +105,10 @@ class VocabularyBridge:
             return plan
         groups = []  # (caption index, llm ids, sd ids)
         for index, caption in enumerate(captions):
-            caption_groups = self._sentence_groups(caption) if self.mode == "sentence" else self._word_groups(caption)
+            if self.mode == "sentence":
+                caption_groups = self._sentence_groups(caption, plan.sd_input_ids[index])
+            else:
+                caption_groups = self._word_groups(caption)
             plan.unbridged += not caption_groups
             groups += [(index, k, j) for k, j in caption_groups]
         self._fill_groups(plan, captions, groups)
@@ -115,9 +121,12 @@ class VocabularyBridge:
         ids = self.sd_tokenizer(text, add_special_tokens=False, truncation=True, max_length=self.sd_max_length - 2).input_ids
         return [i for i in ids if i not in self.sd_specials]
 
-    def _sentence_groups(self, caption: CaptionTokens) -> list[tuple[list[int], list[int]]]:
+    def _sentence_groups(self, caption: CaptionTokens, sd_row: torch.Tensor) -> list[tuple[list[int], list[int]]]:
+        """Eq. 10's one block T_LLM x T_SD. ``sd_row`` is the caption's R~SD row: the same content
+        tokens ``_content_sd_ids`` would give (cut to the length less the start and end tokens)
+        plus specials and padding, which are dropped, so the caption is not tokenized twice."""
         llm = sorted({i for i in caption.llm_ids if i not in self.llm_specials})
-        sd = sorted(set(self._content_sd_ids(caption.text)))
+        sd = sorted(set(sd_row.tolist()) - self.sd_specials)
         return [(llm, sd)] if llm and sd else []
 
     def _word_groups(self, caption: CaptionTokens) -> list[tuple[list[int], list[int]]]:
@@ -159,8 +168,13 @@ class VocabularyBridge:
         return torch.tensor(k, dtype=torch.long), torch.tensor(j, dtype=torch.long)
 
     def _has_static_match(self, caption: CaptionTokens) -> bool:
-        matched = set(self.static_pairs[0].tolist())
-        return any(i in matched for i in caption.llm_ids)
+        return any(i in self._static_llm_ids for i in caption.llm_ids)
+
+    def _static_pairs_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``static_pairs`` on ``device``, copied there once (they cover the whole vocabulary)."""
+        if device not in self._static_pairs_by_device:
+            self._static_pairs_by_device[device] = tuple(t.to(device) for t in self.static_pairs)
+        return self._static_pairs_by_device[device]
 
     # ------------------------------------------------------------ Eq. 11 (autograd)
 
@@ -178,7 +192,7 @@ class VocabularyBridge:
         return weighted_bag_sum(plan.entry_sd_ids, embedding, plan.caption_offsets, carrier[plan.entry_group])
 
     def _static_carrier(self, plan: BridgePlan, sample: STGSSample, embedding: torch.Tensor) -> torch.Tensor:
-        llm_ids, sd_ids = (t.to(embedding.device) for t in self.static_pairs)
+        llm_ids, sd_ids = self._static_pairs_on(embedding.device)
         # pool[c, i] = the pooling weight of STGS row i in caption c (mean or sum over its rows).
         pool = sample.soft.new_zeros(len(plan.caption_rows), sample.soft.shape[0])
         for c, (rows, scale) in enumerate(zip(plan.caption_rows, plan.caption_scale)):

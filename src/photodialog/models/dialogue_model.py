@@ -1,7 +1,8 @@
 """The end-to-end photo-sharing dialogue model (paper §2, Fig. 2), assembled from explicit parts.
 
-``PhotoDialogModel(llm, tokenizer, perceptron, generator, bridge)``; any of the three parts may
-be absent (the pipeline trains its text and image parts apart). ``forward(batch, tau)`` computes
+``PhotoDialogModel(llm, tokenizer, perceptron, generator, settings)`` (``settings`` a
+``JointSettings``: the bridge and the rest of how the parts are joined); any of the three parts
+may be absent (the pipeline trains its text and image parts apart). ``forward(batch, tau)`` computes
 
     L = w_t * L_t + alpha * L_v                                         (Eq. 13)
 
@@ -120,16 +121,13 @@ class PhotoDialogModel(nn.Module):
             return None
         captions = [self._caption_tokens(batch, i, sample, caption_rows) for i in used]
         targets = batch.target_pixels[[batch.captions[i].target for i in used]]
-        embedding = self.generator.token_embedding()
         if self.bridge is not None and sample is not None:
+            embedding = self.generator.token_embedding()
             plan = self.bridge.plan(captions).to(embedding.device)
             stats["unbridged_captions"] = plan.unbridged
-            inputs = self.bridge.inputs_embeds(plan, sample, embedding)
-        else:
-            ids = self.generator.tokenizer([c.text for c in captions], padding="max_length", truncation=True,
-                                           max_length=self.generator.tokenizer.model_max_length, return_tensors="pt").input_ids
-            inputs = F.embedding(ids.to(embedding.device), embedding)
-        hidden = self.generator.encode_embeddings(inputs)
+            hidden = self.generator.encode_embeddings(self.bridge.inputs_embeds(plan, sample, embedding))
+        else:  # no gradient path to an LLM: the captions are encoded as text, as at inference
+            hidden = self.generator.encode_text([c.text for c in captions])
         return self.generator.loss(hidden, targets.to(hidden.device), repeats=self.settings.image_loss_repeats, generator=generator)
 
     def _caption_tokens(self, batch: Batch, index: int, sample: STGSSample | None, caption_rows) -> CaptionTokens:

@@ -41,9 +41,6 @@ class EncodedSample:
     photo_slots: list[int] = field(default_factory=list)  # positions filled with photo embeddings
     context_photos: list[Photo] = field(default_factory=list)  # one per block of slots, in order
     captions: list[ResponseCaption] = field(default_factory=list)
-    prompt_length: int = 0
-    truncated: bool = False
-    lost_latest_photo: bool = False
 
 
 class DialogueFormatter:
@@ -123,12 +120,11 @@ class DialogueFormatter:
 
     def encode(self, sample: Sample) -> EncodedSample:
         tags = self._speaker_tags(sample.context + [sample.response])
-        prompt, slots, photos, kept = self.encode_prompt(sample.context, sample.response.speaker, tags)
+        prompt, slots, photos, _ = self.encode_prompt(sample.context, sample.response.speaker, tags)
         response, captions = self.encode_response(sample.response, offset=len(prompt))
         return EncodedSample(
             input_ids=prompt + response, labels=[IGNORE] * len(prompt) + response, photo_slots=slots,
-            context_photos=photos, captions=captions, prompt_length=len(prompt),
-            truncated=bool(kept.dropped_turns or kept.cut_words), lost_latest_photo=kept.lost_latest_photo,
+            context_photos=photos, captions=captions,
         )
 
     def encode_response(self, response: Turn, offset: int = 0) -> tuple[list[int], list[ResponseCaption]]:

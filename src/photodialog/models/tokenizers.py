@@ -164,8 +164,8 @@ def _bpe_merges(tok) -> list[tuple[str, str]]:
     return [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in json.loads(tok.to_str())["model"]["merges"]]
 
 
-def add_photo_tokens(tokenizer) -> tuple[int, int]:
-    """Add ``[IMG]`` and ``[/IMG]`` as special tokens (no-op when present); return their ids."""
+def add_photo_tokens(tokenizer) -> None:
+    """Add ``[IMG]`` and ``[/IMG]`` as special tokens (no-op when present), and a pad token if missing."""
     present = set(tokenizer.get_vocab())
     missing = [t for t in (IMG_START, IMG_END) if t not in present]
     if missing:
@@ -177,7 +177,6 @@ def add_photo_tokens(tokenizer) -> tuple[int, int]:
     if tokenizer.pad_token is None:
         # Llama-2 ships without a pad token; padded positions are masked, so unk serves.
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
-    return tokenizer.convert_tokens_to_ids(IMG_START), tokenizer.convert_tokens_to_ids(IMG_END)
 
 
 def normalized_token_strings(tokenizer) -> list[str]:
