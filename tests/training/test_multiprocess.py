@@ -45,8 +45,11 @@ def test_two_processes_split_the_data_and_keep_the_step_semantics(tmp_path, quic
 
 def test_two_processes_take_the_same_early_stopping_decision(tmp_path, quick_args):
     """Only the main process evaluates; the others must still stop when it stops, not before."""
+    # train.lr must be positive; 1e-30 moves no weight by a representable amount that reaches the
+    # outputs, so the (seeded) dev score stays the same: step 1 sets the best, step 2 does not
+    # beat it and, with patience 1, must stop the run on every process.
     args = quick_args("max_steps=4", "train.batch_size=8", "train.micro_batch_size=4", "train.eval_every_steps=1",
-                      "train.early_stopping_patience=1")
+                      "train.early_stopping_patience=1", "train.lr=1.0e-30")
     run = tmp_path / "run"
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                 "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "photodialog", "train", *args, "--output-dir", str(run)]
@@ -56,3 +59,6 @@ def test_two_processes_take_the_same_early_stopping_decision(tmp_path, quick_arg
     state = read_state(list_checkpoints(run)[-1])
     assert state.finished
     assert len(state.history) >= 1 and state.best_step >= 1
+    assert "early stopping" in state.stop_reason
+    assert state.step == 2 and state.best_step == 1
+    assert [row["step"] for row in state.history] == [1, 2]

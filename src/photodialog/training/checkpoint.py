@@ -123,19 +123,19 @@ def prune_checkpoints(run_dir: Path, keep_last: int) -> None:
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
 
 
-def load_trainable(model: torch.nn.Module, folder: Path, *, prefix: str = "", file: str = WEIGHTS) -> None:
+def load_trainable(model: torch.nn.Module, folder: Path, *, file: str = WEIGHTS) -> None:
     """Copy a checkpoint's trained parameters (or their average, ``file=EMA_WEIGHTS``) into ``model``."""
     from safetensors.torch import load_file
 
     weights = load_file(str(folder / file))
     weights.pop("__updates__", None)
     params = dict(model.named_parameters())
-    missing = [name for name in weights if prefix + name not in params]
+    missing = [name for name in weights if name not in params]
     if missing:
         raise UserError(f"{folder} holds weights this model does not have (e.g. {missing[0]}): was it trained with another config?")
     with torch.no_grad():
         for name, value in weights.items():
-            target = params[prefix + name]
+            target = params[name]
             if target.shape != value.shape:
                 raise UserError(f"{folder}: '{name}' has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}")
             target.copy_(value.to(target.dtype))
@@ -155,6 +155,9 @@ def read_state(folder: Path) -> TrainState:
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint folder from a path to one, or to a run folder (its best, else its latest)."""
     path = Path(path).expanduser()
+    if not path.exists():
+        # Said here, once, so that train (text_from), eval, chat and serve all give the same message.
+        raise UserError(f"checkpoint not found: {path}; pass a run folder (runs/NAME) or one of its checkpoints")
     if (path / "state.json").is_file() and (path / WEIGHTS).is_file():
         return path
     if (path / CHECKPOINTS).is_dir():

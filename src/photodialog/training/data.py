@@ -78,6 +78,12 @@ class CaptionPairs(torch.utils.data.Dataset):
         return True
 
 
+def training_dataset(samples: list[Sample], formatter: DialogueFormatter | None):
+    """What a system trains on: encoded samples when it has an LLM (a formatter), else the
+    (caption, photo) pairs of the responses that share a photo (a generator trained alone)."""
+    return EncodedSamples(samples, formatter) if formatter is not None else CaptionPairs(samples)
+
+
 def caption_batch(items: list[ResponseCaption], photos: PhotoTensors) -> Batch:
     """A batch for a generator trained alone: captions and target photos, no token sequence."""
     targets, captions = [], []
@@ -92,7 +98,6 @@ def caption_batch(items: list[ResponseCaption], photos: PhotoTensors) -> Batch:
     return Batch(
         input_ids=empty, attention_mask=empty, labels=empty, photo_slots=empty.bool(), context_pixels=torch.zeros(0, 3, 1, 1),
         captions=captions, target_pixels=torch.stack(targets) if targets else None,
-        photo_errors=sum(1 for c in captions if c.target < 0),
     )
 
 

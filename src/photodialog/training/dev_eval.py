@@ -8,46 +8,82 @@ As the paper (§3.1.2) stops on dev BLEU-2 and an image score, so does this:
   the negative teacher-forced dev image loss (FID needs Inception weights and thousands of photos);
 * ``selection`` = ``dev_bleu2 / 100 + dev_image`` (whichever the model has), higher is better.
 
-The teacher-forced dev losses are logged too. Everything runs under a forked RNG, so evaluating
-never changes the training run's random stream (a resumed run stays exact).
+The teacher-forced dev losses are logged too. Every random generator (python, numpy, torch, CUDA)
+is seeded with ``DEV_SEED`` for the evaluation and put back afterwards, so evaluating never
+changes the training run's random stream (a resumed run stays exact).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from photodialog.config import RunConfig
-from photodialog.training.data import CaptionPairs, EncodedSamples
+from photodialog.training.checkpoint import restore_rng, rng_state
+from photodialog.training.data import training_dataset
 
 DEV_SEED = 1234
 DEFAULT_TURNS = 128
 DEV_PHOTOS = 32
 
 
-def dev_selection(system, model, dev_samples, config: RunConfig) -> dict:
+@dataclass
+class DevSet:
+    """The fixed subset of dev turns every evaluation scores, and the same turns as model inputs
+    (built once per run: encoding them again at each evaluation would be wasted work)."""
+
+    samples: list
+    dataset: torch.utils.data.Dataset
+
+
+def dev_set(system, dev_samples, config: RunConfig) -> DevSet | None:
+    """``None`` without dev turns: then there is no dev score."""
     if not dev_samples:
-        return {}
+        return None
     samples = dev_samples[: config.eval.max_samples or DEFAULT_TURNS]
-    python_state = random.getstate()
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(DEV_SEED)
-            random.seed(DEV_SEED)
-            result = _losses(system, model, samples, config)
-            result.update(_scores(system, samples, config, result))
-    finally:
-        random.setstate(python_state)
-        model.train(was_training)
+    return DevSet(samples, training_dataset(samples, system.formatter))
+
+
+def dev_selection(system, model, dev: DevSet | None, config: RunConfig) -> dict:
+    if dev is None:
+        return {}
+    with _own_random_stream(), _eval_mode(model), torch.no_grad():
+        result = _losses(system, model, dev.dataset, config)
+        result.update(_scores(system, dev.samples, config, result))
     return result
 
 
-def _losses(system, model, samples, config: RunConfig) -> dict:
-    dataset = CaptionPairs([s for s in samples if s.response.shares_photo]) if system.formatter is None else EncodedSamples(samples, system.formatter)
+@contextlib.contextmanager
+def _own_random_stream():
+    """Every generator seeded with DEV_SEED inside (the same score for the same weights), and the
+    training run's states put back after: torch.random.fork_rng would leave numpy and, as seeding
+    torch also seeds every GPU, CUDA changed."""
+    saved = rng_state()
+    random.seed(DEV_SEED)
+    np.random.seed(DEV_SEED)
+    torch.manual_seed(DEV_SEED)
+    try:
+        yield
+    finally:
+        restore_rng(saved)
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _losses(system, model, dataset, config: RunConfig) -> dict:
     totals: dict[str, list[float]] = {"dev_loss": [], "dev_text_loss": [], "dev_image_loss": []}
     step = config.train.micro_batch_size
     for start in range(0, len(dataset), step):

@@ -18,18 +18,18 @@ from photodialog.errors import UserError
 REPORTED_PARTS = ("llm", "perceptron", "unet", "text_encoder")
 
 
-def gradient_report(config: RunConfig, run_dir: Path | None = None) -> dict:
+def gradient_report(config: RunConfig) -> dict:
     """``{"image_loss_grad_norm": {part: norm}, "text_loss", "image_loss", ...}`` for one step."""
     from photodialog.data.samples import build_samples
     from photodialog.system import build_system
-    from photodialog.training.data import CaptionPairs, EncodedSamples, load_split, tokenizer_texts
+    from photodialog.training.data import load_split, tokenizer_texts, training_dataset
 
     torch.manual_seed(config.train.seed)
     dialogues, _ = load_split(config.data, config.data.train_split)
     with tempfile.TemporaryDirectory() as tmp:
-        system = build_system(config, Path(run_dir or tmp), tokenizer_texts(dialogues))
+        system = build_system(config, Path(tmp), tokenizer_texts(dialogues))  # the tiny preset writes its base parts there
         samples = _photo_samples_first(build_samples(dialogues), config.train.micro_batch_size)
-        dataset = EncodedSamples(samples, system.formatter) if system.formatter else CaptionPairs(samples)
+        dataset = training_dataset(samples, system.formatter)
         batch = system.make_batch([dataset[i] for i in range(min(len(dataset), config.train.micro_batch_size))])
         model = system.model.train()
         out = model(batch, tau=config.train.tau_start, alpha=config.train.alpha, text_weight=config.train.text_loss_weight)

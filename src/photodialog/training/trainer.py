@@ -23,7 +23,8 @@ import torch
 from photodialog.config import RunConfig, save_config
 from photodialog.errors import UserError
 from photodialog.training import checkpoint as ckpt
-from photodialog.training.data import CaptionPairs, EncodedSamples, epoch_order, load_split, tokenizer_texts
+from photodialog.training.data import epoch_order, load_split, tokenizer_texts, training_dataset
+from photodialog.training.dev_eval import dev_selection, dev_set
 from photodialog.training.run_files import MetricsLog, attach_log_file, read_metrics, write_environment
 from photodialog.training.schedules import tau_at, warmup_then_constant
 
@@ -77,6 +78,13 @@ class Trainer:
 
     # ------------------------------------------------------------ setup
 
+    def _check_data_path(self) -> None:
+        data_path = self.config.data.path
+        if not data_path:
+            raise UserError("data.path is not set: give the dataset folder in the recipe or as data.path=DIR")
+        if not Path(data_path).exists():
+            raise UserError(f"data.path '{data_path}' does not exist; make a world with `photodialog data synth --out {data_path}`")
+
     def _prepare_run_dir(self) -> None:
         text_from = self.config.model.text_from
         if text_from:
@@ -97,10 +105,6 @@ class Trainer:
         from photodialog.data.samples import build_samples
 
         cfg = self.config
-        if not cfg.data.path:
-            raise UserError("data.path is not set: give the dataset folder in the recipe or as data.path=DIR")
-        if not Path(cfg.data.path).exists():
-            raise UserError(f"data.path '{cfg.data.path}' does not exist; make a world with `photodialog data synth --out {cfg.data.path}`")
         train, report = load_split(cfg.data, cfg.data.train_split)
         if not report.ok and self.main:
             log.warning("training data: %s", report.summary())
@@ -112,7 +116,7 @@ class Trainer:
             dev, _ = load_split(cfg.data, cfg.data.dev_split)
             dev_samples = build_samples(dev)
         except UserError as err:
-            log.warning("no dev split (%s): early stopping and best-checkpoint selection use the training loss", err)
+            log.warning("no dev split (%s): no dev score, so no early stopping; the last checkpoint counts as the best", err)
         return train, samples, dev_samples
 
     def _build(self):
@@ -123,13 +127,18 @@ class Trainer:
             build_system(self.config, self.run_dir, tokenizer_texts(train_dialogues))  # creates base/ once
         self.accelerator.wait_for_everyone()
         system = build_system(self.config, self.run_dir, tokenizer_texts(train_dialogues))
-        if system.formatter is not None:
-            dataset = EncodedSamples(samples, system.formatter)
-        else:
-            dataset = CaptionPairs(samples)
-        if len(dataset) < self.config.train.micro_batch_size * self.accelerator.num_processes:
-            raise UserError(f"only {len(dataset)} training samples in {self.config.data.path}: fewer than one batch")
-        return system, dataset, dev_samples
+        dataset = training_dataset(samples, system.formatter)
+        self._check_one_step_fits(len(dataset))
+        return system, dataset, dev_set(system, dev_samples, self.config)
+
+    def _check_one_step_fits(self, samples: int) -> None:
+        """An optimizer step takes train.batch_size samples; with fewer, no step could ever run."""
+        batch_size = self.config.train.batch_size
+        if samples < batch_size:
+            raise UserError(
+                f"only {samples} training samples in {self.config.data.path}, fewer than one optimizer step "
+                f"(train.batch_size={batch_size}); lower train.batch_size (and micro_batch_size) or use more data"
+            )
 
     def _optimizer(self, model):
         params = [p for p in model.parameters() if p.requires_grad]
@@ -143,19 +152,20 @@ class Trainer:
     # ------------------------------------------------------------ loop
 
     def run(self) -> TrainResult:
+        self._check_data_path()  # before _prepare_run_dir, so a wrong path leaves no run folder behind
         self._prepare_run_dir()
         handler = attach_log_file(self.run_dir) if self.main else None
         from accelerate.utils import set_seed
 
         set_seed(self.config.train.seed)  # python, numpy and torch: caption dropout uses python's
-        system, dataset, dev_samples = self._build()
+        system, dataset, dev = self._build()
         self.system = system
         model = system.model
         optimizer, scheduler = self._optimizer(model)
         state = self._restore(model, optimizer, scheduler)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.ema = self._weight_average(model, state)  # after prepare: the average lives where the weights now are
-        self.scheduler, self.dataset, self.dev_samples = scheduler, dataset, dev_samples
+        self.ema = self._weight_average(model)  # after prepare: the average lives where the weights now are
+        self.scheduler, self.dataset, self.dev = scheduler, dataset, dev
         self.metrics = MetricsLog(self.run_dir, enabled=self.main)
         try:
             return self._loop(state)
@@ -166,6 +176,7 @@ class Trainer:
 
     def _restore(self, model, optimizer, scheduler) -> ckpt.TrainState:
         found = ckpt.list_checkpoints(self.run_dir)
+        self._saved_step = None  # the step of the newest checkpoint on disk, so no step is written twice
         if not (self.resume and found):
             if self.resume and self.main:
                 log.info("--resume: no checkpoint in %s yet, starting from the beginning", self.run_dir)
@@ -176,13 +187,14 @@ class Trainer:
         scheduler.load_state_dict(torch.load(latest / "scheduler.pt", weights_only=False))
         ckpt.restore_rng(torch.load(latest / "rng.pt", weights_only=False))
         state = ckpt.read_state(latest)
+        self._saved_step = state.step
         state.finished, state.stop_reason = False, ""  # the new limits decide (a finished run may be extended)
         if self.main:
             self._drop_metrics_after(state.step)
             log.info("resumed from %s (step %d, epoch %d)", latest.name, state.step, state.epoch)
         return state
 
-    def _weight_average(self, model, state: ckpt.TrainState):
+    def _weight_average(self, model):
         from accelerate.utils import DistributedType
 
         from photodialog.training.ema import WeightAverage
@@ -208,8 +220,9 @@ class Trainer:
             path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def _steps_per_epoch(self) -> int:
-        global_micro = self.config.train.micro_batch_size * self.accelerator.num_processes
-        return max(1, (len(self.dataset) // global_micro) // self.accumulation)
+        """Whole optimizer steps in one pass over the data (at least one: see _check_one_step_fits);
+        the samples of a last partial step are dropped."""
+        return len(self.dataset) // self.config.train.batch_size
 
     def _total_steps(self) -> int:
         t = self.config.train
@@ -232,16 +245,19 @@ class Trainer:
                 state.finished, state.stop_reason = True, "max_steps" if t.max_steps and state.step >= t.max_steps else "epochs"
                 break
             order = epoch_order(self.dataset, state.epoch, t.seed, t.micro_batch_size * self.accelerator.num_processes, self.config.data.photo_sample_weight)
-            usable = (len(order) // self.accumulation) * self.accumulation
+            usable = self._steps_per_epoch() * self.accumulation  # micro-batches
             while state.batches_in_epoch + self.accumulation <= usable and state.step < total and not state.finished:
                 result = self._optimizer_step(order, state)
-                if result is not None:
+                stepped = result is not None  # a skipped (NaN) step leaves state.step where it was
+                if stepped:
                     last_loss = result["loss"]
                     self._after_step(state, result, bar, started)
                 if t.max_minutes and (time.time() - started) / 60 >= t.max_minutes:
                     state.finished, state.stop_reason = True, "max_minutes"
-                elif self._should_evaluate(state, end_of_epoch=False):
-                    self._evaluate(state)
+                elif stepped and self._should_evaluate(state, end_of_epoch=False):
+                    self._evaluate(state)  # saves this step too, with the evaluation's result
+                elif stepped and state.step % t.save_every_steps == 0:
+                    self._save(state)
             if state.finished or state.step >= total:
                 continue  # stopped inside the epoch: its data position stays as it is, for --resume
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
@@ -336,52 +352,64 @@ class Trainer:
             self.metrics.write({"step": state.step, "epoch": state.epoch, **result, "seconds": round(elapsed, 2)})
         if self.config.train.log_sample_ids:
             self._log_samples(state.step, samples)
-        if state.step % t.save_every_steps == 0:
-            self._save(state)
 
     def _log_samples(self, step: int, indices: list[int]) -> None:
         rank = self.accelerator.process_index
         with (self.run_dir / f"samples.rank{rank}.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, "indices": indices}) + "\n")
 
-    def _save(self, state: ckpt.TrainState) -> Path | None:
-        # Every process takes part: under FSDP/DeepSpeed ZeRO-3 gathering the weights is collective.
+    def _save(self, state: ckpt.TrainState) -> None:
+        """Checkpoint ``state.step``; if that step is on disk already (an evaluation and a periodic
+        save on one step, an end-of-epoch evaluation, the end of the run), only its state.json is
+        rewritten, as the weights have not changed since. Every process calls this at the same
+        points and keeps the same ``_saved_step``, so all of them take the same branch: under FSDP
+        or DeepSpeed ZeRO-3 gathering the weights is collective."""
+        if self._saved_step == state.step:
+            if self.main:
+                ckpt.write_state(ckpt.checkpoint_dir(self.run_dir, state.step), state)
+            return
         trainable = {name for name, p in self.accelerator.unwrap_model(self.model).named_parameters() if p.requires_grad}
         full = self.accelerator.get_state_dict(self.model)
         weights = {name: value for name, value in full.items() if name in trainable}
-        path = None
         if self.main:
             config_text = (self.run_dir / "config.yaml").read_text(encoding="utf-8")
             average = self.ema.state() if self.ema is not None else None
-            path = ckpt.save_checkpoint(self.run_dir, weights, self.optimizer, self.scheduler, state, config_text,
-                                        keep_last=self.config.train.keep_last, average=average)
+            ckpt.save_checkpoint(self.run_dir, weights, self.optimizer, self.scheduler, state, config_text,
+                                 keep_last=self.config.train.keep_last, average=average)
         self.accelerator.wait_for_everyone()
-        return path
+        self._saved_step = state.step
 
     # ------------------------------------------------------------ dev evaluation and the end
 
     def _should_evaluate(self, state: ckpt.TrainState, *, end_of_epoch: bool) -> bool:
         t = self.config.train
         if t.eval_every_steps:
-            return not end_of_epoch and state.step > 0 and state.step % t.eval_every_steps == 0 and state.batches_in_epoch > 0
+            return not end_of_epoch and state.step > 0 and state.step % t.eval_every_steps == 0
         every = max(1, round(t.eval_every_epochs))
         return end_of_epoch and state.epoch % every == 0
 
     def _evaluate(self, state: ckpt.TrainState) -> None:
         """Dev evaluation on the main process; every process then takes the same best/stop decision."""
-        from photodialog.training.dev_eval import dev_selection
-
         model = self.accelerator.unwrap_model(self.model)
         metrics = {}
         if self.main:
             with self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext():
-                metrics = dev_selection(self.system, model, self.dev_samples, self.config)
+                metrics = dev_selection(self.system, model, self.dev, self.config)
         score = self._shared(metrics.get("selection"))
-        improved = score is not None and (state.best_metric is None or score > state.best_metric)
+        # No score (no dev split): nothing to compare, so neither a best nor a lost patience;
+        # _finish then names the last checkpoint the best.
+        improved = score is not None and self._keep_score(state, score, metrics)
+        self._save(state)
+        if improved and self.main:
+            ckpt.mark_best(self.run_dir, state.step)
+
+    def _keep_score(self, state: ckpt.TrainState, score: float, metrics: dict) -> bool:
+        """Record a dev evaluation and decide best and early stopping; whether it improved."""
         if self.main:
             state.history.append({"step": state.step, "epoch": state.epoch, **metrics})
             self.metrics.write({"step": state.step, "epoch": state.epoch, **metrics}, prefix="dev")
             log.info("dev at step %d: %s", state.step, metrics)
+        improved = state.best_metric is None or score > state.best_metric
         if improved:
             state.best_metric, state.best_step, state.evals_without_improvement = score, state.step, 0
         else:
@@ -389,9 +417,7 @@ class Trainer:
         patience = self.config.train.early_stopping_patience
         if patience and state.evals_without_improvement >= patience:
             state.finished, state.stop_reason = True, f"early stopping: no dev improvement in {patience} evaluations"
-        self._save(state)
-        if improved and self.main:
-            ckpt.mark_best(self.run_dir, state.step)
+        return improved
 
     def _shared(self, value):
         """The main process's ``value`` on every process: only it evaluates, and a process that
@@ -404,10 +430,7 @@ class Trainer:
 
     def _finish(self, state: ckpt.TrainState) -> None:
         state.finished = True
-        if not ckpt.list_checkpoints(self.run_dir) or ckpt.read_state(ckpt.list_checkpoints(self.run_dir)[-1]).step != state.step:
-            self._save(state)
-        elif self.main:
-            ckpt.write_state(ckpt.list_checkpoints(self.run_dir)[-1], state)
+        self._save(state)  # the last step, or just the final state (finished, stop reason) if it is saved
         if self.main and ckpt.best_checkpoint(self.run_dir) is None:
             ckpt.mark_best(self.run_dir, state.step)  # no dev evaluation ran: the last is the best we know
         if self.main:
