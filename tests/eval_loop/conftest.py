@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from evalloop_helpers import FAST, FAST_FLAGS, MAX_SAMPLES, RUN_OVERRIDES, save_untrained_probe
+from evalloop_helpers import FAST, FAST_FLAGS, MAX_SAMPLES, RUN_OVERRIDES, recording_replies, save_untrained_probe
 
 
 @pytest.fixture(scope="session")
@@ -23,14 +23,23 @@ def eval_world(tiny_world, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def e2e_eval(tiny_run, eval_world, tmp_path_factory):
+def e2e_reply_calls():
+    """The settings of every ``generate_replies`` call ``e2e_eval`` made, in order."""
+    return []
+
+
+@pytest.fixture(scope="session")
+def e2e_eval(tiny_run, eval_world, e2e_reply_calls, tmp_path_factory):
     """The tiny end-to-end run evaluated on the first test targets with seeds 0 and 1."""
+    from photodialog.evaluation import evaluate as evaluate_module
     from photodialog.evaluation.evaluate import EvalRequest, evaluate
 
     out = tmp_path_factory.mktemp("e2e-eval") / "test.json"
     request = EvalRequest(checkpoint=str(tiny_run), data=str(eval_world), seeds=[0, 1], out=str(out),
                           max_samples=MAX_SAMPLES, generation=dict(FAST), progress=False)
-    return evaluate(request)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluate_module, "generate_replies", recording_replies(e2e_reply_calls))
+        return evaluate(request)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,21 @@ FAST_FLAGS = ["--diffusion-steps", "2", "--max-new-tokens", "12", "--no-progress
 MAX_SAMPLES = 8  # the first 8 test targets of the tiny world hold 2 photo turns
 
 
+def recording_replies(calls: list):
+    """The real ``runner.generate_replies``, appending each call's ``GenerationSettings`` to ``calls``.
+
+    Patched over ``evaluate.generate_replies``, it shows how often an evaluation wrote the replies
+    and with which seed, which its result alone cannot.
+    """
+    from photodialog.evaluation.runner import generate_replies
+
+    def record(system, samples, settings, **kwargs):
+        calls.append(settings)
+        return generate_replies(system, samples, settings, **kwargs)
+
+    return record
+
+
 def save_untrained_probe(world_dir) -> None:
     """A probe with random, fixed weights in ``world_dir/probe`` (its predictions are arbitrary)."""
     from photodialog.data.synth import load_world

@@ -47,7 +47,7 @@ def test_a_world_without_its_probe_marks_the_probe_scores_unavailable_with_the_f
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--checkpoint", "{tmp}/missing"], "neither a checkpoint folder"),
+        (["--checkpoint", "{tmp}/missing"], "checkpoint not found"),
         (["--checkpoint", "{run}", "--out", "{tmp}/result.txt"], "must name a .json file"),
         (["--checkpoint", "{run}", "--data", "{tmp}/nowhere"], "does not exist"),
         ([], "needs --checkpoint"),

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from photodialog.data.synth import find_attributes
+from photodialog.evaluation.results import metric_order
 from photodialog.evaluation.probe_scores import (
-    ProbeScorer, all_probe_keys, group_keys, in_table_order, load_probe_scorer,
+    ProbeScorer, all_probe_keys, group_keys, load_probe_scorer,
 )
 
 OBJECTS = ["ball", "box", "tree", "house", "car", "cup", "star", "fish"]
@@ -86,7 +87,7 @@ def test_frechet_distance_is_zero_for_the_same_photos_and_named_by_its_key():
 def test_table_order_puts_probe_groups_last_in_a_fixed_order():
     aggregate = {key: {} for key in reversed(all_probe_keys())}
     aggregate = {"bleu1": {}, **aggregate, "share_f1": {}}
-    assert list(in_table_order(aggregate)) == ["bleu1", "share_f1", *all_probe_keys()]
+    assert list(metric_order(aggregate)) == ["bleu1", "share_f1", *all_probe_keys()]
 
 
 def test_probe_scorer_is_found_only_in_a_synthetic_world(eval_world, tmp_path):

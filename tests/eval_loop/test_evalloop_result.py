@@ -40,7 +40,8 @@ def test_without_inception_weights_is_and_fid_are_unavailable_with_reason_and_fl
     assert "| end-to-end |" in markdown and "n/a [1]" in markdown and "--inception-weights" in markdown
 
 
-def test_greedy_text_is_generated_once_and_reused_for_every_seed(e2e_eval):
+def test_greedy_text_is_generated_once_and_reused_for_every_seed(e2e_eval, e2e_reply_calls):
+    assert len(e2e_reply_calls) == 1 and e2e_reply_calls[0].decoding == "greedy"
     settings = e2e_eval.result["settings"]
     assert settings["decoding"] == "greedy" and settings["text_per_seed"] is False
     assert "only the diffusion noise" in settings["text_generation"]

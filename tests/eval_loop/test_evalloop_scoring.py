@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from evalloop_helpers import FAST, MAX_SAMPLES
+from evalloop_helpers import FAST, MAX_SAMPLES, recording_replies
 
 from photodialog.evaluation import evaluate as evaluate_module
 from photodialog.evaluation.evaluate import EvalRequest, evaluate, generation_settings
@@ -71,10 +71,13 @@ def test_caption_and_gold_groups_are_scored_and_agree_with_the_generator_check(o
     assert aggregate["probe_fid"]["values"] == pytest.approx(aggregate["probe_fid_generator"]["values"])
 
 
-def test_sampled_text_is_generated_anew_for_every_seed(tiny_run, eval_world, tmp_path):
+def test_sampled_text_is_generated_anew_for_every_seed(tiny_run, eval_world, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(evaluate_module, "generate_replies", recording_replies(calls))
     request = EvalRequest(checkpoint=str(tiny_run), data=str(eval_world), seeds=[0, 1], out=str(tmp_path / "s.json"),
                           max_samples=3, generation={**FAST, "decoding": "sample"}, progress=False)
     outputs = evaluate(request)
+    assert [(settings.decoding, settings.seed) for settings in calls] == [("sample", 0), ("sample", 1)]
     assert outputs.result["settings"]["text_per_seed"] is True
     rows = [json.loads(line) for line in outputs.paths.predictions.read_text(encoding="utf-8").splitlines()]
     assert all(set(row["predicted_by_seed"]) == {"0", "1"} for row in rows)

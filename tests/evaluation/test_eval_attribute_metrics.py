@@ -28,13 +28,13 @@ def test_hand_computed_accuracies_and_chance_levels():
     assert scores.all_correct_accuracy == pytest.approx(25.0)
     assert scores.per_attribute["object"].chance == pytest.approx(25.0)
     assert scores.all_correct_chance == pytest.approx(100 * (1 / 4) * (1 / 5))
-    # Majority: "cup" is 2 of 4 objects, "red" 3 of 4 colours; every full tuple appears once.
-    assert scores.per_attribute["object"].majority == pytest.approx(50.0)
-    assert scores.per_attribute["colour"].majority == pytest.approx(75.0)
-    assert scores.all_correct_majority == pytest.approx(25.0)
     metric_set = scores.as_metric_set()
     assert list(metric_set.values) == ["probe_acc_object", "probe_acc_colour", "probe_all_correct"]
-    assert metric_set.chance["probe_all_correct"] == pytest.approx(5.0)
+    assert metric_set.values["probe_acc_colour"] == pytest.approx(50.0)
+    assert metric_set.chance == pytest.approx(
+        {"probe_acc_object": 25.0, "probe_acc_colour": 20.0, "probe_all_correct": 5.0}
+    )
+    assert metric_set.counts == {"probe_photos": 4}
 
 
 def test_classes_inferred_from_the_values_seen():

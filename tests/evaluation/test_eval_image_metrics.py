@@ -68,6 +68,63 @@ def test_folders_with_mixed_sizes_and_a_corrupt_file(tmp_path, tiny_extractor, r
     assert scores["image_size"] == 32  # the generated photos' shorter side
 
 
+def test_a_truncated_jpeg_is_skipped_and_counted_before_torch_fidelity_runs(tmp_path, tiny_extractor, random_photos):
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for i, photo in enumerate(random_photos(4, size=(48, 48), seed=6)):
+        photo.save(reference / f"{i:03d}.jpg", quality=95)
+    whole = (reference / "000.jpg").read_bytes()
+    (reference / "cut.jpg").write_bytes(whole[: len(whole) // 2])  # a download cut short
+    with Image.open(reference / "cut.jpg") as cut:
+        cut.verify()  # the header check alone passes it: only a full decode finds the truncation
+    scores = _scores(random_photos(6), reference, tiny_extractor)
+    assert scores["available"] and scores["num_reference"] == 4
+    assert scores["skipped_reference"] == 1
+    assert "cut.jpg" in scores["skipped"][0] and "truncated" in scores["skipped"][0]
+
+
+def test_photos_are_read_upright_and_on_white_as_everywhere_else(tmp_path):
+    # Stored 40 x 20, red | blue halves, with EXIF orientation 6 (shown turned 90 degrees): upright it
+    # is 20 x 40 with one colour above the other, so the centre square's rows are uniform, not its columns.
+    pixels = np.zeros((20, 40, 3), dtype=np.uint8)
+    pixels[:, :20, 0] = 255
+    pixels[:, 20:, 2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = tmp_path / "sideways.png"
+    Image.fromarray(pixels).save(sideways, exif=exif)
+    upright = SquareImageDataset([sideways], 20)[0].int()
+    assert upright.shape == (3, 20, 20)
+    assert (upright[:, 2, 2] - upright[:, 2, 17]).abs().max() < 10  # along a row: one colour
+    assert (upright[:, 2, 2] - upright[:, 17, 2]).abs().max() > 200  # down a column: red, then blue
+    transparent = tmp_path / "transparent.png"
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(transparent)
+    assert bool((SquareImageDataset([transparent], 4)[0] == 255).all())  # on white, not PIL's black
+
+
+def test_reference_features_are_computed_once_with_a_cache_folder(tmp_path, monkeypatch, tiny_extractor, random_photos):
+    generated, reference = random_photos(6, seed=1), random_photos(5, seed=2)
+    reference_reads = []
+    read = SquareImageDataset.__getitem__
+
+    def counting_read(dataset, index):
+        if len(dataset) == len(reference):
+            reference_reads.append(index)
+        return read(dataset, index)
+
+    monkeypatch.setattr(SquareImageDataset, "__getitem__", counting_read)
+    uncached = _scores(generated, reference, tiny_extractor)
+    assert sorted(set(reference_reads)) == list(range(len(reference)))
+    cache = tmp_path / "fid-cache"
+    first = _scores(generated, reference, tiny_extractor, reference_cache=cache)
+    reference_reads.clear()
+    second = _scores(random_photos(6, seed=3), reference, tiny_extractor, reference_cache=cache)
+    assert reference_reads == []  # not even the first photo: the features come from the cache
+    assert first["fid"] == pytest.approx(uncached["fid"], rel=1e-6)
+    assert second["fid"] == pytest.approx(_scores(random_photos(6, seed=3), reference, tiny_extractor)["fid"], rel=1e-6)
+    assert any(cache.iterdir())
+
+
 def test_resize_and_centre_crop_keep_the_middle():
     # 60 x 20: red | green | blue thirds. Shorter side -> 10 gives 30 x 10; the centre 10 x 10 is green.
     pixels = np.zeros((20, 60, 3), dtype=np.uint8)

@@ -125,6 +125,10 @@ def test_build_refuses_duplicate_seeds(make_result, required_values):
 def test_load_reports_missing_and_broken_files(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_result(tmp_path / "nope.json")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    with pytest.raises(UserError, match="eval result file not found: .*a-file/eval.json"):
+        load_result(a_file / "eval.json")  # a parent that is a file: NotADirectoryError, the same message
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     with pytest.raises(UserError, match="not a JSON"):
@@ -146,3 +150,29 @@ def test_metric_info_and_order():
     assert metric_order(keys) == [
         "bleu1", "fid", "bleu4", "share_f1", "probe_acc_object", "probe_acc_colour", "probe_fid", "zeta"
     ]
+
+
+def test_probe_accuracies_are_ordered_by_group_then_attribute_whatever_came_first():
+    from photodialog.evaluation.probe_scores import all_probe_keys
+
+    # A seed lists measured keys before unavailable ones: e.g. the generator group measured, the others not.
+    measured_first = [*reversed(all_probe_keys()), "probe_acc_caption_texture", "probe_acc_other_object", "bleu1"]
+    ordered = metric_order(measured_first)
+    assert ordered[0] == "bleu1"
+    probe = [key for key in ordered if key in all_probe_keys()]
+    assert probe == all_probe_keys()  # caption, gold, generator; object, colour, scene, all; then the two FIDs
+    # Unknown parts sort after the known ones of their group, an unknown group after every known group.
+    assert ordered.index("probe_acc_caption_all") < ordered.index("probe_acc_caption_texture") < ordered.index(
+        "probe_acc_gold_object"
+    )
+    position = ordered.index
+    assert position("probe_acc_generator_all") < position("probe_acc_other_object") < position("probe_fid")
+
+
+def test_aggregate_lists_probe_keys_in_table_order_when_a_group_is_unavailable():
+    from photodialog.evaluation.probe_scores import all_probe_keys, group_keys
+
+    seed = SeedResult(0).add(MetricSet(values={key: 50.0 for key in group_keys("generator")}))
+    seed.mark_unavailable([*group_keys("caption"), *group_keys("gold"), "probe_fid"], "no photo")
+    seed.add(MetricSet(values={"probe_fid_generator": 3.0}))
+    assert list(aggregate_seeds([seed])) == all_probe_keys()

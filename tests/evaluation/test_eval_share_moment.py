@@ -34,7 +34,7 @@ def test_hand_computed_counts_and_rates():
     assert scores.precision == pytest.approx(100 * 2 / 3)
     assert scores.recall == pytest.approx(50.0)
     assert scores.f1 == pytest.approx(100 * 4 / 7)
-    assert scores.accuracy == pytest.approx(100 * 3 / 6)
+    assert scores.turns == 6
     metric_set = scores.as_metric_set()
     assert metric_set.values["share_f1"] == pytest.approx(scores.f1)
     assert metric_set.counts["share_gold"] == 4 and metric_set.counts["share_predicted"] == 3
@@ -45,7 +45,8 @@ def test_zero_denominators_give_zero_and_counts_show_why():
     assert never.precision == 0.0 and never.recall == 0.0 and never.f1 == 0.0
     assert never.predicted_shares == 0 and never.gold_shares == 1
     nothing_to_share = share_moment_scores(["a"], ["b"])
-    assert nothing_to_share.recall == 0.0 and nothing_to_share.accuracy == 100.0
+    assert nothing_to_share.recall == 0.0 and nothing_to_share.precision == 0.0
+    assert (nothing_to_share.true_negatives, nothing_to_share.gold_shares) == (1, 0)
 
 
 def test_perfect_agreement_and_length_mismatch():

@@ -81,14 +81,12 @@ def test_empty_reference_counts_hypothesis_ngrams_as_unmatched():
     assert scores.rouge_l == pytest.approx(50.0)
 
 
-def test_both_empty_scores_zero_rouge_or_is_skipped():
+def test_both_empty_scores_zero_rouge():
     hyps, refs = ["a b", "[IMG] cat [/IMG]"], ["a b", "[IMG] dog [/IMG]"]
     kept = text_scores(hyps, refs)
     assert kept.turns == 2 and kept.rouge_l == pytest.approx(50.0)  # both-empty turn scores 0, as rouge_score
-    skipped = text_scores(hyps, refs, skip_empty_references=True)
-    assert skipped.turns == 1 and skipped.skipped_turns == 1
-    assert skipped.rouge_l == pytest.approx(100.0)
-    assert skipped.bleu1 == pytest.approx(100.0)
+    assert kept.empty_hypotheses == 1 and kept.empty_references == 1
+    assert kept.bleu1 == pytest.approx(100.0)  # the empty pair adds no n-grams and no length
 
 
 def test_no_ngrams_of_an_order_gives_zero_not_an_error():
@@ -107,8 +105,6 @@ def test_all_hypotheses_empty_gives_zero():
 def test_no_turns_and_mismatched_lengths_are_errors():
     with pytest.raises(DataError):
         text_scores([], [])
-    with pytest.raises(DataError):
-        text_scores([""], ["[IMG] x [/IMG]"], skip_empty_references=True)
     with pytest.raises(ValueError):
         text_scores(["a"], ["a", "b"])
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
-from photodialog.evaluation.results import IS_SPLIT_STD, SeedResult, metric_order, unavailable_entry
+from photodialog.evaluation.results import IS_SPLIT_STD, SeedResult, metric_order, unavailable_record
 
 
 def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
@@ -42,7 +42,7 @@ def _unavailable_everywhere(key: str, seed_results: Sequence[SeedResult]) -> dic
     entries = [sr.unavailable[key] for sr in seed_results if key in sr.unavailable]
     reasons = list(dict.fromkeys(e["reason"] for e in entries)) or ["not measured"]
     fixes = [e["fix"] for e in entries if e.get("fix")]
-    return {"available": False, **unavailable_entry("; ".join(reasons), fixes[0] if fixes else None)}
+    return unavailable_record("; ".join(reasons), fixes[0] if fixes else None)
 
 
 def aggregate_metric(key: str, seed_results: Sequence[SeedResult | Mapping[str, Any]]) -> dict[str, Any]:

@@ -6,9 +6,8 @@ compares them with the attributes the photo should have (from the gold caption).
 
 - per-attribute accuracy: the share of photos whose predicted value equals the target, %;
 - all-correct accuracy: the share of photos with every attribute right, %;
-- chance levels: ``chance`` = uniform guessing, 100 / K for K classes (product over the
-  attributes for all-correct), and ``majority`` = always answering the most frequent target
-  value (the most frequent full target tuple for all-correct).
+- chance level: uniform guessing, 100 / K for K classes (product over the attributes for
+  all-correct).
 
 K comes from ``num_classes`` when given; otherwise it is the number of distinct values seen in
 targets and predictions, which can only under-count the classes (so chance is then an upper
@@ -23,7 +22,6 @@ gives "probe-FID (probe feature space, not Inception)".
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -37,13 +35,12 @@ Attributes = Mapping[str, str | None]
 
 @dataclass
 class AttributeAccuracy:
-    """Accuracy of one attribute with its chance levels; rates in percent."""
+    """Accuracy of one attribute with its chance level; rates in percent."""
 
     attribute: str
     correct: int
     total: int
     classes: int
-    majority_correct: int
 
     @property
     def accuracy(self) -> float:
@@ -53,10 +50,6 @@ class AttributeAccuracy:
     def chance(self) -> float:
         return 100.0 / self.classes if self.classes else 0.0
 
-    @property
-    def majority(self) -> float:
-        return 100.0 * self.majority_correct / self.total if self.total else 0.0
-
 
 @dataclass
 class AttributeScores:
@@ -65,7 +58,6 @@ class AttributeScores:
     per_attribute: dict[str, AttributeAccuracy]
     all_correct: int
     photos: int
-    all_majority_correct: int
 
     @property
     def all_correct_accuracy(self) -> float:
@@ -75,10 +67,6 @@ class AttributeScores:
     def all_correct_chance(self) -> float:
         # Independent uniform guesses are all right with the product of their chances.
         return 100.0 * math.prod(acc.chance / 100.0 for acc in self.per_attribute.values())
-
-    @property
-    def all_correct_majority(self) -> float:
-        return 100.0 * self.all_majority_correct / self.photos if self.photos else 0.0
 
     def as_metric_set(self) -> MetricSet:
         values = {f"probe_acc_{name}": acc.accuracy for name, acc in self.per_attribute.items()}
@@ -99,14 +87,12 @@ def _accuracy_of(
     name: str, predicted: Sequence[Attributes], targets: Sequence[Attributes], classes: int | None
 ) -> AttributeAccuracy:
     pairs = [(pred.get(name), target[name]) for pred, target in zip(predicted, targets) if target[name] is not None]
-    target_values = Counter(t for _, t in pairs)
-    seen = set(target_values) | {p for p, _ in pairs if p is not None}
+    seen = {t for _, t in pairs} | {p for p, _ in pairs if p is not None}
     return AttributeAccuracy(
         attribute=name,
         correct=sum(p == t for p, t in pairs),
         total=len(pairs),
         classes=classes if classes else len(seen),
-        majority_correct=max(target_values.values(), default=0),
     )
 
 
@@ -137,8 +123,7 @@ def attribute_scores(
     all_correct = sum(
         all(pred.get(name) == value for name, value in defined(target)) for pred, target in zip(predicted, targets)
     )
-    most_common_tuple = Counter(defined(t) for t in targets).most_common(1)[0][1]
-    return AttributeScores(per_attribute, all_correct, len(targets), most_common_tuple)
+    return AttributeScores(per_attribute, all_correct, len(targets))
 
 
 def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:

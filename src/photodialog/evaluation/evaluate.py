@@ -31,14 +31,12 @@ from photodialog.errors import UserError
 from photodialog.evaluation.eval_files import EvalPaths, eval_paths, write_predictions, write_text
 from photodialog.evaluation.eval_record import data_info, markdown_document, model_info, prediction_rows, settings_info
 from photodialog.evaluation.image_metrics import INCEPTION
-from photodialog.evaluation.probe_scores import in_table_order
 from photodialog.evaluation.results import build_result, save_result
 from photodialog.evaluation.runner import generate_replies, load_targets
 from photodialog.evaluation.seed_scoring import GoldTargets, ScoringOptions, SeedScorer
-from photodialog.models.generation import GenerationSettings
+from photodialog.models.generation import GenerationSettings, check_settings
 
 DETERMINISTIC_DECODING = ("greedy", "beam")
-DECODINGS = ("greedy", "beam", "sample")
 
 
 @dataclass
@@ -87,27 +85,7 @@ def generation_settings(config: EvalConfig, overrides: Mapping[str, Any] | None 
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(GenerationSettings)})
     if unknown:
         raise ValueError(f"unknown generation settings {unknown}")
-    settings = replace(settings, **overrides)
-    check_settings(settings)
-    return settings
-
-
-def check_settings(settings: GenerationSettings) -> None:
-    from photodialog.models.image_generator import SAMPLERS
-
-    problems = []
-    if settings.decoding not in DECODINGS:
-        problems.append(f"decoding must be one of {', '.join(DECODINGS)}, got {settings.decoding!r}")
-    if settings.max_new_tokens <= 0 or settings.diffusion_steps <= 0:
-        problems.append("max new tokens and diffusion steps must be positive")
-    if settings.decoding == "beam" and settings.num_beams < 2:
-        problems.append(f"beam search needs at least 2 beams, got {settings.num_beams}")
-    if settings.decoding == "sample" and (settings.temperature <= 0 or not 0 < settings.top_p <= 1):
-        problems.append("sampling needs temperature > 0 and 0 < top-p <= 1")
-    if settings.sampler not in SAMPLERS:
-        problems.append(f"the diffusion sampler must be one of {', '.join(SAMPLERS)}, got {settings.sampler!r}")
-    if problems:
-        raise UserError("; ".join(problems))
+    return check_settings(replace(settings, **overrides))
 
 
 def checked_seeds(seeds: Sequence[int]) -> list[int]:
@@ -185,7 +163,6 @@ def evaluate(request: EvalRequest) -> EvalOutputs:
         seed_results=seed_results,
         settings=settings_info(plan.settings, plan.request, scorer, plan.text_once),
     )
-    result["aggregate"] = in_table_order(result["aggregate"])
     save_result(result, plan.paths.json)
     rows = prediction_rows(plan.gold, replies_by_seed, photos_by_seed, plan.paths, plan.text_once)
     write_predictions(plan.paths.predictions, rows)

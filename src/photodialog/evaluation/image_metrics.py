@@ -14,8 +14,15 @@ everything to 299 x 299 itself.)
 the file must be passed (``inception_weights``) and is checked before any model is built; if
 it is missing or unusable, ``fidelity_scores`` returns ``{"available": False, "reason", "fix"}``
 instead of failing. While torch-fidelity runs, its download functions are replaced by ones
-that raise at once, so a missing network can never hang an evaluation; its file cache is off.
+that raise at once, so a missing network can never hang an evaluation.
 
+**Feature cache.** torch-fidelity's file cache is off (nothing is written under TORCH_HOME),
+except for the reference set's features when the caller gives ``reference_cache``, a folder
+of its own for that one reference set: an evaluation scores every seed against the same gold
+photos, so their features are computed once instead of once per seed.
+
+Images are read as ``data.photos`` reads every photo: fully decoded (a truncated file is found
+before torch-fidelity starts, not halfway through it), EXIF-rotated, transparency on white.
 Unreadable images are skipped and counted (``skipped_generated`` / ``skipped_reference``).
 """
 
@@ -30,8 +37,9 @@ from typing import Any, Iterator, Sequence
 import torch
 from PIL import Image
 
+from photodialog.data.photos import load_photo, verify_photo
 from photodialog.errors import DataError, UserError
-from photodialog.evaluation.results import MetricSet, unavailable_entry
+from photodialog.evaluation.results import MetricSet, unavailable_entry, unavailable_record
 
 INCEPTION = "inception-v3-compat"
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -53,18 +61,27 @@ class ImageSet:
     skipped: list[str] = field(default_factory=list)
 
 
-def _readable(path: Path) -> str | None:
-    """None when the file opens as an image, else why not (header and structure only)."""
+def _photo_problem(path: Path) -> str | None:
+    """None when the file decodes completely, else why not (the message names the file).
+
+    A full decode, not ``Image.verify()``: verify checks the header and structure only and
+    passes a truncated JPEG, which would then fail inside torch-fidelity and end the evaluation.
+    """
     try:
-        with Image.open(path) as image:
-            image.verify()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        return f"{path}: {type(exc).__name__}: {exc}"
+        verify_photo(path)
+    except DataError as exc:
+        return str(exc)
     return None
 
 
-def load_image_set(source: ImageSource, what: str) -> ImageSet:
-    """Images of a folder (non-recursive, by suffix, sorted) or of a list of paths / PIL images."""
+def load_image_set(source: ImageSource | ImageSet, what: str) -> ImageSet:
+    """Images of a folder (non-recursive, by suffix, sorted) or of a list of paths / PIL images.
+
+    An ``ImageSet`` is returned as it is: a caller that scores several sets against the same
+    reference checks and decodes it once.
+    """
+    if isinstance(source, ImageSet):
+        return source
     if isinstance(source, (str, os.PathLike)):
         folder = Path(source)
         if not folder.is_dir():
@@ -72,7 +89,7 @@ def load_image_set(source: ImageSource, what: str) -> ImageSet:
         source = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     image_set = ImageSet(items=[])
     for item in source:
-        problem = None if isinstance(item, Image.Image) else _readable(Path(item))
+        problem = None if isinstance(item, Image.Image) else _photo_problem(Path(item))
         if problem:
             image_set.skipped.append(problem)
         else:
@@ -101,14 +118,10 @@ class SquareImageDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         item = self.items[index]
-        if isinstance(item, Image.Image):
-            return to_square_tensor(item, self.size)
-        try:
-            with Image.open(item) as image:
-                return to_square_tensor(image, self.size)
-        except (OSError, ValueError) as exc:
-            # verify() passed, but the pixel data is broken: name the file rather than crash deep inside.
-            raise DataError(f"cannot decode image {item}: {exc}") from exc
+        # load_photo: upright and on white, as training and the probe see the same photos; a file
+        # broken since load_image_set checked it is a DataError naming it, not a crash deep inside.
+        image = item if isinstance(item, Image.Image) else load_photo(item)
+        return to_square_tensor(image, self.size)
 
 
 def _shorter_side(item: ImageItem) -> int:
@@ -174,11 +187,6 @@ def no_downloads() -> Iterator[None]:
             setattr(module, name, original)
 
 
-def unavailable_scores(reason: str, fix: str | None = None) -> dict[str, Any]:
-    """The result of ``fidelity_scores`` when nothing could be computed."""
-    return {"available": False, **unavailable_entry(reason, fix)}
-
-
 def _device_is_cuda(device: str | torch.device) -> bool:
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -186,7 +194,17 @@ def _device_is_cuda(device: str | torch.device) -> bool:
     return device.type == "cuda"
 
 
-def _run_torch_fidelity(generated, reference, *, extractor, weights, device, batch_size, isc_splits, rng_seed, verbose):
+def _cache_options(reference_cache: str | os.PathLike | None, size: int) -> dict[str, Any]:
+    """torch-fidelity's cache settings: off, or on for the reference set only (module docstring)."""
+    if reference_cache is None:
+        return {"cache": False}  # no writes under TORCH_HOME, and no stale features from another run
+    # The generated set has no cache name, so only the reference features are kept; the size is in
+    # the name because the same photos resized differently have other features.
+    return {"cache": True, "cache_root": str(reference_cache), "input2_cache_name": f"reference-{size}px"}
+
+
+def _run_torch_fidelity(generated, reference, *, extractor, weights, device, batch_size, isc_splits, rng_seed, verbose,
+                        cache_options):
     import torch_fidelity
 
     kwargs = dict(
@@ -200,7 +218,7 @@ def _run_torch_fidelity(generated, reference, *, extractor, weights, device, bat
         batch_size=batch_size,
         rng_seed=rng_seed,
         verbose=verbose,
-        cache=False,  # no writes under TORCH_HOME, and no stale features from another run
+        **cache_options,
         datasets_download=False,
         save_cpu_ram=True,  # no DataLoader worker processes: the data is small next to the model
     )
@@ -214,7 +232,7 @@ def _run_torch_fidelity(generated, reference, *, extractor, weights, device, bat
 
 def fidelity_scores(
     generated: ImageSource,
-    reference: ImageSource,
+    reference: ImageSource | ImageSet,
     *,
     inception_weights: str | os.PathLike | None,
     device: str | torch.device = "cpu",
@@ -224,10 +242,13 @@ def fidelity_scores(
     feature_extractor: str = INCEPTION,
     rng_seed: int = 2020,
     verbose: bool = False,
+    reference_cache: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """IS (mean, split std) of the generated set and FID between the generated and reference sets.
 
-    ``generated`` / ``reference``: a folder of images or a list of image paths / PIL images.
+    ``generated`` / ``reference``: a folder of images or a list of image paths / PIL images
+    (``reference`` also an ``ImageSet`` already loaded). ``reference_cache``: a folder that keeps
+    the reference set's features between calls with the same reference set (module docstring).
     ``feature_extractor``: a torch-fidelity extractor name; its built-in ones (default: the
     paper's Inception) need ``inception_weights``, an extractor registered by the caller with
     ``torch_fidelity.register_feature_extractor`` is used as it is.
@@ -238,16 +259,16 @@ def fidelity_scores(
     not be computed (FID without 2 reference images) and ``isc_splits`` is lowered to the
     number of generated images when there are fewer. Without usable weights or generated
     images: ``{"available": False, "reason", "fix"}``. A folder that does not exist is a
-    ``UserError``; an image that passed the header check but cannot be decoded, a ``DataError``.
+    ``UserError``; an image file that breaks after it was checked, a ``DataError`` naming it.
     """
     problem = weights_problem(feature_extractor, inception_weights)
     if problem:
-        return unavailable_scores(problem, WEIGHTS_FIX)
+        return unavailable_record(problem, WEIGHTS_FIX)
     generated_set = load_image_set(generated, "generated")
     reference_set = load_image_set(reference, "reference")
     if not generated_set.items:
         skipped = f" ({len(generated_set.skipped)} unreadable)" if generated_set.skipped else ""
-        return unavailable_scores(f"no generated images to score{skipped}")
+        return unavailable_record(f"no generated images to score{skipped}")
     size = image_size or _shorter_side(generated_set.items[0])
     splits = max(1, min(isc_splits, len(generated_set.items)))
     has_reference = len(reference_set.items) >= 2
@@ -261,6 +282,7 @@ def fidelity_scores(
         isc_splits=splits,
         rng_seed=rng_seed,
         verbose=verbose,
+        cache_options=_cache_options(reference_cache, size),
     )
     unavailable = {}
     if not has_reference:

@@ -27,11 +27,13 @@ import numpy as np
 
 from photodialog.data.synth.attributes import article
 from photodialog.evaluation.attribute_metrics import attribute_scores, probe_fid_metric_set
-from photodialog.evaluation.results import MetricSet, unavailable_entry
+from photodialog.evaluation.results import (
+    PROBE_FID_KEYS, PROBE_GROUPS, PROBE_KINDS, MetricSet, unavailable_entry,
+)
 
-KINDS = ("object", "colour", "scene")  # the world's attributes, in the probe's order
-GROUPS = ("caption", "gold", "generator")
-FID_KEYS = ("probe_fid", "probe_fid_generator")
+KINDS = PROBE_KINDS  # the world's attributes, in the probe's order
+GROUPS = PROBE_GROUPS
+FID_KEYS = PROBE_FID_KEYS
 PROBE_FIX = "train the world's probe: photodialog data probe {world}"
 
 GROUP_MEANING = {
@@ -53,18 +55,6 @@ def group_keys(group: str) -> list[str]:
 
 def all_probe_keys() -> list[str]:
     return [key for group in GROUPS for key in group_keys(group)] + list(FID_KEYS)
-
-
-def in_table_order(aggregate: dict) -> dict:
-    """``aggregate`` with the probe keys last, grouped as ``all_probe_keys`` lists them.
-
-    Tables list probe accuracies in the order first seen, and a seed result lists measured
-    metrics before unavailable ones: without this, the column order would depend on which
-    groups happened to be measured.
-    """
-    canonical = [key for key in all_probe_keys() if key in aggregate]
-    others = [key for key in aggregate if key not in canonical]
-    return {key: aggregate[key] for key in others + canonical}
 
 
 def _renamed(metric_set: MetricSet, group: str) -> MetricSet:

@@ -55,7 +55,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,6 +62,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 from photodialog import __version__
 from photodialog.errors import UserError
+from photodialog.evaluation.eval_files import write_text
 
 SCHEMA_VERSION = "photodialog.eval/1"
 
@@ -113,6 +113,11 @@ _PROBE_GROUPS = {
     "gold": ("vs gold photo", "generated photos against the gold photo's attributes"),
     "generator": ("gold captions", "photos drawn from the gold captions (the image generator alone)"),
 }
+# The probe's key layout, in table order; probe_scores names its keys from these. They live here,
+# not there, because metric_order needs them and probe_scores already imports this module.
+PROBE_GROUPS = tuple(_PROBE_GROUPS)
+PROBE_KINDS = ("object", "colour", "scene")  # the synthetic world's attributes, in the probe's order
+PROBE_FID_KEYS = ("probe_fid", "probe_fid_generator")
 
 
 def metric_info(key: str) -> MetricInfo:
@@ -131,15 +136,27 @@ def metric_info(key: str) -> MetricInfo:
     return MetricInfo(key, key, None)
 
 
+def _probe_accuracy_rank(key: str) -> tuple[int, int]:
+    """(group, attribute) position of ``probe_acc_[<group>_]<attribute>`` in ``PROBE_GROUPS`` /
+    ``PROBE_KINDS`` + "all"; a key without a group comes first, an unknown part last."""
+    group, _, kind = key.removeprefix("probe_acc_").rpartition("_")
+    groups, kinds = ("", *PROBE_GROUPS), (*PROBE_KINDS, "all")
+    group_rank = groups.index(group) if group in groups else len(groups)
+    kind_rank = kinds.index(kind) if kind in kinds else len(kinds)
+    return group_rank, kind_rank
+
+
 def metric_order(keys) -> list[str]:
     """Keys in the order tables show them: Table 2, other BLEU orders, share moment, probe
-    accuracies (in the order first seen, i.e. the probe's), probe totals, then the rest by name."""
+    accuracies (by group, then attribute: the order of ``PROBE_GROUPS`` and ``PROBE_KINDS``,
+    whichever were measured or seen first), probe totals, then the rest by name."""
     keys = [k for k in dict.fromkeys(keys) if k != IS_SPLIT_STD]
     table2 = [k for k in TABLE2_METRICS if k in keys]
     bleus = sorted((k for k in keys if re.fullmatch(r"bleu\d+", k) and k not in table2), key=lambda k: int(k[4:]))
     share = [k for k in SHARE_MOMENT_METRICS if k in keys]
-    probe_accs = [k for k in keys if k.startswith("probe_acc_")]
-    probe_rest = [k for k in ("probe_all_correct", "probe_fid") if k in keys]
+    # sorted() is stable: probe keys of an unknown group or attribute keep the order first seen.
+    probe_accs = sorted((k for k in keys if k.startswith("probe_acc_")), key=_probe_accuracy_rank)
+    probe_rest = [k for k in ("probe_all_correct", *PROBE_FID_KEYS) if k in keys]
     ordered = table2 + bleus + share + probe_accs + probe_rest
     return ordered + sorted(set(keys) - set(ordered))
 
@@ -168,6 +185,12 @@ def unavailable_entry(reason: str, fix: str | None = None) -> dict[str, str]:
     if fix:
         entry["fix"] = fix
     return entry
+
+
+def unavailable_record(reason: str, fix: str | None = None) -> dict[str, Any]:
+    """``{"available": False, "reason", "fix"}``: an aggregate entry (or a scorer's whole answer)
+    for what could not be computed at all."""
+    return {"available": False, **unavailable_entry(reason, fix)}
 
 
 @dataclass
@@ -326,12 +349,8 @@ def save_result(result: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Validate and write a result as JSON, atomically (a crash never leaves half a file)."""
     validate_result(result)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # allow_nan=False: a NaN would make the file unreadable by strict JSON parsers.
-    text = json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
+    write_text(path, json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     return path
 
 
@@ -340,7 +359,8 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # NotADirectoryError: a parent of the path is a file (e.g. a result JSON given as a folder).
         raise UserError(f"eval result file not found: {path}") from None
     except OSError as exc:
         raise UserError(f"cannot read the eval result {path}: {exc.strerror or exc}") from None

@@ -4,8 +4,9 @@ Per the protocol (DESIGN.md §1) every turn ``i >= 1`` of every dialogue of the 
 target, with turns ``[:i]`` as context (``load_targets``). ``generate_replies`` writes the
 replies in batches (prompts of similar length together, so little padding is computed) and
 returns them in the targets' order. ``draw_photos`` draws one photo per caption with the
-image generator, in batches whose noise depends only on the seed and the batch index, so a
-rerun with the same seed and batch size draws the same photos.
+image generator, in batches whose noise (a stochastic sampler's per-step noise included)
+depends only on the seed and the batch index, so a rerun with the same seed and batch size
+draws the same photos.
 """
 
 from __future__ import annotations

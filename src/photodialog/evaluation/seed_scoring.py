@@ -2,6 +2,8 @@
 
 ``GoldTargets`` reads what the targets say once: the gold texts, the reference set (the first
 gold photo with a local file of every target turn that shares one) and the gold captions.
+``SeedScorer`` checks and decodes the reference photos once per evaluation, and keeps their
+features (torch-fidelity's, in a temporary folder, and the probe's) for every seed.
 ``SeedScorer.score(seed, replies)`` fills a ``SeedResult``: BLEU-1/2 and ROUGE-L, share-moment
 P/R/F1, IS and FID of the photos drawn for the replies' captions (one per predicted turn: its
 first caption), and in a synthetic world the probe scores, including the generator-only check
@@ -10,16 +12,20 @@ on the gold captions (``probe_scores``). Photos are saved as they are drawn (``e
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from photodialog.data.schema import Sample
 from photodialog.evaluation.eval_files import EvalPaths, save_photos
-from photodialog.evaluation.image_metrics import INCEPTION, fidelity_metric_set, fidelity_scores
+from photodialog.evaluation.image_metrics import (
+    INCEPTION, ImageSet, fidelity_metric_set, fidelity_scores, load_image_set,
+)
 from photodialog.evaluation.probe_scores import ProbeScorer, all_probe_keys, load_probe_scorer
 from photodialog.evaluation.results import SeedResult
 from photodialog.evaluation.runner import iter_photos
@@ -81,6 +87,20 @@ class SeedScorer:
         self.probe, self.probe_problem = load_probe_scorer(options.data_path)
         self._reference_features = None
 
+    @cached_property
+    def reference_set(self) -> ImageSet:
+        """The gold photos FID compares against, checked and decoded once for every seed."""
+        return load_image_set(list(self.gold.reference.values()), "reference")
+
+    @cached_property
+    def reference_feature_cache(self) -> Path:
+        """A folder, removed with the scorer, where torch-fidelity keeps the reference features."""
+        folder = Path(tempfile.mkdtemp(prefix="photodialog-fid-"))
+        # A finalizer, not a TemporaryDirectory: the evaluation never closes the scorer explicitly,
+        # and an implicitly cleaned TemporaryDirectory warns.
+        weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+        return folder
+
     @property
     def is_world(self) -> bool:
         return self.probe is not None or self.probe_problem is not None
@@ -90,7 +110,6 @@ class SeedScorer:
         from photodialog.evaluation.share_moment import share_moment_scores
         from photodialog.evaluation.text_metrics import text_scores
 
-        torch.manual_seed(seed)
         result = SeedResult(seed)
         predicted = [reply.text for reply in replies]
         result.add(text_scores(predicted, self.gold.texts))
@@ -102,9 +121,10 @@ class SeedScorer:
         captions = {i: reply.captions[0] for i, reply in enumerate(replies) if reply.captions}
         saved, photos = self._draw_and_save(captions, seed, self.paths.seed_photos(seed), f"photos, seed {seed}")
         scores = fidelity_scores(
-            [saved[i] for i in sorted(saved)], list(self.gold.reference.values()),
+            [saved[i] for i in sorted(saved)], self.reference_set,
             inception_weights=self.options.inception_weights, device=self.options.device,
             isc_splits=self.options.isc_splits, feature_extractor=self.options.feature_extractor,
+            reference_cache=self.reference_feature_cache,
         )
         result.add(fidelity_metric_set(scores))
         result.counts["generated_photos"] = len(saved)

@@ -69,10 +69,6 @@ class ShareMomentScores:
         # 2TP / (2TP + FP + FN) is the harmonic mean of P and R without dividing twice.
         return _ratio(2 * self.true_positives, 2 * self.true_positives + self.false_positives + self.false_negatives)
 
-    @property
-    def accuracy(self) -> float:
-        return _ratio(self.true_positives + self.true_negatives, self.turns)
-
     def as_metric_set(self) -> MetricSet:
         values = {"share_precision": self.precision, "share_recall": self.recall, "share_f1": self.f1}
         counts = {

@@ -17,8 +17,7 @@ Edge cases (each also counted in ``TextScores``):
   to c, while its reference still adds to r (so BLEU is penalised through BP); ROUGE-L 0.
 - empty reference (e.g. a gold turn that only shares a photo): it adds 0 to r, and the
   hypothesis n-grams count in the denominators with no possible match; ROUGE-L 0.
-- both empty: ROUGE-L 0 too (as ``rouge_score``); ``skip_empty_references=True`` drops such
-  turns, and every turn with an empty reference, from both BLEU and ROUGE-L.
+- both empty: ROUGE-L 0 too (as ``rouge_score``).
 - no hypothesis n-gram of order n in the whole corpus: p_n is 0/0, defined as 0, so BLEU-n = 0.
 - c = 0 (every hypothesis empty): BP = 0, so every BLEU is 0.
 
@@ -117,9 +116,8 @@ def sentence_rouge_l(hypothesis: Sequence[str], reference: Sequence[str]) -> flo
 class TextScores:
     """Corpus BLEU-n and mean ROUGE-L (x100) with what went into them.
 
-    ``turns`` counts the scored pairs; ``empty_hypotheses`` those among them with an empty
-    hypothesis; ``empty_references`` the input pairs with an empty reference (scored or, with
-    ``skip_empty_references``, skipped: then ``skipped_turns`` equals it).
+    ``turns`` counts the scored pairs; ``empty_hypotheses`` and ``empty_references`` those
+    among them with an empty hypothesis or reference.
     """
 
     bleu: dict[int, float]
@@ -131,7 +129,6 @@ class TextScores:
     turns: int
     empty_hypotheses: int = 0
     empty_references: int = 0
-    skipped_turns: int = 0
     rouge_l_per_turn: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -149,7 +146,6 @@ class TextScores:
             "text_turns": self.turns,
             "text_empty_hypotheses": self.empty_hypotheses,
             "text_empty_references": self.empty_references,
-            "text_skipped_turns": self.skipped_turns,
         }
         return MetricSet(values=values, counts=counts)
 
@@ -159,7 +155,6 @@ def text_scores(
     references: Sequence[str],
     *,
     orders: Sequence[int] = (1, 2),
-    skip_empty_references: bool = False,
     nltk_denominators: bool = False,
 ) -> TextScores:
     """BLEU-n for each of ``orders`` and ROUGE-L of generated vs gold responses (raw texts).
@@ -171,10 +166,6 @@ def text_scores(
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     hyp_tokens = [tokens(h) for h in hypotheses]
     ref_tokens = [tokens(r) for r in references]
-    empty_references = sum(not r for r in ref_tokens)
-    if skip_empty_references:
-        kept = [(h, r) for h, r in zip(hyp_tokens, ref_tokens) if r]
-        hyp_tokens, ref_tokens = [h for h, _ in kept], [r for _, r in kept]
     if not hyp_tokens:
         raise DataError("no turns to score: the text metrics need at least one (hypothesis, reference) pair")
 
@@ -193,8 +184,7 @@ def text_scores(
         reference_length=r,
         turns=len(hyp_tokens),
         empty_hypotheses=sum(not h for h in hyp_tokens),
-        empty_references=empty_references,
-        skipped_turns=len(hypotheses) - len(hyp_tokens),
+        empty_references=sum(not r for r in ref_tokens),
         rouge_l_per_turn=per_turn,
     )
 

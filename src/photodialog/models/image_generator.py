@@ -3,7 +3,9 @@
 Training loss ``L_v`` (Eq. 12) is the scheduler's own target: the added noise (epsilon
 prediction) or the velocity (v-prediction), MSE. Without a VAE the UNet diffuses directly in
 pixel space (the ``tiny`` preset: a random VAE encodes nothing meaningful, so it has none).
-Sampling runs a diffusers scheduler for a chosen number of steps with classifier-free guidance.
+Sampling runs a diffusers scheduler for a chosen number of steps with classifier-free guidance;
+all of its noise (the starting sample and any a stochastic sampler adds at each step) comes from
+the ``seed``, so the same seed draws the same photo whatever else used torch's global RNG.
 """
 
 from __future__ import annotations
@@ -41,6 +43,19 @@ def tensor_to_image(tensor: torch.Tensor):
 
     array = ((tensor.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array)
+
+
+def _seeded_step_options(scheduler, generator: torch.Generator) -> dict:
+    """``{"generator": generator}`` when the scheduler's ``step`` takes one, else nothing.
+
+    A stochastic sampler (DDPM, and Euler or DPM-Solver's SDE variants) adds fresh noise at every
+    step; without the seeded generator that noise would come from torch's global RNG, and the
+    same seed would not draw the same photo.
+    """
+    import inspect
+
+    accepts = "generator" in inspect.signature(scheduler.step).parameters
+    return {"generator": generator} if accepts else {}
 
 
 class ImageGenerator(nn.Module):
@@ -154,9 +169,10 @@ class ImageGenerator(nn.Module):
         channels = self.unet.config.in_channels
         sample = torch.randn((count, channels, side, side), generator=generator).to(device) * scheduler.init_noise_sigma
         uncond = self.encode_text([""] * count) if guidance_scale > 1.0 else None
+        step_options = _seeded_step_options(scheduler, generator)
         for t in scheduler.timesteps:
             prediction = self._guided_prediction(scheduler.scale_model_input(sample, t), t, cond, uncond, guidance_scale)
-            sample = scheduler.step(prediction, t, sample).prev_sample
+            sample = scheduler.step(prediction, t, sample, **step_options).prev_sample
             if progress is not None:
                 progress()
         return [tensor_to_image(img) for img in self.from_model_space(sample)]
