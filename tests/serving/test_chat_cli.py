@@ -62,9 +62,9 @@ def test_a_photo_in_the_history_is_perceived(tiny_run, tmp_path, capsys, world_p
     assert _perceived_photo(perceived, world_photos[3])
 
 
-def test_without_photos_nothing_is_perceived(tiny_run, tmp_path, capsys, world_photo, perceived):
+def test_without_photos_nothing_is_perceived(tiny_run, tmp_path, capsys, perceived):
     _json_reply(capsys, _chat(tiny_run, tmp_path / "out", "--message", "hello", "--json"))
-    assert not _perceived_photo(perceived, world_photo)
+    assert perceived == []  # no photo in the message or the history: the perceptron is never called
 
 
 def test_plain_output_prints_the_reply_and_photo_paths(tiny_run, tmp_path, capsys, model_always_draws):

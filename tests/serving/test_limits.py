@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from photodialog.errors import UserError
-from photodialog.models.generation import GenerationSettings
+from photodialog.models.generation import GenerationSettings, check_settings
 from photodialog.serving.limits import InputLimits, check_message, check_photo_file
-from photodialog.serving.settings import check_settings
 
 
 def test_a_valid_photo_is_decoded_to_rgb(world_photo):
@@ -67,6 +66,7 @@ def test_a_photo_alone_is_a_message():
     ({"decoding": "nucleus"}, "unknown decoding"), ({"sampler": "plms"}, "unknown sampler"),
     ({"max_new_tokens": 0}, "max new tokens"), ({"diffusion_steps": 0}, "diffusion steps"),
     ({"decoding": "sample", "temperature": 0.0}, "temperature"), ({"top_p": 1.5}, "top-p"), ({"seed": -1}, "seed"),
+    ({"decoding": "beam", "num_beams": 1}, "beam search needs at least 2 beams"),
 ])
 def test_out_of_range_settings_are_refused(change, complaint):
     with pytest.raises(UserError, match=complaint):

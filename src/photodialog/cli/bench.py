@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from photodialog.cli.common import non_negative_int, quiet_libraries
+
 EPILOG = """examples:
   photodialog bench bridge --json --out bench/bridge.json
   photodialog bench step --json
@@ -31,7 +33,7 @@ def _common(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the full result as JSON instead of a summary")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (the GPU when there is one; default)")
-    parser.add_argument("--threads", type=int, default=0, metavar="N",
+    parser.add_argument("--threads", type=non_negative_int, default=0, metavar="N",
                         help="torch CPU threads (default: the idle cores, at least 1, so that a busy machine does not stall)")
 
 
@@ -101,22 +103,26 @@ def _prepare(args):
     """Quiet libraries and the device: what every benchmark does first."""
     import torch
 
-    from photodialog.cli.common import quiet_libraries
     from photodialog.devices import resolve_device
 
     quiet_libraries()
     return torch.device(resolve_device(args.device))
 
 
-def _run_with_threads(args, run, settings) -> dict:
-    """``run(settings)`` with the chosen torch CPU threads, restored afterwards."""
-    from photodialog.bench.machine import choose_threads, torch_threads
-    from photodialog.errors import UserError
+def _run_and_report(args, run, settings_on, summary_lines) -> int:
+    """What every benchmark does once its flags are checked.
 
-    if args.threads < 0:
-        raise UserError(f"--threads must be 0 (the idle cores) or positive, got {args.threads}")
+    Prepare the device, build the settings for it (``settings_on(device)``), run them with the
+    chosen torch CPU threads (restored afterwards), then print or write the result.
+    """
+    from photodialog.bench.machine import choose_threads, torch_threads
+    from photodialog.bench.report import emit
+
+    settings = settings_on(str(_prepare(args)))
     with torch_threads(choose_threads(args.threads)):
-        return run(settings)
+        result = run(settings)
+    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
+    return 0
 
 
 def _positive(**values) -> None:
@@ -129,7 +135,6 @@ def _positive(**values) -> None:
 
 def run_bridge(args) -> int:
     from photodialog.bench.bridge import BridgeBenchSettings, run_bridge_bench, summary_lines
-    from photodialog.bench.report import emit
     from photodialog.bench.vocab import VocabularySizes
     from photodialog.errors import UserError
     from photodialog.models.bridge import BRIDGES
@@ -144,20 +149,15 @@ def run_bridge(args) -> int:
         raise UserError("--baseline-repeats cannot be negative")
     if args.sd_length < 3:
         raise UserError("--sd-length must be at least 3 (start, one token, end)")
-    device = _prepare(args)
-    settings = BridgeBenchSettings(
+    return _run_and_report(args, run_bridge_bench, lambda device: BridgeBenchSettings(
         modes=modes, captions=args.captions, caption_tokens=args.caption_tokens, width=args.width,
         vocab=VocabularySizes(llm_vocab=args.llm_vocab, sd_vocab=args.sd_vocab, sd_max_length=args.sd_length),
         train_text_encoder=args.train_text_encoder, repeats=args.repeats, baseline_repeats=args.baseline_repeats,
-        dense=args.dense, tiny_step=not args.no_tiny_step, device=str(device),
-    )
-    result = _run_with_threads(args, run_bridge_bench, settings)
-    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
-    return 0
+        dense=args.dense, tiny_step=not args.no_tiny_step, device=device,
+    ), summary_lines)
 
 
 def run_step(args) -> int:
-    from photodialog.bench.report import emit
     from photodialog.errors import UserError
 
     _positive(steps=args.steps, seq_len=args.seq_len)
@@ -169,17 +169,14 @@ def run_step(args) -> int:
         raise UserError("--random-weights goes with --preset paper (the tiny preset is always random)")
     from photodialog.bench.step import StepBenchSettings, run_step_bench, summary_lines
 
-    device = _prepare(args)
-    settings = StepBenchSettings(data=args.data, batch_size=args.batch_size or 16, steps=args.steps, warmup=args.warmup,
-                                 overrides=list(args.overrides), device=str(device))
-    result = _run_with_threads(args, run_step_bench, settings)
-    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
-    return 0
+    return _run_and_report(args, run_step_bench, lambda device: StepBenchSettings(
+        data=args.data, batch_size=args.batch_size or 16, steps=args.steps, warmup=args.warmup,
+        overrides=list(args.overrides), device=device,
+    ), summary_lines)
 
 
 def _run_paper_step(args) -> int:
     from photodialog.bench.paper import PaperStepSettings, require_gpu, run_paper_step_bench, summary_lines
-    from photodialog.bench.report import emit
     from photodialog.errors import UserError
 
     if not args.random_weights:
@@ -189,23 +186,18 @@ def _run_paper_step(args) -> int:
         raise UserError("KEY=VALUE overrides apply to the tiny preset only")
     if not args.standin_sizes:
         require_gpu(args.device)  # refuse at once on the CPU, before building anything
-    device = _prepare(args)
-    settings = PaperStepSettings(batch_size=args.batch_size or 4, seq_len=args.seq_len, image_targets=args.image_targets,
-                                 steps=args.steps, warmup=args.warmup, gradient_checkpointing=False if args.no_gradient_checkpointing else None,
-                                 peak_tflops=args.peak_tflops, standin=args.standin_sizes, device=str(device))
-    result = _run_with_threads(args, run_paper_step_bench, settings)
-    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
-    return 0
+    return _run_and_report(args, run_paper_step_bench, lambda device: PaperStepSettings(
+        batch_size=args.batch_size or 4, seq_len=args.seq_len, image_targets=args.image_targets, steps=args.steps,
+        warmup=args.warmup, gradient_checkpointing=False if args.no_gradient_checkpointing else None,
+        peak_tflops=args.peak_tflops, standin=args.standin_sizes, device=device,
+    ), summary_lines)
 
 
 def run_chat(args) -> int:
     from photodialog.bench.chat import ChatBenchSettings, run_chat_bench, summary_lines
-    from photodialog.bench.report import emit
 
     _positive(new_tokens=args.new_tokens, diffusion_steps=args.diffusion_steps, repeats=args.repeats)
-    device = _prepare(args)
-    settings = ChatBenchSettings(checkpoint=args.checkpoint, new_tokens=args.new_tokens, diffusion_steps=args.diffusion_steps,
-                                 repeats=args.repeats, device=str(device))
-    result = _run_with_threads(args, run_chat_bench, settings)
-    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
-    return 0
+    return _run_and_report(args, run_chat_bench, lambda device: ChatBenchSettings(
+        checkpoint=args.checkpoint, new_tokens=args.new_tokens, diffusion_steps=args.diffusion_steps,
+        repeats=args.repeats, device=device,
+    ), summary_lines)

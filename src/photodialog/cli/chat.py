@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, settings_from_args
+
 EPILOG = """examples:
   photodialog chat --checkpoint runs/tiny-e2e
   photodialog chat --checkpoint runs/tiny-e2e --decoding sample --temperature 0.8 --seed 3
@@ -44,64 +46,6 @@ def register(subparsers) -> None:
     once.add_argument("--save", metavar="FILE", help="also write the dialogue, reply included, as PhotoChat JSON")
     add_generation_arguments(parser)
     parser.set_defaults(func=run)
-
-
-def add_model_arguments(parser) -> None:
-    parser.add_argument("--checkpoint", required=True, metavar="DIR",
-                        help="a checkpoint folder, or a run folder (its best checkpoint, else its latest)")
-    parser.add_argument("--device", default="auto", metavar="DEVICE",
-                        help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
-
-
-def add_generation_arguments(parser) -> None:
-    """The flags of ``GenerationSettings``; defaults are the evaluation protocol's (greedy, 30 tokens, 20 steps)."""
-    from photodialog.models.generation import GenerationSettings
-    from photodialog.serving.settings import DECODINGS, SAMPLERS
-
-    default = GenerationSettings()
-    group = parser.add_argument_group("generation")
-    flags = [  # (flag, metavar or choices, type, default, help)
-        ("--max-new-tokens", "N", int, default.max_new_tokens, "longest reply, in tokens"),
-        ("--decoding", DECODINGS, str, default.decoding, "how tokens are chosen"),
-        ("--num-beams", "N", int, default.num_beams, "beams for --decoding beam"),
-        ("--temperature", "T", float, default.temperature, "for --decoding sample"),
-        ("--top-p", "P", float, default.top_p, "nucleus sampling mass for --decoding sample"),
-        ("--diffusion-steps", "N", int, default.diffusion_steps, "denoising steps per drawn photo"),
-        ("--guidance-scale", "G", float, default.guidance_scale, "classifier-free guidance; 1 or less turns it off"),
-        ("--sampler", SAMPLERS, str, default.sampler, "diffusion sampler"),
-        ("--seed", "N", int, default.seed, "seed for sampling and drawing"),
-    ]
-    for flag, values, kind, value, text in flags:
-        shape = {"metavar": values} if isinstance(values, str) else {"choices": values}
-        group.add_argument(flag, type=kind, default=value, help=f"{text} (default: %(default)s)", **shape)
-
-
-def settings_from_args(args):
-    """Checked ``GenerationSettings`` from the parsed flags."""
-    from photodialog.models.generation import GenerationSettings
-    from photodialog.serving.settings import check_settings
-
-    return check_settings(GenerationSettings(
-        max_new_tokens=args.max_new_tokens, decoding=args.decoding, num_beams=args.num_beams,
-        temperature=args.temperature, top_p=args.top_p, diffusion_steps=args.diffusion_steps,
-        guidance_scale=args.guidance_scale, sampler=args.sampler, seed=args.seed,
-    ))
-
-
-def load_engine(args):
-    """The model of ``--checkpoint`` on ``--device``, behind a ``ChatEngine``."""
-    from photodialog.cli.common import quiet_libraries
-    from photodialog.errors import UserError
-
-    if not Path(args.checkpoint).expanduser().exists():
-        raise UserError(f"checkpoint not found: {args.checkpoint}; pass a run folder (runs/NAME) or one of its checkpoints")
-    quiet_libraries()
-    from photodialog.serving.engine import ChatEngine
-    from photodialog.system import load_system
-
-    from photodialog.devices import resolve_device
-
-    return ChatEngine(load_system(args.checkpoint, device=resolve_device(args.device)))
 
 
 def default_out_dir(root: str = "chat-output") -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 
@@ -28,3 +29,95 @@ def add_recipe_arguments(parser) -> None:
                         help="YAML recipe: a path (e.g. configs/tiny-e2e.yaml) or the name of a shipped recipe")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="override recipe keys, dotted (model.bridge=none) or bare when unique (max_steps=30)")
+
+
+# ------------------------------------------------------------ argparse value types
+# Used as ``type=``: a bad value is refused by the parser, with the flag's name, before anything loads.
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1."""
+    value = _parsed(text, int, "a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number of at least 0."""
+    value = _parsed(text, int, "a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A number above 0 (``nan`` is not)."""
+    value = _parsed(text, float, "a number")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
+    return value
+
+
+def _parsed(text: str, convert, kind: str):
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+
+
+# ------------------------------------------------------------ chat and serve: a checkpoint and its generation settings
+
+
+def add_model_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", required=True, metavar="DIR",
+                        help="a checkpoint folder, or a run folder (its best checkpoint, else its latest)")
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
+
+
+def add_generation_arguments(parser) -> None:
+    """The flags of ``GenerationSettings``; defaults are the evaluation protocol's (greedy, 30 tokens, 20 steps)."""
+    from photodialog.models.generation import DECODINGS, SAMPLERS, GenerationSettings
+
+    default = GenerationSettings()
+    group = parser.add_argument_group("generation")
+    flags = [  # (flag, metavar or choices, type, default, help)
+        ("--max-new-tokens", "N", int, default.max_new_tokens, "longest reply, in tokens"),
+        ("--decoding", DECODINGS, str, default.decoding, "how tokens are chosen"),
+        ("--num-beams", "N", int, default.num_beams, "beams for --decoding beam (at least 2)"),
+        ("--temperature", "T", float, default.temperature, "for --decoding sample"),
+        ("--top-p", "P", float, default.top_p, "nucleus sampling mass for --decoding sample"),
+        ("--diffusion-steps", "N", int, default.diffusion_steps, "denoising steps per drawn photo"),
+        ("--guidance-scale", "G", float, default.guidance_scale, "classifier-free guidance; 1 or less turns it off"),
+        ("--sampler", SAMPLERS, str, default.sampler, "diffusion sampler"),
+        ("--seed", "N", int, default.seed, "seed for sampling and drawing"),
+    ]
+    for flag, values, kind, value, text in flags:
+        shape = {"metavar": values} if isinstance(values, str) else {"choices": values}
+        group.add_argument(flag, type=kind, default=value, help=f"{text} (default: %(default)s)", **shape)
+
+
+def settings_from_args(args):
+    """Checked ``GenerationSettings`` from the parsed flags."""
+    from photodialog.models.generation import GenerationSettings, check_settings
+
+    return check_settings(GenerationSettings(
+        max_new_tokens=args.max_new_tokens, decoding=args.decoding, num_beams=args.num_beams,
+        temperature=args.temperature, top_p=args.top_p, diffusion_steps=args.diffusion_steps,
+        guidance_scale=args.guidance_scale, sampler=args.sampler, seed=args.seed,
+    ))
+
+
+def load_engine(args):
+    """The model of ``--checkpoint`` on ``--device``, behind a ``ChatEngine``.
+
+    A missing checkpoint is worded by ``resolve_checkpoint`` (inside ``load_system``), as for
+    every command that reads one.
+    """
+    quiet_libraries()
+    from photodialog.devices import resolve_device
+    from photodialog.serving.engine import ChatEngine
+    from photodialog.system import load_system
+
+    return ChatEngine(load_system(args.checkpoint, device=resolve_device(args.device)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from photodialog.cli.common import non_negative_int, positive_int, quiet_libraries
+
 EPILOG = """examples:
   photodialog eval --checkpoint runs/tiny-e2e --data worlds/default --split test
   photodialog eval --checkpoint runs/tiny-pipeline-image --seeds 0,1,2 --max-samples 200
@@ -50,6 +52,8 @@ def register(subparsers) -> None:
 
 
 def add_eval_arguments(parser) -> None:
+    from photodialog.models.generation import DECODINGS, SAMPLERS
+
     parser.add_argument("--checkpoint", metavar="DIR", help="a run folder (its best checkpoint) or a checkpoint folder; "
                         "for the pipeline, the image part's run (its model.text_from joins the text part)")
     parser.add_argument("--data", metavar="DIR", help="dataset folder (default: the checkpoint's data.path)")
@@ -67,41 +71,14 @@ def add_eval_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=positive_int, metavar="N", help="replies and photos per batch (default: eval.batch_size)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     decoding = parser.add_argument_group("decoding (default: the checkpoint's eval settings: greedy, 30 new tokens, 20 diffusion steps)")
-    decoding.add_argument("--decoding", choices=("greedy", "beam", "sample"), help="text decoding")
-    decoding.add_argument("--num-beams", type=positive_int, metavar="N", help="beams for --decoding beam (protocol: 2)")
+    decoding.add_argument("--decoding", choices=DECODINGS, help="text decoding")
+    decoding.add_argument("--num-beams", type=positive_int, metavar="N", help="beams for --decoding beam, at least 2 (protocol: 2)")
     decoding.add_argument("--max-new-tokens", type=positive_int, metavar="N", help="longest reply in tokens (protocol: 30)")
     decoding.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (--decoding sample)")
     decoding.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling mass (--decoding sample)")
     decoding.add_argument("--diffusion-steps", type=positive_int, metavar="N", help="denoising steps per photo (protocol: 20)")
     decoding.add_argument("--guidance-scale", type=float, metavar="G", help="classifier-free guidance scale")
-    decoding.add_argument("--scheduler", choices=("ddim", "dpm", "euler", "ddpm"), help="diffusion sampler")
-
-
-def _integer(text: str) -> int:
-    import argparse
-
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-
-
-def positive_int(text: str) -> int:
-    import argparse
-
-    value = _integer(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    import argparse
-
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    decoding.add_argument("--scheduler", choices=SAMPLERS, help="diffusion sampler")
 
 
 def seed_list(text: str) -> list[int]:
@@ -130,8 +107,6 @@ def run(args) -> int:
 
     if not args.checkpoint:
         raise UserError("eval needs --checkpoint DIR (or `photodialog eval compare RESULT.json ...`)")
-    from photodialog.cli.common import quiet_libraries
-
     quiet_libraries()
     from photodialog.evaluation.eval_record import summary_tables
     from photodialog.evaluation.evaluate import EvalRequest, evaluate
@@ -151,20 +126,26 @@ def run(args) -> int:
 def run_compare(args) -> int:
     from pathlib import Path
 
-    from photodialog.errors import UserError
     from photodialog.evaluation.compare import compare_results
     from photodialog.evaluation.results import load_result
 
-    missing = [path for path in args.results if not Path(path).is_file()]
-    if missing:  # also catches a path through a file ("a.json/b.json"), which load_result would not word
-        raise UserError(f"eval result file not found: {', '.join(missing)}")
-    results = [load_result(path) for path in args.results]
-    names = [n.strip() for n in args.names.split(",")] if args.names else None
-    if names is not None and len(names) != len(results):
-        raise UserError(f"--names gives {len(names)} names for {len(results)} results")
-    table = compare_results(results, names, fmt=args.format)
+    results = [load_result(path) for path in args.results]  # a missing or unreadable file is a UserError
+    table = compare_results(results, column_names(args.names, results), fmt=args.format)
     print(table, end="")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(table, encoding="utf-8")
     return 0
+
+
+def column_names(names: str | None, results: list) -> list[str] | None:
+    """``--names`` as a list, checked against the results by the tables' own rule (one name per result)."""
+    from photodialog.errors import UserError
+    from photodialog.evaluation.tables import model_names
+
+    if not names:
+        return None
+    try:
+        return model_names(results, [name.strip() for name in names.split(",")])
+    except ValueError as err:  # a usage error here: say which flag, without a traceback
+        raise UserError(f"--names gives {err}") from None

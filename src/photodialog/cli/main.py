@@ -1,7 +1,7 @@
 """The `photodialog` command: one subcommand per module of this package.
 
-Every module in ``photodialog.cli`` other than this one defines ``register(subparsers)``,
-which adds its subcommand and sets ``func`` on the parser; ``func(args)`` returns an exit
+Every module in ``photodialog.cli`` other than this one and ``common`` (shared helpers, not a
+command) defines ``register(subparsers)``, which adds its subcommand and sets ``func`` on the parser; ``func(args)`` returns an exit
 code. Command modules import heavy libraries inside ``func`` so that ``--help`` stays fast.
 """
 

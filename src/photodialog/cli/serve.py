@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, settings_from_args
+
 EPILOG = """examples:
   photodialog serve --checkpoint runs/tiny-e2e
   photodialog serve --checkpoint runs/paper/checkpoints/best --host 0.0.0.0 --port 8080 --out served
@@ -17,8 +19,6 @@ gradio-cache/ (the web framework's copies of uploads and served files). Ctrl-C s
 
 
 def register(subparsers) -> None:
-    from photodialog.cli.chat import add_generation_arguments, add_model_arguments
-
     parser = subparsers.add_parser(
         "serve", help="a web chat page: photo upload, the model's photos inline, replies streamed",
         description="Serve a web chat page for a trained checkpoint (Gradio).",
@@ -43,7 +43,6 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from photodialog.cli.chat import load_engine, settings_from_args
     from photodialog.errors import UserError, require
     from photodialog.serving.limits import InputLimits
 

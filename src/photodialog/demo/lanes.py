@@ -1,7 +1,8 @@
 """Training several runs side by side as `photodialog train` subprocesses, with live progress.
 
 Each lane is a list of runs trained one after the other in its own process (one CPU thread).
-The parent polls every run's ``metrics.jsonl`` and shows one progress bar per lane. A lane
+With progress on, the parent polls the ``metrics.jsonl`` of each lane's running job and shows
+one progress bar per lane. A lane
 whose run folder already holds a finished run skips it; an unfinished one continues with
 ``--resume``, so an interrupted demo picks up where it stopped.
 """
@@ -60,19 +61,25 @@ def run_lanes(lanes: list[list[TrainJob]], log_dir: Path, progress: bool = True)
     """Train every lane in parallel; raise ``UserError`` naming the log of a run that failed."""
     log_dir.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
-    threads = [threading.Thread(target=_run_lane, args=(lane, log_dir, errors), daemon=True) for lane in lanes]
+    running: list[TrainJob | None] = [None] * len(lanes)  # each lane's job in training now, for the progress bars
+    threads = [threading.Thread(target=_run_lane, args=(lane, log_dir, errors, running, index), daemon=True)
+               for index, lane in enumerate(lanes)]
     for thread in threads:
         thread.start()
-    _watch(lanes, threads, progress)
+    if progress:
+        _watch(lanes, threads, running)
+    for thread in threads:
+        thread.join()
     if errors:
         raise UserError("training failed: " + "; ".join(errors))
 
 
-def _run_lane(lane: list[TrainJob], log_dir: Path, errors: list[str]) -> None:
+def _run_lane(lane: list[TrainJob], log_dir: Path, errors: list[str], running: list[TrainJob | None], index: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     for job in lane:
         if finished(job.run_dir):
             continue
+        running[index] = job
         log = log_dir / f"{job.name}.log"
         with log.open("a", encoding="utf-8") as handle:
             code = subprocess.call(job.command(resume=job.run_dir.exists()), stdout=handle, stderr=subprocess.STDOUT, env=env)
@@ -81,21 +88,38 @@ def _run_lane(lane: list[TrainJob], log_dir: Path, errors: list[str]) -> None:
             return
 
 
-def _watch(lanes: list[list[TrainJob]], threads: list[threading.Thread], progress: bool) -> None:
+def _watch(lanes: list[list[TrainJob]], threads: list[threading.Thread], running: list[TrainJob | None]) -> None:
+    """One progress bar per lane, with each run's step, until every lane is done.
+
+    Only the job in training writes metrics, so only its ``metrics.jsonl`` is read each second
+    (plus, once, the job it took over from, for its final step); the others' steps are known.
+    """
     from tqdm.auto import tqdm
 
     bars = []
     for lane in lanes:
         total = sum(job.minutes * 60 + STARTUP_SECONDS for job in lane)
         names = " + ".join(job.name for job in lane)
-        bars.append(tqdm(total=round(total), desc=f"train {names}", unit="s", disable=not progress, dynamic_ncols=True,
+        bars.append(tqdm(total=round(total), desc=f"train {names}", unit="s", dynamic_ncols=True,
                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}"))
+    steps = {job.name: last_step(job.run_dir) for lane in lanes for job in lane}  # runs already there when resuming
+    polled: list[TrainJob | None] = [None] * len(lanes)
     started = time.time()
     while any(t.is_alive() for t in threads):
         time.sleep(1.0)
-        for bar, lane, thread in zip(bars, lanes, threads):
+        for index, (bar, lane, thread) in enumerate(zip(bars, lanes, threads)):
             elapsed = min(bar.total, round(time.time() - started)) if thread.is_alive() else bar.total
             bar.update(elapsed - bar.n)
-            bar.set_postfix_str(", ".join(f"{job.name} step {last_step(job.run_dir)}" for job in lane))
+            polled[index] = _poll_steps(steps, polled[index], running[index])
+            bar.set_postfix_str(", ".join(f"{job.name} step {steps[job.name]}" for job in lane))
     for bar in bars:
         bar.close()
+
+
+def _poll_steps(steps: dict[str, int], previous: TrainJob | None, current: TrainJob | None) -> TrainJob | None:
+    """Read ``current``'s step into ``steps``; when the lane moved on, ``previous``'s final one too."""
+    if previous is not None and previous is not current:  # it may have logged steps since the last look
+        steps[previous.name] = last_step(previous.run_dir)
+    if current is not None:
+        steps[current.name] = last_step(current.run_dir)
+    return current

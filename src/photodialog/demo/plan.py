@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Run names (folders under runs/, lanes, logs) of the two sides' trainings ...
+E2E, TEXT, IMAGE = "end-to-end", "pipeline-text", "pipeline-image"
+# ... and the pipeline's name in its evaluation: its image part's run, joined to the text part's.
+PIPELINE = "pipeline"
+
 
 @dataclass
 class DemoPlan:

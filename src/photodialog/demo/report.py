@@ -11,7 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
-from photodialog.demo.plan import DemoPlan
+from photodialog.demo.lanes import last_step
+from photodialog.demo.plan import E2E, IMAGE, PIPELINE, TEXT, DemoPlan
 
 FILES = "report-files"
 SHOWN_EXAMPLES = 4
@@ -25,8 +26,12 @@ def metric(result: dict, key: str) -> float | None:
     return entry.get("mean") if entry.get("available", True) else None
 
 
-def learning_checks(results: dict[str, dict], baseline: dict, chance: dict) -> list[tuple[str, bool, str]]:
-    """(claim, holds, numbers) for the demo's learning targets, per model."""
+def learning_checks(results: dict[str, dict], baseline: dict) -> list[tuple[str, bool, str]]:
+    """(claim, holds, numbers) for the demo's learning targets, per model.
+
+    The object check's chance level is the one the evaluation stored with the result
+    (``result["chance"]``, from the probe's classes), so the world need not be read again.
+    """
     checks = []
     for name, result in results.items():
         colour, obj = metric(result, "probe_acc_generator_colour"), metric(result, "probe_acc_generator_object")
@@ -34,7 +39,7 @@ def learning_checks(results: dict[str, dict], baseline: dict, chance: dict) -> l
             checks.append((f"{name}: photos drawn from test captions have the caption's colour (probe, >= 60%)",
                            colour >= 60.0, f"{colour:.1f}%"))
         if obj is not None:
-            target = 3 * chance["object"]
+            target = 3 * result["chance"]["probe_acc_generator_object"]
             checks.append((f"{name}: ... and its object (probe, >= 3x chance = {target:.1f}%)", obj >= target, f"{obj:.1f}%"))
         bleu2, rouge = metric(result, "bleu2"), metric(result, "rouge_l")
         beats = bleu2 is not None and bleu2 > baseline["bleu2"] and rouge > baseline["rouge_l"]
@@ -47,7 +52,7 @@ def verdict(results: dict[str, dict]) -> str:
     """Which model wins on how many of the comparable metrics, said plainly."""
     from photodialog.evaluation.results import metric_info
 
-    e2e, pipe = results["end-to-end"], results["pipeline"]
+    e2e, pipe = results[E2E], results[PIPELINE]
     wins, losses, ties, rows = 0, 0, 0, []
     for key in ("bleu1", "bleu2", "rouge_l", "is", "fid", "share_f1", "probe_acc_gold_all", "probe_acc_generator_all", "probe_fid"):
         a, b = metric(e2e, key), metric(pipe, key)
@@ -82,8 +87,7 @@ def plot_losses(paths, out: Path) -> Path:
     from photodialog.training.run_files import read_metrics
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    runs = {"end-to-end": paths.run("end-to-end"), "pipeline text part": paths.run("pipeline-text"),
-            "pipeline image part": paths.run("pipeline-image")}
+    runs = {E2E: paths.run(E2E), "pipeline text part": paths.run(TEXT), "pipeline image part": paths.run(IMAGE)}
     for name, run in runs.items():
         rows = read_metrics(run, "train")
         steps = [r["step"] for r in rows]
@@ -108,7 +112,7 @@ def examples(paths, files: Path, count: int = SHOWN_EXAMPLES) -> list[dict]:
     """Test turns where the gold reply shares a photo: context, gold and both models' replies and photos."""
     from photodialog.evaluation.runner import load_targets
 
-    predictions = {name: _predictions(paths.eval_json(name)) for name in ("end-to-end", "pipeline")}
+    predictions = {name: _predictions(paths.eval_json(name)) for name in (E2E, PIPELINE)}
     targets = load_targets(paths.world, "test")
     chosen = [i for i, t in enumerate(targets) if t.response.photos and all(i in p for p in predictions.values())][:count]
     shown = []
@@ -129,7 +133,7 @@ def example_grid(shown: list[dict], out: Path) -> Path:
     """One picture of the examples: a row per example, columns gold | end-to-end | pipeline."""
     from PIL import Image, ImageDraw
 
-    columns, pad, label = ("gold", "end-to-end", "pipeline"), 8, 18
+    columns, pad, label = ("gold", E2E, PIPELINE), 8, 18
     width = len(columns) * (PHOTO_PX + pad) + pad
     grid = Image.new("RGB", (width, label + len(shown) * (PHOTO_PX + pad) + pad), "white")
     draw = ImageDraw.Draw(grid)
@@ -162,20 +166,17 @@ def _copy_photo(source: Path, target: Path) -> str:
 # ------------------------------------------------------------ documents
 
 def write_report(paths, plan: DemoPlan, results: dict[str, dict], baseline: dict, minutes: float, invocations: int = 1) -> Path:
-    from photodialog.data.synth import load_world
     from photodialog.evaluation.tables import report as tables_report
 
     files = paths.out / FILES
     shutil.rmtree(files, ignore_errors=True)
     files.mkdir(parents=True)
     plot = plot_losses(paths, files / "losses.png")
-    world = load_world(paths.world)
-    chance = {"object": 100 / len(world.objects), "colour": 100 / len(world.colours), "scene": 100 / len(world.scenes)}
     content = {
-        "plan": plan, "minutes": minutes, "total": _total_time(minutes, invocations), "tables": tables_report([results["end-to-end"], results["pipeline"]], ["end-to-end", "pipeline"],
-                                 seed_spread=True),
-        "verdict": verdict(results), "checks": learning_checks(results, baseline, chance), "baseline": baseline,
-        "steps": {name: _steps(paths.run(name)) for name in ("end-to-end", "pipeline-text", "pipeline-image")},
+        "plan": plan, "minutes": minutes, "total": _total_time(minutes, invocations),
+        "tables": tables_report([results[E2E], results[PIPELINE]], [E2E, PIPELINE], seed_spread=True),
+        "verdict": verdict(results), "checks": learning_checks(results, baseline), "baseline": baseline,
+        "steps": {name: last_step(paths.run(name)) for name in (E2E, TEXT, IMAGE)},
         "plot": f"{FILES}/{plot.name}", "examples": examples(paths, files), "paths": paths,
     }
     content["grid"] = f"{FILES}/{example_grid(content['examples'], files / 'examples.png').name}"
@@ -190,17 +191,11 @@ def _total_time(minutes: float, invocations: int) -> str:
     return text if invocations == 1 else f"{text} over {invocations} runs of the command (each resumes the last)"
 
 
-def _steps(run: Path) -> int:
-    from photodialog.demo.lanes import last_step
-
-    return last_step(run)
-
-
 def _commands(paths) -> list[str]:
-    run = paths.run("end-to-end")
+    run = paths.run(E2E)
     return [f"photodialog chat --checkpoint {run}", f"photodialog serve --checkpoint {run}",
-            f"photodialog chat --checkpoint {paths.run('pipeline-image')}   # the pipeline",
-            f"photodialog eval compare {paths.eval_json('end-to-end')} {paths.eval_json('pipeline')}"]
+            f"photodialog chat --checkpoint {paths.run(IMAGE)}   # the pipeline",
+            f"photodialog eval compare {paths.eval_json(E2E)} {paths.eval_json(PIPELINE)}"]
 
 
 def _markdown(c: dict) -> str:
@@ -209,8 +204,8 @@ def _markdown(c: dict) -> str:
         "# photodialog demo report", "",
         f"A synthetic photo-sharing world of {plan.dialogues} dialogues; the tiny end-to-end model and the tiny pipeline "
         f"(same components) each trained for {plan.train_minutes:.1f} minutes of one CPU thread "
-        f"(end-to-end: {c['steps']['end-to-end']} steps; pipeline: {c['steps']['pipeline-text']} text + "
-        f"{c['steps']['pipeline-image']} image steps), evaluated on the test split over seeds {plan.seeds}. "
+        f"(end-to-end: {c['steps'][E2E]} steps; pipeline: {c['steps'][TEXT]} text + "
+        f"{c['steps'][IMAGE]} image steps), evaluated on the test split over seeds {plan.seeds}. "
         f"Total time {c['total']}.", "",
         "## Verdict", "", c["verdict"], "",
         "## Did the tiny models learn?", "",
@@ -225,7 +220,7 @@ def _markdown(c: dict) -> str:
         lines += [f"### Example {n}", ""] + [f"> **{s}**: {t}" for s, t in ex["context"]] + [""]
         lines += ["| gold | end-to-end | pipeline |", "| --- | --- | --- |"]
         cells = [f"{ex['gold']}<br>![gold]({ex['gold_photo']})"]
-        for name in ("end-to-end", "pipeline"):
+        for name in (E2E, PIPELINE):
             m = ex["models"][name]
             cells.append(m["text"] + (f"<br>![{name}]({m['photo']})" if m["photo"] else "<br>(no photo shared)"))
         lines += ["| " + " | ".join(cells) + " |", ""]
@@ -242,7 +237,7 @@ def _html(c: dict) -> str:
              ".chat p{margin:.2em 0}.ex{display:flex;gap:1.5em}.ex div{flex:1}img.photo{image-rendering:pixelated;border:1px solid #ccc}"
              "</style></head><body><h1>photodialog demo report</h1>",
              f"<p>{plan.dialogues} dialogues; {plan.train_minutes:.1f} training minutes per model; steps: "
-             f"end-to-end {c['steps']['end-to-end']}, pipeline {c['steps']['pipeline-text']} + {c['steps']['pipeline-image']}; "
+             f"end-to-end {c['steps'][E2E]}, pipeline {c['steps'][TEXT]} + {c['steps'][IMAGE]}; "
              f"seeds {esc(str(plan.seeds))}; total time {esc(c['total'])}.</p>",
              f"<h2>Verdict</h2><p>{esc(c['verdict'])}</p><h2>Did the tiny models learn?</h2><ul>"]
     for claim, ok, numbers in c["checks"]:
@@ -252,7 +247,7 @@ def _html(c: dict) -> str:
     for n, ex in enumerate(c["examples"], 1):
         chat = "".join(f"<p><b>{esc(s)}</b>: {esc(t)}</p>" for s, t in ex["context"])
         cols = [f"<div><h4>gold</h4><p>{esc(ex['gold'])}</p><img class='photo' src='{ex['gold_photo']}'></div>"]
-        for name in ("end-to-end", "pipeline"):
+        for name in (E2E, PIPELINE):
             m = ex["models"][name]
             img = f"<img class='photo' src='{m['photo']}'>" if m["photo"] else "<p>(no photo shared)</p>"
             cols.append(f"<div><h4>{name}</h4><p>{esc(m['text'])}</p>{img}</div>")

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photodialog.demo.lanes import TrainJob, run_lanes
-from photodialog.demo.plan import DemoPlan
+from photodialog.demo.plan import E2E, IMAGE, PIPELINE, TEXT, DemoPlan
 
 log = logging.getLogger("photodialog.demo")
-
-E2E, TEXT, IMAGE = "end-to-end", "pipeline-text", "pipeline-image"
 
 
 @dataclass
@@ -80,7 +78,7 @@ def evaluate_models(paths: DemoPaths, plan: DemoPlan, progress: bool) -> dict[st
     from photodialog.evaluation.results import load_result
 
     results = {}
-    for name, run in ((E2E, paths.run(E2E)), ("pipeline", paths.run(IMAGE))):
+    for name, run in ((E2E, paths.run(E2E)), (PIPELINE, paths.run(IMAGE))):
         target = paths.eval_json(name)
         if target.is_file():
             results[name] = load_result(target)

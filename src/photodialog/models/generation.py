@@ -14,8 +14,17 @@ import torch
 
 from photodialog import IMG_END, IMG_START
 from photodialog.data.schema import Turn, photo_turn_text
+from photodialog.errors import UserError
 from photodialog.models.batch import PhotoTensors
 from photodialog.models.formatting import DialogueFormatter
+from photodialog.models.image_generator import SAMPLERS as SAMPLER_SCHEDULERS
+
+DECODINGS = ("greedy", "beam", "sample")
+SAMPLERS = tuple(SAMPLER_SCHEDULERS)  # the names a setting or flag may give; image_generator maps them to schedulers
+MAX_NEW_TOKENS = 1024  # a chat turn; far longer replies are a typo
+MAX_BEAMS = 64
+MAX_DIFFUSION_STEPS = 1000  # the noise schedule's length
+MAX_GUIDANCE_SCALE = 100.0
 
 
 @dataclass
@@ -30,6 +39,37 @@ class GenerationSettings:
     sampler: str = "ddim"
     seed: int = 0
     draw_photos: bool = True
+
+
+def check_settings(settings: GenerationSettings) -> GenerationSettings:
+    """``settings`` unchanged, or a ``UserError`` naming the first value out of range.
+
+    The one check for chat, the web page and evaluation, so that a setting one accepts the
+    others accept too; it runs before the model loads, so a bad value is a message, not a traceback.
+    """
+    _choice("decoding", settings.decoding, DECODINGS)
+    _choice("sampler", settings.sampler, SAMPLERS)
+    _within("max new tokens", settings.max_new_tokens, 1, MAX_NEW_TOKENS)
+    _within("number of beams", settings.num_beams, 1, MAX_BEAMS)
+    _within("diffusion steps", settings.diffusion_steps, 1, MAX_DIFFUSION_STEPS)
+    _within("guidance scale", settings.guidance_scale, 0.0, MAX_GUIDANCE_SCALE)
+    _within("top-p", settings.top_p, 1e-6, 1.0)
+    _within("seed", settings.seed, 0, 2**63 - 1)
+    if settings.decoding == "beam" and settings.num_beams < 2:  # one beam is greedy decoding under another name
+        raise UserError(f"beam search needs at least 2 beams (got {settings.num_beams}); use greedy decoding for one")
+    if settings.decoding == "sample" and not settings.temperature > 0:
+        raise UserError(f"temperature must be above 0 for sampling (got {settings.temperature}); use greedy decoding for 0")
+    return settings
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"unknown {name} '{value}'; choose one of {', '.join(choices)}")
+
+
+def _within(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise UserError(f"{name} must be between {low:g} and {high:g} (got {value:g})")
 
 
 @dataclass

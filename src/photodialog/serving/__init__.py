@@ -11,8 +11,11 @@ The parts, each usable on its own:
 - ``photochat_export.py``: a conversation as a PhotoChat record;
 - ``terminal.py`` and ``web.py``: the two front ends.
 
-Only ``load_system``, ``DialogueSystem.reply``, ``GenerationSettings``, ``Reply``, the dialogue
-schema and ``load_photo`` are used: serving does not depend on how the model works inside.
+Serving does not depend on how the model works inside. From the model it uses a loaded
+``DialogueSystem`` (its ``reply`` and, to stream text, its tokenizer), ``GenerationSettings``
+with ``check_settings``, and ``Reply``; from the data side the dialogue schema, ``load_photo``
+and, to read a saved dialogue back, the PhotoChat loaders (``data.photochat``, ``data.loading``,
+``data.layout``); to write a file atomically, ``evaluation.eval_files.write_text``.
 """
 
 USER = "0"  # PhotoChat's user_id of the person chatting

@@ -18,8 +18,13 @@ def chat_messages(history: list[Turn], pending: str | None = None) -> list[dict]
     """Chatbot messages for ``history``, plus the bot's unfinished reply when ``pending`` is given."""
     messages = [{"role": "user" if turn.speaker == USER else "assistant", "content": turn_content(turn)} for turn in history]
     if pending is not None:
-        messages.append({"role": "assistant", "content": pending or PENDING})
+        messages.append(pending_message(pending))
     return messages
+
+
+def pending_message(text: str) -> dict:
+    """The bot's unfinished reply: the text so far, or an ellipsis before the first word."""
+    return {"role": "assistant", "content": text or PENDING}
 
 
 def turn_content(turn: Turn) -> list:

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from photodialog.data.schema import Turn
-from photodialog.models.generation import GenerationSettings, Reply
+from photodialog.models.generation import GenerationSettings, Reply, check_settings
 from photodialog.serving import BOT
-from photodialog.serving.settings import check_settings
 from photodialog.serving.streaming import ReplyTextStreamer
 
 
@@ -51,18 +50,17 @@ ReplyEvent = Waiting | TextSoFar | DrawingStep | Finished
 
 
 class ChatEngine:
-    """Replies as ``speaker`` (the bot) to dialogue histories with one shared ``DialogueSystem``."""
+    """Replies as the bot (``BOT``) to dialogue histories with one shared ``DialogueSystem``."""
 
-    def __init__(self, system, speaker: str = BOT):
+    def __init__(self, system):
         self.system = system
-        self.speaker = speaker
         self._lock = threading.Lock()
 
     def reply(self, history: list[Turn], settings: GenerationSettings) -> Reply:
         """The next turn, waiting for the model if another conversation is using it."""
         check_settings(settings)
         with self._lock:
-            return self.system.reply(list(history), self.speaker, settings)
+            return self.system.reply(list(history), BOT, settings)
 
     def stream(self, history: list[Turn], settings: GenerationSettings) -> Iterator[ReplyEvent]:
         """Events of one reply, ending with ``Finished``; an error in generation is raised here.
@@ -89,7 +87,7 @@ class ChatEngine:
                 events.put(Waiting())
                 self._lock.acquire()
             try:
-                reply = self.system.reply(history, self.speaker, settings, streamer=self._streamer(settings, events),
+                reply = self.system.reply(history, BOT, settings, streamer=self._streamer(settings, events),
                                           on_diffusion_step=self._step_counter(settings, events))
             finally:
                 self._lock.release()

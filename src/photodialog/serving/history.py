@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from photodialog.data import photochat
-from photodialog.data.layout import find_photo, photo_stem
+from photodialog.data.layout import find_photo, photo_stems
 from photodialog.data.loading import dataset_root, merge_messages
 from photodialog.data.report import RecordProblem
 from photodialog.data.schema import PHOTO_SPAN, Dialogue, Photo, Turn, photo_turn_text
@@ -107,7 +107,8 @@ def _local_file(photo: Photo, history_file: Path) -> str | None:
             raise UserError(f"{history_file}: photo file not found: {file} (photo_url of '{photo.caption}')")
         return str(file)
     if photo.photo_id:
-        found = find_photo(dataset_root(history_file), photo_stem(photo.photo_id, None))
+        root = dataset_root(history_file)
+        found = next((f for f in (find_photo(root, stem) for stem in photo_stems(photo.photo_id, None)) if f), None)
         return str(found.absolute()) if found else None
     return None  # an internet photo not fetched: the model reads its caption
 

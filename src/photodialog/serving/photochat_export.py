@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from photodialog.data.schema import PHOTO_SPAN, Photo, Turn
+from photodialog.evaluation.eval_files import write_text
 
 
 def dialogue_record(turns: list[Turn], dialogue_id: str) -> dict:
@@ -61,9 +62,6 @@ def photo_fields(photo: Photo) -> dict:
 def write_dialogue(path: str | Path, turns: list[Turn], dialogue_id: str) -> Path:
     """Write ``turns`` as a PhotoChat file (a JSON array holding one record); returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps([dialogue_record(turns, dialogue_id)], indent=2, ensure_ascii=False)
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(text + "\n", encoding="utf-8")
-    temporary.replace(path)  # a reader never sees half a file
+    write_text(path, text + "\n")  # atomic: a reader (or a crash) never leaves half a file
     return path

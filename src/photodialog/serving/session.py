@@ -1,8 +1,9 @@
 """One conversation: its history, the photos it wrote, and its export to PhotoChat's format.
 
-A session owns a folder (``out_dir``). Every file it writes lies in ``out_dir/photos/`` under a
-name it chooses (``user-001.png``, ``bot-001.png``): nothing a person sends becomes part of a
-path. A user photo is saved re-encoded from its decoded pixels, so the copy is a plain PNG
+A session owns a folder (``out_dir``). Its photos lie in ``out_dir/photos/`` under names it
+chooses (``user-001.png``, ``bot-001.png``), and ``save`` writes the dialogue to
+``out_dir/dialogue.json`` unless the caller gives another path: nothing a person sends becomes
+part of a path. A user photo is saved re-encoded from its decoded pixels, so the copy is a plain PNG
 whatever was uploaded (and carries none of the original's metadata).
 """
 

@@ -22,12 +22,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from photodialog.errors import UserError
-from photodialog.models.generation import GenerationSettings
-from photodialog.serving.chat_view import chat_messages
+from photodialog.models.generation import GenerationSettings, check_settings
+from photodialog.serving.chat_view import chat_messages, pending_message
 from photodialog.serving.engine import ChatEngine, DrawingStep, Finished, TextSoFar, Waiting
 from photodialog.serving.limits import InputLimits, check_message, check_photo_file
 from photodialog.serving.session import ChatSession
-from photodialog.serving.settings import check_settings
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +71,10 @@ class ChatPage:
 
         before = session.snapshot()
         session.add_user_message(text, images)
+        # The history does not change while the reply streams: build its messages once, not per event.
+        asked = chat_messages(session.history)
         shown, status = "", ""
-        yield chat_messages(session.history, shown), {"text": "", "files": []}, session, status
+        yield [*asked, pending_message(shown)], {"text": "", "files": []}, session, status
         try:
             for event in self.engine.stream(session.history, settings):
                 if isinstance(event, Finished):
@@ -81,7 +82,7 @@ class ChatPage:
                     status = "" if event.reply.text.strip() else EMPTY_REPLY
                     break
                 shown, status = progress(event, shown)
-                yield chat_messages(session.history, shown), gr.skip(), session, status
+                yield [*asked, pending_message(shown)], gr.skip(), session, status
         except Exception as err:  # noqa: BLE001 - one failed reply must not take the page down
             log.exception("the reply failed")
             session.restore(before)

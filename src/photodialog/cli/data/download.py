@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+from photodialog.cli.common import non_negative_int, positive_float, positive_int
+
 DESCRIPTION = """\
 Fetch a published photo-sharing dialogue dataset into a dataset folder: its dialogue files,
 then every photo its dialogues share, then (optionally) redraw the photos whose URLs are dead.
@@ -62,36 +64,6 @@ def byte_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size (examples: 20MB, 512KiB, 1000000)")
     unit = (match.group(2) or "").lower().removesuffix("b")
     return int(float(match.group(1)) * _UNITS[unit])
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
 
 
 def register(subparsers) -> None:
