@@ -53,3 +53,10 @@ def test_polling_reads_the_running_job_and_once_more_the_one_it_took_over_from(f
     assert lanes._poll_steps(steps, first, first) is first and steps == {"b": 3} and reads == [root / "b"]
     assert lanes._poll_steps(steps, first, second) is second  # the lane moved on: b's final step, then c's
     assert steps == {"b": 3, "c": 3} and reads == [root / "b", root / "b", root / "c"]
+
+
+def test_trained_steps_come_from_the_latest_checkpoint(tiny_run):
+    from photodialog.training.checkpoint import list_checkpoints, read_state
+
+    assert lanes.trained_steps(tiny_run) == read_state(list_checkpoints(tiny_run)[-1]).step > 0
+    assert lanes.trained_steps(tiny_run.parent / "no-such-run") == 0

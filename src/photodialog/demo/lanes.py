@@ -37,11 +37,22 @@ class TrainJob:
         return cmd + (["--resume"] if resume else [])
 
 
-def finished(run_dir: Path) -> bool:
+def _latest_state(run_dir: Path):
     from photodialog.training.checkpoint import list_checkpoints, read_state
 
     found = list_checkpoints(run_dir)
-    return bool(found) and read_state(found[-1]).finished
+    return read_state(found[-1]) if found else None
+
+
+def finished(run_dir: Path) -> bool:
+    state = _latest_state(run_dir)
+    return state is not None and state.finished
+
+
+def trained_steps(run_dir: Path) -> int:
+    """Optimizer steps in the run's latest checkpoint (metrics.jsonl logs only every few steps)."""
+    state = _latest_state(run_dir)
+    return state.step if state is not None else 0
 
 
 def last_step(run_dir: Path) -> int:

@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from photodialog.demo.lanes import last_step
+from photodialog.demo.lanes import trained_steps
 from photodialog.demo.plan import E2E, IMAGE, PIPELINE, TEXT, DemoPlan
 
 FILES = "report-files"
@@ -176,7 +176,7 @@ def write_report(paths, plan: DemoPlan, results: dict[str, dict], baseline: dict
         "plan": plan, "minutes": minutes, "total": _total_time(minutes, invocations),
         "tables": tables_report([results[E2E], results[PIPELINE]], [E2E, PIPELINE], seed_spread=True),
         "verdict": verdict(results), "checks": learning_checks(results, baseline), "baseline": baseline,
-        "steps": {name: last_step(paths.run(name)) for name in (E2E, TEXT, IMAGE)},
+        "steps": {name: trained_steps(paths.run(name)) for name in (E2E, TEXT, IMAGE)},
         "plot": f"{FILES}/{plot.name}", "examples": examples(paths, files), "paths": paths,
     }
     content["grid"] = f"{FILES}/{example_grid(content['examples'], files / 'examples.png').name}"
