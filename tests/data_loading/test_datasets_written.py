@@ -101,3 +101,33 @@ def test_damaged_parquet_is_a_counted_problem(tmp_path, splits):
     dialogues = load_dialogues(tmp_path, report=report)
     assert len(dialogues) == 2 and not report.ok
     assert "valid.parquet" in report.summary()
+
+
+# --- PhotoChat++ (Lee et al., 2023: "Large Language Models can Share Images, Too!") -------
+# Its Hub dataset (passing2961/photochat_plus, CC BY 4.0) is one file, photochat_plus.json, of
+# 968 PhotoChat test dialogues: every PhotoChat field (dialogue_id as an int, dialogue,
+# photo_description, photo_url, photo_id) plus the annotations trigger_sentences,
+# image_descriptions, intents and salient_information (lists of strings). The fixture follows
+# that documented schema with invented content.
+
+
+def test_photochat_plus_reads_as_photochat(tmp_path):
+    folder = FIXTURES / "photochat_plus"
+    dialogues = load_dialogues(folder, strict=True)
+    assert [d.dialogue_id for d in dialogues] == ["12", "501"]
+    shared = [t for t in dialogues[0].turns if t.photos]
+    assert len(shared) == 1 and shared[0].speaker == "0"
+    photo = shared[0].photos[0]
+    assert photo.caption == "The photo has your friend Mara. Objects in the photo: Woman, Bicycle"
+    assert photo.photo_id == "test/00aa11bb22cc33dd" and photo.url.endswith("000000_aaaa_o.jpg")
+    # No split in the file name: the file serves whichever split is asked for (it is PhotoChat's test set).
+    assert len(load_dialogues(folder, "test", strict=True)) == 2
+
+
+def test_photochat_plus_hub_parquet(tmp_path):
+    """The Hub's converted copy (refs/convert/parquet): the same records through Arrow."""
+    records = json.loads((FIXTURES / "photochat_plus" / "photochat_plus.json").read_text(encoding="utf-8"))
+    (tmp_path / "data").mkdir()
+    datasets.Dataset.from_list(records).to_parquet(str(tmp_path / "data" / "test-00000-of-00001.parquet"))
+    expected = _summary(load_dialogues(FIXTURES / "photochat_plus", strict=True))
+    assert _summary(load_dialogues(tmp_path, "test", strict=True)) == [(i, "test", t) for i, _, t in expected]

@@ -17,6 +17,11 @@ The caption is ``photo_description`` in full, stripped of surrounding space. Des
 begin with a personal sentence ("The photo has your brother Darwin.") before "Objects in the
 photo: ..."; that sentence is kept, since it is what the sharer could say about the photo and
 it is part of the published target text.
+
+PhotoChat++ (Lee et al., 2023; Hub dataset ``passing2961/photochat_plus``, CC BY 4.0: one file
+``photochat_plus.json`` of 968 PhotoChat test dialogues) keeps every PhotoChat field and adds
+per-dialogue annotations (``intents``, ``trigger_sentences``, ``image_descriptions``,
+``salient_information``, lists of strings); it is read as PhotoChat, the annotations unused.
 """
 
 from __future__ import annotations
