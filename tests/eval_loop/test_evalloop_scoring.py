@@ -30,7 +30,8 @@ def oracle_eval(tiny_run, eval_world, tiny_extractor, tmp_path_factory):
     try:
         request = EvalRequest(checkpoint=str(tiny_run), data=str(eval_world), seeds=[0, 1],
                               out=str(tmp_path_factory.mktemp("oracle") / "test.json"), max_samples=MAX_SAMPLES,
-                              generation=dict(FAST), feature_extractor=tiny_extractor, progress=False)
+                              generation=dict(FAST), feature_extractor=tiny_extractor, progress=False,
+                              isc_splits=1)  # two photo turns: IS needs 2 photos per split
         return evaluate(request)
     finally:
         patch.undo()

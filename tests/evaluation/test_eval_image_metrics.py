@@ -45,10 +45,10 @@ def test_inception_score_is_between_one_and_the_number_of_classes(tiny_extractor
     assert repeated["is_mean"] == pytest.approx(1.0)
 
 
-def test_splits_are_lowered_to_the_number_of_generated_images(tiny_extractor, random_photos):
+def test_too_few_photos_for_the_splits_leave_is_unavailable_and_fid_computed(tiny_extractor, random_photos):
     scores = _scores(random_photos(4), random_photos(6), tiny_extractor, isc_splits=10)
-    assert scores["isc_splits"] == 4
-    assert np.isfinite(scores["is_mean"]) and np.isfinite(scores["fid"])
+    assert scores["is_mean"] is None and "20" in scores["unavailable"]["is"]["reason"]
+    assert np.isfinite(scores["fid"])
 
 
 def test_folders_with_mixed_sizes_and_a_corrupt_file(tmp_path, tiny_extractor, random_photos):
@@ -138,7 +138,7 @@ def test_resize_and_centre_crop_keep_the_middle():
 
 
 def test_too_few_reference_photos_leaves_is_and_marks_fid_unavailable(tiny_extractor, random_photos):
-    scores = _scores(random_photos(8), random_photos(1), tiny_extractor)
+    scores = _scores(random_photos(8), random_photos(1), tiny_extractor, isc_splits=4)
     assert scores["available"] and scores["fid"] is None
     assert "reference" in scores["unavailable"]["fid"]["reason"]
     seed = SeedResult(0).add(fidelity_metric_set(scores))

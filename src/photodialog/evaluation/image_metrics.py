@@ -48,6 +48,10 @@ WEIGHTS_FIX = f"pass --inception-weights PATH (the torch-fidelity '{INCEPTION_WE
 BUILTIN_EXTRACTORS_PREFIXES = ("inception-", "clip-", "dinov2-", "vgg16")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MAX_LISTED_SKIPS = 10
+# With one photo in a split, p(y|x) = p(y) and that split's IS is exactly 1 whatever the photo;
+# two per split is the least that can tell photos apart. FID needs a covariance on each side.
+IS_MIN_PER_SPLIT = 2
+FID_MIN_PER_SET = 2
 
 ImageItem = str | os.PathLike | Image.Image
 ImageSource = str | os.PathLike | Sequence[ImageItem]
@@ -210,9 +214,9 @@ def _run_torch_fidelity(generated, reference, *, extractor, weights, device, bat
     kwargs = dict(
         input1=generated,
         input2=reference,
-        isc=True,
+        isc=isc_splits > 0,
         fid=reference is not None,
-        isc_splits=isc_splits,
+        isc_splits=max(1, isc_splits),
         feature_extractor=extractor,
         cuda=_device_is_cuda(device),
         batch_size=batch_size,
@@ -255,10 +259,12 @@ def fidelity_scores(
 
     Returns ``{"available": True, "is_mean", "is_std", "fid", "isc_splits", "num_generated",
     "num_reference", "skipped_generated", "skipped_reference", "skipped", "image_size",
-    "feature_extractor", "unavailable"}``, where ``unavailable`` names a metric that could
-    not be computed (FID without 2 reference images) and ``isc_splits`` is lowered to the
-    number of generated images when there are fewer. Without usable weights or generated
-    images: ``{"available": False, "reason", "fix"}``. A folder that does not exist is a
+    "feature_extractor", "unavailable"}``, where ``unavailable`` names a metric the sets are too
+    small for, with the reason and the minimum: IS needs ``IS_MIN_PER_SPLIT`` generated photos
+    per split (``is_mean``/``is_std`` are then None; the splits are never lowered, which would
+    report a meaningless 1.0 ± 0), FID ``FID_MIN_PER_SET`` photos on each side. Without usable
+    weights, generated images, or enough of them for either metric:
+    ``{"available": False, "reason", "fix"}``. A folder that does not exist is a
     ``UserError``; an image file that breaks after it was checked, a ``DataError`` naming it.
     """
     problem = weights_problem(feature_extractor, inception_weights)
@@ -270,8 +276,11 @@ def fidelity_scores(
         skipped = f" ({len(generated_set.skipped)} unreadable)" if generated_set.skipped else ""
         return unavailable_record(f"no generated images to score{skipped}")
     size = image_size or _shorter_side(generated_set.items[0])
-    splits = max(1, min(isc_splits, len(generated_set.items)))
-    has_reference = len(reference_set.items) >= 2
+    unavailable = _too_small(len(generated_set.items), len(reference_set.items), isc_splits)
+    if "is" in unavailable and "fid" in unavailable:
+        return unavailable_record(f"{unavailable['is']['reason']}; {unavailable['fid']['reason']}", unavailable["is"]["fix"])
+    has_reference = "fid" not in unavailable
+    splits = 0 if "is" in unavailable else isc_splits
     metrics = _run_torch_fidelity(
         SquareImageDataset(generated_set.items, size),
         SquareImageDataset(reference_set.items, size) if has_reference else None,
@@ -284,18 +293,13 @@ def fidelity_scores(
         verbose=verbose,
         cache_options=_cache_options(reference_cache, size),
     )
-    unavailable = {}
-    if not has_reference:
-        unavailable["fid"] = unavailable_entry(
-            f"FID needs at least 2 reference photos, found {len(reference_set.items)}"
-        )
     skipped = generated_set.skipped + reference_set.skipped
     return {
         "available": True,
-        "is_mean": metrics["inception_score_mean"],
-        "is_std": metrics["inception_score_std"],
+        "is_mean": metrics.get("inception_score_mean"),
+        "is_std": metrics.get("inception_score_std"),
         "fid": metrics.get("frechet_inception_distance"),
-        "isc_splits": splits,
+        "isc_splits": isc_splits,
         "num_generated": len(generated_set.items),
         "num_reference": len(reference_set.items),
         "skipped_generated": len(generated_set.skipped),
@@ -307,12 +311,32 @@ def fidelity_scores(
     }
 
 
+def _too_small(generated: int, reference: int, isc_splits: int) -> dict[str, dict[str, str]]:
+    """``{metric: {"reason", "fix"}}`` for IS / FID when a set is too small for the protocol."""
+    unavailable = {}
+    needed = IS_MIN_PER_SPLIT * max(1, isc_splits)
+    if generated < needed:
+        unavailable["is"] = unavailable_entry(
+            f"IS needs at least {needed} generated photos ({IS_MIN_PER_SPLIT} in each of isc_splits={isc_splits} splits), "
+            f"found {generated}",
+            "score more turns (eval.max_samples=0 for all of them) or lower isc_splits",
+        )
+    if generated < FID_MIN_PER_SET or reference < FID_MIN_PER_SET:
+        unavailable["fid"] = unavailable_entry(
+            f"FID needs at least {FID_MIN_PER_SET} generated and {FID_MIN_PER_SET} reference photos, "
+            f"found {generated} and {reference}"
+        )
+    return unavailable
+
+
 def fidelity_metric_set(scores: dict[str, Any]) -> MetricSet:
     """The ``is`` / ``is_split_std`` / ``fid`` entries of one seed from ``fidelity_scores``' dict."""
     if not scores.get("available"):
         entry = unavailable_entry(scores.get("reason", "IS/FID not computed"), scores.get("fix"))
         return MetricSet(unavailable={"is": dict(entry), "fid": dict(entry)})
-    values = {"is": scores["is_mean"], "is_split_std": scores["is_std"]}
+    values = {}
+    if scores.get("is_mean") is not None:
+        values.update({"is": scores["is_mean"], "is_split_std": scores["is_std"]})
     if scores.get("fid") is not None:
         values["fid"] = scores["fid"]
     counts = {
