@@ -24,6 +24,13 @@ class DataError(UserError):
     exit_code = 3
 
 
+class RunStopped(UserError):
+    """A run that stopped on purpose (e.g. too many NaN/Inf steps in a row); its last checkpoint
+    is intact and ``--resume`` continues it. Exit code 4, apart from bad input (2) and bugs (1)."""
+
+    exit_code = 4
+
+
 class MissingDependencyError(UserError):
     """An optional dependency is not installed; the message carries the pip command."""
 

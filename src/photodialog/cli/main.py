@@ -20,6 +20,7 @@ EXIT_CODES_HELP = """exit codes:
   1  an unexpected internal error (a bug: please report the traceback)
   2  bad usage, configuration or input (the message says what to fix)
   3  unusable data (a corrupt dataset in --strict mode, or nothing usable left)
+  4  a training run stopped on purpose (too many NaN/Inf steps in a row); its last checkpoint is kept
   130 interrupted (Ctrl-C); long jobs keep their last checkpoint and can --resume"""
 
 

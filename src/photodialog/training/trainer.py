@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from photodialog.config import RunConfig, save_config
-from photodialog.errors import UserError
+from photodialog.errors import RunStopped, UserError
 from photodialog.training import checkpoint as ckpt
 from photodialog.training.data import epoch_order, load_split, tokenizer_texts, training_dataset
 from photodialog.training.dev_eval import dev_selection, dev_set
@@ -31,10 +31,8 @@ from photodialog.training.schedules import tau_at, warmup_then_constant
 log = logging.getLogger("photodialog.train")
 
 
-class TrainingStopped(UserError):
-    """The run stopped on purpose (too many bad steps); the last checkpoint is intact."""
-
-    exit_code = 1
+class TrainingStopped(RunStopped):
+    """The run stopped on purpose (too many bad steps); the last checkpoint is intact (exit code 4)."""
 
 
 @dataclass
