@@ -1,18 +1,21 @@
-"""Helpers for the run-fault tests (issue 18): quick tiny runs on the shared tiny world."""
+"""Fixtures of the robustness tests (the tiny run and world come from tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-QUICK = ["train.batch_size=4", "train.micro_batch_size=4", "train.eval_every_epochs=1000", "model.image_loss_repeats=1",
-         "train.warmup_steps=2", "train.log_every_steps=1"]
-
 
 @pytest.fixture
-def run_args(tiny_world):
-    """``train`` arguments for a quick tiny run on the shared world, plus ``extra`` overrides."""
+def perceived(monkeypatch) -> list:
+    """Records the pixel batch of every call of the image perceptron."""
+    from photodialog.models.perceptron import ImagePerceptron
 
-    def make(*extra: str, data=None) -> list[str]:
-        return ["--config", "tiny-e2e", f"data.path={data or tiny_world}", *QUICK, *extra, "--no-progress"]
+    calls: list = []
+    original = ImagePerceptron.forward
 
-    return make
+    def forward(self, pixel_values):
+        calls.append((self, pixel_values.detach().clone()))
+        return original(self, pixel_values)
+
+    monkeypatch.setattr(ImagePerceptron, "forward", forward)
+    return calls

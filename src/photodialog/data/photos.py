@@ -44,8 +44,8 @@ class PhotoFileInfo:
 def load_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS):
     """Open ``path`` as an RGB ``PIL.Image.Image``, fully decoded and EXIF-rotated.
 
-    Transparent images are composited on white (a photo model has no alpha channel, and
-    black, PIL's default, would change the picture). Raises ``DataError`` for a missing,
+    Every Pillow mode becomes 8-bit RGB with its tonal range kept (16-bit and float images
+    are scaled, not clipped) and transparency composited on white: see ``as_rgb``. Raises ``DataError`` for a missing,
     unreadable, truncated, non-image or over-large file (a ``PhotoFileError``, whose ``kind`` says which).
     """
     from PIL import ImageOps
@@ -55,7 +55,7 @@ def load_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS):
         image = ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - a corrupt EXIF block should not cost the photo
         pass
-    return _to_rgb(image)
+    return as_rgb(image)
 
 
 def verify_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
@@ -128,16 +128,101 @@ def _check_size(path: Path, image, max_pixels: int) -> None:
         raise problem
 
 
-def _to_rgb(image):
-    """RGB, with any transparency composited on white."""
+def as_rgb(image):
+    """``image`` (a PIL image of any mode) as 8-bit RGB, with its full tonal range kept.
+
+    Pillow's own ``convert("RGB")`` clips the modes that hold more than 8 bits per pixel: a
+    16-bit greyscale PNG (mode ``I;16``) becomes almost all white. Those modes are scaled here
+    (``_wide_to_grey8``). Transparency (an alpha channel, a palette's or a greyscale PNG's
+    ``transparency`` value) is composited on white: a photo model has no alpha channel, and
+    black, Pillow's default, would change the picture. CMYK and CIELab images are converted with
+    colour management when Pillow has it (an embedded ICC profile for CMYK).
+    Every photo photodialog reads goes through here (``load_photo``), so training, chat, serve,
+    eval and ``data check`` see the same pixels.
+    """
     from PIL import Image
 
-    if image.mode == "RGB":
+    mode = image.mode
+    if mode == "RGB" and "transparency" not in image.info:
         return image
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if mode in WIDE_MODES:
+        return _wide_to_rgb(image)
+    if mode in ("CMYK", "LAB"):
+        return _colour_managed(image)
+    if mode == "La":  # premultiplied alpha, which Pillow cannot convert: on white it is L + (255 - A)
+        import numpy as np
+
+        luminance, alpha = np.moveaxis(np.asarray(image, dtype=np.uint16), -1, 0)
+        return Image.fromarray((luminance + 255 - alpha).clip(0, 255).astype(np.uint8)).convert("RGB")
+    has_alpha = mode in ("RGBA", "RGBa", "LA", "PA") or (mode in ("P", "L", "RGB", "1") and "transparency" in image.info)
     if not has_alpha:
         return image.convert("RGB")
     rgba = image.convert("RGBA")
     background = Image.new("RGB", rgba.size, (255, 255, 255))
     background.paste(rgba, mask=rgba.getchannel("A"))
     return background
+
+
+# Pillow modes with more than 8 bits per pixel: 16-bit unsigned in several byte orders, 32-bit
+# signed integers, 32-bit floats. All are single-channel (16-bit RGB PNGs are opened as 8-bit RGB).
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;16LS", "I;16BS", "I", "F")
+_SIXTEEN_BIT_MAX = 65535.0
+
+
+def _wide_to_rgb(image):
+    """A wide single-channel image as 8-bit RGB, transparency (a PNG's tRNS value) on white."""
+    import numpy as np
+    from PIL import Image
+
+    raw = np.asarray(image)
+    grey = _wide_to_grey8(raw, image.mode)
+    transparent = image.info.get("transparency")
+    if isinstance(transparent, (int, float)):
+        grey[raw == transparent] = 255
+    return Image.fromarray(grey).convert("RGB")
+
+
+def _wide_to_grey8(values, mode: str):
+    """``values`` (an HxW array of a wide mode) as uint8, 0 -> 0 and full scale -> 255.
+
+    ``I;16*``: the full scale is 65535 (a 16-bit file). Pillow records no bit depth for ``I``
+    and ``F``, so it is inferred from the values: floats within [0, 1] are fractions of full
+    scale; values within [0, 255] are 8-bit; within [0, 65535], 16-bit; anything else (negative
+    values, 32-bit counts) is stretched linearly from its minimum to its maximum.
+    """
+    import numpy as np
+
+    values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if mode.startswith("I;16") and not mode.endswith("S"):
+        scale, low = 255.0 / _SIXTEEN_BIT_MAX, 0.0
+    else:
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if low >= 0 and high <= 1.0 and mode == "F":
+            scale, low = 255.0, 0.0
+        elif low >= 0 and high <= 255:
+            scale, low = 1.0, 0.0
+        elif low >= 0 and high <= _SIXTEEN_BIT_MAX:
+            scale, low = 255.0 / _SIXTEEN_BIT_MAX, 0.0
+        else:
+            scale = 255.0 / (high - low) if high > low else 0.0
+    values -= low
+    values *= scale
+    return np.rint(values, out=values).clip(0, 255).astype(np.uint8)
+
+
+def _colour_managed(image):
+    """CMYK or CIELab as sRGB through Pillow's colour management; a plain conversion without it."""
+    try:
+        from PIL import ImageCms
+
+        if image.mode == "LAB":
+            source = ImageCms.createProfile("LAB")
+        elif image.info.get("icc_profile"):
+            import io
+
+            source = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+        else:
+            return image.convert("RGB")
+        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except Exception:  # noqa: BLE001 - no littlecms, or a broken profile: the plain conversion still shows the photo
+        return image.convert("RGB")

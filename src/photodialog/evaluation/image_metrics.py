@@ -37,7 +37,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from PIL import Image
 
-from photodialog.data.photos import load_photo, verify_photo
+from photodialog.data.photos import as_rgb, load_photo, verify_photo
 from photodialog.errors import DataError, UserError
 from photodialog.evaluation.results import MetricSet, unavailable_entry, unavailable_record
 
@@ -105,7 +105,7 @@ def to_square_tensor(image: Image.Image, size: int) -> torch.Tensor:
     """RGB uint8 CHW tensor: shorter side resized to ``size`` (bicubic), centre-cropped square."""
     import torchvision.transforms.functional as TF
 
-    image = image.convert("RGB")
+    image = as_rgb(image)  # not convert("RGB"): it would clip a 16-bit photo to white
     image = TF.resize(image, size, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
     return TF.pil_to_tensor(TF.center_crop(image, [size, size]))
 

@@ -19,7 +19,9 @@ def photo_to_tensor(image, size: int, mean=BLIP_MEAN, std=BLIP_STD) -> torch.Ten
     import numpy as np
     from PIL import Image
 
-    image = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+    from photodialog.data.photos import as_rgb  # not convert("RGB"): it would clip a 16-bit photo to white
+
+    image = as_rgb(image).resize((size, size), Image.Resampling.BICUBIC)
     array = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
     return (array - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
 

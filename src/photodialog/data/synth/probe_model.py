@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from photodialog.data.photos import as_rgb, load_photo
 from photodialog.data.synth.attributes import KINDS
 
 
@@ -31,9 +32,8 @@ class ProbeConfig:
 
 
 def read_rgb(path: str | Path) -> Image.Image:
-    """An image file as RGB, fully read (so the file is closed at once)."""
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    """An image file as RGB, fully read (so the file is closed at once), by the one decode path."""
+    return load_photo(path)
 
 
 def images_to_tensor(images: list[Image.Image], size: int):
@@ -42,7 +42,7 @@ def images_to_tensor(images: list[Image.Image], size: int):
 
     arrays = []
     for image in images:
-        image = image.convert("RGB")
+        image = as_rgb(image)
         if image.size != (size, size):
             image = image.resize((size, size), Image.BILINEAR)
         arrays.append(np.asarray(image, dtype=np.float32) / 255.0)
