@@ -235,6 +235,102 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval.scheduler": ("ddim", "dpm", "euler", "ddpm"),
 }
 PART_NAMES = ("llm", "perceptron", "generator")
+
+# ---------------------------------------------------------------- numeric ranges
+# Every int and float key has its range here (a test checks that none is missing). A float
+# must also be finite: YAML reads .inf and .nan as numbers, and either would pass a plain "> 0".
+SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of one numeric key: ``low``/``high`` bounds (None: none), open or closed."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: ``low`` itself is not allowed
+    high_open: bool = False
+    why: str = ""
+
+    def allows(self, value: float) -> bool:
+        if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self, whole: bool) -> str:
+        def number(bound: float) -> str:
+            return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+        low = f"{'>' if self.low_open else '>='} {number(self.low)}" if self.low is not None else ""
+        high = f"{'<' if self.high_open else '<='} {number(self.high)}" if self.high is not None else ""
+        return ("a whole number " if whole else "a finite number ") + " and ".join(part for part in (low, high) if part)
+
+
+AT_LEAST_0, AT_LEAST_1, ABOVE_0 = Range(0), Range(1), Range(0, low_open=True)
+FRACTION = Range(0, 1, high_open=True)
+RANGES: dict[str, Range] = {
+    "model.tiny.llm_hidden": AT_LEAST_1, "model.tiny.llm_layers": AT_LEAST_1, "model.tiny.llm_heads": AT_LEAST_1,
+    "model.tiny.llm_vocab": Range(16, why="room for the special tokens and the text's characters"),
+    "model.tiny.vision_hidden": AT_LEAST_1, "model.tiny.vision_layers": AT_LEAST_1, "model.tiny.vision_patch": AT_LEAST_1,
+    "model.tiny.vision_image_size": AT_LEAST_1, "model.tiny.qformer_hidden": AT_LEAST_1,
+    "model.tiny.qformer_layers": AT_LEAST_1, "model.tiny.num_query_tokens": AT_LEAST_1,
+    "model.tiny.text_encoder_hidden": AT_LEAST_1, "model.tiny.text_encoder_layers": AT_LEAST_1,
+    "model.tiny.sd_vocab": AT_LEAST_1, "model.tiny.unet_channels": AT_LEAST_1, "model.tiny.image_size": AT_LEAST_1,
+    "model.lora.r": AT_LEAST_1, "model.lora.alpha": AT_LEAST_1, "model.lora.dropout": FRACTION,
+    "model.max_context_tokens": AT_LEAST_1, "model.max_response_tokens": AT_LEAST_1, "model.max_caption_tokens": AT_LEAST_1,
+    "model.image_size": AT_LEAST_0, "model.image_loss_repeats": AT_LEAST_1, "model.snr_gamma": AT_LEAST_0,
+    "model.caption_dropout": FRACTION,
+    "data.photo_sample_weight": ABOVE_0, "data.max_dialogues": Range(0, why="0 = all"),
+    "train.lr": ABOVE_0, "train.weight_decay": AT_LEAST_0, "train.warmup_steps": AT_LEAST_0,
+    "train.batch_size": AT_LEAST_1, "train.micro_batch_size": AT_LEAST_1, "train.epochs": AT_LEAST_1,
+    "train.max_steps": Range(0, why="0 = run all epochs"), "train.max_minutes": Range(0, why="0 = no limit"),
+    "train.alpha": AT_LEAST_0, "train.text_loss_weight": AT_LEAST_0,
+    "train.tau_start": ABOVE_0, "train.tau_end": ABOVE_0, "train.tau_anneal_epochs": AT_LEAST_0,
+    "train.tau_anneal_steps": AT_LEAST_0, "train.grad_clip": Range(0, why="0 = no clipping"),
+    "train.ema_decay": Range(0, 1, high_open=True, why="0 = off"), "train.seed": Range(0, SEED_MAX),
+    "train.early_stopping_patience": Range(0, why="0 = never stop early"), "train.eval_every_epochs": ABOVE_0,
+    "train.eval_every_steps": Range(0, why="0 = per epoch"), "train.save_every_steps": AT_LEAST_1,
+    "train.keep_last": Range(0, why="0 = keep every checkpoint"), "train.log_every_steps": AT_LEAST_1,
+    "train.max_bad_steps_in_row": AT_LEAST_1,
+    "eval.max_new_tokens": AT_LEAST_1, "eval.num_beams": AT_LEAST_1, "eval.temperature": ABOVE_0,
+    "eval.top_p": Range(0, 1, low_open=True), "eval.diffusion_steps": Range(1, 1000, why="the schedulers' 1000 training steps"),
+    "eval.guidance_scale": AT_LEAST_0, "eval.max_samples": Range(0, why="0 = all"), "eval.batch_size": AT_LEAST_1,
+}
+
+
+def _check_ranges(config: "RunConfig") -> None:
+    for key, allowed in RANGES.items():
+        value = _get(config, key)
+        for item in value if isinstance(value, list) else [value]:
+            if not allowed.allows(item):
+                why = f" ({allowed.why})" if allowed.why else ""
+                raise ConfigError(f"'{key}' must be {allowed.describe(isinstance(item, int))}{why}; got {value!r}")
+
+
+def _check_tiny_architecture(tiny: TinySizes, image_size: int) -> None:
+    """Constraints between the tiny preset's sizes that the model classes would otherwise fail on."""
+    rules = [
+        (tiny.llm_hidden % tiny.llm_heads == 0, "model.tiny.llm_heads", f"must divide model.tiny.llm_hidden ({tiny.llm_hidden})"),
+        (tiny.llm_architecture != "llama" or (tiny.llm_hidden // tiny.llm_heads) % 2 == 0, "model.tiny.llm_heads",
+         f"must leave an even head size (llm_hidden / llm_heads = {tiny.llm_hidden / tiny.llm_heads:g}) for Llama's rotary embedding"),
+        (tiny.vision_image_size % tiny.vision_patch == 0, "model.tiny.vision_patch", f"must divide model.tiny.vision_image_size ({tiny.vision_image_size})"),
+    ]
+    # The tiny BLIP-2 and CLIP text encoder use 4 attention heads; the UNet normalises in groups of 8.
+    rules += [(getattr(tiny, name) % 4 == 0, f"model.tiny.{name}", "must be a multiple of 4 (4 attention heads)")
+              for name in ("vision_hidden", "qformer_hidden", "text_encoder_hidden")]
+    rules += [(all(c % 8 == 0 for c in tiny.unet_channels) and tiny.unet_channels, "model.tiny.unet_channels",
+               "must be a non-empty list of multiples of 8 (group normalisation in groups of 8)")]
+    halvings = 2 ** max(0, len(tiny.unet_channels) - 1)
+    rules += [(tiny.image_size % halvings == 0, "model.tiny.image_size",
+               f"must be a multiple of {halvings} (the UNet halves it {halvings.bit_length() - 1} times)")]
+    for ok, key, rule in rules:
+        if not ok:
+            raise ConfigError(f"'{key}' {rule}; got {getattr(tiny, key.rsplit('.', 1)[-1])!r}")
+    if image_size and image_size % halvings:
+        raise ConfigError(f"'model.image_size' must be a multiple of {halvings} for the tiny UNet (or 0 for its own size); got {image_size}")
+
 # Keys that earlier versions wrote into every saved config.yaml but that never did anything:
 # dropped when read, so that the checkpoints of older runs still load. They are no longer keys
 # (an override naming one is still refused as unknown).
@@ -357,7 +453,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 # ---------------------------------------------------------------- validation and loading
 
 def validate(config: RunConfig) -> RunConfig:
-    """Check choices and cross-field rules; raise ``ConfigError`` naming the key."""
+    """Check choices, numeric ranges (``RANGES``) and cross-field rules; raise ``ConfigError`` naming the key."""
     for key, allowed in CHOICES.items():
         value = _get(config, key)
         if value not in allowed:
@@ -370,11 +466,9 @@ def validate(config: RunConfig) -> RunConfig:
         raise ConfigError("'model.parts' needs 'llm' or 'generator'")
     if model.context_photos == "pixels" and "llm" in model.parts and "perceptron" not in model.parts:
         raise ConfigError("'model.context_photos=pixels' needs 'perceptron' in 'model.parts' (or set context_photos=caption)")
-    positive = ["train.batch_size", "train.micro_batch_size", "model.max_context_tokens", "model.max_response_tokens", "model.max_caption_tokens",
-                "model.image_loss_repeats", "eval.max_new_tokens", "eval.diffusion_steps"]
-    for key in positive:
-        if _get(config, key) <= 0:
-            raise ConfigError(f"'{key}' must be positive; got {_get(config, key)}")
+    _check_ranges(config)
+    if model.preset == "tiny":
+        _check_tiny_architecture(model.tiny, model.image_size)
     if config.train.batch_size % config.train.micro_batch_size:
         raise ConfigError(
             f"'train.batch_size' ({config.train.batch_size}) must be a multiple of 'train.micro_batch_size' "
@@ -382,12 +476,6 @@ def validate(config: RunConfig) -> RunConfig:
         )
     if not 0 < config.train.tau_end <= config.train.tau_start:
         raise ConfigError("need 0 < train.tau_end <= train.tau_start")
-    if not 0.0 <= config.train.ema_decay < 1.0:
-        raise ConfigError("'train.ema_decay' must be in [0, 1) (0 turns the weight average off)")
-    if not 0.0 <= model.caption_dropout < 1.0:
-        raise ConfigError("'model.caption_dropout' must be in [0, 1)")
-    if config.train.lr <= 0:
-        raise ConfigError("'train.lr' must be positive")
     return config
 
 

@@ -89,6 +89,11 @@ def seed_list(text: str) -> list[int]:
     if not parts:
         raise argparse.ArgumentTypeError("give at least one seed, e.g. 0,1,2")
     seeds = [non_negative_int(part) for part in parts]
+    from photodialog.config import SEED_MAX
+
+    too_big = [seed for seed in seeds if seed > SEED_MAX]
+    if too_big:  # numpy's generators take 32-bit seeds: checked before any reply is generated
+        raise argparse.ArgumentTypeError(f"seeds must be at most {SEED_MAX}, got {too_big[0]}")
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"each seed once, got {text!r}")
     return seeds

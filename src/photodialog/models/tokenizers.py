@@ -71,7 +71,17 @@ def train_llm_tokenizer(texts: Iterable[str], vocab_size: int):
     # No extra initial alphabet: the trainer scores unseen characters in hash order (unstable
     # ids), and characters absent from the training text could not be learnt anyway (<unk>).
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False)
-    tok.train_from_iterator(list(texts), trainer=trainer)
+    texts = list(texts)
+    try:
+        tok.train_from_iterator(texts, trainer=trainer)
+    except Exception as err:  # the Rust trainer raises a bare Exception
+        if "not large enough" not in str(err):
+            raise
+        from photodialog.errors import ConfigError
+
+        needed = len(set("".join(texts)) - {" "}) + len(specials) + 1  # + the word-start mark
+        raise ConfigError(f"'model.tiny.llm_vocab' ({vocab_size}) cannot hold the {needed} characters and special tokens "
+                          f"of this training text; raise it ({needed} is enough)") from None
     tok = _rounded_unigram(tok)
     bos = tok.token_to_id("<s>")
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
