@@ -18,7 +18,7 @@ from photodialog.config import ModelConfig, RunConfig, load_config
 from photodialog.data.schema import Photo, Turn
 from photodialog.errors import UserError
 from photodialog.models.assembly import build_model, ensure_tiny_base, part_sources
-from photodialog.models.batch import PhotoTensors
+from photodialog.models.batch import PhotoTensors, caption_batch, collate
 from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
 from photodialog.models.formatting import DialogueFormatter
 from photodialog.models.generation import GenerationSettings, Reply, Responder
@@ -102,9 +102,6 @@ class DialogueSystem:
 
     def make_batch(self, items: list):
         """A training batch from encoded samples (or from caption pairs, for a generator alone)."""
-        from photodialog.models.batch import collate
-        from photodialog.training.data import caption_batch
-
         if self.formatter is None:
             return caption_batch(items, self.photos)
         size = self.model.perceptron.image_size if self.model.perceptron is not None else 1
@@ -160,7 +157,7 @@ def load_system(path: str | Path, device: str | torch.device | None = None, *, d
     A checkpoint that kept a moving average of its weights (``train.ema_decay``) is loaded with
     the average, unless ``use_average=False``.
     """
-    from photodialog.training.checkpoint import EMA_WEIGHTS, WEIGHTS, load_trainable, resolve_checkpoint, run_dir_of
+    from photodialog.checkpoints import EMA_WEIGHTS, WEIGHTS, load_trainable, resolve_checkpoint, run_dir_of
 
     checkpoint = resolve_checkpoint(path)
     config = load_config(str(checkpoint / "config.yaml"))

@@ -38,7 +38,7 @@ class TrainJob:
 
 
 def _latest_state(run_dir: Path):
-    from photodialog.training.checkpoint import list_checkpoints, read_state
+    from photodialog.checkpoints import list_checkpoints, read_state
 
     found = list_checkpoints(run_dir)
     return read_state(found[-1]) if found else None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
-from photodialog.evaluation.results import IS_SPLIT_STD, SeedResult, metric_order, unavailable_record
+from photodialog.evaluation.metrics import IS_SPLIT_STD, SeedResult, metric_order, unavailable_record
 
 
 def mean_and_std(values: Sequence[float]) -> tuple[float, float]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from photodialog.errors import UserError
+from photodialog.files import write_text  # noqa: F401  (also imported from here)
 
 
 @dataclass(frozen=True)
@@ -89,14 +89,6 @@ def save_photos(folder: Path, photos: Iterable[tuple[int, Any]]) -> Iterator[tup
         path = photo_file(folder, index)
         photo.save(path)
         yield index, path, photo
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write atomically: a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
 
 
 def write_predictions(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

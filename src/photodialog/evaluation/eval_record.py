@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from photodialog.evaluation.eval_files import EvalPaths
+from photodialog.evaluation.request import EvalRequest
 from photodialog.evaluation.runner import NOISE_SEED_STRIDE
 from photodialog.evaluation.seed_scoring import GoldTargets, SeedScorer
 from photodialog.evaluation.tables import Table
 from photodialog.models.generation import GenerationSettings, Reply
-
-if TYPE_CHECKING:
-    from photodialog.evaluation.evaluate import EvalRequest
 
 
 def default_model_name(system) -> str:
@@ -27,7 +25,7 @@ def default_model_name(system) -> str:
 
 def model_info(system, name: str | None) -> dict[str, Any]:
     """What was evaluated: name, kind (end-to-end or pipeline), checkpoint and step, and its parts."""
-    from photodialog.training.checkpoint import read_state
+    from photodialog.checkpoints import read_state
 
     cfg = system.config.model
     llm = system.model.llm

@@ -18,51 +18,24 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 
-from photodialog.config import EvalConfig
 from photodialog.devices import resolve_device
 from photodialog.errors import UserError
 from photodialog.evaluation.eval_files import EvalPaths, eval_paths, write_predictions, write_text
+from photodialog.evaluation.request import EvalRequest
 from photodialog.evaluation.eval_record import data_info, markdown_document, model_info, prediction_rows, settings_info
-from photodialog.evaluation.image_metrics import INCEPTION
 from photodialog.evaluation.results import build_result, save_result
 from photodialog.evaluation.runner import generate_replies, load_targets
 from photodialog.evaluation.seed_scoring import GoldTargets, ScoringOptions, SeedScorer
-from photodialog.models.generation import GenerationSettings, check_settings
+from photodialog.models.generation import GenerationSettings
+from photodialog.models.generation import settings_from_config as generation_settings  # its old name here
 
 DETERMINISTIC_DECODING = ("greedy", "beam")
-
-
-@dataclass
-class EvalRequest:
-    """What to evaluate and how; ``None`` fields fall back to the checkpoint's ``eval`` config."""
-
-    checkpoint: str
-    data: str | None = None
-    """Dataset folder; default: the checkpoint's ``data.path``."""
-    split: str = "test"
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    out: str | None = None
-    """Result JSON; default ``<checkpoint>/eval/<split>.json``."""
-    max_samples: int = 0
-    """Only the first N target turns (0 = all, the protocol)."""
-    inception_weights: str | None = None
-    device: str | None = None
-    generation: dict[str, Any] = field(default_factory=dict)
-    """``GenerationSettings`` fields to override (``decoding``, ``num_beams``, ``diffusion_steps``...)."""
-    batch_size: int | None = None
-    name: str | None = None
-    """Model name in tables; default ``end-to-end``, ``pipeline`` or ``Divter``."""
-    isc_splits: int = 10
-    feature_extractor: str = INCEPTION
-    """torch-fidelity extractor for IS/FID; the default is the paper's Inception."""
-    progress: bool = True
 
 
 @dataclass
@@ -72,20 +45,6 @@ class EvalOutputs:
 
 
 # ------------------------------------------------------------ settings
-
-
-def generation_settings(config: EvalConfig, overrides: Mapping[str, Any] | None = None) -> GenerationSettings:
-    """The checkpoint's eval settings with ``overrides`` (None values ignored), checked."""
-    settings = GenerationSettings(
-        max_new_tokens=config.max_new_tokens, decoding=config.decoding, num_beams=config.num_beams,
-        temperature=config.temperature, top_p=config.top_p, diffusion_steps=config.diffusion_steps,
-        guidance_scale=config.guidance_scale, sampler=config.scheduler,
-    )
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(GenerationSettings)})
-    if unknown:
-        raise ValueError(f"unknown generation settings {unknown}")
-    return check_settings(replace(settings, **overrides))
 
 
 def checked_seeds(seeds: Sequence[int]) -> list[int]:
@@ -121,7 +80,7 @@ class EvalPlan:
 def plan_evaluation(request: EvalRequest) -> EvalPlan:
     """Check the request and read the targets; bad flags or data fail here, before a model loads."""
     from photodialog.config import load_config
-    from photodialog.training.checkpoint import resolve_checkpoint
+    from photodialog.checkpoints import resolve_checkpoint
 
     seeds = checked_seeds(request.seeds)
     paths = eval_paths(request.out, request.checkpoint, request.split)

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from photodialog.data.photos import load_photo
 from photodialog.data.schema import Photo
-from photodialog.models.formatting import IGNORE, EncodedSample
+from photodialog.errors import DataError
+from photodialog.models.formatting import IGNORE, EncodedSample, ResponseCaption
 
 
 @dataclass
@@ -28,6 +30,12 @@ class BatchCaption:
 
 @dataclass
 class Batch:
+    """One training (or dev) micro-batch: B token sequences in the training layout (right-padded)
+    with their context photos as perceptron pixels and the photos their responses share as
+    diffusion targets. ``captions`` lists every caption span in the responses; a caption's
+    ``target`` indexes ``target_pixels`` (-1: its photo gave no pixels, so no L_v for it).
+    A generator trained alone (the pipeline's image part) gets B = len(captions) and T = 0."""
+
     input_ids: torch.Tensor  # [B, T]
     attention_mask: torch.Tensor  # [B, T]
     labels: torch.Tensor  # [B, T], IGNORE outside responses
@@ -37,6 +45,7 @@ class Batch:
     target_pixels: torch.Tensor | None = None  # [Q, 3, H, W] in [-1, 1]
 
     def to(self, device) -> "Batch":
+        """Move every tensor field to ``device`` (in place); returns the batch."""
         for name, value in vars(self).items():
             if isinstance(value, torch.Tensor):
                 setattr(self, name, value.to(device))
@@ -44,6 +53,7 @@ class Batch:
 
     @property
     def size(self) -> int:
+        """B, the number of samples."""
         return self.input_ids.shape[0]
 
 
@@ -57,9 +67,9 @@ class PhotoTensors:
         self.cache_size = cache_size
 
     def get(self, photo: Photo, kind: str) -> torch.Tensor | None:
-        from photodialog.data.photos import load_photo
-        from photodialog.errors import DataError
-
+        """``photo`` as the tensor of ``kind`` (``context``: the perceptron's input, ``target``:
+        the generator's, [3, H, W] in [-1, 1]); None when it has no file, that part is absent,
+        or the file cannot be read (a ``DataError`` from ``load_photo`` is not fatal here)."""
         transform = self.perceptron_transform if kind == "context" else self.target_transform
         if transform is None or not photo.path:
             return None
@@ -104,5 +114,26 @@ def collate(encoded: list[EncodedSample], photos: PhotoTensors, *, pad_id: int, 
     return Batch(
         input_ids=input_ids, attention_mask=mask, labels=labels, photo_slots=slots,
         context_pixels=torch.stack(context) if context else torch.zeros(0, 3, context_size, context_size),
+        captions=captions, target_pixels=torch.stack(targets) if targets else None,
+    )
+
+
+def caption_batch(items: list[ResponseCaption], photos: PhotoTensors) -> Batch:
+    """A batch for a generator trained alone: captions and target photos, no token sequence.
+
+    ``input_ids``, ``attention_mask``, ``labels`` and ``photo_slots`` are [B, 0]; a caption whose
+    photo cannot be read gets ``target`` -1 (no image loss).
+    """
+    targets, captions = [], []
+    for row, item in enumerate(items):
+        tensor = photos.get(item.photo, "target")
+        target = -1
+        if tensor is not None:
+            target = len(targets)
+            targets.append(tensor)
+        captions.append(BatchCaption(sample=row, positions=[], text=item.text, gold_ids=[], target=target))
+    empty = torch.zeros(len(items), 0, dtype=torch.long)
+    return Batch(
+        input_ids=empty, attention_mask=empty, labels=empty, photo_slots=empty.bool(), context_pixels=torch.zeros(0, 3, 1, 1),
         captions=captions, target_pixels=torch.stack(targets) if targets else None,
     )

@@ -7,12 +7,15 @@ closed; an empty caption shares no photo.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 
 from photodialog import IMG_END, IMG_START
+from photodialog.config import EvalConfig
 from photodialog.data.schema import Turn, photo_turn_text
 from photodialog.errors import UserError
 from photodialog.models.batch import PhotoTensors
@@ -60,6 +63,24 @@ def check_settings(settings: GenerationSettings) -> GenerationSettings:
     if settings.decoding == "sample" and not settings.temperature > 0:
         raise UserError(f"temperature must be above 0 for sampling (got {settings.temperature}); use greedy decoding for 0")
     return settings
+
+
+def settings_from_config(config: EvalConfig, overrides: Mapping[str, Any] | None = None) -> GenerationSettings:
+    """A run's ``eval`` section as generation settings, with ``overrides`` (None values ignored), checked.
+
+    Raises ``ValueError`` for an override that is not a ``GenerationSettings`` field and
+    ``UserError`` (``check_settings``) for a value out of range.
+    """
+    settings = GenerationSettings(
+        max_new_tokens=config.max_new_tokens, decoding=config.decoding, num_beams=config.num_beams,
+        temperature=config.temperature, top_p=config.top_p, diffusion_steps=config.diffusion_steps,
+        guidance_scale=config.guidance_scale, sampler=config.scheduler,
+    )
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(GenerationSettings)})
+    if unknown:
+        raise ValueError(f"unknown generation settings {unknown}")
+    return check_settings(replace(settings, **overrides))
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

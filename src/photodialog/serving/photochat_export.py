@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from photodialog.data.schema import PHOTO_SPAN, Photo, Turn
-from photodialog.evaluation.eval_files import write_text
+from photodialog.files import write_text
 
 
 def dialogue_record(turns: list[Turn], dialogue_id: str) -> dict:

@@ -13,7 +13,8 @@ A run folder::
     RUN/checkpoints/best      a text file naming the best checkpoint folder
 
 A checkpoint is first written to ``step-N.tmp`` and renamed when complete, so a kill at any
-moment leaves either the previous checkpoints or the new one, never half of one.
+moment leaves either the previous checkpoints or the new one, never half of one. Reading a
+checkpoint (list, best, resolve, load weights) is in ``photodialog.checkpoints``, the library.
 """
 
 from __future__ import annotations
@@ -22,52 +23,26 @@ import json
 import os
 import random
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from photodialog.errors import UserError
-
-CHECKPOINTS = "checkpoints"
-BEST_POINTER = "best"
-WEIGHTS = "trainable.safetensors"
-EMA_WEIGHTS = "ema.safetensors"
-
-
-@dataclass
-class TrainState:
-    """Where a run is; saved with every checkpoint and restored by ``--resume``."""
-
-    step: int = 0
-    epoch: int = 0
-    batches_in_epoch: int = 0  # micro-batches already consumed in the current epoch
-    tau: float = 1.0
-    best_metric: float | None = None
-    best_step: int = -1
-    evals_without_improvement: int = 0
-    bad_steps_in_row: int = 0
-    bad_steps_total: int = 0
-    finished: bool = False
-    stop_reason: str = ""
-    history: list[dict] = field(default_factory=list)  # dev evaluations
-
-    @classmethod
-    def from_json(cls, data: dict) -> "TrainState":
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-
-def checkpoint_dir(run_dir: Path, step: int) -> Path:
-    return run_dir / CHECKPOINTS / f"step-{step:07d}"
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    folder = run_dir / CHECKPOINTS
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp") and (p / "state.json").is_file())
+from photodialog.checkpoints import (  # noqa: F401  (the reading side lives in the library; names kept here)
+    BEST_POINTER,
+    CHECKPOINTS,
+    EMA_WEIGHTS,
+    WEIGHTS,
+    TrainState,
+    best_checkpoint,
+    checkpoint_dir,
+    list_checkpoints,
+    load_trainable,
+    read_state,
+    resolve_checkpoint,
+    run_dir_of,
+)
 
 
 def save_checkpoint(run_dir: Path, weights: dict[str, torch.Tensor], optimizer, scheduler, state: TrainState,
@@ -105,15 +80,6 @@ def mark_best(run_dir: Path, step: int) -> None:
     os.replace(tmp, pointer)
 
 
-def best_checkpoint(run_dir: Path) -> Path | None:
-    pointer = run_dir / CHECKPOINTS / BEST_POINTER
-    if pointer.is_file():
-        candidate = run_dir / CHECKPOINTS / pointer.read_text(encoding="utf-8").strip()
-        if (candidate / "state.json").is_file():
-            return candidate
-    return None
-
-
 def prune_checkpoints(run_dir: Path, keep_last: int) -> None:
     best = best_checkpoint(run_dir)
     for old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
@@ -123,53 +89,11 @@ def prune_checkpoints(run_dir: Path, keep_last: int) -> None:
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
 
 
-def load_trainable(model: torch.nn.Module, folder: Path, *, file: str = WEIGHTS) -> None:
-    """Copy a checkpoint's trained parameters (or their average, ``file=EMA_WEIGHTS``) into ``model``."""
-    from safetensors.torch import load_file
-
-    weights = load_file(str(folder / file))
-    weights.pop("__updates__", None)
-    params = dict(model.named_parameters())
-    missing = [name for name in weights if name not in params]
-    if missing:
-        raise UserError(f"{folder} holds weights this model does not have (e.g. {missing[0]}): was it trained with another config?")
-    with torch.no_grad():
-        for name, value in weights.items():
-            target = params[name]
-            if target.shape != value.shape:
-                raise UserError(f"{folder}: '{name}' has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}")
-            target.copy_(value.to(target.dtype))
-
-
 def write_state(folder: Path, state: TrainState) -> None:
     """Replace a checkpoint's state.json atomically (e.g. to mark the run finished)."""
     tmp = folder / "state.json.tmp"
     tmp.write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
     os.replace(tmp, folder / "state.json")
-
-
-def read_state(folder: Path) -> TrainState:
-    return TrainState.from_json(json.loads((folder / "state.json").read_text(encoding="utf-8")))
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder from a path to one, or to a run folder (its best, else its latest)."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        # Said here, once, so that train (text_from), eval, chat and serve all give the same message.
-        raise UserError(f"checkpoint not found: {path}; pass a run folder (runs/NAME) or one of its checkpoints")
-    if (path / "state.json").is_file() and (path / WEIGHTS).is_file():
-        return path
-    if (path / CHECKPOINTS).is_dir():
-        found = best_checkpoint(path) or (list_checkpoints(path) or [None])[-1]
-        if found is not None:
-            return found
-        raise UserError(f"the run folder {path} has no complete checkpoint yet; train longer or pass another folder")
-    raise UserError(f"{path} is neither a checkpoint folder (state.json + {WEIGHTS}) nor a run folder with checkpoints/")
-
-
-def run_dir_of(checkpoint: Path) -> Path:
-    return checkpoint.parent.parent
 
 
 # ------------------------------------------------------------ RNG

@@ -18,7 +18,7 @@ from photodialog.data.loading import load_dialogues
 from photodialog.data.report import LoadReport
 from photodialog.data.samples import build_samples
 from photodialog.data.schema import PHOTO_SPAN, Dialogue, Sample
-from photodialog.models.batch import Batch, BatchCaption, PhotoTensors, collate
+from photodialog.models.batch import caption_batch  # noqa: F401  (its old home; it lives in the library now)
 from photodialog.models.formatting import DialogueFormatter, EncodedSample, ResponseCaption
 
 log = logging.getLogger(__name__)
@@ -82,23 +82,6 @@ def training_dataset(samples: list[Sample], formatter: DialogueFormatter | None)
     """What a system trains on: encoded samples when it has an LLM (a formatter), else the
     (caption, photo) pairs of the responses that share a photo (a generator trained alone)."""
     return EncodedSamples(samples, formatter) if formatter is not None else CaptionPairs(samples)
-
-
-def caption_batch(items: list[ResponseCaption], photos: PhotoTensors) -> Batch:
-    """A batch for a generator trained alone: captions and target photos, no token sequence."""
-    targets, captions = [], []
-    for row, item in enumerate(items):
-        tensor = photos.get(item.photo, "target")
-        target = -1
-        if tensor is not None:
-            target = len(targets)
-            targets.append(tensor)
-        captions.append(BatchCaption(sample=row, positions=[], text=item.text, gold_ids=[], target=target))
-    empty = torch.zeros(len(items), 0, dtype=torch.long)
-    return Batch(
-        input_ids=empty, attention_mask=empty, labels=empty, photo_slots=empty.bool(), context_pixels=torch.zeros(0, 3, 1, 1),
-        captions=captions, target_pixels=torch.stack(targets) if targets else None,
-    )
 
 
 @dataclass

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from photodialog.config import RunConfig
+from photodialog.models.generation import settings_from_config
 from photodialog.training.checkpoint import restore_rng, rng_state
 from photodialog.training.data import training_dataset
 
@@ -96,9 +97,7 @@ def _losses(system, model, dataset, config: RunConfig) -> dict:
 
 
 def _scores(system, samples, config: RunConfig, losses: dict) -> dict:
-    from photodialog.evaluation.evaluate import generation_settings
-
-    settings = generation_settings(config.eval, {"seed": DEV_SEED})
+    settings = settings_from_config(config.eval, {"seed": DEV_SEED})
     result, selection = {}, 0.0
     if system.formatter is not None:
         result["dev_bleu2"] = _bleu2(system, samples, settings, config.eval.batch_size)
