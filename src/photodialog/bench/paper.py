@@ -56,6 +56,8 @@ class PaperStepSettings:
     peak_tflops: float = 0.0
     standin: bool = False
     """Toy sizes of the same structures, allowed on the CPU (tests)."""
+    profile: bool = False
+    """Where the step's time goes (``bench.profile``) instead of FLOPs and MFU."""
     device: str = "cuda"
 
 
@@ -307,6 +309,38 @@ def run_paper_step_bench(settings: PaperStepSettings) -> dict:
         "peak_tflops": None if peak is None else round(peak / 1e12, 1), "peak_source": peak_source,
         "mfu": None if peak is None or model_flops is None else round(model_flops / seconds / peak, 4),
         "hfu": None if peak is None else round(flops["hardware"] / seconds / peak, 4), "mfu_formula": FLOPS_FORMULA,
+        "load_average_at_end": load_average(), "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def run_paper_profile(settings: PaperStepSettings) -> dict:
+    """``--profile``: the paper-size step's time per part (``photodialog.bench.profile``), with its
+    micro-batch copied from host memory to the device in each step (``data``), as a loader's would be."""
+    import copy
+
+    from photodialog.bench.profile import METHOD, profile_step, profiled_call
+
+    started = time.perf_counter()
+    machine = describe_machine(settings.device)
+    arch = standin() if settings.standin else PaperArchitecture()
+    try:
+        model = build_paper_model(arch, settings.device, gradient_checkpointing=settings.gradient_checkpointing)
+        host_batch = synthetic_batch(model, arch, settings, "cpu")
+        make_batch = lambda: copy.copy(host_batch).to(settings.device)  # noqa: E731 (Batch.to sets attributes in place)
+        step = TrainStep(model, paper_recipe(), make_batch(), 1.0, settings.device, autocast=torch.bfloat16)
+        call = profiled_call(step, make_batch)
+        timing = measure(call, repeats=settings.steps, warmup=settings.warmup, device=settings.device)
+        profile = profile_step(call, steps=min(settings.steps, 3), warmup=0, device=settings.device)
+    except torch.cuda.OutOfMemoryError as err:
+        raise UserError(f"out of GPU memory at batch {settings.batch_size} x {settings.seq_len} tokens: lower --batch-size or "
+                        f"--seq-len ({err})") from err
+    return {
+        "benchmark": "step-profile", "preset": "paper", "architecture": arch.name, "machine": machine, "settings": asdict(settings),
+        "recipe": {"name": RECIPE, "overrides": AUTHORS_CODE, "gradient_checkpointing": model.llm.is_gradient_checkpointing},
+        "batch": {"samples": settings.batch_size, "tokens": int(host_batch.attention_mask.sum()),
+                  "context_photos": int(host_batch.context_pixels.shape[0]), "target_photos": settings.image_targets,
+                  "image_size": arch.image_size},
+        "step_ms_unprofiled": timing.to_dict(), **profile, "method": METHOD,
         "load_average_at_end": load_average(), "wall_seconds": round(time.perf_counter() - started, 2),
     }
 

@@ -23,6 +23,7 @@ from photodialog.bench import tiny
 from photodialog.bench.machine import describe_machine, load_average
 from photodialog.bench.memory import AllocationTimeline, tensor_bytes
 from photodialog.bench.timing import measure, measure_interleaved
+from photodialog.models.profiling import part
 
 RATIO_TARGET = 1.10  # end-to-end step time at most 10% above the pipeline's
 
@@ -53,13 +54,17 @@ class TrainStep:
     def __call__(self):
         self.model.train()
         precision = torch.autocast(self.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()
-        with precision:
+        with part("forward"), precision:
             out = self.model(self.batch, tau=self.tau, alpha=self.config.train.alpha, text_weight=self.config.train.text_loss_weight)
-        out.loss.backward()
+        with part("backward"):
+            out.loss.backward()
         if self.config.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, self.config.train.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+            with part("grad_clip"):
+                torch.nn.utils.clip_grad_norm_(self.params, self.config.train.grad_clip)
+        with part("optimizer"):
+            self.optimizer.step()
+        with part("zero_grad"):
+            self.optimizer.zero_grad(set_to_none=True)
         return out
 
     def static_bytes(self) -> dict:

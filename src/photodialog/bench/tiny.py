@@ -76,6 +76,26 @@ def fixed_batch(system, setup: TinySetup, size: int, seed: int = 0):
     return system.make_batch([dataset[i] for i in order.local_batch(0, 0, 1)])
 
 
+def batch_maker(system, setup: TinySetup, size: int, seed: int = 0):
+    """A callable returning the consecutive micro-batches of epoch 0 as the trainer draws them
+    (collate and photo tensors included), round and round; for profiling the data path."""
+    from photodialog.training.data import EncodedSamples, epoch_order
+
+    dataset = EncodedSamples(setup.samples, system.formatter)
+    if len(dataset) < size:
+        raise UserError(f"the world has only {len(dataset)} training samples; use --batch-size {len(dataset)} or fewer")
+    order = epoch_order(dataset, 0, seed, size, system.config.data.photo_sample_weight)
+    position = 0
+
+    def make():
+        nonlocal position
+        batch = system.make_batch([dataset[i] for i in order.local_batch(position % len(order), 0, 1)])
+        position += 1
+        return batch.to(system.model.device)
+
+    return make
+
+
 def optimizer_for(model: torch.nn.Module, config) -> torch.optim.Optimizer:
     """AdamW over what trains, with the run's learning rate and weight decay (as the trainer)."""
     params = [p for p in model.parameters() if p.requires_grad]

@@ -81,6 +81,9 @@ def _step_parser(commands) -> None:
     p.add_argument("--no-gradient-checkpointing", action="store_true",
                    help="paper preset: keep all activations (the recipe recomputes them in backward)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="paper preset: the GPU's dense bf16 peak for MFU (default: known GPUs)")
+    p.add_argument("--profile", action="store_true",
+                   help="where one step's time goes (torch.profiler): LLM, ViT + Q-Former, VAE, text encoder, UNet, "
+                        "bridge, optimizer, data, host syncs; forward and backward apart, ms and share of the step")
     p.add_argument("--standin-sizes", action="store_true", help=argparse.SUPPRESS)  # tests: the paper path at tiny sizes on CPU
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="tiny preset: recipe overrides, e.g. model.image_loss_repeats=1")
     p.set_defaults(func=run_step)
@@ -169,6 +172,9 @@ def run_step(args) -> int:
         raise UserError("--random-weights goes with --preset paper (the tiny preset is always random)")
     from photodialog.bench.step import StepBenchSettings, run_step_bench, summary_lines
 
+    if args.profile:
+        from photodialog.bench.profile import run_tiny_profile, summary_lines
+        run_step_bench = run_tiny_profile
     return _run_and_report(args, run_step_bench, lambda device: StepBenchSettings(
         data=args.data, batch_size=args.batch_size or 16, steps=args.steps, warmup=args.warmup,
         overrides=list(args.overrides), device=device,
@@ -186,10 +192,13 @@ def _run_paper_step(args) -> int:
         raise UserError("KEY=VALUE overrides apply to the tiny preset only")
     if not args.standin_sizes:
         require_gpu(args.device)  # refuse at once on the CPU, before building anything
+    if args.profile:
+        from photodialog.bench.paper import run_paper_profile as run_paper_step_bench
+        from photodialog.bench.profile import summary_lines
     return _run_and_report(args, run_paper_step_bench, lambda device: PaperStepSettings(
         batch_size=args.batch_size or 4, seq_len=args.seq_len, image_targets=args.image_targets, steps=args.steps,
         warmup=args.warmup, gradient_checkpointing=False if args.no_gradient_checkpointing else None,
-        peak_tflops=args.peak_tflops, standin=args.standin_sizes, device=device,
+        peak_tflops=args.peak_tflops, standin=args.standin_sizes, profile=args.profile, device=device,
     ), summary_lines)
 
 

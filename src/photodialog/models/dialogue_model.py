@@ -23,6 +23,7 @@ from torch import nn
 from photodialog.models.batch import Batch
 from photodialog.models.bridge import CaptionTokens, VocabularyBridge
 from photodialog.models.formatting import IGNORE
+from photodialog.models.profiling import part
 from photodialog.models.stgs import STGSSample, straight_through_gumbel_softmax
 
 
@@ -66,7 +67,8 @@ class PhotoDialogModel(nn.Module):
         embeds = self.llm.get_input_embeddings()(input_ids)
         if self.perceptron is None or context_pixels.shape[0] == 0:
             return embeds
-        visual = self.perceptron(context_pixels.to(embeds.device))
+        with part("perceptron"):
+            visual = self.perceptron(context_pixels.to(embeds.device))
         if int(photo_slots.sum()) != visual.shape[0] * visual.shape[1]:
             raise ValueError(f"{int(photo_slots.sum())} photo slots for {visual.shape[0]} photos x {visual.shape[1]} embeddings")
         return embeds.masked_scatter(photo_slots[..., None].to(embeds.device), visual.to(embeds.dtype))
@@ -74,7 +76,8 @@ class PhotoDialogModel(nn.Module):
     def _hidden_states(self, batch: Batch) -> torch.Tensor:
         embeds = self.input_embeddings(batch.input_ids, batch.photo_slots, batch.context_pixels)
         decoder = self.llm.get_decoder()
-        return decoder(inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False).last_hidden_state
+        with part("llm"):
+            return decoder(inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False).last_hidden_state
 
     # ------------------------------------------------------------ training forward
 
@@ -99,9 +102,10 @@ class PhotoDialogModel(nn.Module):
         hidden = self._hidden_states(batch)
         # Position t predicts token t+1; only response positions get logits (memory: not B x T x V).
         predicts = batch.labels[:, 1:] != IGNORE
-        logits = self.llm.get_output_embeddings()(hidden[:, :-1][predicts])
-        targets = batch.labels[:, 1:][predicts]
-        text_loss = F.cross_entropy(logits.float(), targets)
+        with part("llm"):
+            logits = self.llm.get_output_embeddings()(hidden[:, :-1][predicts])
+            targets = batch.labels[:, 1:][predicts]
+            text_loss = F.cross_entropy(logits.float(), targets)
         if self.generator is None or not batch.captions:
             return text_loss, None, []
         # Row of each predicted position in ``logits``; a caption token at position p is predicted at p - 1.
@@ -111,7 +115,8 @@ class PhotoDialogModel(nn.Module):
         flat = sorted({r for rows in caption_rows for r in rows})
         index = {r: i for i, r in enumerate(flat)}
         caption_logits = logits[torch.tensor(flat, dtype=torch.long, device=logits.device)] if flat else logits[:0]
-        sample = straight_through_gumbel_softmax(caption_logits, tau, noise=self.settings.gumbel_noise, generator=generator)
+        with part("stgs"):
+            sample = straight_through_gumbel_softmax(caption_logits, tau, noise=self.settings.gumbel_noise, generator=generator)
         return text_loss, sample, [[index[r] for r in rows] for rows in caption_rows]
 
     def _image_forward(self, batch: Batch, sample: STGSSample | None, caption_rows, stats, generator):
@@ -123,12 +128,17 @@ class PhotoDialogModel(nn.Module):
         targets = batch.target_pixels[[batch.captions[i].target for i in used]]
         if self.bridge is not None and sample is not None:
             embedding = self.generator.token_embedding()
-            plan = self.bridge.plan(captions).to(embedding.device)
-            stats["unbridged_captions"] = plan.unbridged
-            hidden = self.generator.encode_embeddings(self.bridge.inputs_embeds(plan, sample, embedding))
+            with part("bridge"):
+                plan = self.bridge.plan(captions).to(embedding.device)
+                stats["unbridged_captions"] = plan.unbridged
+                bridged = self.bridge.inputs_embeds(plan, sample, embedding)
+            with part("text_encoder"):
+                hidden = self.generator.encode_embeddings(bridged)
         else:  # no gradient path to an LLM: the captions are encoded as text, as at inference
-            hidden = self.generator.encode_text([c.text for c in captions])
-        return self.generator.loss(hidden, targets.to(hidden.device), repeats=self.settings.image_loss_repeats, generator=generator)
+            with part("text_encoder"):
+                hidden = self.generator.encode_text([c.text for c in captions])
+        with part("diffusion_loss"):
+            return self.generator.loss(hidden, targets.to(hidden.device), repeats=self.settings.image_loss_repeats, generator=generator)
 
     def _caption_tokens(self, batch: Batch, index: int, sample: STGSSample | None, caption_rows) -> CaptionTokens:
         caption = batch.captions[index]

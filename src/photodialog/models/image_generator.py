@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from photodialog.models.profiling import part
 from photodialog.models.text_encoding import encode_token_embeddings, token_embedding
 
 SAMPLERS = {
@@ -103,7 +104,7 @@ class ImageGenerator(nn.Module):
 
     def loss(self, text_hidden: torch.Tensor, images: torch.Tensor, *, repeats: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """``L_v``: MSE between the UNet's prediction and the scheduler's target, averaged."""
-        with torch.no_grad() if not self._vae_trains() else torch.enable_grad():
+        with torch.no_grad() if not self._vae_trains() else torch.enable_grad(), part("vae_encode"):
             clean = self.to_model_space(images)
         clean = clean.repeat_interleave(repeats, 0).float()
         text_hidden = text_hidden.repeat_interleave(repeats, 0)
@@ -113,7 +114,8 @@ class ImageGenerator(nn.Module):
         noisy = self.noise_scheduler.add_noise(clean, noise, timesteps)
         target = self._target(clean, noise, timesteps)
         unet_dtype = self.unet.dtype
-        prediction = self.unet(noisy.to(unet_dtype), timesteps, encoder_hidden_states=text_hidden.to(unet_dtype)).sample
+        with part("unet"):
+            prediction = self.unet(noisy.to(unet_dtype), timesteps, encoder_hidden_states=text_hidden.to(unet_dtype)).sample
         if not self.snr_gamma:
             return F.mse_loss(prediction.float(), target.float())
         per_sample = (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
