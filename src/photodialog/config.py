@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from photodialog.errors import ConfigError
+from photodialog.registry import BRIDGES, DECODINGS, SAMPLERS
 
 TRAIN_MODES = ("frozen", "lora", "full")
 
@@ -199,8 +201,9 @@ class EvalConfig:
     top_p: float = 1.0
     diffusion_steps: int = 20
     guidance_scale: float = 3.0
-    scheduler: str = "ddim"
-    """Diffusion sampler: ddim, dpm (DPM-Solver++), euler or ddpm."""
+    sampler: str = "ddim"
+    """Diffusion sampling method: ddim, dpm (DPM-Solver++), euler or ddpm (``registry.SAMPLERS``;
+    diffusers calls the class a scheduler). Older recipes' ``eval.scheduler`` still reads, with a warning."""
     max_samples: int = 0
     """Evaluate on at most N responses of the split (0 = all)."""
     batch_size: int = 16
@@ -217,7 +220,7 @@ class RunConfig:
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.preset": ("tiny", "paper"),
     "model.context_photos": ("pixels", "caption"),
-    "model.bridge": ("exact", "sentence", "word", "none"),
+    "model.bridge": BRIDGES.names,
     "model.pooling": ("mean", "sum"),
     "model.caption_source": ("sampled", "gold"),
     "model.dtype": ("float32", "bfloat16", "float16"),
@@ -231,8 +234,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.train.vae": TRAIN_MODES,
     "train.tau_schedule": ("linear", "exponential"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
-    "eval.decoding": ("greedy", "beam", "sample"),
-    "eval.scheduler": ("ddim", "dpm", "euler", "ddpm"),
+    "eval.decoding": DECODINGS.names,
+    "eval.sampler": SAMPLERS.names,
 }
 PART_NAMES = ("llm", "perceptron", "generator")
 
@@ -335,6 +338,14 @@ def _check_tiny_architecture(tiny: TinySizes, image_size: int) -> None:
 # dropped when read, so that the checkpoints of older runs still load. They are no longer keys
 # (an override naming one is still refused as unknown).
 RETIRED_KEYS = frozenset({"model.tiny.tokenizer_corpus", "data.num_workers", "train.deterministic"})
+# Keys that were renamed: the old name still reads (recipes, saved configs, overrides), with a warning.
+RENAMED_KEYS = {"eval.scheduler": "eval.sampler"}
+
+
+def _renamed(old: str) -> str:
+    new = RENAMED_KEYS[old]
+    warnings.warn(f"config key '{old}' is now '{new}'; '{old}' still works but will be removed", FutureWarning, stacklevel=3)
+    return new
 
 
 # ---------------------------------------------------------------- conversion
@@ -346,6 +357,7 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     data = {name: raw for name, raw in data.items() if prefix + name not in RETIRED_KEYS}
+    data = {(_renamed(prefix + name).rsplit(".", 1)[-1] if prefix + name in RENAMED_KEYS else name): raw for name, raw in data.items()}
     unknown = sorted(set(data) - known)
     if unknown:
         key = prefix + unknown[0]
@@ -417,6 +429,9 @@ def resolve_key(key: str) -> str:
     """Full dotted key for ``key``; a bare key is accepted when exactly one field ends with it."""
     if key in ALL_KEYS:
         return key
+    old = next((k for k in RENAMED_KEYS if k == key or k.endswith("." + key)), None)
+    if old is not None:
+        return _renamed(old)
     matches = [k for k in ALL_KEYS if k.endswith("." + key)]
     if len(matches) == 1:
         return matches[0]

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from photodialog import IMG_END, IMG_START
-from photodialog.data import dialogcc, photochat
-from photodialog.data.layout import IMAGE_EXTENSIONS, PHOTO_DIR, SPLITS, canonical_split, find_photo, photo_stems
+from photodialog.data import photochat
+from photodialog.data.layout import IMAGE_EXTENSIONS, PHOTO_DIR, SPLITS, WORLD_FILE, canonical_split, find_photo, photo_stems
 from photodialog.data.report import (
     EMPTY_DIALOGUE,
     FILE_SKIPPED,
@@ -48,10 +48,11 @@ from photodialog.data.report import (
 )
 from photodialog.data.schema import Dialogue, Photo, Turn, photo_turn_text
 from photodialog.errors import DataError, UserError, require
+from photodialog.registry import DATASET_FORMATS
 
 log = logging.getLogger(__name__)
 
-FORMATS = (photochat, dialogcc)  # tried in this order on a file's records
+FORMATS = tuple(DATASET_FORMATS.load(name) for name in DATASET_FORMATS.names)  # tried in this order on a file's records
 DATA_SUFFIXES = (".json", ".jsonl", ".parquet")
 _NAME_PARTS = re.compile(r"[-_.]")
 _PROGRESS_MIN_RECORDS = 20_000  # below this a file parses in well under a second
@@ -165,6 +166,12 @@ def dataset_root(path: str | Path) -> Path:
     if _split_named(folder.name) and not (folder / PHOTO_DIR).is_dir():
         return folder.parent
     return folder
+
+
+def dataset_name(path: str | Path) -> str:
+    """``synthetic`` for a synthetic world, else the dataset folder's name (photochat, dialogcc...)."""
+    root = dataset_root(path)
+    return "synthetic" if (root / WORLD_FILE).is_file() else root.resolve().name
 
 
 @contextmanager

@@ -117,7 +117,8 @@ def _add_photo_arguments(parser) -> None:
         default=20.0,
         metavar="SECONDS",
         help="per-request timeout for connecting and for each read (default: 20); "
-        "one attempt may take at most 6 times this in all",
+        "one attempt may take at most 6 times this in all, headers included (a host that slow "
+        "is not asked again)",
     )
     group.add_argument(
         "--retries",

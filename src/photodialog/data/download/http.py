@@ -6,7 +6,14 @@ an error while reading restarts the whole attempt. What is retried and what is n
 
 - retried: timeouts, dropped connections, HTTP 5xx and 429 (honouring ``Retry-After``)
 - not retried: other HTTP 4xx, unknown hosts, certificate errors, a wrong content type,
-  a body over the size limit -- asking again would give the same answer.
+  a body over the size limit, a host too slow to answer within the attempt's deadline --
+  asking again would give the same answer.
+
+**Deadline.** The socket timeout bounds each wait, but a host that sends one byte just inside
+it would keep an attempt alive for ever (headers included). A watchdog thread per attempt
+closes the attempt's sockets when ``HttpLimits.attempt_deadline`` has passed, or as soon as the
+caller's ``stop`` event is set (Ctrl-C), so a blocked read returns at once and the attempt ends
+with ``FetchError("too slow: ...")`` or ``FetchCancelled``.
 """
 
 from __future__ import annotations
@@ -62,6 +69,105 @@ class FetchCancelled(Exception):
     """The caller asked to stop (Ctrl-C) while a fetch was running or waiting to retry."""
 
 
+class _Watchdog:
+    """Closes the sockets of one attempt at its deadline or when ``stop`` is set.
+
+    The sockets are registered by the connection classes below (through a thread-local, since
+    each worker thread runs one attempt at a time), also those of redirects.
+    """
+
+    POLL_SECONDS = 0.05
+
+    def __init__(self, seconds: float, stop: threading.Event | None):
+        self.seconds, self.stop = seconds, stop
+        self.deadline = time.monotonic() + seconds
+        self.sockets: list[socket.socket] = []
+        self.fired: str | None = None  # "deadline" or "stop"
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._watch, name="fetch-deadline", daemon=True)
+
+    def __enter__(self) -> "_Watchdog":
+        _current.watchdog = self
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _current.watchdog = None
+        self._done.set()
+        self._thread.join()
+
+    def register(self, sock: socket.socket) -> None:
+        with self._lock:
+            self.sockets.append(sock)
+            fired = self.fired
+        if fired:
+            _close(sock)
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.POLL_SECONDS):
+            reason = "stop" if self.stop is not None and self.stop.is_set() else None
+            if reason is None and time.monotonic() >= self.deadline:
+                reason = "deadline"
+            if reason:
+                with self._lock:
+                    self.fired = reason
+                    sockets = list(self.sockets)
+                for sock in sockets:
+                    _close(sock)
+                return
+
+    def check(self) -> None:
+        """Raise what the watchdog did, if it fired (a closed socket may look like a normal end)."""
+        if self.fired == "stop":
+            raise FetchCancelled()
+        if self.fired == "deadline":
+            raise FetchError(f"too slow: no complete answer within {self.seconds:g} s")
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv on this socket
+    except OSError:
+        pass  # already closed
+
+
+_current = threading.local()
+
+
+def _register(sock) -> None:
+    watchdog = getattr(_current, "watchdog", None)
+    if watchdog is not None and sock is not None:
+        watchdog.register(sock)
+
+
+class _WatchedHTTPConnection(http.client.HTTPConnection):
+    def connect(self):
+        super().connect()
+        _register(self.sock)
+
+
+class _WatchedHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self):
+        super().connect()
+        _register(self.sock)
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_WatchedHTTPConnection, req)
+
+
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        # Python 3.11 still passes check_hostname; later versions dropped the argument.
+        extra = {"check_hostname": self._check_hostname} if hasattr(self, "_check_hostname") else {}
+        return self.do_open(_WatchedHTTPSConnection, req, context=self._context, **extra)
+
+
+_opener = urllib.request.build_opener(_WatchedHTTPHandler, _WatchedHTTPSHandler)
+
+
 @dataclass
 class Body:
     """The response being read: its headers and its chunks (the size limit is enforced here)."""
@@ -113,6 +219,17 @@ def _wait(seconds: float, stop: threading.Event | None) -> None:
 
 
 def _attempt(url, consume, limits, refuse, stop):
+    with _Watchdog(limits.attempt_deadline, stop) as watchdog:
+        try:
+            return _attempt_body(url, consume, limits, refuse, stop)
+        except (FetchError, OSError, http.client.HTTPException):
+            watchdog.check()  # the error came from the watchdog closing the socket: say so
+            raise
+        finally:
+            watchdog.check()  # also when the closed socket looked like the normal end of the body
+
+
+def _attempt_body(url, consume, limits, refuse, stop):
     response = _open(url, limits)
     with response:
         final_url = response.geturl() or url
@@ -131,7 +248,7 @@ def _attempt(url, consume, limits, refuse, stop):
 def _open(url: str, limits: HttpLimits):
     try:
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
-        return urllib.request.urlopen(request, timeout=limits.timeout)
+        return _opener.open(request, timeout=limits.timeout)
     except urllib.error.HTTPError as err:
         err.close()
         raise _http_error(err.code, err.headers.get("Retry-After") if err.headers else None) from None
@@ -178,7 +295,6 @@ def _content_length(response) -> int | None:
 
 def _read_chunks(response, limits: HttpLimits, stop: threading.Event | None) -> Iterator[bytes]:
     """The body in chunks; stops as soon as the size limit is passed, never after the fact."""
-    deadline = time.monotonic() + limits.attempt_deadline
     total = 0
     while True:
         if stop is not None and stop.is_set():
@@ -194,6 +310,4 @@ def _read_chunks(response, limits: HttpLimits, stop: threading.Event | None) -> 
         total += len(chunk)
         if limits.max_bytes is not None and total > limits.max_bytes:
             raise FetchError(f"too large: > {limits.max_bytes} bytes")
-        if time.monotonic() > deadline:
-            raise FetchError("timeout", retryable=True)
         yield chunk
