@@ -22,9 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from photodialog.config import load_config
 from photodialog.errors import UserError
+from photodialog.registry import BASELINES as BASELINE_REGISTRY
+from photodialog.training.trainer import Trainer
 
-BASELINES = ("pipeline", "divter")
+BASELINES = BASELINE_REGISTRY.names
 SCALES = ("tiny", "photochat", "dialogcc")
 
 
@@ -43,7 +46,7 @@ def baseline_recipes(baseline: str, scale: str = "tiny") -> BaselineRecipes:
         raise UserError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
     if scale not in SCALES:
         raise UserError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
-    table_name = "Divter" if baseline == "divter" else "pipeline"
+    table_name = BASELINE_REGISTRY.entry(baseline).label
     if scale == "tiny":
         return BaselineRecipes(table_name, f"tiny-{baseline}-text", f"tiny-{baseline}-image")
     return BaselineRecipes(table_name, f"paper-{baseline}-text-{scale}", f"paper-{baseline}-image-{scale}")
@@ -71,9 +74,6 @@ def train_baseline(
 
     Both recipes are read and checked before any training, so a bad override costs nothing.
     """
-    from photodialog.config import load_config
-    from photodialog.training.trainer import Trainer
-
     out = Path(out_dir)
     run = BaselineRun(out / "text", out / "image")
     text_from = f"model.text_from={run.text_dir.resolve()}"

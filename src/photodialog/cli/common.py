@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 
 
 def quiet_libraries() -> None:
@@ -78,7 +79,7 @@ def add_model_arguments(parser) -> None:
 
 def add_generation_arguments(parser) -> None:
     """The flags of ``GenerationSettings``; defaults are the evaluation protocol's (greedy, 30 tokens, 20 steps)."""
-    from photodialog.models.generation import DECODINGS, SAMPLERS, GenerationSettings
+    from photodialog.models.generation_settings import DECODINGS, SAMPLERS, GenerationSettings
 
     default = GenerationSettings()
     group = parser.add_argument_group("generation")
@@ -90,17 +91,36 @@ def add_generation_arguments(parser) -> None:
         ("--top-p", "P", float, default.top_p, "nucleus sampling mass for --decoding sample"),
         ("--diffusion-steps", "N", int, default.diffusion_steps, "denoising steps per drawn photo"),
         ("--guidance-scale", "G", float, default.guidance_scale, "classifier-free guidance; 1 or less turns it off"),
-        ("--sampler", SAMPLERS, str, default.sampler, "diffusion sampler"),
+        ("--sampler", SAMPLERS, str, default.sampler, "diffusion sampling method"),
         ("--seed", "N", int, default.seed, "seed for sampling and drawing"),
     ]
     for flag, values, kind, value, text in flags:
         shape = {"metavar": values} if isinstance(values, str) else {"choices": values}
         group.add_argument(flag, type=kind, default=value, help=f"{text} (default: %(default)s)", **shape)
+    add_renamed_flag(group, "--scheduler", "--sampler", dest="sampler", choices=SAMPLERS)
+
+
+class _RenamedFlag(argparse.Action):
+    """An old flag name that still works: stores into the new flag's ``dest`` and says so on stderr."""
+
+    def __init__(self, option_strings, dest, new_flag: str = "", **kwargs):
+        self.new_flag = new_flag
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"warning: {option_string} is now {self.new_flag}; {option_string} still works but will be removed",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_renamed_flag(parser, old: str, new: str, *, dest: str, **kwargs) -> None:
+    """Accept ``old`` as a hidden spelling of ``new`` (same ``dest``), with a warning when used."""
+    parser.add_argument(old, dest=dest, action=_RenamedFlag, new_flag=new, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
 
 
 def settings_from_args(args):
     """Checked ``GenerationSettings`` from the parsed flags."""
-    from photodialog.models.generation import GenerationSettings, check_settings
+    from photodialog.models.generation_settings import GenerationSettings, check_settings
 
     return check_settings(GenerationSettings(
         max_new_tokens=args.max_new_tokens, decoding=args.decoding, num_beams=args.num_beams,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from photodialog.cli.common import non_negative_int, positive_int, quiet_libraries
+from photodialog.cli.common import add_renamed_flag, non_negative_int, positive_int, quiet_libraries
+from photodialog.models.generation_settings import DECODINGS, SAMPLERS
 
 EPILOG = """examples:
   photodialog eval --checkpoint runs/tiny-e2e --data worlds/default --split test
@@ -52,7 +53,6 @@ def register(subparsers) -> None:
 
 
 def add_eval_arguments(parser) -> None:
-    from photodialog.models.generation import DECODINGS, SAMPLERS
 
     parser.add_argument("--checkpoint", metavar="DIR", help="a run folder (its best checkpoint) or a checkpoint folder; "
                         "for the pipeline, the image part's run (its model.text_from joins the text part)")
@@ -78,7 +78,8 @@ def add_eval_arguments(parser) -> None:
     decoding.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling mass (--decoding sample)")
     decoding.add_argument("--diffusion-steps", type=positive_int, metavar="N", help="denoising steps per photo (protocol: 20)")
     decoding.add_argument("--guidance-scale", type=float, metavar="G", help="classifier-free guidance scale")
-    decoding.add_argument("--scheduler", choices=SAMPLERS, help="diffusion sampler")
+    decoding.add_argument("--sampler", choices=SAMPLERS, help="diffusion sampling method")
+    add_renamed_flag(decoding, "--scheduler", "--sampler", dest="sampler", choices=SAMPLERS)
 
 
 def seed_list(text: str) -> list[int]:
@@ -103,7 +104,7 @@ def generation_overrides(args) -> dict:
     return {
         "decoding": args.decoding, "num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
         "temperature": args.temperature, "top_p": args.top_p, "diffusion_steps": args.diffusion_steps,
-        "guidance_scale": args.guidance_scale, "sampler": args.scheduler,
+        "guidance_scale": args.guidance_scale, "sampler": args.sampler,
     }
 
 

@@ -23,6 +23,7 @@ SPLITS = ("train", "dev", "test")
 SPLIT_ALIASES = {"valid": "dev", "validation": "dev", "val": "dev"}
 PHOTO_DIR = "photos"
 MANIFEST = "manifest.jsonl"
+WORLD_FILE = "world.json"  # what makes a folder a synthetic world (data/synth/world.py)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

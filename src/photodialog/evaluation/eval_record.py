@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from photodialog.data.loading import dataset_name  # noqa: F401  (also imported from here)
 from photodialog.evaluation.eval_files import EvalPaths
 from photodialog.evaluation.request import EvalRequest
 from photodialog.evaluation.runner import NOISE_SEED_STRIDE
@@ -45,15 +46,6 @@ def model_info(system, name: str | None) -> dict[str, Any]:
         "bridge": cfg.bridge,
         "text_from": cfg.text_from or None,
     }
-
-
-def dataset_name(data_path: str | Path) -> str:
-    """``synthetic`` for a synthetic world, else the dataset folder's name (photochat, dialogcc...)."""
-    from photodialog.data.loading import dataset_root
-    from photodialog.data.synth.world import WORLD_FILE
-
-    root = dataset_root(data_path)
-    return "synthetic" if (root / WORLD_FILE).is_file() else root.resolve().name
 
 
 def data_info(data_path: str | Path, split: str, gold: GoldTargets) -> dict[str, Any]:

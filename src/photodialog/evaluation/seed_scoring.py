@@ -30,6 +30,7 @@ from photodialog.evaluation.probe_scores import ProbeScorer, all_probe_keys, loa
 from photodialog.evaluation.results import SeedResult
 from photodialog.evaluation.runner import iter_photos
 from photodialog.models.generation import GenerationSettings, Reply
+from photodialog.registry import TEXT_METRICS
 
 NO_GENERATOR = (
     "this checkpoint has no image generator (a pipeline text part); evaluate the pipeline's image part, "
@@ -107,13 +108,10 @@ class SeedScorer:
 
     def score(self, seed: int, replies: Sequence[Reply]) -> tuple[SeedResult, dict[int, Path]]:
         """The seed's metrics and the photo files drawn for it (by target index)."""
-        from photodialog.evaluation.share_moment import share_moment_scores
-        from photodialog.evaluation.text_metrics import text_scores
-
         result = SeedResult(seed)
         predicted = [reply.text for reply in replies]
-        result.add(text_scores(predicted, self.gold.texts))
-        result.add(share_moment_scores(predicted, self.gold.texts))
+        for metric in TEXT_METRICS.names:  # every registered text metric (photodialog.registry)
+            result.add(TEXT_METRICS.load(metric)(predicted, self.gold.texts))
         result.counts["reference_photos_missing"] = self.gold.missing_photos
         if self.generator is None:
             result.mark_unavailable(["is", "fid"] + (all_probe_keys() if self.is_world else []), NO_GENERATOR)

@@ -17,6 +17,10 @@ size, is ever built. Modes:
 * ``exact`` (Eq. 8): the static matrix of tokens whose text is equal (ignoring case and the
   word-boundary marks); it touches the whole vocabulary, so it costs O(|V|) per caption.
 * ``none``: no gradient (the pipeline): the text encoder reads ``E[sd_ids]``.
+
+A mode whose matrix is built per caption is a function ``(bridge, caption, sd_row) -> Blocks``
+(``sentence_blocks``, ``word_blocks``) registered in ``photodialog.registry.BRIDGES``; the plan,
+the gather and Eq. 11 are the same for every such mode.
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ import torch
 
 from photodialog.models.stgs import STGSSample
 from photodialog.models.tokenizers import normalized_token_strings
+from photodialog.registry import BRIDGES as BRIDGE_REGISTRY
 
-BRIDGES = ("exact", "sentence", "word", "none")
+BRIDGES = BRIDGE_REGISTRY.names
+# (LLM token ids, SD token ids) blocks of one caption's matrix M: M[k, j] = 1 for k, j in a block.
+Blocks = list[tuple[list[int], list[int]]]
 
 
 @dataclass
@@ -73,8 +80,12 @@ class VocabularyBridge:
     """Builds per-batch plans and applies Eq. 11 to the diffusion text encoder's input."""
 
     def __init__(self, mode: str, llm_tokenizer, sd_tokenizer, *, pooling: str = "mean"):
+        """``mode`` is a name of ``registry.BRIDGES``; ``pooling`` Eq. 11's pool over a caption's
+        positions (``mean``, the paper, or ``sum``). Raises ``ValueError`` for another value."""
         if mode not in BRIDGES:
             raise ValueError(f"bridge must be one of {BRIDGES}, got {mode!r}")
+        # The dynamic modes' block builder (None for exact and none, which the class handles itself).
+        self.blocks = BRIDGE_REGISTRY.load(mode) if BRIDGE_REGISTRY.entry(mode).target else None
         if pooling not in ("mean", "sum"):
             raise ValueError(f"pooling must be 'mean' or 'sum', got {pooling!r}")
         self.mode, self.pooling = mode, pooling
@@ -95,6 +106,7 @@ class VocabularyBridge:
         return self.sd_tokenizer(texts, padding="max_length", max_length=self.sd_max_length, truncation=True, return_tensors="pt").input_ids
 
     def plan(self, captions: list[CaptionTokens]) -> BridgePlan:
+        """The index tensors of Eq. 11 for ``captions`` (CPU, from token ids only; move with ``.to``)."""
         plan = BridgePlan(sd_input_ids=self.sd_ids([c.text for c in captions]))
         if self.mode in ("none",) or not captions:
             return plan
@@ -105,10 +117,7 @@ class VocabularyBridge:
             return plan
         groups = []  # (caption index, llm ids, sd ids)
         for index, caption in enumerate(captions):
-            if self.mode == "sentence":
-                caption_groups = self._sentence_groups(caption, plan.sd_input_ids[index])
-            else:
-                caption_groups = self._word_groups(caption)
+            caption_groups = self.blocks(self, caption, plan.sd_input_ids[index])
             plan.unbridged += not caption_groups
             groups += [(index, k, j) for k, j in caption_groups]
         self._fill_groups(plan, captions, groups)
@@ -117,28 +126,12 @@ class VocabularyBridge:
     def _scale(self, caption: CaptionTokens) -> float:
         return 1.0 / max(len(caption.rows), 1) if self.pooling == "mean" else 1.0
 
-    def _content_sd_ids(self, text: str) -> list[int]:
+    def content_sd_ids(self, text: str) -> list[int]:
+        """The diffusion tokenizer's ids of ``text`` without special tokens (cut to its length less two)."""
         ids = self.sd_tokenizer(text, add_special_tokens=False, truncation=True, max_length=self.sd_max_length - 2).input_ids
         return [i for i in ids if i not in self.sd_specials]
 
-    def _sentence_groups(self, caption: CaptionTokens, sd_row: torch.Tensor) -> list[tuple[list[int], list[int]]]:
-        """Eq. 10's one block T_LLM x T_SD. ``sd_row`` is the caption's R~SD row: the same content
-        tokens ``_content_sd_ids`` would give (cut to the length less the start and end tokens)
-        plus specials and padding, which are dropped, so the caption is not tokenized twice."""
-        llm = sorted({i for i in caption.llm_ids if i not in self.llm_specials})
-        sd = sorted(set(sd_row.tolist()) - self.sd_specials)
-        return [(llm, sd)] if llm and sd else []
-
-    def _word_groups(self, caption: CaptionTokens) -> list[tuple[list[int], list[int]]]:
-        # One group per LLM token k, with J_k = the SD tokens of every word whose LLM tokens hold k:
-        # the union of the per-word blocks, each pair counted once (M is 0/1).
-        targets: dict[int, set[int]] = defaultdict(set)
-        for word in caption.text.split():
-            llm = [i for i in self.llm_tokenizer(word, add_special_tokens=False).input_ids if i not in self.llm_specials]
-            sd = self._content_sd_ids(word)
-            for k in llm:
-                targets[k].update(sd)
-        return [([k], sorted(j)) for k, j in sorted(targets.items()) if j]
+    _content_sd_ids = content_sd_ids  # its earlier private name
 
     def _fill_groups(self, plan: BridgePlan, captions: list[CaptionTokens], groups) -> None:
         rows, tokens, group_ids, sd_ids, entry_group = [], [], [], [], []
@@ -228,3 +221,30 @@ def gathered_bag_sum(ids: torch.Tensor, table: torch.Tensor, offsets: torch.Tens
     bag_of_entry = torch.repeat_interleave(torch.arange(len(offsets), device=ids.device), ends - offsets)
     weighted = table.index_select(0, ids) * weights.unsqueeze(1)
     return table.new_zeros(len(offsets), table.shape[1]).index_add(0, bag_of_entry, weighted)
+
+
+# ------------------------------------------------------------ dynamic matrices (registered in photodialog.registry)
+
+
+def sentence_blocks(bridge: VocabularyBridge, caption: CaptionTokens, sd_row: torch.Tensor) -> Blocks:
+    """Eq. 10's one block T_LLM x T_SD: every LLM token of the caption with every SD token.
+
+    ``sd_row`` is the caption's R~SD row: the same content tokens ``content_sd_ids`` would give
+    (cut to the length less the start and end tokens) plus specials and padding, which are
+    dropped, so the caption is not tokenized twice.
+    """
+    llm = sorted({i for i in caption.llm_ids if i not in bridge.llm_specials})
+    sd = sorted(set(sd_row.tolist()) - bridge.sd_specials)
+    return [(llm, sd)] if llm and sd else []
+
+
+def word_blocks(bridge: VocabularyBridge, caption: CaptionTokens, sd_row: torch.Tensor) -> Blocks:
+    """The union over the caption's words of T_LLM(word) x T_SD(word), each pair once (M is 0/1):
+    one block per LLM token k, with the SD tokens of every word whose LLM tokens hold k."""
+    targets: dict[int, set[int]] = defaultdict(set)
+    for word in caption.text.split():
+        llm = [i for i in bridge.llm_tokenizer(word, add_special_tokens=False).input_ids if i not in bridge.llm_specials]
+        sd = bridge.content_sd_ids(word)
+        for k in llm:
+            targets[k].update(sd)
+    return [([k], sorted(j)) for k, j in sorted(targets.items()) if j]

@@ -7,90 +7,47 @@ closed; an empty caption shares no photo.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from photodialog import IMG_END, IMG_START
-from photodialog.config import EvalConfig
 from photodialog.data.schema import Turn, photo_turn_text
-from photodialog.errors import UserError
 from photodialog.models.batch import PhotoTensors
 from photodialog.models.formatting import DialogueFormatter
-from photodialog.models.image_generator import SAMPLERS as SAMPLER_SCHEDULERS
+from photodialog.models.generation_settings import (  # noqa: F401  (the settings are importable from here too)
+    DECODINGS,
+    MAX_BEAMS,
+    MAX_DIFFUSION_STEPS,
+    MAX_GUIDANCE_SCALE,
+    MAX_NEW_TOKENS,
+    SAMPLERS,
+    GenerationSettings,
+    check_settings,
+    settings_from_config,
+)
+from photodialog.registry import DECODINGS as DECODING_REGISTRY
 
-DECODINGS = ("greedy", "beam", "sample")
-SAMPLERS = tuple(SAMPLER_SCHEDULERS)  # the names a setting or flag may give; image_generator maps them to schedulers
-MAX_NEW_TOKENS = 1024  # a chat turn; far longer replies are a typo
-MAX_BEAMS = 64
-MAX_DIFFUSION_STEPS = 1000  # the noise schedule's length
-MAX_GUIDANCE_SCALE = 100.0
-
-
-@dataclass
-class GenerationSettings:
-    max_new_tokens: int = 30
-    decoding: str = "greedy"  # greedy | beam | sample
-    num_beams: int = 2
-    temperature: float = 1.0
-    top_p: float = 1.0
-    diffusion_steps: int = 20
-    guidance_scale: float = 3.0
-    sampler: str = "ddim"
-    seed: int = 0
-    draw_photos: bool = True
+# ------------------------------------------------------------ decodings (registered in photodialog.registry)
 
 
-def check_settings(settings: GenerationSettings) -> GenerationSettings:
-    """``settings`` unchanged, or a ``UserError`` naming the first value out of range.
-
-    The one check for chat, the web page and evaluation, so that a setting one accepts the
-    others accept too; it runs before the model loads, so a bad value is a message, not a traceback.
-    """
-    _choice("decoding", settings.decoding, DECODINGS)
-    _choice("sampler", settings.sampler, SAMPLERS)
-    _within("max new tokens", settings.max_new_tokens, 1, MAX_NEW_TOKENS)
-    _within("number of beams", settings.num_beams, 1, MAX_BEAMS)
-    _within("diffusion steps", settings.diffusion_steps, 1, MAX_DIFFUSION_STEPS)
-    _within("guidance scale", settings.guidance_scale, 0.0, MAX_GUIDANCE_SCALE)
-    _within("top-p", settings.top_p, 1e-6, 1.0)
-    _within("seed", settings.seed, 0, 2**63 - 1)
-    if settings.decoding == "beam" and settings.num_beams < 2:  # one beam is greedy decoding under another name
-        raise UserError(f"beam search needs at least 2 beams (got {settings.num_beams}); use greedy decoding for one")
-    if settings.decoding == "sample" and not settings.temperature > 0:
-        raise UserError(f"temperature must be above 0 for sampling (got {settings.temperature}); use greedy decoding for 0")
-    return settings
+def greedy_decoding(settings: GenerationSettings) -> dict[str, Any]:
+    """``generate()`` arguments of greedy decoding: the most likely token at each step."""
+    return {"do_sample": False, "num_beams": 1}
 
 
-def settings_from_config(config: EvalConfig, overrides: Mapping[str, Any] | None = None) -> GenerationSettings:
-    """A run's ``eval`` section as generation settings, with ``overrides`` (None values ignored), checked.
-
-    Raises ``ValueError`` for an override that is not a ``GenerationSettings`` field and
-    ``UserError`` (``check_settings``) for a value out of range.
-    """
-    settings = GenerationSettings(
-        max_new_tokens=config.max_new_tokens, decoding=config.decoding, num_beams=config.num_beams,
-        temperature=config.temperature, top_p=config.top_p, diffusion_steps=config.diffusion_steps,
-        guidance_scale=config.guidance_scale, sampler=config.scheduler,
-    )
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(GenerationSettings)})
-    if unknown:
-        raise ValueError(f"unknown generation settings {unknown}")
-    return check_settings(replace(settings, **overrides))
+def beam_decoding(settings: GenerationSettings) -> dict[str, Any]:
+    """``generate()`` arguments of beam search over ``settings.num_beams`` beams."""
+    return {"do_sample": False, "num_beams": settings.num_beams}
 
 
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UserError(f"unknown {name} '{value}'; choose one of {', '.join(choices)}")
-
-
-def _within(name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise UserError(f"{name} must be between {low:g} and {high:g} (got {value:g})")
+def sample_decoding(settings: GenerationSettings) -> dict[str, Any]:
+    """``generate()`` arguments of sampling with temperature and top-p; seeds torch with
+    ``settings.seed`` so that the same seed writes the same reply."""
+    torch.manual_seed(settings.seed)
+    return {"do_sample": True, "temperature": max(settings.temperature, 1e-4), "top_p": settings.top_p}
 
 
 @dataclass
@@ -187,13 +144,7 @@ class Responder:
         embeds, mask = self.prompt_inputs(contexts, responders)
         kwargs = dict(max_new_tokens=settings.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
                       pad_token_id=tokenizer.pad_token_id, use_cache=True, streamer=streamer)
-        if settings.decoding == "sample":
-            kwargs.update(do_sample=True, temperature=max(settings.temperature, 1e-4), top_p=settings.top_p)
-            torch.manual_seed(settings.seed)
-        elif settings.decoding == "beam":
-            kwargs.update(do_sample=False, num_beams=settings.num_beams)
-        else:
-            kwargs.update(do_sample=False, num_beams=1)
+        kwargs.update(DECODING_REGISTRY.load(settings.decoding)(settings))
         output = self.model.llm.generate(inputs_embeds=embeds, attention_mask=mask, **kwargs)
         return output.tolist()
 

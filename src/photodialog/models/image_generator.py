@@ -16,13 +16,9 @@ from torch import nn
 
 from photodialog.models.profiling import part
 from photodialog.models.text_encoding import encode_token_embeddings, token_embedding
+from photodialog.registry import SAMPLERS as SAMPLER_REGISTRY
 
-SAMPLERS = {
-    "ddim": "DDIMScheduler",
-    "dpm": "DPMSolverMultistepScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "ddpm": "DDPMScheduler",
-}
+SAMPLERS = SAMPLER_REGISTRY.names  # each a diffusers scheduler class (photodialog.registry)
 
 
 def image_to_tensor(image, size: int) -> torch.Tensor:
@@ -188,8 +184,8 @@ class ImageGenerator(nn.Module):
         return uncond_pred + guidance_scale * (cond_pred - uncond_pred)
 
     def _sampler(self, name: str):
-        import diffusers
-
-        if name not in SAMPLERS:
+        """A fresh diffusers scheduler of the registered sampler ``name`` on this generator's noise
+        schedule; ``ValueError`` for a name not in ``registry.SAMPLERS``."""
+        if name not in SAMPLER_REGISTRY:
             raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-        return getattr(diffusers, SAMPLERS[name]).from_config(self.noise_scheduler.config)
+        return SAMPLER_REGISTRY.load(name).from_config(self.noise_scheduler.config)

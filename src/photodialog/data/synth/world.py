@@ -6,11 +6,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from photodialog.data.layout import SPLITS, find_photo, photo_stem
+from photodialog.data.layout import SPLITS, WORLD_FILE, find_photo, photo_stem
 from photodialog.data.synth.attributes import Triple, parse_caption
 from photodialog.errors import DataError
 
-WORLD_FILE = "world.json"
 GENERATOR = "photodialog.data.synth"
 GENERATOR_VERSION = 1
 

@@ -1,0 +1,121 @@
+"""One registry per extension point: the config, the command line and the code read its names."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from photodialog import registry
+from photodialog.config import CHOICES, load_config
+from photodialog.errors import ConfigError
+
+# Config keys whose allowed values are a registry's names.
+CONFIG_REGISTRIES = {
+    "model.bridge": registry.BRIDGES,
+    "eval.decoding": registry.DECODINGS,
+    "eval.sampler": registry.SAMPLERS,
+}
+ALL_REGISTRIES = [
+    registry.DATASET_FORMATS, registry.BRIDGES, registry.SAMPLERS, registry.DECODINGS,
+    registry.TEXT_METRICS, registry.BASELINES,
+]
+
+
+@pytest.mark.parametrize("key", sorted(CONFIG_REGISTRIES))
+def test_every_allowed_config_value_is_its_registry(key):
+    assert CHOICES[key] == CONFIG_REGISTRIES[key].names
+
+
+@pytest.mark.parametrize("kind", [r.kind for r in ALL_REGISTRIES])
+def test_every_registered_implementation_loads(kind):
+    found = next(r for r in ALL_REGISTRIES if r.kind == kind)
+    for entry in found:
+        if entry.target is not None:
+            assert found.load(entry.name) is not None, entry.name
+
+
+def test_the_code_reads_the_registries():
+    from photodialog.baselines.presets import BASELINES
+    from photodialog.data.loading import FORMATS
+    from photodialog.models.bridge import BRIDGES
+    from photodialog.models.generation import DECODINGS, SAMPLERS
+
+    assert [module.__name__ for module in FORMATS] == [e.target for e in registry.DATASET_FORMATS]
+    assert BRIDGES == registry.BRIDGES.names
+    assert DECODINGS == registry.DECODINGS.names
+    assert SAMPLERS == registry.SAMPLERS.names
+    assert BASELINES == registry.BASELINES.names
+
+
+def _choices(parser: argparse.ArgumentParser, flag: str):
+    return next(a.choices for a in parser._actions if flag in a.option_strings)
+
+
+def test_the_command_line_offers_the_registered_names():
+    from photodialog.cli.common import add_generation_arguments
+    from photodialog.cli.eval import add_eval_arguments
+
+    chat, evaluation = argparse.ArgumentParser(), argparse.ArgumentParser()
+    add_generation_arguments(chat)
+    add_eval_arguments(evaluation)
+    for parser in (chat, evaluation):
+        assert tuple(_choices(parser, "--sampler")) == registry.SAMPLERS.names
+        assert tuple(_choices(parser, "--decoding")) == registry.DECODINGS.names
+
+
+def test_an_unknown_name_is_a_message_listing_the_registered_ones():
+    with pytest.raises(ConfigError, match="unknown sampler 'heun'; choose one of ddim, dpm, euler, ddpm"):
+        registry.SAMPLERS.load("heun")
+    with pytest.raises(ConfigError, match="'model.bridge' must be one of exact, sentence, word, none"):
+        load_config(None, ["model.bridge=phrase"])
+
+
+def test_a_name_registered_twice_is_refused():
+    twice = registry.Registry("widget")
+    twice.add("a", None, "first")
+    with pytest.raises(ValueError, match="widget 'a' is registered twice"):
+        twice.add("a", None, "second")
+
+
+def test_config_and_the_help_text_import_no_torch():
+    code = (
+        "import sys\n"
+        "import photodialog.config, photodialog.registry, photodialog.models.generation_settings\n"
+        "from photodialog.cli.main import build_parser\n"
+        "build_parser()\n"
+        "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+# ------------------------------------------------------------ one name: sampler (was eval.scheduler, --scheduler)
+
+
+def test_the_old_config_key_still_reads_with_a_warning(tmp_path):
+    recipe = tmp_path / "old.yaml"
+    recipe.write_text("eval:\n  scheduler: euler\n", encoding="utf-8")
+    with pytest.warns(FutureWarning, match="'eval.scheduler' is now 'eval.sampler'"):
+        assert load_config(str(recipe)).eval.sampler == "euler"
+    with pytest.warns(FutureWarning, match="is now 'eval.sampler'"):
+        assert load_config(None, ["scheduler=dpm"]).eval.sampler == "dpm"
+    with pytest.warns(FutureWarning):
+        with pytest.raises(ConfigError, match="'eval.sampler' must be one of"):
+            load_config(None, ["eval.scheduler=heun"])
+
+
+def test_the_old_flag_still_works_with_a_warning(capsys):
+    from photodialog.cli.common import add_generation_arguments
+    from photodialog.cli.eval import add_eval_arguments
+
+    for add in (add_generation_arguments, add_eval_arguments):
+        parser = argparse.ArgumentParser()
+        add(parser)
+        assert parser.parse_args(["--scheduler", "ddpm"]).sampler == "ddpm"
+        assert "--scheduler is now --sampler" in capsys.readouterr().err
+        assert parser.parse_args(["--sampler", "euler"]).sampler == "euler"
+        assert capsys.readouterr().err == ""
