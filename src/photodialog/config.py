@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from photodialog import json_limits
 from photodialog.errors import ConfigError
 from photodialog.registry import BRIDGES, DECODINGS, SAMPLERS
 
@@ -191,7 +192,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Decoding and the dev/test evaluation protocol (DESIGN.md §1)."""
+    """Decoding and the dev/test evaluation protocol (docs/architecture.md, "Evaluation protocol")."""
 
     max_new_tokens: int = 30
     decoding: str = "greedy"
@@ -452,9 +453,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         key, text = item.split("=", 1)
         full = resolve_key(key.strip())
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = json_limits.check_value_depth(yaml.safe_load(text) if text.strip() else "")
         except yaml.YAMLError as err:
             raise ConfigError(f"the value of '{key}' is not valid YAML: {text!r} ({err})") from err
+        except (RecursionError, json_limits.TooDeep) as err:  # PyYAML's parser recurses per level
+            raise ConfigError(f"the value of '{key}' is {_too_deep(err)}; a config value is a number, "
+                              "a word or a short list") from None
         node = data
         parts = full.split(".")
         for part in parts[:-1]:
@@ -519,15 +523,26 @@ def load_config(path: str | None, overrides: list[str] | None = None) -> RunConf
     data: dict[str, Any] = {}
     if path:
         file = recipe_path(path)
+        too_large = json_limits.file_too_large(file, json_limits.MAX_RECIPE_BYTES)
+        if too_large:
+            raise ConfigError(f"{too_large}; is it a recipe? A recipe is a short YAML file (see configs/)")
         try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+            data = json_limits.check_value_depth(yaml.safe_load(file.read_text(encoding="utf-8")) or {})
         except yaml.YAMLError as err:
             raise ConfigError(f"{file} is not valid YAML: {err}") from err
+        except (RecursionError, json_limits.TooDeep) as err:  # PyYAML's parser recurses per level
+            raise ConfigError(f"{file} is {_too_deep(err)}; a recipe nests a few levels (see configs/)") from None
     data = apply_overrides(data, list(overrides or []))
     return validate(from_dict(RunConfig, data))
+
+
+def _too_deep(err: Exception) -> str:
+    return str(err) if isinstance(err, json_limits.TooDeep) else "nested deeper than the YAML parser can follow"
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
     import yaml
 
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    from photodialog.files import write_text
+
+    write_text(Path(path), yaml.safe_dump(to_dict(config), sort_keys=False))  # beside and renamed

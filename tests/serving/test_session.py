@@ -90,7 +90,9 @@ def test_save_writes_photochat_that_load_dialogues_reads_back(tmp_path):
     shares = [m for m in record["dialogue"] if m["share_photo"]]
     assert [m["user_id"] for m in shares] == [0, 1, 0] and all(m["message"] == "" for m in shares)
     assert [m["photo_description"] for m in shares] == ["a photo", "a blue boat", "a photo"]
-    assert [m["photo_url"] for m in shares] == [p.path for t in session.history for p in t.photos]
+    # Relative to the dialogue file's folder: a saved dialogue names no server path.
+    assert [m["photo_url"] for m in shares] == ["photos/user-001.png", "photos/bot-001.png", "photos/user-002.png"]
+    assert [str((path.parent / m["photo_url"]).absolute()) for m in shares] == [p.path for t in session.history for p in t.photos]
 
     (dialogue,) = load_dialogues(path)
     assert [t.speaker for t in dialogue.turns] == ["0", "1", "0", "1"]

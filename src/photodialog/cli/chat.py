@@ -75,37 +75,54 @@ def run(args) -> int:
 
 
 def chat_interactively(args, settings) -> int:
+    from photodialog.output_files import writable_folder
     from photodialog.serving.session import ChatSession
     from photodialog.serving.terminal import TerminalChat
 
-    out = Path(args.out) if args.out else default_out_dir()
+    out = writable_folder(Path(args.out) if args.out else default_out_dir(), "--out (the chat's photos and dialogues)")
     engine = load_engine(args)
-    out.mkdir(parents=True, exist_ok=True)
     return TerminalChat(engine, ChatSession(out), settings).run()
 
 
 def reply_once(args, settings) -> int:
     import json
 
+    from photodialog.output_files import writable_file, writable_folder
     from photodialog.serving.history import read_history
-    from photodialog.serving.limits import InputLimits, check_message, check_photo_file
+    from photodialog.serving.limits import InputLimits, check_message, check_message_photos, check_photo_file
     from photodialog.serving.session import ChatSession
 
+    # Every check before the model loads: the input, and that every output can be written.
     limits = InputLimits()
-    images = [check_photo_file(Path(path).expanduser(), limits, name=path) for path in args.photo]
-    text = check_message(args.message, len(images), limits)
     history = read_history(args.history, limits) if args.history else []
+    files = [(Path(path).expanduser(), path) for path in args.photo]
+    check_message(args.message, len(files), limits)
+    check_message_photos(files, limits, held=sum(1 for turn in history for photo in turn.photos if photo.path))
+    images = [check_photo_file(file, limits, name=name) for file, name in files]
+    text = check_message(args.message, len(images), limits)
+    out = writable_folder(Path(args.out) if args.out else default_out_dir(), "--out (the chat's photos)", create=False)
+    save = Path(args.save).expanduser() if args.save else None
+    if save is not None and save.is_dir():
+        writable_folder(save, "--save")  # the dialogue goes to a new file in it
+    elif save is not None:
+        writable_file(save, "--save", create=False)
     engine = load_engine(args)
-    session = ChatSession(Path(args.out) if args.out else default_out_dir(), history)
+    session = ChatSession(out, history)
     session.add_user_message(text, images)
     reply = engine.reply(session.history, settings)
-    photos = [str(path) for path in session.add_reply(reply)]
-    if args.save:
-        session.save(Path(args.save).expanduser())
+    photos = [str(path) if path else None for path in session.add_reply(reply)]
+    # The reply first: whatever cannot be written afterwards, the person has it.
     if args.json:
         print(json.dumps({"text": reply.text, "captions": reply.captions, "photos": photos}, ensure_ascii=False))
     else:
         print(reply.text or "(no reply)")
         for path, caption in zip(photos, reply.captions):
-            print(f"[photo: {caption}] saved to {path}", file=sys.stdout)
-    return 0
+            if path:
+                print(f"[photo: {caption}] saved to {path}", file=sys.stdout)
+    sys.stdout.flush()
+    problems = session.take_write_problems()
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if save is not None:
+        print(f"saved the dialogue to {session.save(save)}", file=sys.stderr)  # a failure: UserError, exit 2
+    return 2 if problems else 0

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from photodialog import IMG_END, IMG_START
+from photodialog import json_limits
 from photodialog.data import photochat
 from photodialog.data.layout import IMAGE_EXTENSIONS, PHOTO_DIR, SPLITS, WORLD_FILE, canonical_split, find_photo, photo_stems
 from photodialog.data.report import (
@@ -273,6 +274,12 @@ def read_records(source: SourceFile, report: LoadReport, strict: bool) -> list[R
 
 
 def _json_records(path: Path, report: LoadReport, strict: bool) -> list[RawRecord] | None:
+    too_large = json_limits.file_too_large(path, json_limits.MAX_DATASET_FILE_BYTES)
+    if too_large:  # read whole, it would take several times its size in memory
+        raise_or_count(report, strict, UNREADABLE_FILE,
+                       f"{too_large}; split it into several files in the split's folder, or use JSONL or Parquet",
+                       FILE_SKIPPED)
+        return None
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -284,7 +291,10 @@ def _json_records(path: Path, report: LoadReport, strict: bool) -> list[RawRecor
     if path.suffix == ".jsonl":
         return _jsonl_records(text)
     try:
-        data = json.loads(text)
+        data = json_limits.loads(text)
+    except json_limits.TooDeep as err:
+        raise_or_count(report, strict, MALFORMED_JSON, f"{path}: {err}; {json_limits.DEPTH_ADVICE}", FILE_SKIPPED)
+        return None
     except json.JSONDecodeError as err:
         if _first_line_is_record(text):  # JSONL saved with a .json name
             return _jsonl_records(text)
@@ -314,9 +324,11 @@ def _jsonl_records(text: str) -> list[RawRecord]:
         if not line.strip():
             continue
         try:
-            records.append(RawRecord(number - 1, json.loads(line), line=number))
+            records.append(RawRecord(number - 1, json_limits.loads(line), line=number))
         except json.JSONDecodeError as err:
             records.append(RawRecord(number - 1, None, line=number, error=f"{err.msg} at column {err.colno}"))
+        except json_limits.TooDeep as err:
+            records.append(RawRecord(number - 1, None, line=number, error=str(err)))
     return records
 
 
@@ -325,8 +337,8 @@ def _first_line_is_record(text: str) -> bool:
     if len(lines) < 2:
         return False
     try:
-        return isinstance(json.loads(lines[0]), dict)
-    except json.JSONDecodeError:
+        return isinstance(json_limits.loads(lines[0]), dict)
+    except (json.JSONDecodeError, json_limits.TooDeep):
         return False
 
 

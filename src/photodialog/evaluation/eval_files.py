@@ -24,6 +24,7 @@ from typing import Any
 
 from photodialog.errors import UserError
 from photodialog.files import write_text  # noqa: F401  (also imported from here)
+from photodialog.output_files import writable_file
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def eval_paths(out: str | os.PathLike | None, checkpoint: str | os.PathLike, spl
         raise UserError(f"--out must name a .json file (the Markdown and photos go next to it), got {path}")
     if path.is_dir():
         raise UserError(f"--out {path} is a folder; give a file name such as {path / (split + '.json')}")
+    writable_file(path, "the eval result (--out)", create=False)  # now, not after every reply was generated
     return EvalPaths(path)
 
 

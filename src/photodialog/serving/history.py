@@ -21,9 +21,11 @@ the file and line or message.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from photodialog import json_limits
 from photodialog.data import photochat
 from photodialog.data.layout import find_photo, photo_stems
 from photodialog.data.loading import dataset_root, merge_messages
@@ -39,21 +41,32 @@ FORMATS_HELP = "a PhotoChat dialogue as /save writes it, or JSONL turns ({\"spea
 
 
 def read_history(path: str | Path, limits: InputLimits | None = None) -> list[Turn]:
-    """The turns of the dialogue in ``path`` (see the module docstring for the formats)."""
+    """The turns of the dialogue in ``path`` (see the module docstring for the formats).
+
+    Raises ``UserError`` for a missing, unreadable or malformed file, one over
+    ``limits.max_history_bytes``, JSON nested deeper than ``json_limits.MAX_DEPTH``, or more
+    photos than ``limits.max_session_photos``.
+    """
     path = Path(path)
+    limits = limits or InputLimits()
     if not path.is_file():
         raise UserError(f"history file not found: {path}")
+    too_large = json_limits.file_too_large(path, limits.max_history_bytes)
+    if too_large:
+        raise UserError(f"the history {too_large} (a dialogue to continue); give the dialogue itself: {FORMATS_HELP}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"cannot read the history file {path} ({err}); it should be UTF-8 text: {FORMATS_HELP}") from None
     try:
-        data = json.loads(text)
+        data = json_limits.loads(text)
+    except json_limits.TooDeep as err:
+        raise UserError(f"the history file {path} is {err}; {json_limits.DEPTH_ADVICE} ({FORMATS_HELP})") from None
     except json.JSONDecodeError:
         turns = _jsonl_turns(text, path)
     else:
         turns = _turns_of_document(data, path)
-    _check_photo_files(turns, limits or InputLimits())
+    _check_photo_files(turns, limits, path)
     return turns
 
 
@@ -114,8 +127,9 @@ def _local_file(photo: Photo, history_file: Path) -> str | None:
 
 
 def _resolve(name: str, history_file: Path) -> Path:
+    """``name`` as an absolute path (``..`` folded away), relative names from the history file's folder."""
     file = Path(name).expanduser()
-    return file if file.is_absolute() else history_file.parent / file
+    return Path(os.path.abspath(file if file.is_absolute() else history_file.parent / file))
 
 
 # ------------------------------------------------------------ JSONL
@@ -127,9 +141,11 @@ def _jsonl_turns(text: str, path: Path) -> list[Turn]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json_limits.loads(line)
         except json.JSONDecodeError as err:
             raise UserError(f"{path}:{number}: not JSON ({err.msg}); expected {FORMATS_HELP}") from None
+        except json_limits.TooDeep as err:
+            raise UserError(f"{path}:{number}: {err}; {json_limits.DEPTH_ADVICE} ({FORMATS_HELP})") from None
         turns.append(_jsonl_turn(value, path, number))
     return _merged_turns(turns, path)
 
@@ -189,8 +205,10 @@ def _speaker(value: Any, where: str) -> str:
     return speaker
 
 
-def _check_photo_files(turns: list[Turn], limits: InputLimits) -> None:
-    for turn in turns:
-        for photo in turn.photos:
-            if photo.path:
-                check_photo_file(photo.path, limits)
+def _check_photo_files(turns: list[Turn], limits: InputLimits, path: Path) -> None:
+    files = [photo.path for turn in turns for photo in turn.photos if photo.path]
+    if len(files) > limits.max_session_photos:
+        raise UserError(f"{path} shares {len(files)} photo files, more than the {limits.max_session_photos} "
+                        "one conversation may hold; continue from a shorter part of the dialogue")
+    for file in files:
+        check_photo_file(file, limits).close()  # checked only: the model decodes it again when it replies

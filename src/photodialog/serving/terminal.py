@@ -16,7 +16,7 @@ from typing import TextIO
 from photodialog.errors import UserError
 from photodialog.models.generation import GenerationSettings, Reply
 from photodialog.serving.engine import ChatEngine, DrawingStep, Finished, TextSoFar, Waiting
-from photodialog.serving.limits import InputLimits, check_message, check_photo_file
+from photodialog.serving.limits import InputLimits, check_message, check_message_photos, check_photo_file
 from photodialog.serving.session import ChatSession
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 HELP = """commands:
   /photo PATH    attach a photo to your next message (repeat for several)
   /reset         start a new conversation
-  /save [FILE]   write the conversation in PhotoChat's format (default: {out}/dialogue.json)
+  /save [FILE]   write the conversation in PhotoChat's format (default: a new dialogue.json in {out};
+                 a folder: a new file in it; a file: replaced)
   /help          this list
   /quit          leave (Ctrl-D works too)
 anything else is a message; begin it with // to send a message that begins with /"""
@@ -77,7 +78,11 @@ class TerminalChat:
         path = argument.strip().strip("'\"")
         if not path:
             raise UserError("/photo needs a path, e.g. /photo holiday.jpg")
-        image = check_photo_file(Path(path).expanduser(), self.limits, name=path)
+        if len(self.pending) >= self.limits.max_photos_per_message:
+            raise UserError(f"{len(self.pending)} photos are attached already, the most one message may carry; send it first")
+        file = Path(path).expanduser()
+        check_message_photos([(file, path)], self.limits, held=self.session.photo_count + len(self.pending))
+        image = check_photo_file(file, self.limits, name=path)
         self.pending.append((path, image))
         self.say(f"attached {path}; it goes with your next message ({len(self.pending)} attached)")
 
@@ -104,6 +109,7 @@ class TerminalChat:
         """Send a message with the attached photos; print the reply and where its photos went."""
         text = check_message(text, len(self.pending), self.limits)
         before = self.session.snapshot()
+        # Raises (history unchanged, photos still attached) when the photos cannot be written.
         self.session.add_user_message(text, [image for _, image in self.pending])
         self.pending.clear()
         try:
@@ -114,7 +120,10 @@ class TerminalChat:
             raise UserError(f"the model failed to reply ({type(err).__name__}: {err}); "
                             "the conversation is kept, try again") from err
         for path, caption in zip(self.session.add_reply(reply), reply.captions):
-            self.say(f"  [photo: {caption}] saved to {path}")
+            if path is not None:
+                self.say(f"  [photo: {caption}] saved to {path}")
+        for problem in self.session.take_write_problems():
+            self.say(f"  warning: {problem}; the reply is kept, with the photo as its caption")
 
     def stream_reply(self) -> Reply:
         """Print the reply as it is generated; returns it when it is finished (photos drawn)."""
