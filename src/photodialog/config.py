@@ -187,6 +187,14 @@ class TrainConfig:
     log_sample_ids: bool = False
     """Write the sample indices of every step, per process, to samples.rank<N>.jsonl (for checks)."""
     max_bad_steps_in_row: int = 5
+    cache_frozen: bool = True
+    """Cache per photo the outputs of frozen parts that have no dropout (VAE latents of target photos; the frozen
+    ViT, and Q-Former when it qualifies, of context photos): the same loss with less work (``training/caches.py``)."""
+    cache_max_gb: float = 8.0
+    """Host memory those caches may hold together; past it, outputs are computed every step."""
+    compile: bool = False
+    """``torch.compile`` the UNet and each LLM decoder layer (for GPUs: the first steps compile; off by default, and
+    on a CPU at tiny sizes the compile time outweighs the gain)."""
     """Consecutive NaN/Inf losses tolerated (each skipped with a warning) before the run stops."""
 
 
@@ -297,7 +305,7 @@ RANGES: dict[str, Range] = {
     "train.early_stopping_patience": Range(0, why="0 = never stop early"), "train.eval_every_epochs": ABOVE_0,
     "train.eval_every_steps": Range(0, why="0 = per epoch"), "train.save_every_steps": AT_LEAST_1,
     "train.keep_last": Range(0, why="0 = keep every checkpoint"), "train.log_every_steps": AT_LEAST_1,
-    "train.max_bad_steps_in_row": AT_LEAST_1,
+    "train.max_bad_steps_in_row": AT_LEAST_1, "train.cache_max_gb": AT_LEAST_0,
     "eval.max_new_tokens": AT_LEAST_1, "eval.num_beams": AT_LEAST_1, "eval.temperature": ABOVE_0,
     "eval.top_p": Range(0, 1, low_open=True), "eval.diffusion_steps": Range(1, 1000, why="the schedulers' 1000 training steps"),
     "eval.guidance_scale": AT_LEAST_0, "eval.max_samples": Range(0, why="0 = all"), "eval.batch_size": AT_LEAST_1,

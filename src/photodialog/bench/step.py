@@ -48,7 +48,7 @@ class TrainStep:
         self.device = torch.device(device)
         self.model, self.config, self.autocast = model.to(self.device), config, autocast
         self.batch, self.tau = batch.to(self.device), tau
-        self.optimizer = tiny.optimizer_for(self.model, self.config)
+        self.optimizer = tiny.optimizer_for(self.model, self.config, self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
 
     def __call__(self):

@@ -96,7 +96,10 @@ def batch_maker(system, setup: TinySetup, size: int, seed: int = 0):
     return make
 
 
-def optimizer_for(model: torch.nn.Module, config) -> torch.optim.Optimizer:
-    """AdamW over what trains, with the run's learning rate and weight decay (as the trainer)."""
+def optimizer_for(model: torch.nn.Module, config, device="cpu", *, fused: bool = True) -> torch.optim.Optimizer:
+    """AdamW over what trains, with the run's learning rate and weight decay, fused on CUDA (as the
+    trainer); ``fused=False``: torch's default implementation (the code before fusing, for comparisons)."""
+    from photodialog.training.speed import adamw
+
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    return adamw(params, lr=config.train.lr, weight_decay=config.train.weight_decay, device=device if fused else "cpu")

@@ -43,6 +43,10 @@ class Batch:
     context_pixels: torch.Tensor  # [P, 3, S, S], in slot order
     captions: list[BatchCaption] = field(default_factory=list)
     target_pixels: torch.Tensor | None = None  # [Q, 3, H, W] in [-1, 1]
+    # The photo file of each context_pixels / target_pixels row ("" for a blank stand-in): the
+    # keys under which the outputs of frozen parts are cached (photodialog.training.caches).
+    context_keys: list[str] = field(default_factory=list)
+    target_keys: list[str] = field(default_factory=list)
 
     def to(self, device) -> "Batch":
         """Move every tensor field to ``device`` (in place); returns the batch."""
@@ -94,6 +98,7 @@ def collate(encoded: list[EncodedSample], photos: PhotoTensors, *, pad_id: int, 
     mask = torch.zeros((count, length), dtype=torch.long)
     slots = torch.zeros((count, length), dtype=torch.bool)
     context, targets, captions = [], [], []
+    context_keys, target_keys = [], []
     for row, sample in enumerate(encoded):
         n = len(sample.input_ids)
         input_ids[row, :n] = torch.tensor(sample.input_ids)
@@ -103,18 +108,21 @@ def collate(encoded: list[EncodedSample], photos: PhotoTensors, *, pad_id: int, 
         for photo in sample.context_photos:
             tensor = photos.get(photo, "context")
             context.append(tensor if tensor is not None else torch.zeros(3, context_size, context_size))
+            context_keys.append(photo.path if tensor is not None else "")
         for caption in sample.captions:
             tensor = photos.get(caption.photo, "target") if caption.photo is not None else None
             target = -1
             if tensor is not None:
                 target = len(targets)
                 targets.append(tensor)
+                target_keys.append(caption.photo.path)
             gold = [sample.input_ids[p] for p in caption.positions]
             captions.append(BatchCaption(sample=row, positions=caption.positions, text=caption.text, gold_ids=gold, target=target))
     return Batch(
         input_ids=input_ids, attention_mask=mask, labels=labels, photo_slots=slots,
         context_pixels=torch.stack(context) if context else torch.zeros(0, 3, context_size, context_size),
         captions=captions, target_pixels=torch.stack(targets) if targets else None,
+        context_keys=context_keys, target_keys=target_keys,
     )
 
 
@@ -124,16 +132,17 @@ def caption_batch(items: list[ResponseCaption], photos: PhotoTensors) -> Batch:
     ``input_ids``, ``attention_mask``, ``labels`` and ``photo_slots`` are [B, 0]; a caption whose
     photo cannot be read gets ``target`` -1 (no image loss).
     """
-    targets, captions = [], []
+    targets, captions, keys = [], [], []
     for row, item in enumerate(items):
         tensor = photos.get(item.photo, "target")
         target = -1
         if tensor is not None:
             target = len(targets)
             targets.append(tensor)
+            keys.append(item.photo.path)
         captions.append(BatchCaption(sample=row, positions=[], text=item.text, gold_ids=[], target=target))
     empty = torch.zeros(len(items), 0, dtype=torch.long)
     return Batch(
         input_ids=empty, attention_mask=empty, labels=empty, photo_slots=empty.bool(), context_pixels=torch.zeros(0, 3, 1, 1),
-        captions=captions, target_pixels=torch.stack(targets) if targets else None,
+        captions=captions, target_pixels=torch.stack(targets) if targets else None, target_keys=keys,
     )

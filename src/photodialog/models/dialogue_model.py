@@ -53,6 +53,8 @@ class PhotoDialogModel(nn.Module):
         self.llm, self.tokenizer, self.perceptron, self.generator = llm, tokenizer, perceptron, generator
         self.settings = settings or JointSettings()
         self.bridge = None
+        # Outputs of frozen parts cached per photo (photodialog.training.caches); None = computed every step.
+        self.latent_cache = self.perceptron_cache = None
         if llm is not None and generator is not None:
             self.bridge = VocabularyBridge(self.settings.bridge, tokenizer, generator.tokenizer, pooling=self.settings.pooling)
 
@@ -62,19 +64,25 @@ class PhotoDialogModel(nn.Module):
 
     # ------------------------------------------------------------ LLM input
 
-    def input_embeddings(self, input_ids: torch.Tensor, photo_slots: torch.Tensor, context_pixels: torch.Tensor) -> torch.Tensor:
-        """Token embeddings with each context photo's 32 perceptron outputs at its slots."""
+    def input_embeddings(self, input_ids: torch.Tensor, photo_slots: torch.Tensor, context_pixels: torch.Tensor,
+                         context_keys: list[str] | None = None) -> torch.Tensor:
+        """Token embeddings with each context photo's 32 perceptron outputs at its slots
+        (``context_keys``: the photos' files, for the perceptron cache when there is one)."""
         embeds = self.llm.get_input_embeddings()(input_ids)
         if self.perceptron is None or context_pixels.shape[0] == 0:
             return embeds
         with part("perceptron"):
-            visual = self.perceptron(context_pixels.to(embeds.device))
+            pixels = context_pixels.to(embeds.device)
+            if self.perceptron_cache is not None and context_keys and len(context_keys) == pixels.shape[0]:
+                visual = self.perceptron_cache.embed(self.perceptron, pixels, context_keys)
+            else:
+                visual = self.perceptron(pixels)
         if int(photo_slots.sum()) != visual.shape[0] * visual.shape[1]:
             raise ValueError(f"{int(photo_slots.sum())} photo slots for {visual.shape[0]} photos x {visual.shape[1]} embeddings")
         return embeds.masked_scatter(photo_slots[..., None].to(embeds.device), visual.to(embeds.dtype))
 
     def _hidden_states(self, batch: Batch) -> torch.Tensor:
-        embeds = self.input_embeddings(batch.input_ids, batch.photo_slots, batch.context_pixels)
+        embeds = self.input_embeddings(batch.input_ids, batch.photo_slots, batch.context_pixels, batch.context_keys)
         decoder = self.llm.get_decoder()
         with part("llm"):
             return decoder(inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False).last_hidden_state
@@ -137,8 +145,14 @@ class PhotoDialogModel(nn.Module):
         else:  # no gradient path to an LLM: the captions are encoded as text, as at inference
             with part("text_encoder"):
                 hidden = self.generator.encode_text([c.text for c in captions])
+        targets = targets.to(hidden.device)
+        clean = None
+        keys = [batch.target_keys[batch.captions[i].target] for i in used] if len(batch.target_keys) == len(batch.target_pixels) else []
+        if self.latent_cache is not None and keys:
+            with part("diffusion_loss"), part("vae_encode"):
+                clean = self.latent_cache.model_space(targets, keys)
         with part("diffusion_loss"):
-            return self.generator.loss(hidden, targets.to(hidden.device), repeats=self.settings.image_loss_repeats, generator=generator)
+            return self.generator.loss(hidden, targets, repeats=self.settings.image_loss_repeats, generator=generator, clean=clean)
 
     def _caption_tokens(self, batch: Batch, index: int, sample: STGSSample | None, caption_rows) -> CaptionTokens:
         caption = batch.captions[index]

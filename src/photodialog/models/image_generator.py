@@ -98,10 +98,13 @@ class ImageGenerator(nn.Module):
 
     # ------------------------------------------------------------ training
 
-    def loss(self, text_hidden: torch.Tensor, images: torch.Tensor, *, repeats: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``L_v``: MSE between the UNet's prediction and the scheduler's target, averaged."""
-        with torch.no_grad() if not self._vae_trains() else torch.enable_grad(), part("vae_encode"):
-            clean = self.to_model_space(images)
+    def loss(self, text_hidden: torch.Tensor, images: torch.Tensor, *, repeats: int = 1, generator: torch.Generator | None = None,
+             clean: torch.Tensor | None = None) -> torch.Tensor:
+        """``L_v``: MSE between the UNet's prediction and the scheduler's target, averaged.
+        ``clean``: ``images`` already in model space (the training latent cache), else encoded here."""
+        if clean is None:
+            with torch.no_grad() if not self._vae_trains() else torch.enable_grad(), part("vae_encode"):
+                clean = self.to_model_space(images)
         clean = clean.repeat_interleave(repeats, 0).float()
         text_hidden = text_hidden.repeat_interleave(repeats, 0)
         noise = torch.randn(clean.shape, generator=generator, device=clean.device)

@@ -50,9 +50,20 @@ class ImagePerceptron(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """[N, 3, S, S] -> [N, num_query_tokens, llm_hidden_size]."""
+        return self.project(self.query_features(self.vision_features(pixel_values)))
+
+    # The three stages apart, so that a frozen stage's output can be cached per photo.
+    def vision_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """ViT: [N, 3, S, S] -> [N, patches + 1, vision width]."""
         dtype = next(self.vision_model.parameters()).dtype
-        image_embeds = self.vision_model(pixel_values=pixel_values.to(dtype)).last_hidden_state
+        return self.vision_model(pixel_values=pixel_values.to(dtype)).last_hidden_state
+
+    def query_features(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """Q-Former with the learned queries: [N, patches + 1, vision width] -> [N, queries, Q-Former width]."""
         mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
         queries = self.query_tokens.expand(image_embeds.shape[0], -1, -1)
-        hidden = self.qformer(query_embeds=queries, encoder_hidden_states=image_embeds, encoder_attention_mask=mask).last_hidden_state
+        return self.qformer(query_embeds=queries, encoder_hidden_states=image_embeds, encoder_attention_mask=mask).last_hidden_state
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The new linear map into the LLM's width (Eq. 3)."""
         return self.projection(hidden.to(self.projection.weight.dtype))

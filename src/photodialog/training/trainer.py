@@ -27,6 +27,7 @@ from photodialog.training.data import epoch_order, load_split, tokenizer_texts, 
 from photodialog.training.dev_eval import dev_selection, dev_set
 from photodialog.training.run_files import MetricsLog, attach_log_file, read_metrics, write_environment
 from photodialog.training.schedules import tau_at, warmup_then_constant
+from photodialog.training.speed import adamw, setup_for_speed
 
 log = logging.getLogger("photodialog.train")
 
@@ -143,7 +144,7 @@ class Trainer:
         if not params:
             raise UserError("nothing trains: every part is frozen (set model.train.<part>=full or lora)")
         t = self.config.train
-        optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        optimizer = adamw(params, lr=t.lr, weight_decay=t.weight_decay, device=self.accelerator.device)  # fused on CUDA
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_constant(t.warmup_steps))
         return optimizer, scheduler
 
@@ -159,6 +160,9 @@ class Trainer:
         system, dataset, dev = self._build()
         self.system = system
         model = system.model
+        speed = setup_for_speed(model, self.config.train)  # frozen-output caches, torch.compile
+        if self.main and any(speed.values()):
+            log.info("speed settings: %s", speed)
         optimizer, scheduler = self._optimizer(model)
         state = self._restore(model, optimizer, scheduler)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
