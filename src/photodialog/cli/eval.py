@@ -11,7 +11,7 @@ EPILOG = """examples:
   photodialog eval --checkpoint runs/paper-photochat --inception-weights weights-inception-2015-12-05-6726825d.pth
   photodialog eval compare runs/tiny-e2e/eval/test.json runs/tiny-pipeline-image/eval/test.json
 
-Protocol (DESIGN.md §1): every turn i >= 1 of every dialogue of the split is a target; greedy
+Protocol (docs/architecture.md, "Evaluation protocol"): every turn i >= 1 of every dialogue of the split is a target; greedy
 or 2-beam decoding, at most 30 new tokens (the checkpoint's eval settings unless overridden).
 With greedy or beam decoding the text is generated once and the seeds change only the
 diffusion noise. IS/FID: one photo per predicted turn with a caption against the gold photo of

@@ -1,6 +1,6 @@
 """Dialogues -> (context, response) samples, and fitting a context into a length budget.
 
-The protocol (DESIGN.md §1): every turn ``i >= 1`` of a dialogue is a target, with turns
+The protocol (docs/architecture.md, "Evaluation protocol"): every turn ``i >= 1`` of a dialogue is a target, with turns
 ``[:i]`` as its context, whoever speaks. A model whose input is limited keeps the most recent
 turns; ``truncate_context`` does that with a length function the model supplies (tokens,
 counting a photo's slots), so this module needs no tokenizer. It never cuts inside an

@@ -1,7 +1,7 @@
 """The internal dialogue schema every dataset loader produces and every consumer reads.
 
 A turn is what one speaker says before the other speaker answers: consecutive messages of
-one speaker are joined with a space (the evaluation protocol of DESIGN.md §1). A photo shared
+one speaker are joined with a space (the evaluation protocol, docs/architecture.md). A photo shared
 in a turn appears inline in ``Turn.text`` as ``[IMG] caption [/IMG]``; ``Turn.photos`` holds
 one ``Photo`` per such span, in the same order, so the text is the LLM's target as is and the
 photos are where the pixels live.

@@ -7,12 +7,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from photodialog.checkpoints import read_state
 from photodialog.data.loading import dataset_name  # noqa: F401  (also imported from here)
 from photodialog.evaluation.eval_files import EvalPaths
+from photodialog.evaluation.probe_scores import GROUP_MEANING, KINDS, group_keys
 from photodialog.evaluation.request import EvalRequest
 from photodialog.evaluation.runner import NOISE_SEED_STRIDE
 from photodialog.evaluation.seed_scoring import GoldTargets, SeedScorer
-from photodialog.evaluation.tables import Table
+from photodialog.evaluation.tables import Footnotes, Table, format_metric, format_number, seeds_table, share_moment_table, table2
 from photodialog.models.generation import GenerationSettings, Reply
 
 
@@ -26,8 +28,6 @@ def default_model_name(system) -> str:
 
 def model_info(system, name: str | None) -> dict[str, Any]:
     """What was evaluated: name, kind (end-to-end or pipeline), checkpoint and step, and its parts."""
-    from photodialog.checkpoints import read_state
-
     cfg = system.config.model
     llm = system.model.llm
     architecture = getattr(llm.config, "model_type", None) if llm is not None else None
@@ -130,9 +130,6 @@ def probe_group_table(result: Mapping[str, Any]) -> Table | None:
     The same numbers as the library's probe table, arranged so that the three groups can be
     read against each other; None when the result has no probe scores.
     """
-    from photodialog.evaluation.probe_scores import GROUP_MEANING, KINDS, group_keys
-    from photodialog.evaluation.tables import Footnotes, format_metric, format_number
-
     if not any(key.startswith("probe_") for key in result["aggregate"]):
         return None
     footnotes = Footnotes()
@@ -153,16 +150,12 @@ def probe_group_table(result: Mapping[str, Any]) -> Table | None:
 
 def summary_tables(result: Mapping[str, Any]) -> list[Table]:
     """Table 2, the share moment and (in a synthetic world) the probe scores of one result."""
-    from photodialog.evaluation.tables import share_moment_table, table2
-
     tables = [table2([result]), share_moment_table([result]), probe_group_table(result)]
     return [table for table in tables if table is not None]
 
 
 def markdown_document(result: Mapping[str, Any], paths: EvalPaths) -> str:
     """The result as a Markdown page: Table 2, share moment, probe scores, per seed, settings, files."""
-    from photodialog.evaluation.tables import seeds_table
-
     model, data, settings = result["model"], result["data"], result["settings"]
     tables = [*summary_tables(result), seeds_table(result)]
     lines = [

@@ -23,17 +23,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-
+from photodialog.checkpoints import resolve_checkpoint
+from photodialog.config import load_config
 from photodialog.devices import resolve_device
 from photodialog.errors import UserError
 from photodialog.evaluation.eval_files import EvalPaths, eval_paths, write_predictions, write_text
-from photodialog.evaluation.request import EvalRequest
 from photodialog.evaluation.eval_record import data_info, markdown_document, model_info, prediction_rows, settings_info
+from photodialog.evaluation.request import EvalRequest
 from photodialog.evaluation.results import build_result, save_result
 from photodialog.evaluation.runner import generate_replies, load_targets
 from photodialog.evaluation.seed_scoring import GoldTargets, ScoringOptions, SeedScorer
 from photodialog.models.generation import GenerationSettings
 from photodialog.models.generation import settings_from_config as generation_settings  # its old name here
+from photodialog.system import load_system
 
 DETERMINISTIC_DECODING = ("greedy", "beam")
 
@@ -64,7 +66,6 @@ def checked_seeds(seeds: Sequence[int]) -> list[int]:
 @dataclass
 class EvalPlan:
     """Everything an evaluation needs except the model: checked before the model loads."""
-
     request: EvalRequest
     seeds: list[int]
     paths: EvalPaths
@@ -79,9 +80,6 @@ class EvalPlan:
 
 def plan_evaluation(request: EvalRequest) -> EvalPlan:
     """Check the request and read the targets; bad flags or data fail here, before a model loads."""
-    from photodialog.config import load_config
-    from photodialog.checkpoints import resolve_checkpoint
-
     seeds = checked_seeds(request.seeds)
     paths = eval_paths(request.out, request.checkpoint, request.split)
     device = resolve_device(request.device)
@@ -104,8 +102,6 @@ def plan_evaluation(request: EvalRequest) -> EvalPlan:
 
 def evaluate(request: EvalRequest) -> EvalOutputs:
     """Evaluate a checkpoint on a split over seeds; write and return the result (module docstring)."""
-    from photodialog.system import load_system
-
     plan = plan_evaluation(request)
     system = load_system(request.checkpoint, plan.options.device, data_path=plan.request.data)
     scorer = SeedScorer(system, plan.gold, plan.settings, plan.paths, plan.options)

@@ -1,4 +1,4 @@
-"""Scores of photos in the synthetic world, read by the world's probe classifier (DESIGN.md §2).
+"""Scores of photos in the synthetic world, read by the world's probe classifier (docs/architecture.md, "The synthetic world").
 
 In the synthetic world a photo's content is known from its caption (one object, one colour,
 one scene), and a small probe classifier reads it back off any photo. Three groups of
@@ -25,10 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
+from photodialog.data.loading import dataset_root
 from photodialog.data.synth.attributes import article
+from photodialog.data.synth.probe import Probe
+from photodialog.data.synth.world import WORLD_FILE
+from photodialog.errors import DataError
 from photodialog.evaluation.attribute_metrics import attribute_scores, probe_fid_metric_set
 from photodialog.evaluation.results import (
-    PROBE_FID_KEYS, PROBE_GROUPS, PROBE_KINDS, MetricSet, unavailable_entry,
+    PROBE_FID_KEYS,
+    PROBE_GROUPS,
+    PROBE_KINDS,
+    MetricSet,
+    unavailable_entry,
 )
 
 KINDS = PROBE_KINDS  # the world's attributes, in the probe's order
@@ -59,7 +67,6 @@ def all_probe_keys() -> list[str]:
 
 def _renamed(metric_set: MetricSet, group: str) -> MetricSet:
     """``probe_acc_X`` -> ``probe_acc_<group>_X`` and ``probe_all_correct`` -> ``probe_acc_<group>_all``."""
-
     def key(name: str) -> str:
         if name == "probe_all_correct":
             return f"probe_acc_{group}_all"
@@ -74,7 +81,6 @@ def _renamed(metric_set: MetricSet, group: str) -> MetricSet:
 
 class ProbeScorer:
     """Scores photos with a trained ``Probe`` (anything with ``predict``, ``features``, ``config``)."""
-
     def __init__(self, probe, source: str = ""):
         self.probe = probe
         self.source = source
@@ -119,10 +125,6 @@ def load_probe_scorer(data_path: str | Path) -> tuple[ProbeScorer | None, dict[s
     """(scorer, None) for a synthetic world with a trained probe; (None, None) when the data is
     not a synthetic world (no probe metrics at all); (None, unavailable entry) when the world
     has no trained probe (probe metrics marked unavailable with the fix)."""
-    from photodialog.data.loading import dataset_root
-    from photodialog.data.synth.probe import Probe
-    from photodialog.data.synth.world import WORLD_FILE
-    from photodialog.errors import DataError
 
     root = dataset_root(data_path)
     if not (root / WORLD_FILE).is_file():

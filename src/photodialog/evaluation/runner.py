@@ -1,6 +1,6 @@
 """What an evaluation scores: the target turns of a split, the model's replies, and its photos.
 
-Per the protocol (DESIGN.md §1) every turn ``i >= 1`` of every dialogue of the split is a
+Per the protocol (docs/architecture.md, "Evaluation protocol") every turn ``i >= 1`` of every dialogue of the split is a
 target, with turns ``[:i]`` as context (``load_targets``). ``generate_replies`` writes the
 replies in batches (prompts of similar length together, so little padding is computed) and
 returns them in the targets' order. ``draw_photos`` draws one photo per caption with the
@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from photodialog.data.loading import load_dialogues
+from photodialog.data.samples import build_samples
 from photodialog.data.schema import Sample
 from photodialog.errors import DataError
 from photodialog.models.generation import GenerationSettings, Reply
@@ -26,9 +28,6 @@ NOISE_SEED_STRIDE = 1_000_003
 
 def load_targets(data_path: str | Path, split: str, max_samples: int = 0, *, strict: bool = False) -> list[Sample]:
     """Every target turn of ``split`` (the first ``max_samples`` when > 0), in dataset order."""
-    from photodialog.data.loading import load_dialogues
-    from photodialog.data.samples import build_samples
-
     samples = build_samples(load_dialogues(data_path, split, strict=strict))
     if not samples:
         raise DataError(f"the {split} split of {data_path} has no dialogue with two turns or more: nothing to evaluate")

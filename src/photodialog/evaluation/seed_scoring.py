@@ -21,10 +21,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from photodialog.data.photos import load_photo
 from photodialog.data.schema import Sample
+from photodialog.data.synth import find_attributes
 from photodialog.evaluation.eval_files import EvalPaths, save_photos
 from photodialog.evaluation.image_metrics import (
-    INCEPTION, ImageSet, fidelity_metric_set, fidelity_scores, load_image_set,
+    INCEPTION,
+    ImageSet,
+    fidelity_metric_set,
+    fidelity_scores,
+    load_image_set,
 )
 from photodialog.evaluation.probe_scores import ProbeScorer, all_probe_keys, load_probe_scorer
 from photodialog.evaluation.results import SeedResult
@@ -41,7 +47,6 @@ NO_GENERATOR = (
 @dataclass
 class ScoringOptions:
     """How photos are drawn and scored (the ``EvalRequest`` fields that matter here)."""
-
     data_path: str
     device: str
     batch_size: int
@@ -54,7 +59,6 @@ class ScoringOptions:
 @dataclass
 class GoldTargets:
     """What the targets say: gold texts, the reference photos and the gold captions."""
-
     samples: list[Sample]
 
     def __post_init__(self) -> None:
@@ -81,7 +85,6 @@ class GoldTargets:
 
 class SeedScorer:
     """Draws and scores the photos of one seed's replies; keeps what is shared across seeds."""
-
     def __init__(self, system, gold: GoldTargets, settings: GenerationSettings, paths: EvalPaths, options: ScoringOptions):
         self.system, self.gold, self.settings, self.paths, self.options = system, gold, settings, paths, options
         self.generator = system.model.generator
@@ -149,14 +152,12 @@ class SeedScorer:
 
     def reference_features(self, probe: ProbeScorer):
         if self._reference_features is None:
-            from photodialog.data.photos import load_photo
 
             images = [load_photo(path) for path in self.gold.reference.values()]
             self._reference_features = probe.features(images)
         return self._reference_features
 
     def _probe_scores(self, result: SeedResult, seed: int, photos: dict[int, Any], captions: dict[int, str]) -> None:
-        from photodialog.data.synth import find_attributes
 
         probe = self.probe
         order = sorted(photos)

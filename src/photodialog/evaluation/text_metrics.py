@@ -1,4 +1,4 @@
-"""BLEU-1, BLEU-2 and ROUGE-L of generated responses, per the evaluation protocol (DESIGN.md §1).
+"""BLEU-1, BLEU-2 and ROUGE-L of generated responses, per the evaluation protocol (docs/architecture.md, "Evaluation protocol").
 
 Every text is first stripped of its ``[IMG] ... [/IMG]`` spans (``strip_photo_spans``) and
 split on whitespace; case is kept. There is one reference per hypothesis.

@@ -24,6 +24,10 @@ import numpy as np
 import torch
 
 from photodialog.config import RunConfig
+from photodialog.data.synth import find_attributes
+from photodialog.data.synth.probe import Probe
+from photodialog.evaluation.runner import draw_photos, generate_replies
+from photodialog.evaluation.text_metrics import text_scores
 from photodialog.models.generation import settings_from_config
 from photodialog.training.checkpoint import restore_rng, rng_state
 from photodialog.training.data import training_dataset
@@ -114,19 +118,12 @@ def _scores(system, samples, config: RunConfig, losses: dict) -> dict:
 
 
 def _bleu2(system, samples, settings, batch_size: int) -> float:
-    from photodialog.evaluation.runner import generate_replies
-    from photodialog.evaluation.text_metrics import text_scores
-
     replies = generate_replies(system, samples, settings, batch_size=batch_size, progress=False)
     return text_scores([r.text for r in replies], [s.response.text for s in samples]).bleu2
 
 
 def _probe_score(system, samples, settings, world: str) -> float | None:
     """All-attributes accuracy (0-1) of photos drawn from gold dev captions, on a world with a probe."""
-    from photodialog.data.synth import find_attributes
-    from photodialog.data.synth.probe import Probe
-    from photodialog.evaluation.runner import draw_photos
-
     if not world or not (Path(world) / "probe").is_dir():
         return None
     captions = [p.caption for s in samples for p in s.response.photos][:DEV_PHOTOS]

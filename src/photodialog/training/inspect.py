@@ -13,17 +13,16 @@ from pathlib import Path
 import torch
 
 from photodialog.config import RunConfig
+from photodialog.data.samples import build_samples
 from photodialog.errors import UserError
+from photodialog.system import build_system
+from photodialog.training.data import load_split, tokenizer_texts, training_dataset
 
 REPORTED_PARTS = ("llm", "perceptron", "unet", "text_encoder")
 
 
 def gradient_report(config: RunConfig) -> dict:
     """``{"image_loss_grad_norm": {part: norm}, "text_loss", "image_loss", ...}`` for one step."""
-    from photodialog.data.samples import build_samples
-    from photodialog.system import build_system
-    from photodialog.training.data import load_split, tokenizer_texts, training_dataset
-
     torch.manual_seed(config.train.seed)
     dialogues, _ = load_split(config.data, config.data.train_split)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,4 @@
-"""The synthetic photo-sharing world: the embedded default dataset (DESIGN.md §2).
+"""The synthetic photo-sharing world: the embedded default dataset (docs/architecture.md, "The synthetic world").
 
 A world is a folder in PhotoChat's published format whose photos are rendered from their
 captions (one object, one colour, one scene), whose dialogues let the caption be inferred from

@@ -1,6 +1,6 @@
 """Composing one photo-sharing dialogue of the synthetic world, in PhotoChat's message format.
 
-The shape of every dialogue (DESIGN.md §2):
+The shape of every dialogue (docs/architecture.md, "The synthetic world"):
 
 1. greetings (sometimes two messages in a row by one speaker, to exercise turn merging);
 2. the sharer talks about the photo's content before sharing it: always the object, the colour

@@ -1,6 +1,6 @@
 """The photo probe: a small CNN that reads object, colour and scene off a synthetic-world photo.
 
-It is how generated photos are scored objectively (DESIGN.md §2): a photo drawn for the caption
+It is how generated photos are scored objectively (docs/architecture.md, "The synthetic world"): a photo drawn for the caption
 "a red car at the beach" should be classified as car / red / beach. Its penultimate features
 (``Probe.features``) give a Frechet distance "in the probe's feature space" when no Inception
 weights are around.

@@ -1,4 +1,4 @@
-"""Writing a synthetic world to disk in PhotoChat's published format (DESIGN.md §2).
+"""Writing a synthetic world to disk in PhotoChat's published format (docs/architecture.md, "The synthetic world").
 
 Layout::
 
