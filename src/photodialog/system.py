@@ -17,7 +17,7 @@ import torch
 from photodialog.config import ModelConfig, RunConfig, load_config
 from photodialog.data.schema import Photo, Turn
 from photodialog.errors import UserError
-from photodialog.models.assembly import build_model, ensure_tiny_base, part_sources
+from photodialog.models.assembly import PartSources, build_model, ensure_tiny_base, part_sources
 from photodialog.models.batch import PhotoTensors, caption_batch, collate
 from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
 from photodialog.models.formatting import DialogueFormatter
@@ -26,6 +26,12 @@ from photodialog.models.image_generator import image_to_tensor
 
 log = logging.getLogger(__name__)
 BASE_DIR = "base"
+
+# An export folder (``photodialog export``; written by ``photodialog.export``, read here).
+EXPORT_FILE = "export.json"
+EXPORT_SCHEMA = "photodialog.export/1"
+EXPORT_PARTS = {"llm": "llm", "blip2": "blip2", "diffusion": "diffusion"}  # PartSources field -> sub-folder
+EXTRA_WEIGHTS = "trainable.safetensors"  # weights outside the parts (projection, kept adapters)
 
 
 class ProbeCaptioner:
@@ -116,6 +122,25 @@ class DialogueSystem:
         """The next turn of ``history`` spoken by ``speaker``."""
         return self.responder().respond([history], [speaker], settings or GenerationSettings(), **kwargs)[0]
 
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None, *,
+                        data_path: str | None = None) -> "DialogueSystem":
+        """The system saved by ``photodialog export`` in ``folder``, ready for inference.
+
+        Needs nothing but the folder (its parts, trained weights, tokenizers and config are
+        all in it). ``data_path`` replaces the dataset its config names (the probe captioner
+        and eval read it). Raises ``UserError`` if ``folder`` is not an export.
+        """
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise UserError(f"no export folder at {root}; `photodialog export --checkpoint RUN --out DIR` writes one")
+        info = read_export_info(root)
+        if info.get("schema") != EXPORT_SCHEMA:
+            raise UserError(f"{root / EXPORT_FILE} has schema {info.get('schema')!r}; this photodialog reads {EXPORT_SCHEMA}")
+        sources = PartSources(**{part: str(root / sub) for part, sub in EXPORT_PARTS.items()})
+        system = assemble_system(read_config(root, data_path), sources, root / EXTRA_WEIGHTS, root)
+        return ready_for_inference(system, device)
+
     @property
     def kind(self) -> str:
         """``end-to-end`` when L_v reaches the LLM through the bridge, else ``pipeline``."""
@@ -150,32 +175,74 @@ def build_system(config: RunConfig, run_dir: Path, texts: list[str] | None = Non
     return DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model))
 
 
+def is_export(path: str | Path) -> bool:
+    """Whether ``path`` is a folder written by ``photodialog export``."""
+    return (Path(path).expanduser() / EXPORT_FILE).is_file()
+
+
+def read_export_info(folder: str | Path) -> dict:
+    """An export folder's ``export.json``; ``UserError`` if it is missing or not JSON."""
+    import json
+
+    file = Path(folder).expanduser() / EXPORT_FILE
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"{file} cannot be read ({err}); export the checkpoint again") from None
+
+
 def load_system(path: str | Path, device: str | torch.device | None = None, *, data_path: str | None = None,
                 use_average: bool = True) -> DialogueSystem:
-    """The system of a checkpoint (or of a run folder's best checkpoint), ready for inference.
+    """The system of a checkpoint (or of a run folder's best checkpoint, or an export), ready for inference.
 
     A checkpoint that kept a moving average of its weights (``train.ema_decay``) is loaded with
-    the average, unless ``use_average=False``.
+    the average, unless ``use_average=False``. A folder written by ``photodialog export`` is
+    loaded by ``DialogueSystem.from_pretrained``.
     """
-    from photodialog.checkpoints import EMA_WEIGHTS, WEIGHTS, load_trainable, resolve_checkpoint, run_dir_of
+    from photodialog.checkpoints import EMA_WEIGHTS, WEIGHTS, resolve_checkpoint, run_dir_of
 
+    if is_export(path):
+        return DialogueSystem.from_pretrained(path, device, data_path=data_path)
     checkpoint = resolve_checkpoint(path)
-    config = load_config(str(checkpoint / "config.yaml"))
-    if data_path:
-        config.data.path = data_path
+    config = read_config(checkpoint, data_path)
     run_dir = run_dir_of(checkpoint)
     base = None  # the paper preset reads its parts from the hub ids or folders in its config
     if config.model.preset == "tiny":
         base = run_dir / BASE_DIR
         if not (base / "llm").is_dir():
             raise UserError(f"{checkpoint} belongs to a tiny run whose base parts ({base}) are missing; keep the run folder together")
-    model = build_model(config.model, part_sources(config.model, base))
     averaged = use_average and (checkpoint / EMA_WEIGHTS).is_file()
-    load_trainable(model, checkpoint, file=EMA_WEIGHTS if averaged else WEIGHTS)
-    system = DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model), checkpoint)
-    if config.model.text_from and model.llm is None:
+    system = assemble_system(config, part_sources(config.model, base), checkpoint / (EMA_WEIGHTS if averaged else WEIGHTS), checkpoint)
+    if config.model.text_from and system.model.llm is None:
         text_part = text_part_path(config.model.text_from, run_dir)
         system = join_pipeline(load_system(text_part, data_path=config.data.path, use_average=use_average), system)
+    return ready_for_inference(system, device)
+
+
+def read_config(folder: Path, data_path: str | None = None) -> RunConfig:
+    """The ``config.yaml`` of a checkpoint or export folder, its dataset replaced by ``data_path`` if given."""
+    config = load_config(str(folder / "config.yaml"))
+    if data_path:
+        config.data.path = data_path
+    return config
+
+
+def assemble_system(config: RunConfig, sources, weights: Path, folder: Path) -> DialogueSystem:
+    """The parts of ``config`` read from ``sources``, with the trained ``weights`` file copied in.
+
+    Shared by run checkpoints (``load_system``) and exports (``DialogueSystem.from_pretrained``).
+    """
+    from photodialog.checkpoints import load_trainable
+
+    # As in build_system: weights that are new and never trained (the photo tokens' embedding rows
+    # of a LoRA LLM without train_embeddings) are drawn again here, so draw them as training did.
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model, sources)
+    load_trainable(model, weights.parent, file=weights.name)
+    return DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model), folder)
+
+
+def ready_for_inference(system: DialogueSystem, device: str | torch.device | None) -> DialogueSystem:
     if device is not None:
         system.model.to(device)
     system.model.eval()

@@ -1,0 +1,340 @@
+"""`photodialog export`: a trained checkpoint as one self-contained folder with a model card.
+
+A run folder needs its ``base/`` parts (tiny preset) or hub downloads (paper preset) next to a
+checkpoint of only the weights that trained. An export holds everything, in the parts' own
+published layouts, so that ``DialogueSystem.from_pretrained(DIR)`` and every command's
+``--checkpoint DIR`` load it with nothing else::
+
+    DIR/README.md              the model card (parts and licences, data, recipe, steps, eval numbers)
+    DIR/export.json            what this folder is: source checkpoint, weights kind, size, load time
+    DIR/config.yaml            the resolved recipe, every part frozen (LoRA ones stay lora with --keep-adapters)
+    DIR/state.json             the checkpoint's training state (steps trained, dev evaluations)
+    DIR/trainable.safetensors  weights outside the three parts (the perceptron's projection into
+                               the LLM; with --keep-adapters also the LoRA adapters)
+    DIR/llm/                   causal LM + tokenizer (``save_pretrained``), trained weights merged
+    DIR/blip2/                 BLIP-2 config + the vision tower, Q-Former and query tokens
+    DIR/diffusion/             unet/ text_encoder/ tokenizer/ scheduler/ [vae/] model_index.json
+
+By default LoRA adapters are merged into their base weights (``W + scale * B @ A``): one set
+of weights per part, loadable by any ``transformers``/``diffusers`` code. ``keep_adapters``
+writes the untouched base weights and the adapters beside them instead (smaller to diff,
+exactly the trained factors). A pipeline checkpoint is exported joined (text part's LLM and
+perceptron, image part's generator), so its export no longer needs the text part's run.
+
+The folder is written under a hidden temporary name and renamed when complete; an existing
+non-empty ``--out`` is refused, never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from photodialog import __version__
+from photodialog.errors import UserError
+from photodialog.system import (
+    EXPORT_FILE,
+    EXPORT_PARTS,
+    EXPORT_SCHEMA,
+    EXTRA_WEIGHTS,
+    DialogueSystem,
+    is_export,
+    load_system,
+    read_export_info,
+)
+
+CARD_FILE = "README.md"
+# Parameters under these prefixes are saved inside the part folders; everything else is "extra".
+PART_PREFIXES = ("llm.", "perceptron.vision_model.", "perceptron.qformer.", "perceptron.query_tokens",
+                 "generator.text_encoder.", "generator.unet.", "generator.vae.")
+
+
+@dataclass
+class ExportResult:
+    """What ``export_checkpoint`` wrote: the folder, its size in bytes, and its load time in seconds."""
+
+    out: Path
+    checkpoint: Path
+    weights: str  # "merged" | "adapters"
+    bytes: int
+    files: int
+    load_seconds: float
+    eval_files: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [
+            f"exported {self.checkpoint} to {self.out} ({self.weights} weights)",
+            f"size: {self.bytes / 1e6:.1f} MB in {self.files} files",
+            f"load time: {self.load_seconds:.2f} s (DialogueSystem.from_pretrained on CPU, this machine)",
+            f"model card: {self.out / CARD_FILE}" + (f" (eval numbers from {', '.join(self.eval_files)})" if self.eval_files else ""),
+            f"load it with: photodialog chat --checkpoint {self.out}   or   DialogueSystem.from_pretrained('{self.out}')",
+        ]
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, *, keep_adapters: bool = False, use_average: bool = True,
+                      eval_files: list[str | Path] | None = None, progress: bool = True) -> ExportResult:
+    """Write the system of ``checkpoint`` (a run or checkpoint folder) to the new folder ``out``.
+
+    Raises ``UserError`` if ``out`` exists and is not an empty folder, or if the checkpoint
+    cannot be loaded. ``eval_files`` are eval result JSONs whose numbers go into the model
+    card (default: those under the checkpoint's and the run's ``eval/`` that name this checkpoint).
+    """
+    from tqdm.auto import tqdm
+
+    from photodialog.checkpoints import read_state, resolve_checkpoint
+    from photodialog.config import save_config
+
+    out = Path(out).expanduser()
+    _check_out(out)
+    source = resolve_checkpoint(checkpoint) if not is_export(checkpoint) else Path(checkpoint).expanduser()
+    steps = ["load checkpoint", "merge adapters" if not keep_adapters else "set adapters apart", "save llm",
+             "save perceptron", "save generator", "write config and card", "measure load time"]
+    bar = tqdm(total=len(steps), desc="export", unit="step", disable=not progress)
+    tmp = out.with_name(f".{out.name}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        bar.set_postfix_str(steps[0])
+        system = load_system(source, "cpu", use_average=use_average)
+        state = read_state(source) if (source / "state.json").is_file() else None
+        bar.update()
+        bar.set_postfix_str(steps[1])
+        adapters = unload_adapters(system.model, merge=not keep_adapters)
+        bar.update()
+        tmp.mkdir(parents=True)
+        _save_parts(system.model, tmp, bar, steps[2:5])
+        bar.set_postfix_str(steps[5])
+        extra = {n: p for n, p in system.model.named_parameters() if not n.startswith(PART_PREFIXES)}
+        _save_weights({**extra, **(adapters if keep_adapters else {})}, tmp / EXTRA_WEIGHTS)
+        config = exported_config(system.config, merged=not keep_adapters)
+        save_config(config, tmp / "config.yaml")
+        if state is not None:
+            shutil.copyfile(source / "state.json", tmp / "state.json")
+        evals = [Path(f) for f in eval_files] if eval_files is not None else find_eval_files(source)
+        info = _export_info(source, system, state, keep_adapters, use_average, evals)
+        _write_info_and_card(tmp, info, system, state, evals)
+        bar.update()
+        bar.set_postfix_str(steps[6])
+        # Size and load time are measured on the finished folder, then written into it.
+        info["load_seconds"] = measure_load_seconds(tmp)
+        _write_info_and_card(tmp, info, system, state, evals)
+        bar.update()
+        os.replace(tmp, out) if not out.exists() else _replace_empty(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+    size, files = folder_size(out)
+    return ExportResult(out, source, "adapters" if keep_adapters else "merged", size, files, info["load_seconds"],
+                        [str(f) for f in evals])
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        what = "a file" if not out.is_dir() else "a folder that is not empty"
+        raise UserError(f"--out {out} is {what}; export never overwrites: give a new or empty folder")
+
+
+def _replace_empty(tmp: Path, out: Path) -> None:
+    out.rmdir()  # empty, checked before any work; fails (and so refuses) if something appeared since
+    os.replace(tmp, out)
+
+
+def unload_adapters(model: torch.nn.Module, *, merge: bool) -> dict[str, torch.Tensor]:
+    """Take every peft LoRA layer out of ``model``, merged into its base weights or not.
+
+    Returns the adapter weights by their names in the adapted model (what ``load_trainable``
+    puts back after ``build_model`` has injected the same adapters). Afterwards each part is a
+    plain ``transformers``/``diffusers`` module again, savable in its published layout.
+    """
+    adapters = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if "lora_" in n}
+    if not adapters:
+        return {}
+    from peft.tuners.lora import LoraLayer
+
+    for name, module in list(model.named_modules()):
+        if isinstance(module, LoraLayer):
+            if merge:
+                module.merge()
+            parent_name, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, attr, module.get_base_layer())
+    return adapters
+
+
+def _save_parts(model, folder: Path, bar, names: list[str]) -> None:
+    for name, save in zip(names, (_save_llm, _save_perceptron, _save_generator)):
+        bar.set_postfix_str(name)
+        save(model, folder)
+        bar.update()
+
+
+def _save_llm(model, folder: Path) -> None:
+    if model.llm is None:
+        return
+    target = folder / EXPORT_PARTS["llm"]
+    model.llm.save_pretrained(target, safe_serialization=True)
+    model.tokenizer.save_pretrained(target)
+
+
+def _save_perceptron(model, folder: Path) -> None:
+    """A BLIP-2 folder holding only what the perceptron uses: ViT, Q-Former, query tokens."""
+    perceptron = model.perceptron
+    if perceptron is None:
+        return
+    from transformers import Blip2Config
+
+    target = folder / EXPORT_PARTS["blip2"]
+    target.mkdir()
+    config = Blip2Config(vision_config=perceptron.vision_model.config.to_dict(),
+                         qformer_config=perceptron.qformer.config.to_dict(),
+                         num_query_tokens=perceptron.query_tokens.shape[1])
+    config.save_pretrained(target)
+    weights = {f"vision_model.{k}": v for k, v in perceptron.vision_model.state_dict().items()}
+    weights.update({f"qformer.{k}": v for k, v in perceptron.qformer.state_dict().items()})
+    weights["query_tokens"] = perceptron.query_tokens
+    _save_weights(weights, target / "model.safetensors", metadata={"format": "pt"})
+
+
+def _save_generator(model, folder: Path) -> None:
+    """A Stable Diffusion folder: the generator's own components, trained weights in place."""
+    generator = model.generator
+    if generator is None:
+        return
+    target = folder / EXPORT_PARTS["diffusion"]
+    generator.unet.save_pretrained(target / "unet")
+    generator.text_encoder.save_pretrained(target / "text_encoder")
+    generator.tokenizer.save_pretrained(target / "tokenizer")
+    generator.noise_scheduler.save_pretrained(target / "scheduler")
+    components = {"text_encoder": ["transformers", type(generator.text_encoder).__name__],
+                  "tokenizer": ["transformers", type(generator.tokenizer).__name__],
+                  "unet": ["diffusers", type(generator.unet).__name__],
+                  "scheduler": ["diffusers", type(generator.noise_scheduler).__name__]}
+    if generator.vae is not None:
+        generator.vae.save_pretrained(target / "vae")
+        components["vae"] = ["diffusers", type(generator.vae).__name__]
+    import diffusers
+
+    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": diffusers.__version__, **components,
+             "safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False}
+    (target / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+
+
+def _save_weights(weights: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
+    save_file({n: w.detach().cpu().contiguous() for n, w in weights.items()}, str(path), metadata=metadata)
+
+
+def exported_config(config, *, merged: bool):
+    """The run's config for the export, which is for inference: every part ``frozen``.
+
+    The trained weights are in the part folders, so nothing is left to train; with
+    ``keep_adapters`` the LoRA parts stay ``lora`` so that ``build_model`` injects the adapters
+    that ``trainable.safetensors`` fills (their embeddings, trained or not, are in ``llm/``).
+    """
+    from copy import deepcopy
+
+    config = deepcopy(config)
+    train = config.model.train
+    config.model.train = replace(train, **{part: "lora" if mode == "lora" and not merged else "frozen"
+                                           for part, mode in asdict(train).items()})
+    config.model.lora = replace(config.model.lora, train_embeddings=False)
+    return config
+
+
+def folder_size(folder: Path) -> tuple[int, int]:
+    """(bytes, files) of everything under ``folder``."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+def measure_load_seconds(folder: Path) -> float:
+    """Seconds ``DialogueSystem.from_pretrained(folder)`` takes on the CPU, once, in this process."""
+    started = time.perf_counter()
+    DialogueSystem.from_pretrained(folder, "cpu")
+    return round(time.perf_counter() - started, 3)
+
+
+def find_eval_files(checkpoint: Path) -> list[Path]:
+    """Eval results (``photodialog eval``) of this checkpoint, under its own or its run's ``eval/``."""
+    from photodialog.checkpoints import run_dir_of
+
+    found = []
+    for folder in dict.fromkeys((checkpoint / "eval", run_dir_of(checkpoint) / "eval")):
+        for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                result = json.loads(file.read_text(encoding="utf-8"))
+                named = Path(result["model"]["checkpoint"]).resolve()
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if named == checkpoint.resolve():
+                found.append(file)
+    return found
+
+
+def _export_info(source: Path, system, state, keep_adapters: bool, use_average: bool, evals: list[Path]) -> dict:
+    from photodialog.checkpoints import EMA_WEIGHTS
+
+    return {
+        "schema": EXPORT_SCHEMA,
+        "photodialog_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source_checkpoint": str(source),
+        "step": state.step if state is not None else None,
+        "kind": system.kind,
+        "weights": "adapters" if keep_adapters else "merged",
+        "lora_parts": sorted(part for part, mode in asdict(system.config.model.train).items() if mode == "lora"),
+        "weights_averaged": bool(use_average and (source / EMA_WEIGHTS).is_file()),
+        "parts": {name: sub for name, sub in EXPORT_PARTS.items()},
+        "eval_files": [str(f) for f in evals],
+    }
+
+
+def _write_info_and_card(folder: Path, info: dict, system, state, evals: list[Path]) -> None:
+    from photodialog.model_card import model_card
+
+    card = folder / CARD_FILE
+    for _ in range(2):  # the card's own size is part of the folder size it states: the second pass counts it
+        info["bytes"], info["files"] = folder_size(folder)
+        (folder / EXPORT_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        card.write_text(model_card(system, state, info, evals), encoding="utf-8")
+
+
+# --- the Hub -------------------------------------------------------------------------------
+
+
+def push_to_hub(folder: Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
+    """Upload an export folder to the Hugging Face Hub model repository ``repo_id``; returns its URL.
+
+    Creates the repository if needed. Raises ``UserError`` for a malformed ``repo_id`` (before
+    any request) and when the Hub refuses (no token, no write access, no network).
+    """
+    import huggingface_hub as hub
+    import huggingface_hub.errors  # noqa: F401 - the error classes below
+    import huggingface_hub.utils  # noqa: F401
+
+    try:
+        hub.utils.validate_repo_id(repo_id)
+    except hub.errors.HFValidationError as err:
+        raise UserError(f"--push-to-hub {repo_id!r} is not a Hub repository id (NAME or OWNER/NAME): {err}") from None
+    api = hub.HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                          commit_message=f"photodialog export ({read_export_info(folder).get('kind', 'model')})")
+    except (OSError, ValueError, hub.errors.HfHubHTTPError) as err:
+        raise UserError(
+            f"could not push {folder} to the Hub repository {repo_id}: {err}. Log in first (`hf auth login` or "
+            "HF_TOKEN) on a machine that reaches huggingface.co; the export folder itself is complete."
+        ) from None
+    return str(url)
