@@ -26,6 +26,7 @@ def register(subparsers) -> None:
     _bridge_parser(commands)
     _step_parser(commands)
     _chat_parser(commands)
+    _startup_parser(commands)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -84,6 +85,9 @@ def _step_parser(commands) -> None:
     p.add_argument("--profile", action="store_true",
                    help="where one step's time goes (torch.profiler): LLM, ViT + Q-Former, VAE, text encoder, UNet, "
                         "bridge, optimizer, data, host syncs; forward and backward apart, ms and share of the step")
+    p.add_argument("--baseline", action="store_true",
+                   help="paper preset: as before the speed work (no frozen-output caches, unfused AdamW), for before/after")
+    p.add_argument("--compile", action="store_true", help="paper preset: torch.compile the UNet and the LLM decoder layers")
     p.add_argument("--standin-sizes", action="store_true", help=argparse.SUPPRESS)  # tests: the paper path at tiny sizes on CPU
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="tiny preset: recipe overrides, e.g. model.image_loss_repeats=1")
     p.set_defaults(func=run_step)
@@ -100,6 +104,18 @@ def _chat_parser(commands) -> None:
     p.add_argument("--diffusion-steps", type=int, default=20, help="diffusion steps per photo (default 20)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each measurement (default 3)")
     p.set_defaults(func=run_chat)
+
+
+def _startup_parser(commands) -> None:
+    p = commands.add_parser(
+        "startup", help="how long `photodialog --help` takes, and which heavy libraries it imports",
+        description="Wall time of `python -m photodialog --help` in fresh interpreters (median of --repeats), "
+                    "and the heavy libraries (torch, transformers, diffusers...) that building the parser imports.",
+    )
+    p.add_argument("--json", action="store_true", help="print the full result as JSON instead of a summary")
+    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    p.add_argument("--repeats", type=int, default=7, help="timed runs (default 7)")
+    p.set_defaults(func=run_startup)
 
 
 def _prepare(args):
@@ -198,7 +214,8 @@ def _run_paper_step(args) -> int:
     return _run_and_report(args, run_paper_step_bench, lambda device: PaperStepSettings(
         batch_size=args.batch_size or 4, seq_len=args.seq_len, image_targets=args.image_targets, steps=args.steps,
         warmup=args.warmup, gradient_checkpointing=False if args.no_gradient_checkpointing else None,
-        peak_tflops=args.peak_tflops, standin=args.standin_sizes, profile=args.profile, device=device,
+        peak_tflops=args.peak_tflops, standin=args.standin_sizes, profile=args.profile, baseline=args.baseline,
+        compile=args.compile, device=device,
     ), summary_lines)
 
 
@@ -210,3 +227,13 @@ def run_chat(args) -> int:
         checkpoint=args.checkpoint, new_tokens=args.new_tokens, diffusion_steps=args.diffusion_steps,
         repeats=args.repeats, device=device,
     ), summary_lines)
+
+
+def run_startup(args) -> int:
+    from photodialog.bench.report import emit
+    from photodialog.bench.startup import StartupBenchSettings, run_startup_bench, summary_lines
+
+    _positive(repeats=args.repeats)
+    result = run_startup_bench(StartupBenchSettings(repeats=args.repeats))
+    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
+    return 0
