@@ -119,3 +119,30 @@ def test_the_old_flag_still_works_with_a_warning(capsys):
         assert "--scheduler is now --sampler" in capsys.readouterr().err
         assert parser.parse_args(["--sampler", "euler"]).sampler == "euler"
         assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------ generation settings: one definition
+
+
+def test_generation_settings_defaults_are_the_eval_config_and_every_command_has_the_same_flags():
+    import dataclasses
+
+    from photodialog.cli.common import add_generation_arguments
+    from photodialog.cli.eval import add_eval_arguments
+    from photodialog.config import EvalConfig
+    from photodialog.models.generation_settings import GenerationSettings
+
+    protocol, settings = EvalConfig(), GenerationSettings()
+    shared = {f.name for f in dataclasses.fields(GenerationSettings)} & {f.name for f in dataclasses.fields(EvalConfig)}
+    assert shared >= {"decoding", "sampler", "max_new_tokens", "diffusion_steps", "guidance_scale"}
+    assert {name: getattr(settings, name) for name in shared} == {name: getattr(protocol, name) for name in shared}
+
+    def flags(parser):
+        return {o for a in parser._actions for o in a.option_strings if a.help != argparse.SUPPRESS}
+
+    chat, evaluation = argparse.ArgumentParser(), argparse.ArgumentParser()
+    add_generation_arguments(chat)
+    add_eval_arguments(evaluation)
+    generation = flags(chat) - {"-h", "--help"}
+    assert generation <= flags(evaluation) | {"--seed"}  # eval takes --seeds instead
+    assert {"--" + name.replace("_", "-") for name in shared} <= generation

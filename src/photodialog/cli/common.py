@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 
+from photodialog.models.generation_settings import DECODINGS, SAMPLERS, GenerationSettings, check_settings
+
 
 def quiet_libraries() -> None:
     """Keep the terminal for photodialog's own progress: silence library load bars and notices."""
@@ -77,27 +79,47 @@ def add_model_arguments(parser) -> None:
                         help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
 
 
-def add_generation_arguments(parser) -> None:
-    """The flags of ``GenerationSettings``; defaults are the evaluation protocol's (greedy, 30 tokens, 20 steps)."""
-    from photodialog.models.generation_settings import DECODINGS, SAMPLERS, GenerationSettings
-
-    default = GenerationSettings()
-    group = parser.add_argument_group("generation")
-    flags = [  # (flag, metavar or choices, type, default, help)
-        ("--max-new-tokens", "N", int, default.max_new_tokens, "longest reply, in tokens"),
-        ("--decoding", DECODINGS, str, default.decoding, "how tokens are chosen"),
-        ("--num-beams", "N", int, default.num_beams, "beams for --decoding beam (at least 2)"),
-        ("--temperature", "T", float, default.temperature, "for --decoding sample"),
-        ("--top-p", "P", float, default.top_p, "nucleus sampling mass for --decoding sample"),
-        ("--diffusion-steps", "N", int, default.diffusion_steps, "denoising steps per drawn photo"),
-        ("--guidance-scale", "G", float, default.guidance_scale, "classifier-free guidance; 1 or less turns it off"),
-        ("--sampler", SAMPLERS, str, default.sampler, "diffusion sampling method"),
-        ("--seed", "N", int, default.seed, "seed for sampling and drawing"),
+def _generation_flags():
+    """(field of GenerationSettings, metavar or choices, type, help) of every generation flag;
+    the flag is the field's name with dashes. Read by chat, serve and eval."""
+    return [
+        ("max_new_tokens", "N", int, "longest reply, in tokens"),
+        ("decoding", DECODINGS, str, "how tokens are chosen"),
+        ("num_beams", "N", int, "beams for --decoding beam (at least 2)"),
+        ("temperature", "T", float, "for --decoding sample"),
+        ("top_p", "P", float, "nucleus sampling mass for --decoding sample"),
+        ("diffusion_steps", "N", int, "denoising steps per drawn photo"),
+        ("guidance_scale", "G", float, "classifier-free guidance; 1 or less turns it off"),
+        ("sampler", SAMPLERS, str, "diffusion sampling method"),
+        ("seed", "N", int, "seed for sampling and drawing"),
     ]
-    for flag, values, kind, value, text in flags:
+
+
+def add_generation_arguments(parser, *, from_checkpoint: bool = False) -> None:
+    """The flags of ``GenerationSettings``, one per field.
+
+    Defaults are the evaluation protocol's (greedy, 30 tokens, 20 steps); with
+    ``from_checkpoint`` (``photodialog eval``) they are None, meaning the checkpoint's ``eval``
+    settings, and there is no ``--seed`` (eval takes ``--seeds``). Values are checked by
+    ``check_settings``, the same check for every command.
+    """
+    default = GenerationSettings()
+    title = ("decoding (default: the checkpoint's eval settings: greedy, 30 new tokens, 20 diffusion steps)"
+             if from_checkpoint else "generation")
+    group = parser.add_argument_group(title)
+    for name, values, kind, text in _generation_flags():
+        if from_checkpoint and name == "seed":
+            continue
         shape = {"metavar": values} if isinstance(values, str) else {"choices": values}
-        group.add_argument(flag, type=kind, default=value, help=f"{text} (default: %(default)s)", **shape)
+        value = None if from_checkpoint else getattr(default, name)
+        said = "" if from_checkpoint else " (default: %(default)s)"
+        group.add_argument("--" + name.replace("_", "-"), type=kind, default=value, help=text + said, **shape)
     add_renamed_flag(group, "--scheduler", "--sampler", dest="sampler", choices=SAMPLERS)
+
+
+def generation_fields(args) -> dict:
+    """The generation flags' values by ``GenerationSettings`` field (None: not given, for eval)."""
+    return {name: getattr(args, name) for name, *_ in _generation_flags() if hasattr(args, name)}
 
 
 class _RenamedFlag(argparse.Action):
@@ -120,13 +142,7 @@ def add_renamed_flag(parser, old: str, new: str, *, dest: str, **kwargs) -> None
 
 def settings_from_args(args):
     """Checked ``GenerationSettings`` from the parsed flags."""
-    from photodialog.models.generation_settings import GenerationSettings, check_settings
-
-    return check_settings(GenerationSettings(
-        max_new_tokens=args.max_new_tokens, decoding=args.decoding, num_beams=args.num_beams,
-        temperature=args.temperature, top_p=args.top_p, diffusion_steps=args.diffusion_steps,
-        guidance_scale=args.guidance_scale, sampler=args.sampler, seed=args.seed,
-    ))
+    return check_settings(GenerationSettings(**generation_fields(args)))
 
 
 def load_engine(args):

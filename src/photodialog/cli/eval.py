@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from photodialog.cli.common import add_renamed_flag, non_negative_int, positive_int, quiet_libraries
-from photodialog.models.generation_settings import DECODINGS, SAMPLERS
+from photodialog.cli.common import (
+    add_generation_arguments,
+    generation_fields,
+    non_negative_int,
+    positive_int,
+    quiet_libraries,
+)
 
 EPILOG = """examples:
   photodialog eval --checkpoint runs/tiny-e2e --data worlds/default --split test
@@ -53,7 +58,7 @@ def register(subparsers) -> None:
 
 
 def add_eval_arguments(parser) -> None:
-
+    """The flags of `photodialog eval`: what to evaluate, where to write, and the generation flags."""
     parser.add_argument("--checkpoint", metavar="DIR", help="a run folder (its best checkpoint) or a checkpoint folder; "
                         "for the pipeline, the image part's run (its model.text_from joins the text part)")
     parser.add_argument("--data", metavar="DIR", help="dataset folder (default: the checkpoint's data.path)")
@@ -70,16 +75,7 @@ def add_eval_arguments(parser) -> None:
     parser.add_argument("--name", metavar="NAME", help="model name in tables (default: end-to-end, pipeline or Divter)")
     parser.add_argument("--batch-size", type=positive_int, metavar="N", help="replies and photos per batch (default: eval.batch_size)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    decoding = parser.add_argument_group("decoding (default: the checkpoint's eval settings: greedy, 30 new tokens, 20 diffusion steps)")
-    decoding.add_argument("--decoding", choices=DECODINGS, help="text decoding")
-    decoding.add_argument("--num-beams", type=positive_int, metavar="N", help="beams for --decoding beam, at least 2 (protocol: 2)")
-    decoding.add_argument("--max-new-tokens", type=positive_int, metavar="N", help="longest reply in tokens (protocol: 30)")
-    decoding.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (--decoding sample)")
-    decoding.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling mass (--decoding sample)")
-    decoding.add_argument("--diffusion-steps", type=positive_int, metavar="N", help="denoising steps per photo (protocol: 20)")
-    decoding.add_argument("--guidance-scale", type=float, metavar="G", help="classifier-free guidance scale")
-    decoding.add_argument("--sampler", choices=SAMPLERS, help="diffusion sampling method")
-    add_renamed_flag(decoding, "--scheduler", "--sampler", dest="sampler", choices=SAMPLERS)
+    add_generation_arguments(parser, from_checkpoint=True)
 
 
 def seed_list(text: str) -> list[int]:
@@ -101,11 +97,8 @@ def seed_list(text: str) -> list[int]:
 
 
 def generation_overrides(args) -> dict:
-    return {
-        "decoding": args.decoding, "num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
-        "temperature": args.temperature, "top_p": args.top_p, "diffusion_steps": args.diffusion_steps,
-        "guidance_scale": args.guidance_scale, "sampler": args.sampler,
-    }
+    """The generation flags given (None: the checkpoint's eval setting)."""
+    return generation_fields(args)
 
 
 def run(args) -> int:

@@ -22,6 +22,7 @@ MAX_NEW_TOKENS = 1024  # a chat turn; far longer replies are a typo
 MAX_BEAMS = 64
 MAX_DIFFUSION_STEPS = 1000  # the noise schedule's length
 MAX_GUIDANCE_SCALE = 100.0
+_PROTOCOL = EvalConfig()  # the defaults live in one place: the config's eval section
 
 
 @dataclass
@@ -30,16 +31,16 @@ class GenerationSettings:
     with ``num_beams``, ``temperature``, ``top_p``; at most ``max_new_tokens`` tokens) and photo
     drawing (``diffusion_steps`` of ``sampler`` with classifier-free ``guidance_scale``). ``seed``
     fixes sampling and the diffusion noise; ``draw_photos=False`` writes captions only. The
-    defaults are the evaluation protocol's (``config.EvalConfig``)."""
+    defaults are the evaluation protocol's: those of ``config.EvalConfig``."""
 
-    max_new_tokens: int = 30
-    decoding: str = "greedy"  # greedy | beam | sample
-    num_beams: int = 2
-    temperature: float = 1.0
-    top_p: float = 1.0
-    diffusion_steps: int = 20
-    guidance_scale: float = 3.0
-    sampler: str = "ddim"
+    max_new_tokens: int = _PROTOCOL.max_new_tokens
+    decoding: str = _PROTOCOL.decoding
+    num_beams: int = _PROTOCOL.num_beams
+    temperature: float = _PROTOCOL.temperature
+    top_p: float = _PROTOCOL.top_p
+    diffusion_steps: int = _PROTOCOL.diffusion_steps
+    guidance_scale: float = _PROTOCOL.guidance_scale
+    sampler: str = _PROTOCOL.sampler
     seed: int = 0
     draw_photos: bool = True
 
