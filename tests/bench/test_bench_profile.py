@@ -88,3 +88,20 @@ def test_paper_path_profile_json_names_every_part(tmp_path):
         assert set(item) >= {"item", "part", "phase", "ms", "share", "what"}
     assert result["step_ms_unprofiled"]["median_ms"] > 0 and result["profiled_step_ms"] > 0
     assert result["time_basis"].startswith("CPU wall time")
+
+
+def test_every_part_runs_sdpa_attention(tiny_world, tmp_path):
+    """Llama, BLIP-2's ViT and Q-Former and CLIP's text encoder on torch's SDPA; UNet and VAE on
+    diffusers' SDPA processor: for the paper's parts built from configs and the tiny ones loaded
+    from their saved folders (the loading path the paper's checkpoints take)."""
+    from photodialog.bench import tiny
+    from photodialog.bench.paper import attention_implementations, build_paper_model
+    from photodialog.bench.paper_configs import standin
+
+    paper = attention_implementations(build_paper_model(standin(), "cpu"))
+    setup = tiny.prepare(tmp_path / "run", str(tiny_world))
+    loaded = attention_implementations(tiny.build(setup, ["model.train.perceptron=frozen"]).model)
+    for found in (paper, loaded):
+        assert {found[k] for k in ("llm", "vision", "qformer", "text_encoder")} == {"sdpa"}, found
+        assert found["unet"] == ["AttnProcessor2_0"], found
+    assert paper["vae"] == ["AttnProcessor2_0"]

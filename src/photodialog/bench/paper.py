@@ -40,7 +40,8 @@ PEAK_BF16 = [("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989.4e12), ("
              ("A100", 312e12), ("L40S", 362e12)]
 FLOPS_FORMULA = ("MFU = model FLOPs of one step / (median step seconds x dense bf16 peak FLOP/s); model FLOPs = the "
                  "matmul, convolution and attention FLOPs that FlopCounterMode counts in one step (forward + backward) with "
-                 "gradient checkpointing off; HFU = the same with checkpointing as run (recomputed forwards included)")
+                 "gradient checkpointing off and the frozen-output caches off (the whole model's work, so that MFU does not "
+                 "drop when a cache saves work); HFU = the FLOPs as run (recomputed forwards included, cached outputs not)")
 
 
 @dataclass
@@ -58,6 +59,10 @@ class PaperStepSettings:
     """Toy sizes of the same structures, allowed on the CPU (tests)."""
     profile: bool = False
     """Where the step's time goes (``bench.profile``) instead of FLOPs and MFU."""
+    baseline: bool = False
+    """As before issue 16's speed work: no frozen-output caches, torch's default (unfused) AdamW."""
+    compile: bool = False
+    """``torch.compile`` the UNet and the LLM decoder layers (``train.compile``)."""
     device: str = "cuda"
 
 
@@ -165,8 +170,36 @@ def synthetic_batch(model, arch: PaperArchitecture, settings: PaperStepSettings,
     targets = torch.rand(settings.image_targets, 3, arch.image_size, arch.image_size, generator=generator) * 2 - 1
     batch = Batch(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels, photo_slots=slots,
                   context_pixels=torch.randn(batch_size, 3, vision_size, vision_size, generator=generator), captions=captions,
-                  target_pixels=targets if settings.image_targets else None)
+                  target_pixels=targets if settings.image_targets else None,
+                  context_keys=[f"context-{i}" for i in range(batch_size)], target_keys=[f"target-{i}" for i in range(settings.image_targets)])
     return batch.to(device)
+
+
+def speed_settings(model, settings: PaperStepSettings) -> dict:
+    """The trainer's speed settings (``training.speed``) unless ``settings.baseline``; what was set.
+    The synthetic batch repeats, so after the first step every frozen output comes from the caches:
+    the steady state of every epoch after the first."""
+    from photodialog.training.caches import enable_frozen_caches
+    from photodialog.training.speed import compile_parts
+
+    done = {"baseline": settings.baseline, "fused_adamw": not settings.baseline and torch.device(settings.device).type == "cuda"}
+    if not settings.baseline:
+        done["cached"] = enable_frozen_caches(model, 2**40)
+    if settings.compile:
+        done["compiled"] = compile_parts(model)
+    return done
+
+
+def attention_implementations(model) -> dict:
+    """The attention kernel each part runs: transformers' ``_attn_implementation``, diffusers' processors."""
+    parts = {"llm": model.llm, "vision": model.perceptron.vision_model, "qformer": model.perceptron.qformer,
+             "text_encoder": model.generator.text_encoder}
+    out = {name: getattr(part.config, "_attn_implementation", None) for name, part in parts.items()}
+    for name in ("unet", "vae"):
+        module = getattr(model.generator, name)
+        if module is not None:
+            out[name] = sorted({type(p).__name__ for p in module.attn_processors.values()})
+    return out
 
 
 def counted_flops(step) -> int:
@@ -198,18 +231,24 @@ def count_flops(step) -> dict:
     """
     checkpointing = bool(step.model.llm.is_gradient_checkpointing)
     hardware = counted_flops(step)
+    caches = step.model.latent_cache, step.model.perceptron_cache
     model_flops = hardware
-    if checkpointing:
-        set_checkpointing(step.model, False)
-        try:
+    step.model.latent_cache = step.model.perceptron_cache = None  # model FLOPs: the frozen parts' work counts
+    try:
+        if checkpointing:
+            set_checkpointing(step.model, False)
+        if checkpointing or any(caches):
             model_flops = counted_flops(step)
-        except torch.cuda.OutOfMemoryError:
-            step.optimizer.zero_grad(set_to_none=True)
-            torch.cuda.empty_cache()
-            model_flops = None
-        finally:
+    except torch.cuda.OutOfMemoryError:
+        step.optimizer.zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()
+        model_flops = None
+    finally:
+        if checkpointing:
             set_checkpointing(step.model, True)
-    return {"model": model_flops, "hardware": hardware, "forward_per_part": forward_flops_per_part(step)}
+        per_part = forward_flops_per_part(step)
+        step.model.latent_cache, step.model.perceptron_cache = caches
+    return {"model": model_flops, "hardware": hardware, "forward_per_part": per_part}
 
 
 def forward_flops_per_part(step) -> dict:
@@ -283,7 +322,8 @@ def run_paper_step_bench(settings: PaperStepSettings) -> dict:
     try:
         model = build_paper_model(arch, settings.device, gradient_checkpointing=settings.gradient_checkpointing)
         batch = synthetic_batch(model, arch, settings, settings.device)
-        step = TrainStep(model, paper_recipe(), batch, 1.0, settings.device, autocast=torch.bfloat16)
+        speed = speed_settings(model, settings)
+        step = TrainStep(model, paper_recipe(), batch, 1.0, settings.device, autocast=torch.bfloat16, fused=not settings.baseline)
         timing = measure(step, repeats=settings.steps, warmup=settings.warmup, device=settings.device)
         memory = peak_memory(step, settings.device)
         flops = count_flops(step)
@@ -298,6 +338,7 @@ def run_paper_step_bench(settings: PaperStepSettings) -> dict:
         "benchmark": "step", "preset": "paper", "architecture": arch.name, "machine": machine, "settings": asdict(settings),
         "recipe": {"name": RECIPE, "overrides": AUTHORS_CODE, "gradient_checkpointing": model.llm.is_gradient_checkpointing},
         "architecture_configs": asdict(arch), "parameters": parameter_summary(model),
+        "speed": speed, "attention": attention_implementations(model),
         **step.static_bytes(),
         "batch": {"samples": settings.batch_size, "tokens": tokens, "context_photos": int(batch.context_pixels.shape[0]),
                   "target_photos": settings.image_targets, "image_size": arch.image_size},
@@ -327,7 +368,8 @@ def run_paper_profile(settings: PaperStepSettings) -> dict:
         model = build_paper_model(arch, settings.device, gradient_checkpointing=settings.gradient_checkpointing)
         host_batch = synthetic_batch(model, arch, settings, "cpu")
         make_batch = lambda: copy.copy(host_batch).to(settings.device)  # noqa: E731 (Batch.to sets attributes in place)
-        step = TrainStep(model, paper_recipe(), make_batch(), 1.0, settings.device, autocast=torch.bfloat16)
+        speed = speed_settings(model, settings)
+        step = TrainStep(model, paper_recipe(), make_batch(), 1.0, settings.device, autocast=torch.bfloat16, fused=not settings.baseline)
         call = profiled_call(step, make_batch)
         timing = measure(call, repeats=settings.steps, warmup=settings.warmup, device=settings.device)
         profile = profile_step(call, steps=min(settings.steps, 3), warmup=0, device=settings.device)
@@ -340,6 +382,7 @@ def run_paper_profile(settings: PaperStepSettings) -> dict:
         "batch": {"samples": settings.batch_size, "tokens": int(host_batch.attention_mask.sum()),
                   "context_photos": int(host_batch.context_pixels.shape[0]), "target_photos": settings.image_targets,
                   "image_size": arch.image_size},
+        "speed": speed, "attention": attention_implementations(model),
         "step_ms_unprofiled": timing.to_dict(), **profile, "method": METHOD,
         "load_average_at_end": load_average(), "wall_seconds": round(time.perf_counter() - started, 2),
     }

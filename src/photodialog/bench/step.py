@@ -44,11 +44,11 @@ class TrainStep:
     """One optimizer step of a model on a fixed batch, with the run config's optimizer settings
     (callable, for the timers); ``autocast`` runs the forward in that dtype, as mixed precision does."""
 
-    def __init__(self, model, config, batch, tau: float, device, autocast: torch.dtype | None = None):
+    def __init__(self, model, config, batch, tau: float, device, autocast: torch.dtype | None = None, *, fused: bool = True):
         self.device = torch.device(device)
         self.model, self.config, self.autocast = model.to(self.device), config, autocast
         self.batch, self.tau = batch.to(self.device), tau
-        self.optimizer = tiny.optimizer_for(self.model, self.config, self.device)
+        self.optimizer = tiny.optimizer_for(self.model, self.config, self.device, fused=fused)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
 
     def __call__(self):

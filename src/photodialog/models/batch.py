@@ -47,12 +47,23 @@ class Batch:
     # keys under which the outputs of frozen parts are cached (photodialog.training.caches).
     context_keys: list[str] = field(default_factory=list)
     target_keys: list[str] = field(default_factory=list)
+    host_labels: torch.Tensor | None = None
+    """``labels`` as they were in host memory before ``to`` moved them to a GPU: the model finds the
+    response positions there without waiting for the GPU."""
 
     def to(self, device) -> "Batch":
-        """Move every tensor field to ``device`` (in place); returns the batch."""
+        """Move every tensor field to ``device`` (in place); returns the batch. To a CUDA device the
+        copies go through pinned memory without blocking, so the host does not wait for the GPU's queue."""
+        device = torch.device(device)
+        if device.type != "cpu" and self.host_labels is None and self.labels.device.type == "cpu":
+            self.host_labels = self.labels
+        pinned = device.type == "cuda"
         for name, value in vars(self).items():
-            if isinstance(value, torch.Tensor):
-                setattr(self, name, value.to(device))
+            if isinstance(value, torch.Tensor) and name != "host_labels":
+                if pinned and value.device.type == "cpu":
+                    setattr(self, name, value.pin_memory().to(device, non_blocking=True))
+                else:
+                    setattr(self, name, value.to(device))
         return self
 
     @property

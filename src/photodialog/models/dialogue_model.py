@@ -77,8 +77,12 @@ class PhotoDialogModel(nn.Module):
                 visual = self.perceptron_cache.embed(self.perceptron, pixels, context_keys)
             else:
                 visual = self.perceptron(pixels)
-        if int(photo_slots.sum()) != visual.shape[0] * visual.shape[1]:
-            raise ValueError(f"{int(photo_slots.sum())} photo slots for {visual.shape[0]} photos x {visual.shape[1]} embeddings")
+        expected = visual.shape[0] * visual.shape[1]
+        if photo_slots.device.type == "cpu":
+            if int(photo_slots.sum()) != expected:
+                raise ValueError(f"{int(photo_slots.sum())} photo slots for {visual.shape[0]} photos x {visual.shape[1]} embeddings")
+        else:  # checked on the device: reading the count back would make the host wait for the GPU
+            torch._assert_async(photo_slots.sum() == expected, f"photo slots != {visual.shape[0]} photos x {visual.shape[1]} embeddings")
         return embeds.masked_scatter(photo_slots[..., None].to(embeds.device), visual.to(embeds.dtype))
 
     def _hidden_states(self, batch: Batch) -> torch.Tensor:
@@ -109,16 +113,21 @@ class PhotoDialogModel(nn.Module):
     def _text_forward(self, batch: Batch, tau: float, generator):
         hidden = self._hidden_states(batch)
         # Position t predicts token t+1; only response positions get logits (memory: not B x T x V).
-        predicts = batch.labels[:, 1:] != IGNORE
+        # The positions are found on the host copy of the labels: a boolean mask on the GPU would make
+        # the host wait for it (twice), and so would each caption's row lookup.
+        labels = batch.host_labels if batch.host_labels is not None else batch.labels.cpu()
+        predicts = labels[:, 1:] != IGNORE
+        where = predicts.nonzero()  # (sample, position) in row-major order, as boolean masking takes them
+        flat = (where[:, 0] * hidden.shape[1] + where[:, 1]).to(hidden.device, non_blocking=True)
         with part("llm"):
-            logits = self.llm.get_output_embeddings()(hidden[:, :-1][predicts])
-            targets = batch.labels[:, 1:][predicts]
+            logits = self.llm.get_output_embeddings()(hidden.flatten(0, 1).index_select(0, flat))
+            targets = labels[:, 1:][predicts].to(hidden.device, non_blocking=True)
             text_loss = F.cross_entropy(logits.float(), targets)
         if self.generator is None or not batch.captions:
             return text_loss, None, []
         # Row of each predicted position in ``logits``; a caption token at position p is predicted at p - 1.
-        row_of = torch.full(predicts.shape, -1, dtype=torch.long, device=predicts.device)
-        row_of[predicts] = torch.arange(int(predicts.sum()), device=predicts.device)
+        row_of = torch.full(predicts.shape, -1, dtype=torch.long)
+        row_of[predicts] = torch.arange(where.shape[0])
         caption_rows = [row_of[c.sample, [p - 1 for p in c.positions]].tolist() for c in batch.captions]
         flat = sorted({r for rows in caption_rows for r in rows})
         index = {r: i for i, r in enumerate(flat)}
@@ -132,7 +141,9 @@ class PhotoDialogModel(nn.Module):
         stats["image_targets"] = len(used)
         if not used:
             return None
-        captions = [self._caption_tokens(batch, i, sample, caption_rows) for i in used]
+        # The sampled tokens read back once for all captions (each read makes the host wait for the GPU).
+        tokens = sample.tokens.tolist() if sample is not None and self.settings.caption_source == "sampled" else None
+        captions = [self._caption_tokens(batch, i, tokens, caption_rows) for i in used]
         targets = batch.target_pixels[[batch.captions[i].target for i in used]]
         if self.bridge is not None and sample is not None:
             embedding = self.generator.token_embedding()
@@ -154,16 +165,18 @@ class PhotoDialogModel(nn.Module):
         with part("diffusion_loss"):
             return self.generator.loss(hidden, targets, repeats=self.settings.image_loss_repeats, generator=generator, clean=clean)
 
-    def _caption_tokens(self, batch: Batch, index: int, sample: STGSSample | None, caption_rows) -> CaptionTokens:
+    def _caption_tokens(self, batch: Batch, index: int, tokens: list[int] | None, caption_rows) -> CaptionTokens:
+        """``tokens``: the STGS sample's token of every caption row (host list), or None without a sample
+        or with gold captions."""
         caption = batch.captions[index]
         if self.training and self.settings.caption_dropout > 0 and random.random() < self.settings.caption_dropout:
             return CaptionTokens(rows=[], llm_ids=[], text="")  # unconditional example for guidance
-        if sample is None:  # generator trained alone (pipeline): the gold caption text
+        if not caption_rows:  # generator trained alone (pipeline): the gold caption text
             return CaptionTokens(rows=[], llm_ids=[], text=caption.text)
         rows = caption_rows[index]
-        if self.settings.caption_source == "gold":
+        if tokens is None:
             return CaptionTokens(rows=rows, llm_ids=caption.gold_ids, text=caption.text)
-        sampled = sample.tokens[rows].tolist()
+        sampled = [tokens[r] for r in rows]
         text = self.tokenizer.decode(sampled, skip_special_tokens=True).strip()
         return CaptionTokens(rows=rows, llm_ids=sampled, text=text)
 
