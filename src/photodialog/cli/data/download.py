@@ -27,19 +27,26 @@ What goes where (the layout every photodialog loader reads):
   DIR/train.json valid.json test.json DialogCC files as published ("valid" is read as dev)
   DIR/photos/<photo stem>.<ext>      one file per photo, fully decoded before it is kept
   DIR/photos/manifest.jsonl          one line per photo: url, stem, path, status
-                                     (ok | failed | generated), reason, bytes, attempts
+                                     (ok | failed | generated), reason, bytes, attempts,
+                                     source (which source served it), tried (why each
+                                     earlier source failed)
   DIR/photos/dialogue_files.json     which dialogue files were fetched, from where
 
 Run the same command again to resume: photos already present and whole are skipped, photos
 that failed are not asked for again unless --retry-failed. Ctrl-C keeps everything fetched.
-Many photo URLs of both datasets are dead: --fallback-generator redraws those photos from
-their captions with a text-to-image model, as the paper did with Stable Diffusion 3 medium."""
+Many photo URLs of both datasets are dead. Each photo is asked of these sources in turn until
+one serves it: the Open Images file named by its photo_id (PhotoChat, with --open-images), its
+own URL, a mirror of the photos (--photo-source), and last the text-to-image model of
+--fallback-generator, which redraws it from its caption (as the paper did with Stable
+Diffusion 3 medium)."""
 
 EPILOG = """\
 examples:
   photodialog data download photochat --out data/photochat --limit 20      # try it out
   photodialog data download photochat --out data/photochat                 # everything
   photodialog data download dialogcc --out data/dialogcc --workers 32
+  photodialog data download photochat --out data/photochat --open-images /data/openimages \\
+      --photo-source ORG/photochat-photos          # Open Images, URL, Hub mirror, in that order
   photodialog data download photochat --out data/photochat --retry-failed \\
       --fallback-generator stabilityai/stable-diffusion-3-medium-diffusers --fallback-size 512
 
@@ -80,6 +87,7 @@ def register(subparsers) -> None:
     )
     _add_source_arguments(parser)
     _add_photo_arguments(parser)
+    _add_photo_source_arguments(parser)
     _add_fallback_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars (the summary is still printed)")
     parser.set_defaults(func=run)
@@ -147,6 +155,24 @@ def _add_photo_arguments(parser) -> None:
     )
 
 
+def _add_photo_source_arguments(parser) -> None:
+    group = parser.add_argument_group(
+        "other photo sources (order: --open-images, the photo's URL, --photo-source, --fallback-generator)"
+    )
+    group.add_argument(
+        "--open-images",
+        metavar="DIR|TEMPLATE",
+        help="PhotoChat: fetch each photo first from the Open Images file its photo_id names: a local folder "
+        "(DIR/train/ID.jpg or DIR/ID.jpg) or a URL template with {photo_id} (train/ID) or {image_id} (ID)",
+    )
+    group.add_argument(
+        "--photo-source",
+        metavar="REPO|DIR",
+        help="a Hugging Face Hub dataset (or a local folder) mirroring the photos, one file per photo named "
+        "by its stem under photos/ (e.g. train/ID.jpg, url/HASH.jpg); asked for photos whose URL failed",
+    )
+
+
 def _add_fallback_arguments(parser) -> None:
     group = parser.add_argument_group("redrawing photos that could not be fetched")
     group.add_argument(
@@ -193,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
         refetch_dialogues=args.refetch_dialogues,
         photos=not args.no_photos,
         fallback=_fallback_options(args, FallbackOptions),
+        open_images=args.open_images,
+        photo_source=args.photo_source,
         progress=not args.quiet,
     )
     summary = download_dataset(options)

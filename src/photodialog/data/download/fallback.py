@@ -19,6 +19,7 @@ from pathlib import Path
 
 from photodialog.data.download.images import ImageRejected, check_image, place_photo, temp_path_for
 from photodialog.data.download.manifest import GENERATED, ManifestEntry
+from photodialog.data.download.photo_sources import GENERATOR
 from photodialog.errors import UserError
 
 
@@ -133,4 +134,6 @@ def draw_one(pipeline, photo: MissingPhoto, root: Path, options: FallbackOptions
         attempts=photo.entry.attempts,
         model=options.model,
         prompt=photo.caption,
+        source=GENERATOR,
+        tried=photo.entry.tried,
     )

@@ -25,6 +25,9 @@ class ManifestEntry:
     whenever a file exists; ``reason`` says why a fetch failed (``http 404``, ``timeout``,
     ``not an image: text/html``, ``too large: > N bytes``, ``corrupt image: cannot decode``...)
     and is kept for ``generated`` photos, with ``model`` and ``prompt`` saying how they were drawn.
+    ``source`` names the photo source that served it (``open_images``, ``url``, ``hub`` or
+    ``generator``; for a failed photo, the last one tried) and ``tried`` lists, in order, each
+    source that failed before, as ``{"source", "reason"}`` (``photo_sources.py``).
     """
 
     url: str | None
@@ -36,6 +39,8 @@ class ManifestEntry:
     attempts: int = 0
     model: str | None = None
     prompt: str | None = None
+    source: str | None = None
+    tried: list[dict] | None = None
 
     def to_json(self) -> str:
         record = {k: v for k, v in asdict(self).items() if v is not None or k in ("url", "path")}

@@ -31,6 +31,7 @@ from photodialog.data.download.images import (
     temp_path_for,
 )
 from photodialog.data.download.manifest import FAILED, GENERATED, OK, ManifestEntry, ManifestWriter
+from photodialog.data.download.photo_sources import URL, tried_sources
 from photodialog.data.download.sources import PhotoRef
 from photodialog.data.layout import find_photo
 
@@ -113,8 +114,8 @@ def _resume_action(stem: str, entry: ManifestEntry | None, root: Path, retry_fai
         if entry is not None and entry.status in (OK, GENERATED) and entry.bytes == existing.stat().st_size:
             return "kept"
         return "verify"
-    if entry is not None and entry.status == FAILED and not retry_failed:
-        return "failed_before"
+    if entry is not None and entry.status == FAILED and not retry_failed and URL in tried_sources(entry):
+        return "failed_before"  # its URL failed before (a failure of an earlier source alone is no reason)
     return "fetch"
 
 
@@ -126,6 +127,7 @@ def fetch_photos(
     workers: int = 16,
     progress: bool = True,
     on_result: Callable[[ManifestEntry], None] | None = None,
+    desc: str = "photos",
 ) -> PhotoRunResult:
     """Run the plan's jobs on ``workers`` threads; the manifest is updated as results arrive.
 
@@ -137,7 +139,7 @@ def fetch_photos(
     result = PhotoRunResult()
     stop = threading.Event()
     with ManifestWriter(root) as writer, tqdm(
-        total=len(plan.jobs), unit="photo", desc="photos", disable=not progress or not plan.jobs
+        total=len(plan.jobs), unit="photo", desc=desc, disable=not progress or not plan.jobs
     ) as bar:
 
         def record(job_entries: list[ManifestEntry]) -> None:

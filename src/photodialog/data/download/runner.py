@@ -18,7 +18,16 @@ from photodialog.data.download.fallback import FallbackOptions, MissingPhoto, ch
 from photodialog.data.download.http import HttpLimits
 from photodialog.data.download.images import remove_stale_parts
 from photodialog.data.download.manifest import FAILED, GENERATED, OK, ManifestEntry, ManifestWriter, load_manifest
-from photodialog.data.download.photos import fetch_photos, plan_photos
+from photodialog.data.download.photo_sources import (
+    GENERATOR,
+    SOURCE_ORDER,
+    URL,
+    HubMirror,
+    OpenImages,
+    tried_sources,
+    with_attempt,
+)
+from photodialog.data.download.photos import PhotoJob, PhotoPlan, fetch_photos, plan_photos
 from photodialog.data.download.sources import PhotoRef, get_source
 from photodialog.data.layout import PHOTO_DIR, SPLITS
 from photodialog.errors import UserError
@@ -39,6 +48,8 @@ class DownloadOptions:
     refetch_dialogues: bool = False
     photos: bool = True
     fallback: FallbackOptions | None = None
+    open_images: str | None = None  # PhotoChat: Open Images folder or URL template, tried before photo_url
+    photo_source: str | None = None  # a Hub dataset (or local folder) mirroring the photos, tried after the URL
     progress: bool = True
 
 
@@ -63,6 +74,7 @@ class DownloadSummary:
     failed_before: int = 0
     generated_now: int = 0
     interrupted: bool = False
+    served_by: dict[str, int] = field(default_factory=dict)  # photo source -> photos it served (ok or generated)
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -76,6 +88,8 @@ class DownloadSummary:
             f"this run: fetched {self.fetched_now} ({self.bytes_fetched / 1e6:.1f} MB), kept {self.kept} "
             f"already present, {self.failed_before} earlier failures not retried, redrew {self.generated_now}",
         ]
+        if self.served_by:
+            lines.append("served by: " + ", ".join(f"{source} {count}" for source, count in self.served_by.items()))
         lines += [f"  failed: {count:6d}  {reason}" for reason, count in self.failed_by_reason.items()]
         lines += [f"note: {note}" for note in self.notes]
         if self.interrupted:
@@ -88,6 +102,7 @@ def download_dataset(options: DownloadOptions) -> DownloadSummary:
     source = get_source(options.dataset)
     if options.fallback is not None:
         check_model_reference(options.fallback.model)
+    before_url, after_url = photo_sources_of(options, source.name)  # bad flags fail before any fetching
     root = _prepare_folder(options.out)
     files = fetch_dialogue_files(
         source, root, options.splits, options.base_url, options.limit, options.limits,
@@ -101,7 +116,7 @@ def download_dataset(options: DownloadOptions) -> DownloadSummary:
     manifest = load_manifest(root)
     if options.photos:
         try:
-            _fetch(options, root, refs, manifest, summary)
+            _fetch(options, root, refs, manifest, summary, before_url, after_url)
             if options.fallback is not None:
                 _redraw(options, root, refs, manifest, summary)
         except KeyboardInterrupt:
@@ -126,17 +141,98 @@ def _distinct(refs) -> dict[str, PhotoRef]:
     return distinct
 
 
+def photo_sources_of(options: DownloadOptions, dataset: str) -> tuple[list, list]:
+    """The photo sources tried before and after each photo's own URL (``photo_sources.py``)."""
+    before, after = [], []
+    if options.open_images:
+        if dataset != "photochat":
+            raise UserError(f"--open-images is for PhotoChat, whose photo_id names an Open Images file; {dataset} has none")
+        before.append(OpenImages(options.open_images))
+    if options.photo_source:
+        after.append(HubMirror(options.photo_source))
+    return before, after
+
+
 def _fetch(
     options: DownloadOptions,
     root: Path,
     refs: dict[str, PhotoRef],
     manifest: dict[str, ManifestEntry],
     summary: DownloadSummary,
+    before_url: list,
+    after_url: list,
 ) -> None:
-    plan = plan_photos(refs.values(), manifest, root, options.retry_failed)
+    served = set()
+    for photo_source in before_url:
+        served |= _try_source(photo_source, options, root, refs, manifest, summary)
+    plan = plan_photos([r for r in refs.values() if r.stem not in served], manifest, root, options.retry_failed)
     summary.kept, summary.failed_before = plan.kept, plan.failed_before
+    before = dict(manifest)
     result = fetch_photos(plan, root, manifest, options.limits, options.workers, options.progress)
-    summary.fetched_now, summary.bytes_fetched = result.fetched, result.bytes_fetched
+    summary.fetched_now += result.fetched
+    summary.bytes_fetched += result.bytes_fetched
+    _record_source(URL, before, manifest, refs)
+    _rewrite(root, manifest)
+    for photo_source in after_url:
+        _try_source(photo_source, options, root, refs, manifest, summary)
+
+
+def _try_source(photo_source, options, root: Path, refs: dict[str, PhotoRef], manifest, summary) -> set[str]:
+    """Fetch from ``photo_source`` every photo it has not failed for yet; returns the stems it served."""
+    todo = [ref for ref in refs.values() if _wants(photo_source.name, manifest.get(ref.stem), root, options.retry_failed)]
+    if not todo:
+        return set()
+    found = photo_source.candidates(todo)
+    before = dict(manifest)
+    for stem, reason in found.misses.items():
+        manifest[stem] = ManifestEntry(url=refs[stem].url, stem=stem, status=FAILED, reason=reason)
+    plan = PhotoPlan(jobs=[PhotoJob(url=url, stem=stem) for stem, url in found.urls.items()])
+    try:
+        result = fetch_photos(plan, root, manifest, options.limits, options.workers, options.progress,
+                              desc=f"photos ({photo_source.name})")
+        summary.fetched_now += result.fetched
+        summary.bytes_fetched += result.bytes_fetched
+    finally:
+        _record_source(photo_source.name, before, manifest, refs)
+        _rewrite(root, manifest)
+    return {stem for stem in found.urls if manifest[stem].status == OK}
+
+
+def _wants(source_name: str, entry: ManifestEntry | None, root: Path, retry_failed: bool) -> bool:
+    """Whether to ask this source: no file yet, and no earlier failure of this source (or --retry-failed)."""
+    if entry is None:
+        return True
+    if entry.status != FAILED:
+        return False
+    return retry_failed or source_name not in tried_sources(entry)
+
+
+def _record_source(name: str, before: dict[str, ManifestEntry], manifest: dict[str, ManifestEntry], refs) -> None:
+    """Say on each line this source wrote that it served the photo, or add its failure to ``tried``."""
+    for stem, entry in manifest.items():
+        if stem not in refs or entry is before.get(stem):
+            continue  # not looked at by this source
+        earlier = _earlier_attempts(before.get(stem))
+        entry.source = name
+        if entry.status == FAILED:
+            entry.tried = with_attempt(earlier, name, entry.reason)
+            entry.reason = next((a["reason"] for a in entry.tried if a["source"] == URL), entry.reason)
+            entry.url = refs[stem].url  # the photo's own URL, whichever source failed last
+        else:
+            entry.tried = [a for a in earlier if a["source"] != name] or None
+
+
+def _earlier_attempts(entry: ManifestEntry | None) -> list[dict]:
+    if entry is None or entry.status != FAILED:
+        return []
+    if entry.tried is None:  # a failed line from before sources were recorded: its URL failed
+        return [{"source": URL, "reason": entry.reason}]
+    return list(entry.tried)
+
+
+def _rewrite(root: Path, manifest: dict[str, ManifestEntry]) -> None:
+    with ManifestWriter(root) as writer:
+        writer.rewrite(manifest)
 
 
 def _redraw(
@@ -187,16 +283,20 @@ def _note_files_beyond_limit(summary, source, root: Path, splits: list[str], fil
 
 def _count_photos(summary: DownloadSummary, refs: dict[str, PhotoRef], entries: dict[str, ManifestEntry]) -> None:
     reasons: Counter[str] = Counter()
+    served: Counter[str] = Counter()
     for stem in refs:
         entry = entries.get(stem)
         if entry is None:
             summary.pending += 1
         elif entry.status == OK:
             summary.ok += 1
+            served[entry.source or URL] += 1
         elif entry.status == GENERATED:
             summary.generated += 1
+            served[entry.source or GENERATOR] += 1
         else:
             summary.failed += 1
             reasons[entry.reason or "unknown"] += 1
     summary.failed_by_reason = dict(reasons.most_common())
+    summary.served_by = {name: served[name] for name in SOURCE_ORDER if served[name]}
 

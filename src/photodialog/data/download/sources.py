@@ -48,6 +48,7 @@ class PhotoRef:
     stem: str
     caption: str
     split: str
+    photo_id: str | None = None  # PhotoChat's Open Images id ("train/624e5f6dd7f64d89")
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class DatasetSource:
             for photo in turn.photos:
                 if photo.photo_id or photo.url:
                     stem = photo_stem(photo.photo_id, photo.url)
-                    yield PhotoRef(url=photo.url, stem=stem, caption=photo.caption, split=split)
+                    yield PhotoRef(url=photo.url, stem=stem, caption=photo.caption, split=split, photo_id=photo.photo_id)
 
     def base_url(self, override: str | None = None) -> str:
         """``override`` if given, else the environment variable, else the published location."""

@@ -1,0 +1,155 @@
+"""Where a photo can come from, tried in order until one serves it.
+
+For each photo not yet in the folder, `data download` tries:
+
+1. ``open_images`` (PhotoChat only, with ``--open-images``): the Open Images file named by the
+   record's ``photo_id`` ("train/624e5f6dd7f64d89" is Open Images' train image 624e5f6dd7f64d89).
+   Either a local folder (``DIR/train/624e5f6dd7f64d89.jpg`` or ``DIR/624e5f6dd7f64d89.jpg``)
+   or a URL template with ``{photo_id}`` (``train/624e...``) or ``{image_id}`` (``624e...``),
+   e.g. a mirror of the CVDF bucket.
+2. ``url``: the record's own ``photo_url`` (PhotoChat) or ``image_url`` (DialogCC).
+3. ``hub`` (with ``--photo-source``): a mirror of the photos that the user names, a Hugging Face
+   Hub dataset repository (listed and addressed through ``huggingface_hub``) or a local copy of
+   one: one file per photo, named by the photo's stem under ``photos/`` (``train/624e....jpg``
+   for PhotoChat; ``url/<hash>.jpg`` for photos known by URL), optionally under a ``photos/``
+   folder, any image extension.
+4. ``generator`` (with ``--fallback-generator``): the photo drawn from its caption
+   (``fallback.py``).
+
+Every source ends in the same fetcher (``photos.fetch_photos``: limits, decode check, atomic
+placement, Ctrl-C), with ``file://`` URLs for local folders. The manifest line of each photo
+says which source served it (``source``) and why each earlier one failed (``tried``: a list of
+``{"source", "reason"}``, in order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photodialog.data.download.manifest import FAILED, ManifestEntry
+from photodialog.data.download.sources import PhotoRef
+from photodialog.data.layout import IMAGE_EXTENSIONS
+from photodialog.errors import UserError
+
+OPEN_IMAGES, URL, HUB, GENERATOR = "open_images", "url", "hub", "generator"
+SOURCE_ORDER = (OPEN_IMAGES, URL, HUB, GENERATOR)
+
+
+def tried_sources(entry: ManifestEntry | None) -> set[str]:
+    """The sources that already failed for this photo (a failed line of an older manifest: its URL)."""
+    if entry is None or entry.status != FAILED:
+        return set()
+    if entry.tried is None:
+        return {URL}
+    return {attempt.get("source") for attempt in entry.tried}
+
+
+def with_attempt(tried: list[dict] | None, source: str, reason: str) -> list[dict]:
+    """``tried`` with this source's failure last (an earlier failure of the same source replaced)."""
+    kept = [attempt for attempt in (tried or []) if attempt.get("source") != source]
+    return kept + [{"source": source, "reason": reason}]
+
+
+@dataclass
+class Candidates:
+    """Where one source would fetch each photo from; ``misses`` are photos it cannot serve, with why."""
+
+    urls: dict[str, str] = field(default_factory=dict)  # stem -> URL (file:// for local folders)
+    misses: dict[str, str] = field(default_factory=dict)  # stem -> reason
+
+
+class OpenImages:
+    """Open Images files by ``photo_id``: a local folder or a URL template."""
+
+    name = OPEN_IMAGES
+
+    def __init__(self, location: str):
+        self.location = location
+        self.folder = None if "{" in location else Path(location).expanduser()
+        if self.folder is None and "{photo_id}" not in location and "{image_id}" not in location:
+            raise UserError(f"--open-images {location!r}: a URL template needs {{photo_id}} or {{image_id}}")
+        if self.folder is not None and not self.folder.is_dir():
+            raise UserError(
+                f"--open-images {location!r} is not a folder; give the folder of the Open Images files, "
+                "or a URL template such as https://HOST/{photo_id}.jpg"
+            )
+
+    def candidates(self, refs: Iterable[PhotoRef]) -> Candidates:
+        found = Candidates()
+        for ref in refs:
+            if not ref.photo_id:
+                found.misses[ref.stem] = "no photo_id in the record"
+                continue
+            image_id = ref.photo_id.rstrip("/").rsplit("/", 1)[-1]
+            if self.folder is None:
+                found.urls[ref.stem] = self.location.format(photo_id=ref.photo_id, image_id=image_id)
+                continue
+            path = _first_file(self.folder, [ref.photo_id, image_id])
+            if path is None:
+                found.misses[ref.stem] = f"not in the Open Images folder {self.folder}"
+            else:
+                found.urls[ref.stem] = path.resolve().as_uri()
+        return found
+
+
+class HubMirror:
+    """A mirror of the photos, one file per photo stem: a Hub dataset repository or a local copy."""
+
+    name = HUB
+
+    def __init__(self, repo: str, revision: str | None = None):
+        self.repo, self.revision = repo, revision
+        self.folder = Path(repo).expanduser() if Path(repo).expanduser().is_dir() else None
+        self._files: dict[str, str] | None = None
+
+    def _index(self) -> dict[str, str]:
+        """Stem -> file in the mirror, listed once."""
+        if self._files is None:
+            names = self._local_names() if self.folder is not None else self._hub_names()
+            self._files = {}
+            for name in names:
+                stem, dot, ext = name.rpartition(".")
+                if dot and f".{ext.lower()}" in IMAGE_EXTENSIONS:
+                    self._files.setdefault(stem.removeprefix("photos/"), name)
+        return self._files
+
+    def _local_names(self) -> list[str]:
+        return sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if p.is_file())
+
+    def _hub_names(self) -> list[str]:
+        import huggingface_hub
+
+        try:
+            return huggingface_hub.HfApi().list_repo_files(self.repo, repo_type="dataset", revision=self.revision)
+        except Exception as err:  # noqa: BLE001 - network, auth and not-found errors all mean "unusable"
+            raise UserError(
+                f"--photo-source {self.repo!r}: cannot list the Hub dataset ({type(err).__name__}: {err}). Give a "
+                "Hub dataset id this machine can reach, or a local folder with one file per photo stem."
+            ) from None
+
+    def candidates(self, refs: Iterable[PhotoRef]) -> Candidates:
+        found = Candidates()
+        refs = list(refs)
+        index = self._index() if refs else {}
+        for ref in refs:
+            name = index.get(ref.stem)
+            if name is None:
+                found.misses[ref.stem] = f"not in the mirror {self.repo}"
+            elif self.folder is not None:
+                found.urls[ref.stem] = (self.folder / name).resolve().as_uri()
+            else:
+                import huggingface_hub
+
+                found.urls[ref.stem] = huggingface_hub.hf_hub_url(self.repo, name, repo_type="dataset", revision=self.revision)
+        return found
+
+
+def _first_file(folder: Path, names: list[str]) -> Path | None:
+    for name in names:
+        for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS):
+            candidate = folder / f"{name}{ext}"
+            if candidate.is_file():
+                return candidate
+    return None
