@@ -187,7 +187,7 @@ def eval_command(result: dict) -> str:
             "--data", str(data.get("path")), "--split", str(data.get("split")),
             "--seeds", ",".join(str(s) for s in result.get("seeds", []))]
     flags = (("max_samples", "--max-samples"), ("decoding", "--decoding"), ("max_new_tokens", "--max-new-tokens"),
-             ("diffusion_steps", "--diffusion-steps"), ("guidance_scale", "--guidance-scale"), ("sampler", "--scheduler"))
+             ("diffusion_steps", "--diffusion-steps"), ("guidance_scale", "--guidance-scale"), ("sampler", "--sampler"))
     for key, flag in flags:
         if settings.get(key) is not None:
             args += [flag, str(settings[key])]
