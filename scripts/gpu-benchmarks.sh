@@ -27,7 +27,7 @@ step bridge-cuda 60 $photodialog bench bridge --device cuda --out "$out/bridge-c
 step tiny-step-cuda 60 $photodialog bench step --device cuda --out "$out/tiny-step-cuda.json"
 scratch=$(mktemp -d); world=$scratch/world; run=$scratch/tiny-run
 step synth 30 $photodialog data synth --out "$world" --dialogues 600 --quiet
-step train-cuda 100 $photodialog train --config configs/tiny-e2e.yaml --output-dir "$run" --no-progress \
+step train-cuda 100 $photodialog train --config configs/tiny-e2e.yaml --out "$run" --no-progress \
   data.path="$world" max_steps=300
 cp "$run/metrics.jsonl" "$out/tiny-train-metrics.jsonl" 2>/dev/null
 step chat-cuda 40 $photodialog chat --checkpoint "$run" --device cuda --message "look at my red cat" --json

@@ -146,3 +146,19 @@ def test_generation_settings_defaults_are_the_eval_config_and_every_command_has_
     generation = flags(chat) - {"-h", "--help"}
     assert generation <= flags(evaluation) | {"--seed"}  # eval takes --seeds instead
     assert {"--" + name.replace("_", "-") for name in shared} <= generation
+
+
+def test_one_name_for_the_output_folder_and_for_no_progress_bars(capsys, tmp_path):
+    from photodialog.cli.main import build_parser
+
+    parser = build_parser()
+    new = parser.parse_args(["train", "--config", "tiny-e2e", "--out", str(tmp_path)])
+    assert new.output_dir == str(tmp_path) and capsys.readouterr().err == ""
+    old = parser.parse_args(["train", "--config", "tiny-e2e", "--output-dir", str(tmp_path)])
+    assert old.output_dir == str(tmp_path)
+    assert "--output-dir is now --out" in capsys.readouterr().err
+    for command in (["data", "synth", "--out", "w"], ["data", "probe", "w"], ["export", "--checkpoint", "r", "--out", "e"]):
+        assert parser.parse_args([*command, "--no-progress"]).quiet is True
+        assert parser.parse_args(command).quiet is False
+        assert parser.parse_args([*command, "--quiet"]).quiet is True
+        assert "--quiet is now --no-progress" in capsys.readouterr().err

@@ -132,11 +132,16 @@ class _RenamedFlag(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         print(f"warning: {option_string} is now {self.new_flag}; {option_string} still works but will be removed",
               file=sys.stderr)
-        setattr(namespace, self.dest, values)
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
 
 
-def add_renamed_flag(parser, old: str, new: str, *, dest: str, **kwargs) -> None:
-    """Accept ``old`` as a hidden spelling of ``new`` (same ``dest``), with a warning when used."""
+def add_renamed_flag(parser, old: str, new: str, *, dest: str, switch: bool = False, **kwargs) -> None:
+    """Accept ``old`` as a hidden spelling of ``new`` (same ``dest``), with a warning when used.
+
+    ``switch``: the flag takes no value and sets ``dest`` to True (as ``action="store_true"``).
+    """
+    if switch:
+        kwargs.update(nargs=0, const=True)
     parser.add_argument(old, dest=dest, action=_RenamedFlag, new_flag=new, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from photodialog.cli.common import add_renamed_flag
+
 DESCRIPTION = """\
 Write a trained checkpoint as a self-contained folder that others can load without the run
 folder: the language model, perceptron and generator in their published layouts with the trained
@@ -43,7 +45,8 @@ def register(subparsers) -> None:
     hub.add_argument("--push-to-hub", metavar="REPO", help="upload the folder to this model repository (OWNER/NAME)")
     hub.add_argument("--private", action="store_true", help="create the repository private")
     hub.add_argument("--token", metavar="TOKEN", help="Hub token (default: the logged-in one, or HF_TOKEN)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help="no progress bar")
+    add_renamed_flag(parser, "--quiet", "--no-progress", dest="quiet", switch=True)
     parser.set_defaults(func=run)
 
 

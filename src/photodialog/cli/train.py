@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from photodialog.cli.common import add_recipe_arguments
+from photodialog.cli.common import add_recipe_arguments, add_renamed_flag
 
 EPILOG = """examples:
   photodialog train --config configs/tiny-e2e.yaml
@@ -24,8 +24,9 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_recipe_arguments(parser)
-    parser.add_argument("--output-dir", metavar="DIR", help="run folder (default: runs/<recipe name>)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its latest checkpoint")
+    parser.add_argument("--out", dest="output_dir", metavar="DIR", help="run folder (default: runs/<recipe name>)")
+    add_renamed_flag(parser, "--output-dir", "--out", dest="output_dir", metavar="DIR")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to train.log)")
     parser.set_defaults(func=run)
 

@@ -33,7 +33,7 @@ class TrainJob:
 
     def command(self, resume: bool) -> list[str]:
         cmd = [sys.executable, "-m", "photodialog", "train", "--config", self.recipe, *self.overrides,
-               f"train.max_minutes={self.minutes}", "--output-dir", str(self.run_dir), "--no-progress"]
+               f"train.max_minutes={self.minutes}", "--out", str(self.run_dir), "--no-progress"]
         return cmd + (["--resume"] if resume else [])
 
 

@@ -93,7 +93,7 @@ class Trainer:
             self.config.model.text_from = str(path)
         existing = ckpt.list_checkpoints(self.run_dir)
         if existing and not self.resume:
-            raise UserError(f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose another --output-dir")
+            raise UserError(f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose another --out")
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.run_dir / "config.yaml")

@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from photodialog.cli.common import non_negative_int, positive_float, positive_int
+from photodialog.cli.common import add_renamed_flag, non_negative_int, positive_float, positive_int
 
 DESCRIPTION = """\
 Fetch a published photo-sharing dialogue dataset into a dataset folder: its dialogue files,
@@ -89,7 +89,8 @@ def register(subparsers) -> None:
     _add_photo_arguments(parser)
     _add_photo_source_arguments(parser)
     _add_fallback_arguments(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars (the summary is still printed)")
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help="no progress bars (the summary is still printed)")
+    add_renamed_flag(parser, "--quiet", "--no-progress", dest="quiet", switch=True)
     parser.set_defaults(func=run)
 
 

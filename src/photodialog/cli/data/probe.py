@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from photodialog.cli.common import add_renamed_flag
+
 DESCRIPTION = """\
 Train the photo probe of a synthetic world: a small CNN with three heads (object, colour, scene)
 that scores generated photos objectively. It trains on the train split's photos (with blur, noise
@@ -31,7 +33,8 @@ def register(subparsers) -> None:
                              "which keeps results identical across machines)")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="where to save the probe (default: WORLD/probe)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help="no progress bar")
+    add_renamed_flag(parser, "--quiet", "--no-progress", dest="quiet", switch=True)
     parser.set_defaults(func=run)
 
 

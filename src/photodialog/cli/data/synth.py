@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from photodialog.cli.common import add_renamed_flag
+
 DESCRIPTION = """\
 Write a synthetic photo-sharing world in PhotoChat's published format: DIR/{train,dev,test}/data_K.json
 (JSON arrays of at most 500 dialogues), one rendered photo per dialogue under DIR/photos/<split>/,
@@ -39,7 +41,8 @@ def register(subparsers) -> None:
     parser.add_argument("--force", action="store_true",
                         help="write into a non-empty folder that is not a world; its train/, dev/, "
                              "test/, photos/, probe/ and world.json are replaced, nothing else")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help="no progress bar")
+    add_renamed_flag(parser, "--quiet", "--no-progress", dest="quiet", switch=True)
     parser.set_defaults(func=run)
 
 
