@@ -105,3 +105,20 @@ def test_every_part_runs_sdpa_attention(tiny_world, tmp_path):
         assert {found[k] for k in ("llm", "vision", "qformer", "text_encoder")} == {"sdpa"}, found
         assert found["unet"] == ["AttnProcessor2_0"], found
     assert paper["vae"] == ["AttnProcessor2_0"]
+
+
+def test_paper_compare_times_baseline_and_speed_settings_in_turns(capsys):
+    args = [a for a in STANDIN if a != "--profile"] + ["--compare-baseline", "--steps", "2", "--json"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["benchmark"] == "step-compare"
+    assert set(result["speed"]["cached"]) == {"latents", "perceptron"} and result["speed"]["baseline"] is False
+    before, after = result["before"]["time"], result["after"]["time"]
+    assert before["repeats"] == after["repeats"] == 2
+    assert result["speedup_before_over_after"] == pytest.approx(before["median_ms"] / after["median_ms"], rel=1e-3)
+    assert result["model_flops_per_step"] > 0
+
+
+def test_profile_and_compare_together_are_refused(capsys):
+    assert main([*STANDIN, "--compare-baseline"]) == 2
+    assert "choose one" in capsys.readouterr().err

@@ -63,6 +63,8 @@ class PaperStepSettings:
     """As before issue 16's speed work: no frozen-output caches, torch's default (unfused) AdamW."""
     compile: bool = False
     """``torch.compile`` the UNet and the LLM decoder layers (``train.compile``)."""
+    compare: bool = False
+    """Time the baseline and the speed settings in turns on one model (``run_paper_compare``)."""
     device: str = "cuda"
 
 
@@ -352,6 +354,74 @@ def run_paper_step_bench(settings: PaperStepSettings) -> dict:
         "hfu": None if peak is None else round(flops["hardware"] / seconds / peak, 4), "mfu_formula": FLOPS_FORMULA,
         "load_average_at_end": load_average(), "wall_seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def run_paper_compare(settings: PaperStepSettings) -> dict:
+    """Before/after in turns on one model and batch: ``before`` without the frozen-output caches and
+    with torch's default AdamW, ``after`` with the caches and fused AdamW (on CUDA), each with its own
+    optimizer over the same weights; steps alternate, so a change of machine speed hits both alike."""
+    from dataclasses import replace
+
+    from photodialog.bench.timing import measure_interleaved
+
+    started = time.perf_counter()
+    machine = describe_machine(settings.device)
+    arch = standin() if settings.standin else PaperArchitecture()
+    try:
+        model = build_paper_model(arch, settings.device, gradient_checkpointing=settings.gradient_checkpointing)
+        batch = synthetic_batch(model, arch, settings, settings.device)
+        speed = speed_settings(model, replace(settings, baseline=False))
+        after = TrainStep(model, paper_recipe(), batch, 1.0, settings.device, autocast=torch.bfloat16)
+        baseline = TrainStep(model, paper_recipe(), batch, 1.0, settings.device, autocast=torch.bfloat16, fused=False)
+        caches = model.latent_cache, model.perceptron_cache
+
+        def before():
+            model.latent_cache = model.perceptron_cache = None
+            try:
+                return baseline()
+            finally:
+                model.latent_cache, model.perceptron_cache = caches
+
+        runs = {"before": before, "after": after}
+        timings = measure_interleaved(runs, repeats=settings.steps, warmup=settings.warmup, device=settings.device)
+        memory = {name: peak_memory(run, settings.device) for name, run in runs.items()}
+        flops = count_flops(after)
+    except torch.cuda.OutOfMemoryError as err:
+        raise UserError(f"out of GPU memory at batch {settings.batch_size} x {settings.seq_len} tokens (two optimizers' state "
+                        f"are held for the comparison): lower --batch-size or --seq-len ({err})") from err
+    peak, peak_source = peak_flops(settings.device, settings.peak_tflops)
+    tokens = int(batch.attention_mask.sum())
+
+    def variant(name: str) -> dict:
+        seconds = timings[name].median_ms / 1000
+        model_flops = flops["model"]
+        return {"time": timings[name].to_dict(), "memory": memory[name], "tokens_per_second": round(tokens / seconds, 2),
+                "mfu": None if peak is None or model_flops is None else round(model_flops / seconds / peak, 4)}
+
+    return {
+        "benchmark": "step-compare", "preset": "paper", "architecture": arch.name, "machine": machine, "settings": asdict(settings),
+        "recipe": {"name": RECIPE, "overrides": AUTHORS_CODE, "gradient_checkpointing": model.llm.is_gradient_checkpointing},
+        "speed": speed, "attention": attention_implementations(model),
+        "batch": {"samples": settings.batch_size, "tokens": tokens, "context_photos": int(batch.context_pixels.shape[0]),
+                  "target_photos": settings.image_targets, "image_size": arch.image_size},
+        "before": variant("before"), "after": variant("after"),
+        "speedup_before_over_after": round(timings["before"].median_ms / timings["after"].median_ms, 4),
+        "model_flops_per_step": flops["model"], "hardware_flops_per_step_after": flops["hardware"],
+        "peak_tflops": None if peak is None else round(peak / 1e12, 1), "peak_source": peak_source, "mfu_formula": FLOPS_FORMULA,
+        "load_average_at_end": load_average(), "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def compare_summary_lines(result: dict) -> list[str]:
+    from photodialog.bench.report import ms
+
+    lines = [f"training step before/after in turns, {result['architecture']} architecture ({result['machine']['device']}): "
+             f"{result['batch']['samples']} samples, {result['batch']['tokens']} tokens"]
+    for name in ("before", "after"):
+        v = result[name]
+        lines.append(f"{name:<6}: {ms(v['time']['median_ms'])} median, {v['tokens_per_second']} tokens/s, MFU {v['mfu']}")
+    lines += [f"before / after: {result['speedup_before_over_after']}x", f"took {result['wall_seconds']} s"]
+    return lines
 
 
 def run_paper_profile(settings: PaperStepSettings) -> dict:

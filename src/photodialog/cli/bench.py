@@ -88,6 +88,8 @@ def _step_parser(commands) -> None:
     p.add_argument("--baseline", action="store_true",
                    help="paper preset: as before the speed work (no frozen-output caches, unfused AdamW), for before/after")
     p.add_argument("--compile", action="store_true", help="paper preset: torch.compile the UNet and the LLM decoder layers")
+    p.add_argument("--compare-baseline", action="store_true",
+                   help="paper preset: time the baseline (--baseline) and the speed settings in turns on one model, with MFU of each")
     p.add_argument("--standin-sizes", action="store_true", help=argparse.SUPPRESS)  # tests: the paper path at tiny sizes on CPU
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="tiny preset: recipe overrides, e.g. model.image_loss_repeats=1")
     p.set_defaults(func=run_step)
@@ -208,14 +210,19 @@ def _run_paper_step(args) -> int:
         raise UserError("KEY=VALUE overrides apply to the tiny preset only")
     if not args.standin_sizes:
         require_gpu(args.device)  # refuse at once on the CPU, before building anything
+    if args.profile and args.compare_baseline:
+        raise UserError("--profile and --compare-baseline are separate runs: choose one")
     if args.profile:
         from photodialog.bench.paper import run_paper_profile as run_paper_step_bench
         from photodialog.bench.profile import summary_lines
+    if args.compare_baseline:
+        from photodialog.bench.paper import compare_summary_lines as summary_lines
+        from photodialog.bench.paper import run_paper_compare as run_paper_step_bench
     return _run_and_report(args, run_paper_step_bench, lambda device: PaperStepSettings(
         batch_size=args.batch_size or 4, seq_len=args.seq_len, image_targets=args.image_targets, steps=args.steps,
         warmup=args.warmup, gradient_checkpointing=False if args.no_gradient_checkpointing else None,
         peak_tflops=args.peak_tflops, standin=args.standin_sizes, profile=args.profile, baseline=args.baseline,
-        compile=args.compile, device=device,
+        compile=args.compile, compare=args.compare_baseline, device=device,
     ), summary_lines)
 
 
