@@ -62,3 +62,54 @@ def grey_levels(image) -> int:
 def nested_json(depth: int) -> str:
     """A JSON array nested ``depth`` levels deep: ``[[[...]]]``."""
     return "[" * depth + "]" * depth
+
+
+class DrawingEngine:
+    """Stands in for ``ChatEngine`` in front-end tests: replies at once, with one drawn photo.
+
+    ``calls`` counts the replies, so a test can say that the model never ran.
+    """
+
+    caption = "a red car at the beach"
+
+    def __init__(self):
+        self.calls = 0
+
+    def reply(self, history, settings):
+        from PIL import Image
+
+        from photodialog.models.generation import Reply
+
+        self.calls += 1
+        return Reply(text=f"look [IMG] {self.caption} [/IMG]", captions=[self.caption],
+                     photos=[Image.new("RGB", (16, 16), (200, 30, 30))])
+
+    def stream(self, history, settings):
+        from photodialog.serving.engine import Finished
+
+        yield Finished(self.reply(history, settings))
+
+
+def terminal_chat(session, lines: list[str], engine=None):
+    """A ``TerminalChat`` fed ``lines`` (then end of input); returns (exit code, printed text, engine)."""
+    import io
+
+    from photodialog.serving.terminal import TerminalChat
+
+    engine = engine or DrawingEngine()
+    feed = iter(lines)
+
+    def read_line(_prompt: str) -> str:
+        try:
+            return next(feed)
+        except StopIteration:
+            raise EOFError from None
+
+    out = io.StringIO()
+    code = TerminalChat(engine, session, FAST, read_line=read_line, out=out).run()
+    return code, out.getvalue(), engine
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files left anywhere under ``folder`` (``*.tmp``, write checks)."""
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".photodialog-write-check")]

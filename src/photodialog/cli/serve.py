@@ -14,8 +14,12 @@ Open the printed address in a browser. Each visitor (each tab) has a conversatio
 replies are generated one at a time by one shared model, streamed as they are written. The
 page's settings (temperature, diffusion steps, guidance, seed) start at the generation flags'
 values. Everything the server writes goes under --out: sessions/<id>/photos/ (uploaded photos,
-re-encoded as PNG, and the model's photos), sessions/<id>/dialogue.json (Save dialogue), and
-gradio-cache/ (the web framework's copies of uploads and served files). Ctrl-C stops it."""
+re-encoded as PNG at most 1024 pixels wide, and the model's photos), sessions/<id>/dialogue.json
+(Save dialogue; photo paths relative to it), and gradio-cache/ (the web framework's copies of
+uploads and served files, kept under --max-upload-cache-mb, oldest first). A session's folder is
+removed when the session ends (its tab closed for an hour, or 6 hours without a message).
+Limits: 4 photos and 60 megapixels per message, 32 photos per conversation, 120 megapixels
+decoded at once over all visitors. Ctrl-C stops it."""
 
 
 def register(subparsers) -> None:
@@ -36,6 +40,8 @@ def register(subparsers) -> None:
                         help="requests that may wait; more are refused with a 'queue full' message (default: %(default)s)")
     parser.add_argument("--max-upload-mb", type=float, default=10, metavar="MB",
                         help="largest photo file accepted (default: %(default)s)")
+    parser.add_argument("--max-upload-cache-mb", type=float, default=512, metavar="MB",
+                        help="disk the uploads and served copies may take; the oldest go first (default: %(default)s)")
     add_generation_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -44,15 +50,21 @@ def run(args) -> int:
     from pathlib import Path
 
     from photodialog.errors import UserError, require
+    from photodialog.output_files import writable_folder
     from photodialog.serving.limits import InputLimits
 
     require("gradio", "serve", "the web chat page (photodialog serve)")  # before the model loads
     settings = settings_from_args(args)
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535 (got {args.port})")
-    if args.concurrency < 1 or args.queue_size < 1 or args.max_upload_mb <= 0:
+    if args.concurrency < 1 or args.queue_size < 1 or not args.max_upload_mb > 0:
         raise UserError("--concurrency and --queue-size must be at least 1, --max-upload-mb above 0")
-    limits = InputLimits(max_photo_bytes=int(args.max_upload_mb * 2**20))
+    if not args.max_upload_cache_mb >= args.max_upload_mb * InputLimits.max_photos_per_message:
+        raise UserError(f"--max-upload-cache-mb must hold one full message: at least "
+                        f"{args.max_upload_mb * InputLimits.max_photos_per_message:g} (4 x --max-upload-mb)")
+    limits = InputLimits(max_photo_bytes=int(args.max_upload_mb * 2**20),
+                         max_upload_cache_bytes=int(args.max_upload_cache_mb * 2**20))
+    writable_folder(Path(args.out), "--out (the server's files)")  # before the model loads
     engine = load_engine(args)
     from photodialog.serving.web import build_app, launch, serve_forever
 

@@ -293,6 +293,8 @@ def _json_records(path: Path, report: LoadReport, strict: bool) -> list[RawRecor
     try:
         data = json_limits.loads(text)
     except json_limits.TooDeep as err:
+        if _first_line_is_record(text):  # JSONL saved with a .json name: a deep line costs only its record
+            return _jsonl_records(text)
         raise_or_count(report, strict, MALFORMED_JSON, f"{path}: {err}; {json_limits.DEPTH_ADVICE}", FILE_SKIPPED)
         return None
     except json.JSONDecodeError as err:

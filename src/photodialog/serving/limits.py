@@ -35,7 +35,7 @@ class InputLimits:
     # A person's photo is kept (and given to the model) at most this many pixels on its longer
     # side: the model sees 224 px (BLIP-2) to 512 px (Stable Diffusion), and a conversation's
     # photos then stay small in memory and on disk whatever was uploaded.
-    kept_photo_side: int = 1536
+    kept_photo_side: int = 1024
     max_history_bytes: int = 4 * 1024 * 1024  # chat --history: a dialogue, not a dataset
     # serve: megapixels being decoded at once over all visitors, and the web framework's upload cache.
     max_decoding_pixels: int = 120_000_000

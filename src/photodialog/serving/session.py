@@ -21,7 +21,7 @@ from pathlib import Path
 from photodialog.data.schema import Photo, Turn, photo_turn_text
 from photodialog.errors import UserError
 from photodialog.models.generation import Reply
-from photodialog.output_files import new_file, reason, writable_file
+from photodialog.output_files import new_file, reason
 from photodialog.serving import BOT, USER
 from photodialog.serving.photochat_export import write_dialogue
 
@@ -153,7 +153,7 @@ class ChatSession:
                 fresh = target not in self._dialogue_files
                 file = self._dialogue_file(target)
             else:
-                file = writable_file(target, "the dialogue")
+                file = target
             return write_dialogue(file, self.history, self.dialogue_id)
         except OSError as err:
             if fresh and target in self._dialogue_files:

@@ -11,12 +11,24 @@ keeps uploads and the copies it serves in its cache folder, which ``build_app`` 
 ``OUT/gradio-cache`` (the ``GRADIO_TEMP_DIR`` setting is process-wide, so one process serves one
 page). Gradio names uploads by their content hash plus a sanitised file name, and refuses input
 paths outside its cache, so a visitor never chooses where anything is written or read.
+
+Bounds (``InputLimits``): photos per message and their pixels together (from the headers, before
+decoding), photos per conversation, megapixels decoded at once over all visitors
+(``PixelBudget``), a person's photo kept at most ``kept_photo_side`` pixels wide. The
+``DiskJanitor`` keeps the upload cache under ``max_upload_cache_bytes`` (oldest files first,
+also uploads that were never sent) and removes a session's folder when the session ends (its
+tab closed for an hour, or idle for ``SESSION_TTL``). An upload the web framework cannot parse
+(an empty file name) is answered with HTTP 400 and a message (``UploadErrors``), not 500.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
+import threading
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -25,14 +37,17 @@ from photodialog.errors import UserError
 from photodialog.models.generation import GenerationSettings, check_settings
 from photodialog.serving.chat_view import chat_messages, pending_message
 from photodialog.serving.engine import ChatEngine, DrawingStep, Finished, TextSoFar, Waiting
-from photodialog.serving.limits import InputLimits, check_message, check_photo_file
+from photodialog.serving.limits import InputLimits, PixelBudget, check_message, check_message_photos, check_photo_file
 from photodialog.serving.session import ChatSession
 
 log = logging.getLogger(__name__)
 
 SESSIONS_DIR = "sessions"
 CACHE_DIR = "gradio-cache"
-CACHE_CLEANUP = (3600, 24 * 3600)  # every hour, delete Gradio's cached copies older than a day
+CACHE_CLEANUP = (600, 6 * 3600)  # every 10 minutes, Gradio deletes its cached copies older than 6 hours
+SESSION_TTL = 6 * 3600  # a conversation idle this long ends (its state and folder are removed)
+JANITOR_EVERY = 30  # seconds between the janitor's sweeps
+UPLOAD_GRACE = 300  # seconds an upload is safe from the janitor: time to type the message it goes with
 # Show a tiny model's 32-pixel photos at a visible size (larger photos are unaffected).
 CSS = "#chat .image-frame img { min-width: 128px; min-height: 128px; object-fit: contain; }"
 EMPTY_REPLY = "The model's reply was empty; say more, or raise the temperature in Settings."
@@ -47,9 +62,15 @@ class ChatPage:
 
     def __init__(self, engine: ChatEngine, out_dir: Path, defaults: GenerationSettings, limits: InputLimits):
         self.engine, self.out_dir, self.defaults, self.limits = engine, out_dir, defaults, limits
+        self.decoding = PixelBudget(limits.max_decoding_pixels)
 
     def new_session(self) -> ChatSession:
         return ChatSession(self.out_dir / SESSIONS_DIR / uuid.uuid4().hex[:16])
+
+    def end_session(self, session) -> None:
+        """Remove what an ended session wrote (Gradio calls this when it drops the session's state)."""
+        if isinstance(session, ChatSession) and session.out_dir.parent == self.out_dir / SESSIONS_DIR:
+            shutil.rmtree(session.out_dir, ignore_errors=True)
 
     # ------------------------------------------------------------ events
 
@@ -59,8 +80,8 @@ class ChatPage:
 
         session = session or self.new_session()
         try:
-            text, images = self.read_message(message)
             settings = self.settings(temperature, diffusion_steps, guidance_scale, seed)
+            text, images = self.read_message(message, held=session.photo_count)
         except UserError as err:
             yield chat_messages(session.history), gr.skip(), session, problem(err)
             return
@@ -70,7 +91,11 @@ class ChatPage:
         import gradio as gr
 
         before = session.snapshot()
-        session.add_user_message(text, images)
+        try:
+            session.add_user_message(text, images)
+        except UserError as err:  # the photos could not be written: nothing changed
+            yield chat_messages(session.history), gr.skip(), session, problem(err)
+            return
         # The history does not change while the reply streams: build its messages once, not per event.
         asked = chat_messages(session.history)
         shown, status = "", ""
@@ -80,6 +105,10 @@ class ChatPage:
                 if isinstance(event, Finished):
                     session.add_reply(event.reply)
                     status = "" if event.reply.text.strip() else EMPTY_REPLY
+                    unsaved = session.take_write_problems()
+                    if unsaved:
+                        log.warning("; ".join(unsaved))
+                        status = "The model's photo could not be saved on the server; it is shown as its caption."
                     break
                 shown, status = progress(event, shown)
                 yield [*asked, pending_message(shown)], gr.skip(), session, status
@@ -102,18 +131,35 @@ class ChatPage:
 
         if session is None or not session.history:
             return gr.update(value=None, visible=False), problem("nothing to save yet: send a message first")
-        return gr.update(value=str(session.save()), visible=True), "Saved: download the dialogue below."
+        try:
+            path = session.save()
+        except UserError as err:
+            log.warning("%s", err)
+            return gr.update(value=None, visible=False), "**Could not save:** the server could not write the file; try again later."
+        return gr.update(value=str(path), visible=True), "Saved: download the dialogue below."
 
     # ------------------------------------------------------------ input
 
-    def read_message(self, message) -> tuple[str, list]:
-        """The checked text and decoded photos of a ``MultimodalTextbox`` value."""
+    def read_message(self, message, held: int = 0) -> tuple[str, list]:
+        """The checked text and decoded photos of a ``MultimodalTextbox`` value.
+
+        ``held``: photos the conversation already holds. Sizes are checked from the files'
+        headers before any is decoded, and the decoding counts against the server's budget.
+        """
         message = message or {}
         if not isinstance(message, dict):
             raise UserError("send a message as {\"text\": ..., \"files\": [...]}")
-        files = [f for f in message.get("files") or [] if f]
-        text = check_message(str(message.get("text") or ""), len(files), self.limits)
-        images = [check_photo_file(path, self.limits, name=upload_name(path)) for path in files]
+        files = message.get("files") or []
+        if not isinstance(files, list) or not all(isinstance(f, (str, os.PathLike)) for f in files):
+            raise UserError("send photos as a list of uploaded files")
+        uploads = [(Path(f), upload_name(f)) for f in files if str(f)]
+        text = check_message(str(message.get("text") or ""), len(uploads), self.limits)
+        for path, name in uploads:
+            if not path.is_file():  # the janitor removed an upload left too long, or it never arrived
+                raise UserError(f"the upload '{name}' is no longer on the server; attach it again")
+        pixels = check_message_photos(uploads, self.limits, held=held)
+        with self.decoding.reserve(pixels):
+            images = [check_photo_file(path, self.limits, name=name) for path, name in uploads]
         return text, images
 
     def settings(self, temperature, diffusion_steps, guidance_scale, seed) -> GenerationSettings:
@@ -161,6 +207,114 @@ def upload_name(path) -> str:
     return Path(str(path)).name
 
 
+class DiskJanitor:
+    """Keeps the server's files bounded: the upload cache under a byte budget, ended sessions removed.
+
+    ``sweep`` deletes the oldest files of Gradio's cache (uploads never sent included) until it
+    holds at most ``max_cache_bytes``, sparing files younger than ``grace`` seconds (an upload
+    whose message is being typed), and removes session folders untouched for longer than
+    ``session_ttl`` (their state has ended: Gradio drops it after ``SESSION_TTL``).
+    ``start`` sweeps every ``every`` seconds in a daemon thread until ``stop``.
+    """
+
+    def __init__(self, out_dir: Path, max_cache_bytes: int, *, grace: float = UPLOAD_GRACE,
+                 session_ttl: float = SESSION_TTL + 3600):
+        self.cache, self.sessions = out_dir / CACHE_DIR, out_dir / SESSIONS_DIR
+        self.max_cache_bytes, self.grace, self.session_ttl = max_cache_bytes, grace, session_ttl
+        self._stop = threading.Event()
+
+    def sweep(self) -> int:
+        """One pass; returns the bytes it freed."""
+        return self._trim_cache() + self._remove_idle_sessions()
+
+    def _trim_cache(self) -> int:
+        files = []
+        for path in self.cache.rglob("*") if self.cache.is_dir() else []:
+            try:
+                if path.is_file():
+                    stat = path.stat()
+                    files.append((stat.st_mtime, stat.st_size, path))
+            except OSError:
+                continue  # deleted meanwhile by Gradio's own clean-up
+        total, freed, now = sum(size for _, size, _ in files), 0, time.time()
+        for mtime, size, path in sorted(files):
+            if total - freed <= self.max_cache_bytes or now - mtime < self.grace:
+                break
+            path.unlink(missing_ok=True)
+            freed += size
+            try:
+                path.parent.rmdir()  # Gradio's per-upload folder, when it is now empty
+            except OSError:
+                pass
+        if freed:
+            log.info("upload cache over %d MB: removed %d MB of its oldest files", self.max_cache_bytes >> 20, freed >> 20)
+        return freed
+
+    def _remove_idle_sessions(self) -> int:
+        freed, now = 0, time.time()
+        for folder in self.sessions.iterdir() if self.sessions.is_dir() else []:
+            try:
+                entries = [folder, *folder.rglob("*")]
+                newest = max(entry.stat().st_mtime for entry in entries)
+                size = sum(entry.stat().st_size for entry in entries if entry.is_file())
+            except OSError:
+                continue
+            if now - newest > self.session_ttl:
+                shutil.rmtree(folder, ignore_errors=True)
+                freed += size
+        return freed
+
+    def start(self, every: float = JANITOR_EVERY) -> "DiskJanitor":
+        def loop():
+            while not self._stop.wait(every):
+                try:
+                    self.sweep()
+                except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeping
+                    log.exception("the disk janitor failed; it tries again")
+
+        threading.Thread(target=loop, name="photodialog-janitor", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class UploadErrors:
+    """ASGI middleware: an upload the web framework cannot read gets HTTP 400 and a message, not 500.
+
+    Gradio's upload route raises ``TypeError`` for a file part with an empty file name (the
+    multipart parser reads it as a text field); any such failure before a response started is
+    answered here.
+    """
+
+    MESSAGE = "the upload could not be read: send each photo as a file with a name (e.g. photo.jpg)"
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") != "http" or not scope.get("path", "").endswith("/upload"):
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message.get("type") == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:  # noqa: BLE001 - answered with a message; the details go to the log
+            if started:
+                raise
+            log.warning("an upload could not be read", exc_info=True)
+            body = json.dumps({"detail": self.MESSAGE}).encode()
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+
 def use_cache_under(out_dir: Path) -> Path:
     """Point Gradio's upload and file cache at ``out_dir/gradio-cache`` (before any component exists)."""
     cache = out_dir / CACHE_DIR
@@ -195,13 +349,16 @@ def build_app(engine: ChatEngine, out_dir: str | Path, defaults: GenerationSetti
             steps = gr.Slider(1, 100, step=1, value=defaults.diffusion_steps, label="diffusion steps per photo")
             guidance = gr.Slider(0, 15, step=0.5, value=defaults.guidance_scale, label="guidance scale")
             seed = gr.Number(value=defaults.seed, precision=0, minimum=0, label="seed")
-        session = gr.State(None)
+        # Gradio drops a session's state an hour after its tab closed, or after SESSION_TTL
+        # without a message; end_session then removes its folder.
+        session = gr.State(None, time_to_live=SESSION_TTL, delete_callback=page.end_session)
         message.submit(page.send, [message, session, temperature, steps, guidance, seed],
                        [chatbot, message, session, status], api_name="send")
         new_chat.click(page.new_chat, [session], [chatbot, session, status], api_name="new_chat")
         chatbot.clear(page.new_chat, [session], [chatbot, session, status], api_visibility="private")  # its bin icon
         save.click(page.save, [session], [download, status], api_name="save")
     app.queue(default_concurrency_limit=concurrency, max_size=queue_size)
+    app.photodialog_janitor = DiskJanitor(out_dir, page.limits.max_upload_cache_bytes)
     return app
 
 
@@ -210,25 +367,32 @@ def launch(app, host: str, port: int, limits: InputLimits | None = None) -> str:
 
     Stop it with ``app.close()``; ``serve_forever`` does both for the command line.
     """
+    from starlette.middleware import Middleware
+
     limits = limits or InputLimits()
     try:
         _, url, _ = app.launch(
             server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False,
             max_file_size=limits.max_photo_bytes, ssr_mode=False, mcp_server=False, enable_monitoring=False, css=CSS,
+            app_kwargs={"middleware": [Middleware(UploadErrors)]},
         )
     except OSError as err:
         raise UserError(f"cannot serve on {host}:{port} ({err}); is another server using the port? Try --port") from None
+    janitor = getattr(app, "photodialog_janitor", None)
+    if janitor is not None:
+        janitor.start()
     return url
 
 
 def serve_forever(app) -> None:
     """Wait while ``app`` serves; Ctrl-C closes it cleanly."""
-    import time
-
     try:
         while app.is_running:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
+        janitor = getattr(app, "photodialog_janitor", None)
+        if janitor is not None:
+            janitor.stop()
         app.close()
