@@ -25,7 +25,6 @@ from pathlib import Path
 from photodialog.config import load_config
 from photodialog.errors import UserError
 from photodialog.registry import BASELINES as BASELINE_REGISTRY
-from photodialog.training.trainer import Trainer
 
 BASELINES = BASELINE_REGISTRY.names
 SCALES = ("tiny", "photochat", "dialogcc")
@@ -74,6 +73,8 @@ def train_baseline(
 
     Both recipes are read and checked before any training, so a bad override costs nothing.
     """
+    from photodialog.training.trainer import Trainer  # torch and the HF stack: only training needs them
+
     out = Path(out_dir)
     run = BaselineRun(out / "text", out / "image")
     text_from = f"model.text_from={run.text_dir.resolve()}"

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from photodialog.baselines.presets import baseline_recipes
 from photodialog.demo.lanes import TrainJob, run_lanes
 from photodialog.demo.plan import E2E, IMAGE, PIPELINE, TEXT, DemoPlan
 
@@ -67,8 +68,9 @@ def training_jobs(paths: DemoPaths, plan: DemoPlan) -> list[list[TrainJob]]:
     if plan.quick:
         common += ["train.warmup_steps=10", "eval.max_samples=32"]
     e2e = TrainJob(E2E, "tiny-e2e", paths.run(E2E), common, plan.train_minutes)
-    text = TrainJob(TEXT, "tiny-pipeline-text", paths.run(TEXT), common, plan.pipeline_part_minutes)
-    image = TrainJob(IMAGE, "tiny-pipeline-image", paths.run(IMAGE), [*common, f"model.text_from={paths.run(TEXT).resolve()}"],
+    recipes = baseline_recipes(PIPELINE)  # the shipped tiny-pipeline-text / -image recipes
+    text = TrainJob(TEXT, recipes.text, paths.run(TEXT), common, plan.pipeline_part_minutes)
+    image = TrainJob(IMAGE, recipes.image, paths.run(IMAGE), [*common, f"model.text_from={paths.run(TEXT).resolve()}"],
                      plan.pipeline_part_minutes)
     return [[e2e], [text, image]]
 
