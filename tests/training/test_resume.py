@@ -55,7 +55,7 @@ def test_only_trainable_weights_and_resume_state_are_saved(tmp_path, quick_args,
     checkpoints = list_checkpoints(run)
     assert len(checkpoints) == 1  # keep_last=1 pruned step 1 (the best pointer names the last)
     files = {p.name for p in checkpoints[0].iterdir()}
-    assert {"trainable.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", "state.json", "config.yaml"} <= files
+    assert {"trainable.safetensors", "optimizer.pt", "scheduler.pt", "rng.json", "state.json", "config.yaml", "manifest.json"} <= files
     weights = final_weights(run)
     assert not any(name.startswith("generator.text_encoder") for name in weights)
     assert any(name.startswith("llm.") for name in weights)

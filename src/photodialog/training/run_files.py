@@ -32,7 +32,9 @@ def environment() -> dict:
 
 
 def write_environment(run_dir: Path) -> None:
-    (run_dir / "environment.json").write_text(json.dumps(environment(), indent=2), encoding="utf-8")
+    from photodialog.files import write_text
+
+    write_text(run_dir / "environment.json", json.dumps(environment(), indent=2))
 
 
 def attach_log_file(run_dir: Path) -> logging.Handler:
@@ -81,5 +83,10 @@ def read_metrics(run_dir: Path, kind: str | None = None) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r for r in rows if kind is None or r.get("kind") == kind]
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue  # blank, or the last line of a run killed while writing it
+    return [r for r in rows if isinstance(r, dict) and (kind is None or r.get("kind") == kind)]

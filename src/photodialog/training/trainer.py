@@ -22,11 +22,13 @@ import torch
 
 from photodialog.config import RunConfig, save_config
 from photodialog.errors import RunStopped, UserError
+from photodialog.files import write_text
 from photodialog.training import checkpoint as ckpt
 from photodialog.training.data import epoch_order, load_split, tokenizer_texts, training_dataset
 from photodialog.training.dev_eval import dev_selection, dev_set
 from photodialog.training.run_files import MetricsLog, attach_log_file, read_metrics, write_environment
 from photodialog.training.schedules import tau_at, warmup_then_constant
+from photodialog.training.micro_batch import fixed_micro_batch
 from photodialog.training.speed import adamw, setup_for_speed
 
 log = logging.getLogger("photodialog.train")
@@ -58,6 +60,9 @@ class Trainer:
         self.main = self.accelerator.is_main_process
         self.progress = progress and self.main
         world, micro = self.accelerator.num_processes, config.train.micro_batch_size
+        self._auto_micro = micro == "auto"
+        if self._auto_micro:  # the CPU rule now; on a GPU chosen again from free memory once the model is built
+            micro = config.train.micro_batch_size = fixed_micro_batch(config, world)
         if config.train.batch_size % (micro * world):
             raise UserError(
                 f"train.batch_size ({config.train.batch_size}) must be a multiple of micro_batch_size x processes "
@@ -65,6 +70,28 @@ class Trainer:
             )
         self.accumulation = config.train.batch_size // (micro * world)
         self.accelerator.gradient_accumulation_steps = self.accumulation
+
+    def _micro_batch_from_memory(self, model, dataset) -> None:
+        """``train.micro_batch_size=auto`` on a GPU: probe two small steps, fit the largest micro-batch in free
+        memory (``training/micro_batch.py``; every process takes the smallest choice) and record it in config.yaml."""
+        from photodialog.training.micro_batch import choose_on_cuda
+
+        t, world, device = self.config.train, self.accelerator.num_processes, self.accelerator.device
+        model.to(device).train()
+
+        def probe(batch):
+            with self.accelerator.autocast():
+                out = model(batch, tau=t.tau_start, alpha=t.alpha, text_weight=t.text_loss_weight)
+            out.loss.backward()
+
+        choice = choose_on_cuda(model, self.system.make_batch, dataset, t.batch_size // world, device, probe, seed=t.seed)
+        size = int(self.accelerator.gather(torch.tensor([choice.size], device=device)).min()) if world > 1 else choice.size
+        t.micro_batch_size = size
+        self.accumulation = t.batch_size // (size * world)
+        self.accelerator.gradient_accumulation_steps = self.accumulation
+        if self.main:
+            log.info("train.micro_batch_size=auto: %d (%s; %s)", size, choice.rule, choice.details)
+            save_config(self.config, self.run_dir / "config.yaml")
 
     def _mixed_precision(self) -> str:
         wanted = self.config.train.mixed_precision
@@ -91,7 +118,7 @@ class Trainer:
             path = Path(text_from).expanduser().resolve()
             ckpt.resolve_checkpoint(path)  # the text part must be trained first: fail before any work
             self.config.model.text_from = str(path)
-        existing = ckpt.list_checkpoints(self.run_dir)
+        existing = ckpt.step_folders(self.run_dir)  # broken ones too: never overwritten without --resume
         if existing and not self.resume:
             raise UserError(f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose another --out")
         if self.main:
@@ -163,6 +190,8 @@ class Trainer:
         speed = setup_for_speed(model, self.config.train)  # frozen-output caches, torch.compile
         if self.main and any(speed.values()):
             log.info("speed settings: %s", speed)
+        if self._auto_micro and self.accelerator.device.type == "cuda":
+            self._micro_batch_from_memory(model, dataset)
         optimizer, scheduler = self._optimizer(model)
         state = self._restore(model, optimizer, scheduler)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
@@ -177,24 +206,56 @@ class Trainer:
                 logging.getLogger("photodialog").removeHandler(handler)
 
     def _restore(self, model, optimizer, scheduler) -> ckpt.TrainState:
-        found = ckpt.list_checkpoints(self.run_dir)
         self._saved_step = None  # the step of the newest checkpoint on disk, so no step is written twice
-        if not (self.resume and found):
+        self._resumed_from = None
+        latest = self._latest_whole() if self.resume else None
+        if latest is None:
             if self.resume and self.main:
                 log.info("--resume: no checkpoint in %s yet, starting from the beginning", self.run_dir)
             return ckpt.TrainState(tau=self.config.train.tau_start)
-        latest = found[-1]
         ckpt.load_trainable(model, latest)
-        optimizer.load_state_dict(torch.load(latest / "optimizer.pt", weights_only=False))
-        scheduler.load_state_dict(torch.load(latest / "scheduler.pt", weights_only=False))
-        ckpt.restore_rng(torch.load(latest / "rng.pt", weights_only=False))
+        ckpt.load_resume_state(latest, optimizer, scheduler)
         state = ckpt.read_state(latest)
-        self._saved_step = state.step
+        self._position_in_samples(state, latest)
+        self._saved_step, self._resumed_from = state.step, latest
         state.finished, state.stop_reason = False, ""  # the new limits decide (a finished run may be extended)
         if self.main:
+            ckpt.sync_best_pointer(self.run_dir)
             self._drop_metrics_after(state.step)
             log.info("resumed from %s (step %d, epoch %d)", latest.name, state.step, state.epoch)
         return state
+
+    def _latest_whole(self) -> Path | None:
+        """The newest checkpoint whose files match their manifest's sizes and SHA-256 sums."""
+        for folder in reversed(ckpt.list_checkpoints(self.run_dir)):
+            problem = ckpt.checkpoint_problem(folder, hashes=True)
+            if problem is None:
+                return folder
+            log.warning("skipping the broken checkpoint %s (%s); trying the one before", folder, problem)
+        return None
+
+    def _position_in_samples(self, state: ckpt.TrainState, folder: Path) -> None:
+        """Turn the saved data position into micro-batches of this run's size, so that a changed
+        train.micro_batch_size (or number of processes) goes on at exactly the next sample."""
+        per_batch = self.config.train.micro_batch_size * self.accelerator.num_processes
+        samples = state.samples_in_epoch
+        if samples < 0:  # saved before positions were kept in samples: the saved micro-batch size counts
+            from photodialog.config import load_config
+
+            saved_micro = load_config(str(folder / "config.yaml")).train.micro_batch_size
+            if saved_micro != self.config.train.micro_batch_size and state.batches_in_epoch:
+                raise UserError(
+                    f"{folder} was saved {state.batches_in_epoch} micro-batches into epoch {state.epoch} with "
+                    f"train.micro_batch_size={saved_micro}; resume with that size (a checkpoint of this version keeps "
+                    f"its position in samples and allows a change)"
+                )
+            samples = state.batches_in_epoch * per_batch
+        if samples % per_batch:
+            raise UserError(
+                f"{folder} stopped {samples} samples into epoch {state.epoch}, which is not a whole number of micro-batches "
+                f"of {per_batch} (train.micro_batch_size x processes); pick a micro_batch_size that divides {samples}"
+            )
+        state.samples_in_epoch, state.batches_in_epoch = samples, samples // per_batch
 
     def _weight_average(self, model):
         from accelerate.utils import DistributedType
@@ -207,11 +268,10 @@ class Trainer:
         if self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
             raise UserError("train.ema_decay needs whole parameters on each process; turn it off (0) under FSDP or DeepSpeed")
         average = WeightAverage({n: p for n, p in model.named_parameters() if p.requires_grad}, decay)
-        found = ckpt.list_checkpoints(self.run_dir)
-        if self.resume and found and (found[-1] / ckpt.EMA_WEIGHTS).is_file():
+        if self._resumed_from is not None and (self._resumed_from / ckpt.EMA_WEIGHTS).is_file():
             from safetensors.torch import load_file
 
-            average.load(load_file(str(found[-1] / ckpt.EMA_WEIGHTS)))
+            average.load(load_file(str(self._resumed_from / ckpt.EMA_WEIGHTS)))
         return average
 
     def _drop_metrics_after(self, step: int) -> None:
@@ -219,7 +279,7 @@ class Trainer:
         path = self.run_dir / "metrics.jsonl"
         if path.is_file():
             kept = [json.dumps(r) for r in read_metrics(self.run_dir) if r.get("step", 0) <= step]
-            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            write_text(path, "".join(line + "\n" for line in kept))  # beside and renamed: a kill keeps the old log
 
     def _steps_per_epoch(self) -> int:
         """Whole optimizer steps in one pass over the data (at least one: see _check_one_step_fits);
@@ -262,7 +322,7 @@ class Trainer:
                     self._save(state)
             if state.finished or state.step >= total:
                 continue  # stopped inside the epoch: its data position stays as it is, for --resume
-            state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+            state.epoch, state.batches_in_epoch, state.samples_in_epoch = state.epoch + 1, 0, 0
             if self._should_evaluate(state, end_of_epoch=True):
                 self._evaluate(state)
         if bar is not None:
@@ -302,6 +362,7 @@ class Trainer:
                     self.accelerator.backward(out.loss)
             self._add_losses(totals, out)
         state.batches_in_epoch += self.accumulation
+        state.samples_in_epoch = state.batches_in_epoch * t.micro_batch_size * self.accelerator.num_processes
         if not finite:
             self.optimizer.zero_grad(set_to_none=True)
             self._bad_step(state)
@@ -433,7 +494,8 @@ class Trainer:
     def _finish(self, state: ckpt.TrainState) -> None:
         state.finished = True
         self._save(state)  # the last step, or just the final state (finished, stop reason) if it is saved
-        if self.main and ckpt.best_checkpoint(self.run_dir) is None:
-            ckpt.mark_best(self.run_dir, state.step)  # no dev evaluation ran: the last is the best we know
+        if self.main and state.best_step < 0:
+            # No dev score: the last is the best we know, also when a finished run was extended.
+            ckpt.mark_best(self.run_dir, state.step)
         if self.main:
             log.info("finished at step %d (%s)", state.step, state.stop_reason)
