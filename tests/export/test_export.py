@@ -284,3 +284,34 @@ def test_lora_merged_and_kept_give_the_run_outputs(lora_run, tmp_path):
     assert "LoRA adapters of llm, unet merged" in (merged.out / "README.md").read_text()
     assert "llm: frozen" in (merged.out / "config.yaml").read_text()
     assert "llm: lora" in (kept.out / "config.yaml").read_text()
+
+
+# --- a pipeline: its image run names its text run; the export holds both ----------------------
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(world, tmp_path_factory):
+    """The tiny pipeline (its context photos captioned by the world's probe), two steps per part."""
+    from photodialog.baselines.presets import baseline_recipes, train_baseline
+
+    out = tmp_path_factory.mktemp("runs") / "tiny-pipeline"
+    return train_baseline(baseline_recipes("pipeline"), out, [f"data.path={world}", *TINY_RUN_OVERRIDES], progress=False)
+
+
+def test_pipeline_export_needs_neither_run(pipeline_run, tmp_path, world):
+    joined = load_system(pipeline_run.image_dir, "cpu")
+    result = export_checkpoint(pipeline_run.image_dir, tmp_path / "pipeline", progress=False)
+    photo = next((world / "photos").rglob("*.png"))
+    run_reply = _chat(pipeline_run.image_dir, tmp_path / "chat-run", photo)
+    hidden = [run.rename(tmp_path / f"hidden-{i}") for i, run in enumerate((pipeline_run.text_dir, pipeline_run.image_dir))]
+    try:
+        system = DialogueSystem.from_pretrained(result.out, "cpu")
+        export_reply = _chat(result.out, tmp_path / "chat-export", photo)
+    finally:
+        for run, original in zip(hidden, (pipeline_run.text_dir, pipeline_run.image_dir)):
+            run.rename(original)
+    assert system.kind == "pipeline" and json.loads((result.out / EXPORT_FILE).read_text())["kind"] == "pipeline"
+    expected = _params(joined)
+    got = _params(system)
+    assert expected.keys() == got.keys() and all(torch.equal(v, got[n]) for n, v in expected.items())
+    assert run_reply["text"] and run_reply == {**export_reply, "photos": run_reply["photos"]}
