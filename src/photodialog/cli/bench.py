@@ -101,7 +101,7 @@ def _chat_parser(commands) -> None:
         description="Time one chat turn of a checkpoint (by default a tiny one trained for 2 steps in a temporary folder).",
     )
     _common(p)
-    p.add_argument("--checkpoint", metavar="DIR", help="checkpoint or run folder (default: train a tiny one for 2 steps)")
+    p.add_argument("--checkpoint", metavar="DIR", help="checkpoint, run or export folder (default: train a tiny one for 2 steps)")
     p.add_argument("--new-tokens", type=int, default=30, help="tokens generated per reply, forced (default 30, as the paper's eval)")
     p.add_argument("--diffusion-steps", type=int, default=20, help="diffusion steps per photo (default 20)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each measurement (default 3)")

@@ -74,7 +74,7 @@ def _parsed(text: str, convert, kind: str):
 
 def add_model_arguments(parser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="DIR",
-                        help="a checkpoint folder, or a run folder (its best checkpoint, else its latest)")
+                        help="a checkpoint folder, a run folder (its best checkpoint, else its latest) or an export (photodialog export)")
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
 

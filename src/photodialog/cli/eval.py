@@ -59,7 +59,7 @@ def register(subparsers) -> None:
 
 def add_eval_arguments(parser) -> None:
     """The flags of `photodialog eval`: what to evaluate, where to write, and the generation flags."""
-    parser.add_argument("--checkpoint", metavar="DIR", help="a run folder (its best checkpoint) or a checkpoint folder; "
+    parser.add_argument("--checkpoint", metavar="DIR", help="a run folder (its best checkpoint), a checkpoint folder or an export; "
                         "for the pipeline, the image part's run (its model.text_from joins the text part)")
     parser.add_argument("--data", metavar="DIR", help="dataset folder (default: the checkpoint's data.path)")
     parser.add_argument("--split", default="test", help="split to evaluate: train, dev or test (default: test)")
