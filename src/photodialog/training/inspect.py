@@ -17,6 +17,7 @@ from photodialog.data.samples import build_samples
 from photodialog.errors import UserError
 from photodialog.system import build_system
 from photodialog.training.data import load_split, tokenizer_texts, training_dataset
+from photodialog.training.micro_batch import fixed_micro_batch
 
 REPORTED_PARTS = ("llm", "perceptron", "unet", "text_encoder")
 
@@ -27,9 +28,10 @@ def gradient_report(config: RunConfig) -> dict:
     dialogues, _ = load_split(config.data, config.data.train_split)
     with tempfile.TemporaryDirectory() as tmp:
         system = build_system(config, Path(tmp), tokenizer_texts(dialogues))  # the tiny preset writes its base parts there
-        samples = _photo_samples_first(build_samples(dialogues), config.train.micro_batch_size)
+        micro = fixed_micro_batch(config)  # a number, also for train.micro_batch_size=auto
+        samples = _photo_samples_first(build_samples(dialogues), micro)
         dataset = training_dataset(samples, system.formatter)
-        batch = system.make_batch([dataset[i] for i in range(min(len(dataset), config.train.micro_batch_size))])
+        batch = system.make_batch([dataset[i] for i in range(min(len(dataset), micro))])
         model = system.model.train()
         out = model(batch, tau=config.train.tau_start, alpha=config.train.alpha, text_weight=config.train.text_loss_weight)
         norms = _image_loss_norms(model, out.image_loss)
