@@ -154,7 +154,9 @@ class TrainConfig:
     warmup_steps: int = 1000
     batch_size: int = 32
     """Effective batch size (paper: 32), reached by gradient accumulation."""
-    micro_batch_size: int = 8
+    micro_batch_size: int | str = 8
+    """Samples per forward/backward; or ``auto``: chosen from free GPU memory, or by a fixed rule on a CPU
+    (``training/micro_batch.py``), always a divisor of the per-process batch."""
     epochs: int = 20
     max_steps: int = 0
     """Stop after this many optimizer steps (0 = run all epochs)."""
@@ -316,6 +318,8 @@ def _check_ranges(config: "RunConfig") -> None:
     for key, allowed in RANGES.items():
         value = _get(config, key)
         for item in value if isinstance(value, list) else [value]:
+            if item == "auto":  # train.micro_batch_size=auto: no number to check yet
+                continue
             if not allowed.allows(item):
                 why = f" ({allowed.why})" if allowed.why else ""
                 raise ConfigError(f"'{key}' must be {allowed.describe(isinstance(item, int))}{why}; got {value!r}")
@@ -378,6 +382,10 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if key == "train.micro_batch_size":  # a whole number, or "auto"
+        if value == "auto":
+            return value
+        hint = int
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value if value is not None else {}, key + ".")
     origin = typing.get_origin(hint)
@@ -496,7 +504,7 @@ def validate(config: RunConfig) -> RunConfig:
     _check_ranges(config)
     if model.preset == "tiny":
         _check_tiny_architecture(model.tiny, model.image_size)
-    if config.train.batch_size % config.train.micro_batch_size:
+    if config.train.micro_batch_size != "auto" and config.train.batch_size % config.train.micro_batch_size:
         raise ConfigError(
             f"'train.batch_size' ({config.train.batch_size}) must be a multiple of 'train.micro_batch_size' "
             f"({config.train.micro_batch_size}): the effective batch is reached by gradient accumulation"
