@@ -20,6 +20,7 @@ from typing import Any
 
 from photodialog import json_limits
 from photodialog.errors import ConfigError
+from photodialog.files import write_text
 from photodialog.registry import BRIDGES, DECODINGS, SAMPLERS
 
 TRAIN_MODES = ("frozen", "lora", "full")
@@ -94,6 +95,10 @@ class ModelConfig:
     """Which parts this run builds: the pipeline trains ``[llm]`` and ``[generator]`` apart."""
     text_from: str = ""
     """Pipeline image part: the checkpoint (or run folder) whose LLM joins this generator."""
+    init_from: list[str] = field(default_factory=list)
+    """Pretrained start: run folders (or checkpoints) whose trained weights are copied in before the
+    first step, e.g. the LLM + perceptron and the generator pretraining runs of ``photodialog demo``;
+    the tiny preset's base parts come from the first one's run folder too (``photodialog.warm_start``)."""
     context_photos: str = "pixels"
     """``pixels`` (the perceptron sees them) or ``caption`` (the pipeline: photos as text)."""
     captioner: str = "gold"
@@ -461,6 +466,7 @@ def resolve_key(key: str) -> str:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set ``key=value`` pairs into the nested recipe dict (values parsed as YAML)."""
+    # only reading or writing a recipe needs PyYAML
     import yaml
 
     for item in overrides:
@@ -534,6 +540,7 @@ def recipe_path(name: str) -> Path:
 
 def load_config(path: str | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a recipe (or the defaults when ``path`` is None), apply overrides, validate."""
+    # only reading or writing a recipe needs PyYAML
     import yaml
 
     data: dict[str, Any] = {}
@@ -557,8 +564,7 @@ def _too_deep(err: Exception) -> str:
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
+    # only reading or writing a recipe needs PyYAML
     import yaml
-
-    from photodialog.files import write_text
 
     write_text(Path(path), yaml.safe_dump(to_dict(config), sort_keys=False))  # beside and renamed

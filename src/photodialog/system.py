@@ -8,14 +8,19 @@ and context-photo captioner, joined to the image part's generator by caption tex
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from photodialog.checkpoints import EMA_WEIGHTS, WEIGHTS, load_trainable, resolve_checkpoint, run_dir_of
 from photodialog.config import ModelConfig, RunConfig, load_config
+from photodialog.data.photos import load_photo
 from photodialog.data.schema import Photo, Turn
+from photodialog.data.synth import Triple, caption_for
+from photodialog.data.synth.probe import Probe
 from photodialog.errors import UserError
 from photodialog.models.assembly import PartSources, build_model, ensure_tiny_base, part_sources
 from photodialog.models.batch import PhotoTensors, caption_batch, collate
@@ -23,6 +28,7 @@ from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
 from photodialog.models.formatting import DialogueFormatter
 from photodialog.models.generation import GenerationSettings, Reply, Responder
 from photodialog.models.image_generator import image_to_tensor
+from photodialog.warm_start import copy_base, load_init_from, source_checkpoints
 
 log = logging.getLogger(__name__)
 BASE_DIR = "base"
@@ -38,16 +44,11 @@ class ProbeCaptioner:
     """Captions a synthetic world's photos with its trained probe (a small trained captioner)."""
 
     def __init__(self, world_dir: str):
-        from photodialog.data.synth.probe import Probe
-
         self.probe = Probe.load(world_dir)
         self.cache: dict[str, str] = {}
 
     def caption(self, photo: Photo) -> str:
         if photo.path not in self.cache:
-            from photodialog.data.photos import load_photo
-            from photodialog.data.synth import Triple, caption_for
-
             found = self.probe.predict([load_photo(photo.path)])[0]
             self.cache[photo.path] = caption_for(Triple(found["object"], found["colour"], found["scene"]))
         return self.cache[photo.path]
@@ -65,6 +66,7 @@ class ModelCaptioner:
         self.cache: dict[str, str] = {}
 
     def _load(self) -> None:
+        # the Hugging Face stack is slow to import: only this path needs it
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         cuda = torch.cuda.is_available()
@@ -78,8 +80,6 @@ class ModelCaptioner:
     @torch.no_grad()
     def caption(self, photo: Photo) -> str:
         if photo.path not in self.cache:
-            from photodialog.data.photos import load_photo
-
             if self.model is None:
                 self._load()
             inputs = self.processor(images=load_photo(photo.path), return_tensors="pt").to(self.model.device, self.model.dtype)
@@ -168,10 +168,16 @@ def make_photo_tensors(model: PhotoDialogModel) -> PhotoTensors:
 def build_system(config: RunConfig, run_dir: Path, texts: list[str] | None = None) -> DialogueSystem:
     """A fresh (untrained) system for ``config``; the tiny preset's base parts go to ``run_dir/base``."""
     base = None
+    sources = source_checkpoints(config.model.init_from, run_dir) if config.model.init_from else []
     if config.model.preset == "tiny":
-        base = ensure_tiny_base(config.model, run_dir / BASE_DIR, texts, seed=config.train.seed)
+        base = run_dir / BASE_DIR
+        if not (sources and copy_base(sources, base)):  # a pretrained start brings its base parts along
+            ensure_tiny_base(config.model, base, texts, seed=config.train.seed)
     torch.manual_seed(config.train.seed)  # the new parts (photo token rows, projection) start the same every time
     model = build_model(config.model, part_sources(config.model, base))
+    if sources:
+        start = load_init_from(model, sources)
+        log.info("pretrained start: %s; %d tensors new", start.loaded, len(start.fresh))
     return DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model))
 
 
@@ -182,8 +188,6 @@ def is_export(path: str | Path) -> bool:
 
 def read_export_info(folder: str | Path) -> dict:
     """An export folder's ``export.json``; ``UserError`` if it is missing or not JSON."""
-    import json
-
     file = Path(folder).expanduser() / EXPORT_FILE
     try:
         return json.loads(file.read_text(encoding="utf-8"))
@@ -199,8 +203,6 @@ def load_system(path: str | Path, device: str | torch.device | None = None, *, d
     the average, unless ``use_average=False``. A folder written by ``photodialog export`` is
     loaded by ``DialogueSystem.from_pretrained``.
     """
-    from photodialog.checkpoints import EMA_WEIGHTS, WEIGHTS, resolve_checkpoint, run_dir_of
-
     if is_export(path):
         return DialogueSystem.from_pretrained(path, device, data_path=data_path)
     checkpoint = resolve_checkpoint(path)
@@ -232,12 +234,13 @@ def assemble_system(config: RunConfig, sources, weights: Path, folder: Path) -> 
 
     Shared by run checkpoints (``load_system``) and exports (``DialogueSystem.from_pretrained``).
     """
-    from photodialog.checkpoints import load_trainable
-
     # As in build_system: weights that are new and never trained (the photo tokens' embedding rows
     # of a LoRA LLM without train_embeddings) are drawn again here, so draw them as training did.
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, sources)
+    if config.model.init_from and not all(p.requires_grad for p in model.parameters()):
+        # Frozen parts were never saved by this run: they are the pretrained start's.
+        load_init_from(model, source_checkpoints(config.model.init_from, run_dir_of(weights.parent)))
     load_trainable(model, weights.parent, file=weights.name)
     return DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model), folder)
 
