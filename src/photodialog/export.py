@@ -27,10 +27,12 @@ non-empty ``--out`` is refused, never overwritten.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
 import time
+from copy import deepcopy
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,10 @@ from typing import Any
 import torch
 
 from photodialog import __version__
+from photodialog.checkpoints import EMA_WEIGHTS, read_state, resolve_checkpoint, run_dir_of
+from photodialog.config import save_config
 from photodialog.errors import UserError
+from photodialog.model_card import files_section, model_card
 from photodialog.system import (
     EXPORT_FILE,
     EXPORT_PARTS,
@@ -89,10 +94,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, keep_adapters:
     cannot be loaded. ``eval_files`` are eval result JSONs whose numbers go into the model
     card (default: those under the checkpoint's and the run's ``eval/`` that name this checkpoint).
     """
+    # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
-
-    from photodialog.checkpoints import read_state, resolve_checkpoint
-    from photodialog.config import save_config
 
     out = Path(out).expanduser()
     _check_out(out)
@@ -121,12 +124,16 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, keep_adapters:
             shutil.copyfile(source / "state.json", tmp / "state.json")
         evals = [Path(f) for f in eval_files] if eval_files is not None else find_eval_files(source)
         info = _export_info(source, system, state, keep_adapters, use_average, evals)
-        _write_info_and_card(tmp, info, system, state, evals)
+        card = _write_info_and_card(tmp, info, lambda: model_card(system, state, info, evals))
         bar.update()
         bar.set_postfix_str(steps[6])
-        # Size and load time are measured on the finished folder, then written into it.
+        # Size and load time are measured on the finished folder, then written into it. The
+        # exported system is let go first: a paper-size model must not be in memory twice.
+        del system
+        gc.collect()
         info["load_seconds"] = measure_load_seconds(tmp)
-        _write_info_and_card(tmp, info, system, state, evals)
+        old_measured = files_section(info | {"load_seconds": None})
+        _write_info_and_card(tmp, info, lambda: card.replace(old_measured, files_section(info)))
         bar.update()
         os.replace(tmp, out) if not out.exists() else _replace_empty(tmp, out)
     except BaseException:
@@ -160,6 +167,7 @@ def unload_adapters(model: torch.nn.Module, *, merge: bool) -> dict[str, torch.T
     adapters = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if "lora_" in n}
     if not adapters:
         return {}
+    # the Hugging Face stack is slow to import: only this path needs it
     from peft.tuners.lora import LoraLayer
 
     for name, module in list(model.named_modules()):
@@ -191,6 +199,7 @@ def _save_perceptron(model, folder: Path) -> None:
     perceptron = model.perceptron
     if perceptron is None:
         return
+    # the Hugging Face stack is slow to import: only this path needs it
     from transformers import Blip2Config
 
     target = folder / EXPORT_PARTS["blip2"]
@@ -222,6 +231,7 @@ def _save_generator(model, folder: Path) -> None:
     if generator.vae is not None:
         generator.vae.save_pretrained(target / "vae")
         components["vae"] = ["diffusers", type(generator.vae).__name__]
+    # the Hugging Face stack is slow to import: only this path needs it
     import diffusers
 
     index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": diffusers.__version__, **components,
@@ -230,6 +240,7 @@ def _save_generator(model, folder: Path) -> None:
 
 
 def _save_weights(weights: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
+    # imports torch: only reading or writing weights needs it
     from safetensors.torch import save_file
 
     save_file({n: w.detach().cpu().contiguous() for n, w in weights.items()}, str(path), metadata=metadata)
@@ -242,8 +253,6 @@ def exported_config(config, *, merged: bool):
     ``keep_adapters`` the LoRA parts stay ``lora`` so that ``build_model`` injects the adapters
     that ``trainable.safetensors`` fills (their embeddings, trained or not, are in ``llm/``).
     """
-    from copy import deepcopy
-
     config = deepcopy(config)
     train = config.model.train
     config.model.train = replace(train, **{part: "lora" if mode == "lora" and not merged else "frozen"
@@ -267,8 +276,6 @@ def measure_load_seconds(folder: Path) -> float:
 
 def find_eval_files(checkpoint: Path) -> list[Path]:
     """Eval results (``photodialog eval``) of this checkpoint, under its own or its run's ``eval/``."""
-    from photodialog.checkpoints import run_dir_of
-
     found = []
     for folder in dict.fromkeys((checkpoint / "eval", run_dir_of(checkpoint) / "eval")):
         for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -283,8 +290,6 @@ def find_eval_files(checkpoint: Path) -> list[Path]:
 
 
 def _export_info(source: Path, system, state, keep_adapters: bool, use_average: bool, evals: list[Path]) -> dict:
-    from photodialog.checkpoints import EMA_WEIGHTS
-
     return {
         "schema": EXPORT_SCHEMA,
         "photodialog_version": __version__,
@@ -300,14 +305,15 @@ def _export_info(source: Path, system, state, keep_adapters: bool, use_average: 
     }
 
 
-def _write_info_and_card(folder: Path, info: dict, system, state, evals: list[Path]) -> None:
-    from photodialog.model_card import model_card
-
+def _write_info_and_card(folder: Path, info: dict, card_text) -> str:
+    """Write ``export.json`` and the card (``card_text()``, called after ``info`` holds the size)."""
     card = folder / CARD_FILE
     for _ in range(2):  # the card's own size is part of the folder size it states: the second pass counts it
         info["bytes"], info["files"] = folder_size(folder)
         (folder / EXPORT_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        card.write_text(model_card(system, state, info, evals), encoding="utf-8")
+        text = card_text()
+        card.write_text(text, encoding="utf-8")
+    return text
 
 
 # --- the Hub -------------------------------------------------------------------------------
@@ -319,6 +325,7 @@ def push_to_hub(folder: Path, repo_id: str, *, private: bool = False, token: str
     Creates the repository if needed. Raises ``UserError`` for a malformed ``repo_id`` (before
     any request) and when the Hub refuses (no token, no write access, no network).
     """
+    # the Hugging Face stack is slow to import: only this path needs it
     import huggingface_hub as hub
     import huggingface_hub.errors  # noqa: F401 - the error classes below
     import huggingface_hub.utils  # noqa: F401

@@ -12,6 +12,8 @@ import json
 import shlex
 from pathlib import Path
 from typing import Any
+from photodialog.data.loading import dataset_name
+from photodialog.models.adapters import count_parameters
 
 # Licences of the published parts the paper recipes use, from their Hub model cards.
 PART_LICENCES = {
@@ -40,7 +42,7 @@ def model_card(system, state, info: dict[str, Any], eval_files: list[Path]) -> s
         _recipe(system, state),
         _evaluation(eval_files),
         _use_and_limits(system),
-        _files(info),
+        files_section(info),
     ]
     return "\n\n".join(s.strip() for s in sections if s) + "\n"
 
@@ -50,8 +52,6 @@ def _paper(system) -> bool:
 
 
 def _dataset_key(system) -> str:
-    from photodialog.data.loading import dataset_name
-
     path = system.config.data.path
     try:
         return dataset_name(path) if path and Path(path).exists() else (Path(path).name if path else "unknown")
@@ -90,8 +90,6 @@ def _title(system, info: dict) -> str:
 
 
 def _parts(system, info: dict) -> str:
-    from photodialog.models.adapters import count_parameters
-
     model, cfg = system.model, system.config.model
     rows = []
     entries = [("language model", "llm", model.llm, cfg.llm, cfg.train.llm),
@@ -211,7 +209,8 @@ def _use_and_limits(system) -> str:
     return "\n".join(lines)
 
 
-def _files(info: dict) -> str:
+def files_section(info: dict) -> str:
+    """How to load the folder, and its measured size and load time (rewritten once measured)."""
     size = info.get("bytes")
     seconds = info.get("load_seconds")
     measured = []
