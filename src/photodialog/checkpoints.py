@@ -247,7 +247,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if not path.exists():
         # Said here, once, so that train (text_from), eval, chat and serve all give the same message.
         raise UserError(f"checkpoint not found: {path}; pass a run folder (runs/NAME) or one of its checkpoints")
-    if (path / "state.json").is_file() and (path / WEIGHTS).is_file():
+    if any((path / name).is_file() for name in (STATE, WEIGHTS, MANIFEST)):  # a checkpoint folder, whole or not
         problem = checkpoint_problem(path)
         if problem:
             earlier = [p.name for p in list_checkpoints(run_dir_of(path))]
