@@ -100,8 +100,9 @@ def paper_recipe():
     return load_config(RECIPE, AUTHORS_CODE)
 
 
-def build_paper_model(arch: PaperArchitecture, device, *, gradient_checkpointing: bool | None = None):
-    """The joint model with random weights at the architecture's sizes, on ``device``, set up as the recipe."""
+def build_paper_model(arch: PaperArchitecture, device, *, gradient_checkpointing: bool | None = None, overrides: list[str] | None = None):
+    """The joint model with random weights at the architecture's sizes, on ``device``, set up as the recipe
+    (``overrides``: recipe overrides instead of the authors'-code training modes)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import (Blip2QFormerConfig, Blip2QFormerModel, Blip2VisionConfig, Blip2VisionModel, CLIPTextConfig,
                               CLIPTextModel, LlamaConfig, LlamaForCausalLM)
@@ -112,7 +113,9 @@ def build_paper_model(arch: PaperArchitecture, device, *, gradient_checkpointing
     from photodialog.models.image_generator import ImageGenerator
     from photodialog.models.perceptron import ImagePerceptron
 
-    recipe = paper_recipe().model
+    from photodialog.config import load_config
+
+    recipe = (paper_recipe() if overrides is None else load_config(RECIPE, overrides)).model
     dtype = DTYPES[recipe.dtype]
     vocab = VocabularySizes(llm_vocab=arch.llm["vocab_size"] + PHOTO_MARKERS, sd_vocab=arch.text_encoder["vocab_size"],
                             sd_max_length=arch.text_encoder["max_position_embeddings"])

@@ -1,0 +1,23 @@
+"""Memory to load and train a paper setting, counted from parameters on the meta device."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from photodialog.bench.load_memory import SETTINGS, setting_memory
+
+MEASURED = Path(__file__).resolve().parents[2] / "docs" / "bench-gpu" / "paper-step.json"
+
+
+def test_authors_setting_matches_the_weights_and_state_measured_on_a_gpu():
+    spec = SETTINGS["authors' code (LoRA LLM, frozen ViT/Q-Former and text encoder)"]
+    counted = setting_memory(**spec)
+    measured = json.loads(MEASURED.read_text())  # an H200 run of `bench step --preset paper --random-weights`
+    assert counted["at_rest_bytes"] == measured["weights_and_optimizer_bytes"]  # the old key held the weights alone
+    # What the GPU held before the step: weights + AdamW state (gradients are freed by zero_grad(set_to_none)).
+    held = measured["memory"]["held_before_step_bytes"]
+    assert abs(counted["at_rest_bytes"] + counted["adamw_state_bytes"] - held) / held < 0.01
+    assert counted["gpu_before_activations_bytes"] == counted["at_rest_bytes"] + 12 * counted["trainable"]
+    # Reading BLIP-2 (float32 ViT + float32 shards) beside the bf16 LLM is the host's peak, not the weights at rest.
+    assert counted["host_ram_to_load_bytes"] > counted["at_rest_bytes"]
