@@ -105,7 +105,7 @@ def test_damaged_parquet_is_a_counted_problem(tmp_path, splits):
 
 # --- PhotoChat++ (Lee et al., 2023: "Large Language Models can Share Images, Too!") -------
 # Its Hub dataset (passing2961/photochat_plus, CC BY 4.0) is one file, photochat_plus.json, of
-# 968 PhotoChat test dialogues: every PhotoChat field (dialogue_id as an int, dialogue,
+# 968 PhotoChat dialogues (ids 0-999): every PhotoChat field (dialogue_id as an int, dialogue,
 # photo_description, photo_url, photo_id) plus the annotations trigger_sentences,
 # image_descriptions, intents and salient_information (lists of strings). The fixture follows
 # that documented schema with invented content.
@@ -120,7 +120,7 @@ def test_photochat_plus_reads_as_photochat(tmp_path):
     photo = shared[0].photos[0]
     assert photo.caption == "The photo has your friend Mara. Objects in the photo: Woman, Bicycle"
     assert photo.photo_id == "test/00aa11bb22cc33dd" and photo.url.endswith("000000_aaaa_o.jpg")
-    # No split in the file name: the file serves whichever split is asked for (it is PhotoChat's test set).
+    # No split in the file name: the file serves whichever split is asked for.
     assert len(load_dialogues(folder, "test", strict=True)) == 2
 
 

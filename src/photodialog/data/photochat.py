@@ -19,7 +19,7 @@ photo: ..."; that sentence is kept, since it is what the sharer could say about 
 it is part of the published target text.
 
 PhotoChat++ (Lee et al., 2023; Hub dataset ``passing2961/photochat_plus``, CC BY 4.0: one file
-``photochat_plus.json`` of 968 PhotoChat test dialogues) keeps every PhotoChat field and adds
+``photochat_plus.json`` of 968 PhotoChat dialogues, ids 0-999) keeps every PhotoChat field and adds
 per-dialogue annotations (``intents``, ``trigger_sentences``, ``image_descriptions``,
 ``salient_information``, lists of strings); it is read as PhotoChat, the annotations unused.
 """
