@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, settings_from_args
 
@@ -17,9 +18,10 @@ values. Everything the server writes goes under --out: sessions/<id>/photos/ (up
 re-encoded as PNG at most 1024 pixels wide, and the model's photos), sessions/<id>/dialogue.json
 (Save dialogue; photo paths relative to it), and gradio-cache/ (the web framework's copies of
 uploads and served files, kept under --max-upload-cache-mb, oldest first). A session's folder is
-removed when the session ends (its tab closed for an hour, or 6 hours without a message).
+removed when the session ends (its tab closed for an hour, 6 hours without a message, or the
+server stopped).
 Limits: 4 photos and 60 megapixels per message, 32 photos per conversation, 120 megapixels
-decoded at once over all visitors. Ctrl-C stops it."""
+decoded at once over all visitors. Ctrl-C (or SIGTERM) stops it."""
 
 
 def register(subparsers) -> None:
@@ -47,8 +49,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
+    # loaded when the command runs, not for --help
     from photodialog.errors import UserError, require
     from photodialog.output_files import writable_folder
     from photodialog.serving.limits import InputLimits
@@ -66,6 +67,7 @@ def run(args) -> int:
                          max_upload_cache_bytes=int(args.max_upload_cache_mb * 2**20))
     writable_folder(Path(args.out), "--out (the server's files)")  # before the model loads
     engine = load_engine(args)
+    # loaded when the command runs, not for --help
     from photodialog.serving.web import build_app, launch, serve_forever
 
     app = build_app(engine, Path(args.out), settings, limits, concurrency=args.concurrency,

@@ -76,6 +76,7 @@ class ChatPage:
 
     def send(self, message, session, temperature, diffusion_steps, guidance_scale, seed):
         """Check the message, then stream the reply: yields (chat, message box, session, status)."""
+        # optional dependency (the [serve] extra), slow to import
         import gradio as gr
 
         session = session or self.new_session()
@@ -88,6 +89,7 @@ class ChatPage:
         yield from self.reply(session, text, images, settings)
 
     def reply(self, session: ChatSession, text: str, images: list, settings: GenerationSettings):
+        # optional dependency (the [serve] extra), slow to import
         import gradio as gr
 
         before = session.snapshot()
@@ -127,6 +129,7 @@ class ChatPage:
 
     def save(self, session):
         """The dialogue as a PhotoChat file to download (written in the session's folder)."""
+        # optional dependency (the [serve] extra), slow to import
         import gradio as gr
 
         if session is None or not session.history:
@@ -264,6 +267,10 @@ class DiskJanitor:
                 freed += size
         return freed
 
+    def remove_sessions(self) -> None:
+        """Remove every session's folder (when the server stops, every session has ended)."""
+        shutil.rmtree(self.sessions, ignore_errors=True)
+
     def start(self, every: float = JANITOR_EVERY) -> "DiskJanitor":
         def loop():
             while not self._stop.wait(every):
@@ -305,10 +312,11 @@ class UploadErrors:
 
         try:
             await self.app(scope, receive, tracked)
-        except Exception:  # noqa: BLE001 - answered with a message; the details go to the log
+        except Exception as err:  # noqa: BLE001 - answered with a message; one line in the log
             if started:
                 raise
-            log.warning("an upload could not be read", exc_info=True)
+            log.warning("an upload could not be read (%s: %s); answered 400", type(err).__name__, err)
+            log.debug("the upload's error", exc_info=True)
             body = json.dumps({"detail": self.MESSAGE}).encode()
             await send({"type": "http.response.start", "status": 400,
                         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
@@ -326,6 +334,7 @@ def use_cache_under(out_dir: Path) -> Path:
 def build_app(engine: ChatEngine, out_dir: str | Path, defaults: GenerationSettings | None = None,
               limits: InputLimits | None = None, *, concurrency: int = 4, queue_size: int = 64, title: str = ""):
     """The Gradio ``Blocks`` of the chat page, queued; launch it with ``launch``."""
+    # optional dependency (the [serve] extra), slow to import
     import gradio as gr
 
     out_dir = Path(out_dir).absolute()
@@ -367,6 +376,7 @@ def launch(app, host: str, port: int, limits: InputLimits | None = None) -> str:
 
     Stop it with ``app.close()``; ``serve_forever`` does both for the command line.
     """
+    # comes with gradio (the [serve] extra)
     from starlette.middleware import Middleware
 
     limits = limits or InputLimits()
@@ -385,14 +395,22 @@ def launch(app, host: str, port: int, limits: InputLimits | None = None) -> str:
 
 
 def serve_forever(app) -> None:
-    """Wait while ``app`` serves; Ctrl-C closes it cleanly."""
+    """Wait while ``app`` serves; Ctrl-C (or SIGTERM) closes it cleanly and removes the sessions' folders."""
+    import signal
+
+    def stop(_signal, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)  # `kill`, `docker stop`: the same clean stop as Ctrl-C
     try:
         while app.is_running:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        app.close()
         janitor = getattr(app, "photodialog_janitor", None)
         if janitor is not None:
             janitor.stop()
-        app.close()
+            janitor.remove_sessions()
