@@ -8,6 +8,7 @@ from photodialog.errors import UserError
 def resolve_device(name: str | None) -> str:
     """``auto`` or nothing: the best accelerator here (CUDA, then Apple's MPS), else the CPU.
     A name torch does not know, or a GPU that is not there, is a ``UserError`` that says what to pass."""
+    # torch is slow to import: only this path needs it
     import torch
 
     if not name or name == "auto":

@@ -7,6 +7,8 @@ what was wrong and what to do. The CLI prints it and exits with ``exit_code``.
 
 from __future__ import annotations
 
+import importlib
+
 
 class UserError(Exception):
     """A problem with the user's input; printed as ``error: <message>``, exit code 2."""
@@ -37,8 +39,6 @@ class MissingDependencyError(UserError):
 
 def require(module: str, extra: str, purpose: str):
     """Import an optional dependency or raise a message with the pip command that installs it."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:

@@ -52,6 +52,7 @@ def nesting_depth(text: str) -> int:
     Brackets inside strings do not count. Runs at the speed of the regex engine (no Python
     loop per character), so a file of hundreds of MB is measured in about a second.
     """
+    # only this path needs numpy; keeps light callers light
     import numpy as np
 
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))

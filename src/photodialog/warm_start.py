@@ -75,6 +75,7 @@ def load_init_from(model: torch.nn.Module, sources: list[Path]) -> WarmStart:
     ``UserError``: the sources must be pretraining runs of this model's parts. Parameters that
     no source holds keep their initialisation and are listed in ``WarmStart.fresh``.
     """
+    # imports torch: only reading or writing weights needs it
     from safetensors.torch import load_file
 
     params = dict(model.named_parameters())

@@ -6,6 +6,10 @@ checkpoints, registry, system; and ``data``, ``models``) imports no application 
 ``evaluation`` imports the library; ``training`` may import ``evaluation``, never the reverse;
 ``baselines``, ``serving``, ``bench`` and ``demo`` sit on top; ``cli`` may import anything.
 No module imports itself back through any chain (zero cycles).
+
+An import inside a function is there for a reason (the command line's start-up time, or a heavy
+or optional library only one path needs), and a comment says which: on the line, or on the line
+above the run of imports it starts.
 """
 
 from __future__ import annotations
@@ -212,3 +216,56 @@ def test_a_three_module_cycle_across_layers_is_one_component():
     }
     assert cycles(graph) == [["photodialog.evaluation.runner", "photodialog.system", "photodialog.training.data"]]
     assert len(rule_violations(graph)) == 1  # only library -> training; the other two edges are allowed
+
+
+# ------------------------------------------------------------ imports inside functions say why
+
+
+def _commented(lines: list[str], node: ast.stmt) -> bool:
+    if "#" in lines[node.lineno - 1]:
+        return True
+    for index in range(node.lineno - 2, -1, -1):  # up over the run of imports this one belongs to
+        text = lines[index].strip()
+        if text.startswith("#"):
+            return True
+        if not (text.startswith(("import ", "from ")) or text.endswith(("(", ",")) or text == ")"):
+            return False
+    return False
+
+
+def uncommented_inner_imports(root: Path, package: str = "photodialog") -> list[str]:
+    """``"module:line"`` of every import inside a function with no reason comment."""
+    found = []
+    for name, path in sorted(module_names(root, package).items()):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for function in ast.walk(ast.parse(text)):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(function):
+                    if isinstance(node, (ast.Import, ast.ImportFrom)) and not _commented(lines, node):
+                        found.append(f"{name}:{node.lineno}")
+    return sorted(set(found))
+
+
+def test_every_import_inside_a_function_says_why():
+    assert uncommented_inner_imports(PACKAGE_ROOT) == []
+
+
+def test_an_inner_import_without_a_reason_is_reported(tmp_path):
+    root = _write(tmp_path / "photodialog", {
+        "__init__.py": "",
+        "a.py": (
+            "def draw():\n"
+            "    # torch is slow to import: only drawing needs it\n"
+            "    import torch\n"
+            "    from torch import nn\n"
+            "    return torch, nn\n"
+            "\n"
+            "def plot():\n"
+            "    x = 1\n"
+            "    import matplotlib\n"
+            "    return matplotlib, x\n"
+        ),
+    })
+    assert uncommented_inner_imports(root) == ["photodialog.a:9"]
+

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from photodialog.bench.machine import available_memory_bytes, describe_machine, load_average
 from photodialog.bench.memory import AllocationTimeline, tensor_bytes
 from photodialog.bench.reference import dense_matrix, matrix_inputs_embeds, matrix_nonzeros, sparse_matrices
+from photodialog.bench.report import mib, ms, verdict
+from photodialog.bench.step import tiny_step_timing
 from photodialog.bench.timing import Timing, measure, time_call
 from photodialog.bench.vocab import VocabularySizes, llm_tokenizer, sd_tokenizer, synthetic_captions
 from photodialog.models.bridge import BridgePlan, VocabularyBridge
@@ -297,8 +299,6 @@ def run_bridge_bench(settings: BridgeBenchSettings) -> dict:
     del inputs
     step = None
     if settings.tiny_step:
-        from photodialog.bench.step import tiny_step_timing
-
         step = tiny_step_timing(repeats=settings.step_repeats, device=settings.device)
         result["tiny_step"] = step
     result["targets"] = targets(result["modes"], step)
@@ -313,8 +313,6 @@ def _settings_dict(settings: BridgeBenchSettings) -> dict:
 
 def summary_lines(result: dict) -> list[str]:
     """A short table of the result for the terminal."""
-    from photodialog.bench.report import mib, ms, verdict
-
     s = result["settings"]
     lines = [
         f"vocabulary bridge: |V_LLM| {s['vocab']['llm_vocab']}, |V_SD| {s['vocab']['sd_vocab']}, {s['captions']} captions x "

@@ -19,6 +19,7 @@ Without ``--checkpoint`` a tiny end-to-end model is trained for 2 steps in a tem
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -27,7 +28,18 @@ from pathlib import Path
 import torch
 
 from photodialog.bench.machine import describe_machine, load_average
+from photodialog.bench.report import ms
 from photodialog.bench.timing import measure
+from photodialog.bench.tiny import make_world
+from photodialog.config import load_config
+from photodialog.data.samples import build_samples
+from photodialog.data.schema import Turn
+from photodialog.errors import UserError
+from photodialog.models.adapters import count_parameters
+from photodialog.models.generation import GenerationSettings
+from photodialog.system import load_system
+from photodialog.training.data import load_split
+from photodialog.training.trainer import Trainer
 
 TINY_RUN_OVERRIDES = [
     "max_steps=2", "train.batch_size=4", "train.micro_batch_size=4", "train.eval_every_epochs=1000",
@@ -47,12 +59,6 @@ class ChatBenchSettings:
 
 def train_tiny_checkpoint(folder: Path) -> Path:
     """A tiny end-to-end run trained for 2 steps (a real checkpoint, as the tests make one)."""
-    from photodialog.bench.tiny import make_world
-    from photodialog.config import load_config
-    from photodialog.training.trainer import Trainer
-
-    import logging
-
     world = make_world(folder)
     config = load_config("tiny-e2e", [f"data.path={world}", *TINY_RUN_OVERRIDES])
     train_log = logging.getLogger("photodialog.train")
@@ -66,11 +72,6 @@ def train_tiny_checkpoint(folder: Path) -> Path:
 
 def chat_history(system):
     """A context from the checkpoint's dataset that holds a photo with pixels, if there is one."""
-    from photodialog.data.samples import build_samples
-    from photodialog.data.schema import Turn
-    from photodialog.errors import UserError
-    from photodialog.training.data import load_split
-
     data = system.config.data
     for split in (data.dev_split, data.train_split):
         try:
@@ -141,8 +142,6 @@ class ChatTimer:
                 "fixed_cost_ms": round(one.median_ms - per_step, 4)}
 
     def turn(self) -> dict:
-        from photodialog.models.generation import GenerationSettings
-
         settings = GenerationSettings(max_new_tokens=self.settings.new_tokens, diffusion_steps=self.settings.diffusion_steps)
         reply = self.system.reply(self.history, self.speaker, settings)
         timing = self.timing(lambda: self.system.reply(self.history, self.speaker, settings))
@@ -173,9 +172,6 @@ def greedy_tokens(llm, embeds: torch.Tensor, mask: torch.Tensor, count: int, *, 
 
 
 def run_chat_bench(settings: ChatBenchSettings) -> dict:
-    from photodialog.models.adapters import count_parameters
-    from photodialog.system import load_system
-
     started = time.perf_counter()
     machine = describe_machine(settings.device)
     with tempfile.TemporaryDirectory(prefix="photodialog-bench-") as tmp:
@@ -199,8 +195,6 @@ def run_chat_bench(settings: ChatBenchSettings) -> dict:
 
 
 def summary_lines(result: dict) -> list[str]:
-    from photodialog.bench.report import ms
-
     text = result["text"]
     lines = [
         f"chat turn ({result['machine']['device']}, {result['machine']['torch_threads']} threads), {result['parameters']:,} parameters, "

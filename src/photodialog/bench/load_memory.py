@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from photodialog.bench.paper import build_paper_model
+from photodialog.bench.paper_configs import PaperArchitecture
 
 SETTINGS = {
     "paper (every part but the VAE trains in full, section 2.5)": {"overrides": [], "parts": None},
@@ -39,9 +41,6 @@ def _bytes(params) -> int:
 
 def setting_memory(overrides: list[str], parts: list[str] | None) -> dict:
     """Bytes at rest, host RAM to load and GPU memory before activations for one setting (module doc)."""
-    from photodialog.bench.paper import build_paper_model
-    from photodialog.bench.paper_configs import PaperArchitecture
-
     model = build_paper_model(PaperArchitecture(), "meta", overrides=overrides)
     modules = {name: m for name, m in model.part_modules().items() if parts is None or name in parts}
     params = [p for m in modules.values() for p in m.parameters()]

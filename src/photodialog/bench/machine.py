@@ -50,6 +50,7 @@ def load_average() -> list[float] | None:
 
 def describe_machine(device: torch.device | str = "cpu") -> dict:
     """A snapshot; call again at the end of a run and keep both loads (the machine may be shared)."""
+    # the Hugging Face stack is slow to import: only this path needs it
     import diffusers
     import transformers
 

@@ -21,18 +21,32 @@ the share of weights that get a weight gradient: frozen weights skip that third 
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
 from photodialog.bench.machine import describe_machine, load_average
 from photodialog.bench.memory import AllocationTimeline
+from photodialog.bench.profile import METHOD, profile_step, profiled_call
+from photodialog.bench.report import mib, ms
 from photodialog.bench.step import TrainStep
 from photodialog.bench.paper_configs import PaperArchitecture, standin
-from photodialog.bench.timing import measure
+from photodialog.bench.timing import measure, measure_interleaved
 from photodialog.bench.vocab import VocabularySizes, llm_tokenizer, sd_tokenizer
+from photodialog.config import load_config
 from photodialog.errors import UserError
+from photodialog.models.adapters import count_parameters
+from photodialog.models.assembly import apply_training_modes
+from photodialog.models.batch import Batch, BatchCaption
+from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
+from photodialog.models.formatting import IGNORE
+from photodialog.models.image_generator import ImageGenerator
+from photodialog.models.loading import DTYPES
+from photodialog.models.perceptron import ImagePerceptron
+from photodialog.training.caches import enable_frozen_caches
+from photodialog.training.speed import compile_parts
 
 PHOTO_MARKERS = 2
 # Dense bf16 peaks (FLOP/s) from the vendors' data sheets; the first name that matches is used.
@@ -95,25 +109,16 @@ AUTHORS_CODE = ["model.train.llm=lora", "model.train.perceptron=frozen", "model.
 
 def paper_recipe():
     """The shipped paper recipe with the authors'-code training modes: what trains, LoRA, dtypes, batch."""
-    from photodialog.config import load_config
-
     return load_config(RECIPE, AUTHORS_CODE)
 
 
 def build_paper_model(arch: PaperArchitecture, device, *, gradient_checkpointing: bool | None = None, overrides: list[str] | None = None):
     """The joint model with random weights at the architecture's sizes, on ``device``, set up as the recipe
     (``overrides``: recipe overrides instead of the authors'-code training modes)."""
+    # the Hugging Face stack is slow to import: only this path needs it
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import (Blip2QFormerConfig, Blip2QFormerModel, Blip2VisionConfig, Blip2VisionModel, CLIPTextConfig,
                               CLIPTextModel, LlamaConfig, LlamaForCausalLM)
-
-    from photodialog.models.assembly import apply_training_modes
-    from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
-    from photodialog.models.loading import DTYPES
-    from photodialog.models.image_generator import ImageGenerator
-    from photodialog.models.perceptron import ImagePerceptron
-
-    from photodialog.config import load_config
 
     recipe = (paper_recipe() if overrides is None else load_config(RECIPE, overrides)).model
     dtype = DTYPES[recipe.dtype]
@@ -145,9 +150,6 @@ def build_paper_model(arch: PaperArchitecture, device, *, gradient_checkpointing
 
 def synthetic_batch(model, arch: PaperArchitecture, settings: PaperStepSettings, device):
     """Random ids and pixels in the trainer's batch layout: one context photo per sample, captions in responses."""
-    from photodialog.models.batch import Batch, BatchCaption
-    from photodialog.models.formatting import IGNORE
-
     queries, caption = arch.num_query_tokens, arch.caption_tokens
     batch_size, length = settings.batch_size, settings.seq_len
     response_start = queries + 3  # <s> [IMG] slots [/IMG], then the response
@@ -184,9 +186,6 @@ def speed_settings(model, settings: PaperStepSettings) -> dict:
     """The trainer's speed settings (``training.speed``) unless ``settings.baseline``; what was set.
     The synthetic batch repeats, so after the first step every frozen output comes from the caches:
     the steady state of every epoch after the first."""
-    from photodialog.training.caches import enable_frozen_caches
-    from photodialog.training.speed import compile_parts
-
     done = {"baseline": settings.baseline, "fused_adamw": not settings.baseline and torch.device(settings.device).type == "cuda"}
     if not settings.baseline:
         done["cached"] = enable_frozen_caches(model, 2**40)
@@ -209,6 +208,7 @@ def attention_implementations(model) -> dict:
 
 def counted_flops(step) -> int:
     """Matmul, convolution and attention FLOPs that one step runs (forward and backward)."""
+    # torch is slow to import: only this path needs it
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -257,6 +257,7 @@ def count_flops(step) -> dict:
 
 
 def forward_flops_per_part(step) -> dict:
+    # torch is slow to import: only this path needs it
     from torch.utils.flop_counter import FlopCounterMode
 
     forward = FlopCounterMode(display=False)
@@ -311,8 +312,6 @@ def peak_flops(device, override_tflops: float) -> tuple[float | None, str]:
 
 
 def parameter_summary(model) -> dict:
-    from photodialog.models.adapters import count_parameters
-
     out = {}
     for name, module in model.part_modules().items():
         trainable, total = count_parameters(module)
@@ -363,10 +362,6 @@ def run_paper_compare(settings: PaperStepSettings) -> dict:
     """Before/after in turns on one model and batch: ``before`` without the frozen-output caches and
     with torch's default AdamW, ``after`` with the caches and fused AdamW (on CUDA), each with its own
     optimizer over the same weights; steps alternate, so a change of machine speed hits both alike."""
-    from dataclasses import replace
-
-    from photodialog.bench.timing import measure_interleaved
-
     started = time.perf_counter()
     machine = describe_machine(settings.device)
     arch = standin() if settings.standin else PaperArchitecture()
@@ -416,8 +411,6 @@ def run_paper_compare(settings: PaperStepSettings) -> dict:
 
 
 def compare_summary_lines(result: dict) -> list[str]:
-    from photodialog.bench.report import ms
-
     lines = [f"training step before/after in turns, {result['architecture']} architecture ({result['machine']['device']}): "
              f"{result['batch']['samples']} samples, {result['batch']['tokens']} tokens"]
     for name in ("before", "after"):
@@ -430,10 +423,6 @@ def compare_summary_lines(result: dict) -> list[str]:
 def run_paper_profile(settings: PaperStepSettings) -> dict:
     """``--profile``: the paper-size step's time per part (``photodialog.bench.profile``), with its
     micro-batch copied from host memory to the device in each step (``data``), as a loader's would be."""
-    import copy
-
-    from photodialog.bench.profile import METHOD, profile_step, profiled_call
-
     started = time.perf_counter()
     machine = describe_machine(settings.device)
     arch = standin() if settings.standin else PaperArchitecture()
@@ -462,8 +451,6 @@ def run_paper_profile(settings: PaperStepSettings) -> dict:
 
 
 def summary_lines(result: dict) -> list[str]:
-    from photodialog.bench.report import mib, ms
-
     mem = result["memory"]
     lines = [
         f"training step, {result['architecture']} architecture, random weights ({result['machine']['device']}): "

@@ -25,13 +25,19 @@ where they happen; their time is already inside the items and is not added again
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
-from photodialog.bench.timing import synchronize
+from photodialog.bench import tiny
+from photodialog.bench.machine import describe_machine, load_average
+from photodialog.bench.step import TrainStep, batch_summary, model_summary
+from photodialog.bench.timing import measure, synchronize
 from photodialog.models.profiling import PREFIX, part
 
 PART_LABELS = {
@@ -213,15 +219,6 @@ def top_lines(result: dict, count: int = 8) -> list[str]:
 
 def run_tiny_profile(settings) -> dict:
     """The tiny end-to-end system (``tiny-e2e``) profiled on CPU or CUDA; ``settings``: a StepBenchSettings."""
-    import tempfile
-    from dataclasses import asdict
-    from pathlib import Path
-
-    from photodialog.bench import tiny
-    from photodialog.bench.machine import describe_machine, load_average
-    from photodialog.bench.step import TrainStep, batch_summary, model_summary
-    from photodialog.bench.timing import measure
-
     started = time.perf_counter()
     machine = describe_machine(settings.device)
     with tempfile.TemporaryDirectory(prefix="photodialog-bench-") as tmp:

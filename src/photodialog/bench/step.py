@@ -22,6 +22,7 @@ import torch
 from photodialog.bench import tiny
 from photodialog.bench.machine import describe_machine, load_average
 from photodialog.bench.memory import AllocationTimeline, tensor_bytes
+from photodialog.bench.report import mib, ms, verdict
 from photodialog.bench.timing import measure, measure_interleaved
 from photodialog.models.profiling import part
 
@@ -138,8 +139,6 @@ def tiny_step_timing(repeats: int = 3, batch_size: int = 16, device: str = "cpu"
 
 
 def summary_lines(result: dict) -> list[str]:
-    from photodialog.bench.report import mib, ms, verdict
-
     e2e, pipe = result["end_to_end"], result["pipeline"]
     b = result["batch"]
     check = result["targets"]["time_ratio"]

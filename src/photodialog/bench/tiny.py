@@ -13,7 +13,13 @@ from pathlib import Path
 
 import torch
 
+from photodialog.config import load_config
+from photodialog.data.samples import build_samples
+from photodialog.data.synth.writer import ensure_world
 from photodialog.errors import UserError
+from photodialog.system import build_system
+from photodialog.training.data import EncodedSamples, epoch_order, load_split, tokenizer_texts
+from photodialog.training.speed import adamw
 
 RECIPE = "tiny-e2e"
 
@@ -28,8 +34,6 @@ class TinySetup:
 
 def make_world(folder: Path, dialogues: int = 60, image_size: int = 32) -> Path:
     """A small synthetic world (well under a second at 60 dialogues)."""
-    from photodialog.data.synth.writer import ensure_world
-
     world = folder / "world"
     ensure_world(world, dialogues=dialogues, seed=0, image_size=image_size, progress=False)
     return world
@@ -37,10 +41,6 @@ def make_world(folder: Path, dialogues: int = 60, image_size: int = 32) -> Path:
 
 def prepare(run_dir: Path, data: str | None, *, dialogues: int = 60) -> TinySetup:
     """Load (or synthesise) the training dialogues that the tiny systems learn their tokenizers from."""
-    from photodialog.config import load_config
-    from photodialog.data.samples import build_samples
-    from photodialog.training.data import load_split, tokenizer_texts
-
     world = Path(data) if data else make_world(run_dir, dialogues)
     if not world.exists():
         raise UserError(f"--data '{world}' does not exist; make a world with `photodialog data synth --out {world}`")
@@ -53,22 +53,16 @@ def prepare(run_dir: Path, data: str | None, *, dialogues: int = 60) -> TinySetu
 
 
 def tiny_config(setup: TinySetup, overrides: list[str] = ()):
-    from photodialog.config import load_config
-
     return load_config(RECIPE, [f"data.path={setup.world}", *overrides])
 
 
 def build(setup: TinySetup, overrides: list[str] = ()):
     """A fresh tiny system (the same weights for the same base folder and overrides)."""
-    from photodialog.system import build_system
-
     return build_system(tiny_config(setup, overrides), setup.run_dir, setup.texts)
 
 
 def fixed_batch(system, setup: TinySetup, size: int, seed: int = 0):
     """The first micro-batch of epoch 0 as the trainer would draw it (photo-sharing samples oversampled)."""
-    from photodialog.training.data import EncodedSamples, epoch_order
-
     dataset = EncodedSamples(setup.samples, system.formatter)
     if len(dataset) < size:
         raise UserError(f"the world has only {len(dataset)} training samples; use --batch-size {len(dataset)} or fewer")
@@ -79,8 +73,6 @@ def fixed_batch(system, setup: TinySetup, size: int, seed: int = 0):
 def batch_maker(system, setup: TinySetup, size: int, seed: int = 0):
     """A callable returning the consecutive micro-batches of epoch 0 as the trainer draws them
     (collate and photo tensors included), round and round; for profiling the data path."""
-    from photodialog.training.data import EncodedSamples, epoch_order
-
     dataset = EncodedSamples(setup.samples, system.formatter)
     if len(dataset) < size:
         raise UserError(f"the world has only {len(dataset)} training samples; use --batch-size {len(dataset)} or fewer")
@@ -99,7 +91,5 @@ def batch_maker(system, setup: TinySetup, size: int, seed: int = 0):
 def optimizer_for(model: torch.nn.Module, config, device="cpu", *, fused: bool = True) -> torch.optim.Optimizer:
     """AdamW over what trains, with the run's learning rate and weight decay, fused on CUDA (as the
     trainer); ``fused=False``: torch's default implementation (the code before fusing, for comparisons)."""
-    from photodialog.training.speed import adamw
-
     params = [p for p in model.parameters() if p.requires_grad]
     return adamw(params, lr=config.train.lr, weight_decay=config.train.weight_decay, device=device if fused else "cpu")

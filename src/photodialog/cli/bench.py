@@ -122,8 +122,10 @@ def _startup_parser(commands) -> None:
 
 def _prepare(args):
     """Quiet libraries and the device: what every benchmark does first."""
+    # torch is slow to import: only this path needs it
     import torch
 
+    # loaded when the command runs, not for --help
     from photodialog.devices import resolve_device
 
     quiet_libraries()
@@ -136,6 +138,7 @@ def _run_and_report(args, run, settings_on, summary_lines) -> int:
     Prepare the device, build the settings for it (``settings_on(device)``), run them with the
     chosen torch CPU threads (restored afterwards), then print or write the result.
     """
+    # loaded when the command runs, not for --help
     from photodialog.bench.machine import choose_threads, torch_threads
     from photodialog.bench.report import emit
 
@@ -147,6 +150,7 @@ def _run_and_report(args, run, settings_on, summary_lines) -> int:
 
 
 def _positive(**values) -> None:
+    # loaded when the command runs, not for --help
     from photodialog.errors import UserError
 
     for name, value in values.items():
@@ -155,6 +159,7 @@ def _positive(**values) -> None:
 
 
 def run_bridge(args) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.bench.bridge import BridgeBenchSettings, run_bridge_bench, summary_lines
     from photodialog.bench.vocab import VocabularySizes
     from photodialog.errors import UserError
@@ -179,6 +184,7 @@ def run_bridge(args) -> int:
 
 
 def run_step(args) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.errors import UserError
 
     _positive(steps=args.steps, seq_len=args.seq_len)
@@ -188,9 +194,11 @@ def run_step(args) -> int:
         return _run_paper_step(args)
     if args.random_weights:
         raise UserError("--random-weights goes with --preset paper (the tiny preset is always random)")
+    # loaded when the command runs, not for --help
     from photodialog.bench.step import StepBenchSettings, run_step_bench, summary_lines
 
     if args.profile:
+        # loaded when the command runs, not for --help
         from photodialog.bench.profile import run_tiny_profile, summary_lines
         run_step_bench = run_tiny_profile
     return _run_and_report(args, run_step_bench, lambda device: StepBenchSettings(
@@ -200,6 +208,7 @@ def run_step(args) -> int:
 
 
 def _run_paper_step(args) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.bench.paper import PaperStepSettings, require_gpu, run_paper_step_bench, summary_lines
     from photodialog.errors import UserError
 
@@ -213,9 +222,11 @@ def _run_paper_step(args) -> int:
     if args.profile and args.compare_baseline:
         raise UserError("--profile and --compare-baseline are separate runs: choose one")
     if args.profile:
+        # loaded when the command runs, not for --help
         from photodialog.bench.paper import run_paper_profile as run_paper_step_bench
         from photodialog.bench.profile import summary_lines
     if args.compare_baseline:
+        # loaded when the command runs, not for --help
         from photodialog.bench.paper import compare_summary_lines as summary_lines
         from photodialog.bench.paper import run_paper_compare as run_paper_step_bench
     return _run_and_report(args, run_paper_step_bench, lambda device: PaperStepSettings(
@@ -227,6 +238,7 @@ def _run_paper_step(args) -> int:
 
 
 def run_chat(args) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.bench.chat import ChatBenchSettings, run_chat_bench, summary_lines
 
     _positive(new_tokens=args.new_tokens, diffusion_steps=args.diffusion_steps, repeats=args.repeats)
@@ -237,6 +249,7 @@ def run_chat(args) -> int:
 
 
 def run_startup(args) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.bench.report import emit
     from photodialog.bench.startup import StartupBenchSettings, run_startup_bench, summary_lines
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
 from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, settings_from_args
@@ -50,8 +52,6 @@ def register(subparsers) -> None:
 
 def default_out_dir(root: str = "chat-output") -> Path:
     """``chat-output/<timestamp>``, with a suffix when two chats start in the same second."""
-    import time
-
     base = Path(root) / time.strftime("%Y%m%d-%H%M%S")
     path, number = base, 1
     while path.exists():
@@ -61,6 +61,7 @@ def default_out_dir(root: str = "chat-output") -> Path:
 
 
 def run(args) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.errors import UserError
 
     settings = settings_from_args(args)  # every cheap check before the model loads
@@ -75,6 +76,7 @@ def run(args) -> int:
 
 
 def chat_interactively(args, settings) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.output_files import writable_folder
     from photodialog.serving.session import ChatSession
     from photodialog.serving.terminal import TerminalChat
@@ -85,8 +87,7 @@ def chat_interactively(args, settings) -> int:
 
 
 def reply_once(args, settings) -> int:
-    import json
-
+    # loaded when the command runs, not for --help
     from photodialog.output_files import writable_file, writable_folder
     from photodialog.serving.history import read_history
     from photodialog.serving.limits import InputLimits, check_message, check_message_photos, check_photo_file

@@ -14,10 +14,12 @@ def quiet_libraries() -> None:
     """Keep the terminal for photodialog's own progress: silence library load bars and notices."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # the Hugging Face stack is slow to import: only this path needs it
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    # the Hugging Face stack is slow to import: only this path needs it
     import diffusers
 
     diffusers.utils.logging.set_verbosity_error()
@@ -157,6 +159,7 @@ def load_engine(args):
     every command that reads one.
     """
     quiet_libraries()
+    # loaded when the command runs, not for --help
     from photodialog.devices import resolve_device
     from photodialog.serving.engine import ChatEngine
     from photodialog.system import load_system

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 EPILOG = """The main job on the embedded default dataset, on a CPU with no internet:
   1. synthesise a photo-sharing world (PhotoChat format, rendered photos) and train its probe;
   2. train the tiny end-to-end model and the tiny pipeline baseline (same components, same
@@ -17,8 +19,6 @@ examples:
 
 
 def register(subparsers) -> None:
-    import argparse
-
     parser = subparsers.add_parser("demo", help="the main job: world -> train end-to-end and pipeline -> eval -> report",
                                    description="The paper's comparison, end to end, at laptop scale.",
                                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,15 +32,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.errors import UserError
 
     budget = args.budget_minutes if args.budget_minutes is not None else (2.0 if args.quick else 20.0)
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     if budget <= 0 or seeds <= 0:
         raise UserError("--budget-minutes and --seeds must be positive")
+    # loaded when the command runs, not for --help
     from photodialog.cli.common import quiet_libraries
 
     quiet_libraries()
+    # loaded when the command runs, not for --help
     from photodialog.demo.plan import make_plan
     from photodialog.demo.run import run_demo
 

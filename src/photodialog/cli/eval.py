@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from photodialog.cli.common import (
     add_generation_arguments,
     generation_fields,
@@ -9,6 +11,7 @@ from photodialog.cli.common import (
     positive_int,
     quiet_libraries,
 )
+from pathlib import Path
 
 EPILOG = """examples:
   photodialog eval --checkpoint runs/tiny-e2e --data worlds/default --split test
@@ -34,8 +37,6 @@ Differences are to the first result (means over seeds), with the better directio
 
 
 def register(subparsers) -> None:
-    import argparse
-
     parser = subparsers.add_parser(
         "eval", help="Table 2 metrics of a checkpoint on a split (JSON + Markdown); `eval compare` for several",
         description="Evaluate a checkpoint (end-to-end or pipeline) on a dataset split over seeds: BLEU-1/2, "
@@ -80,12 +81,11 @@ def add_eval_arguments(parser) -> None:
 
 def seed_list(text: str) -> list[int]:
     """``"0,1,2"`` -> ``[0, 1, 2]``."""
-    import argparse
-
     parts = [part.strip() for part in text.split(",") if part.strip()]
     if not parts:
         raise argparse.ArgumentTypeError("give at least one seed, e.g. 0,1,2")
     seeds = [non_negative_int(part) for part in parts]
+    # loaded when the command runs, not for --help
     from photodialog.config import SEED_MAX
 
     too_big = [seed for seed in seeds if seed > SEED_MAX]
@@ -102,11 +102,13 @@ def generation_overrides(args) -> dict:
 
 
 def run(args) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.errors import UserError
 
     if not args.checkpoint:
         raise UserError("eval needs --checkpoint DIR (or `photodialog eval compare RESULT.json ...`)")
     quiet_libraries()
+    # loaded when the command runs, not for --help
     from photodialog.evaluation.eval_record import summary_tables
     from photodialog.evaluation.evaluate import EvalRequest, evaluate
 
@@ -123,8 +125,7 @@ def run(args) -> int:
 
 
 def run_compare(args) -> int:
-    from pathlib import Path
-
+    # loaded when the command runs, not for --help
     from photodialog.evaluation.compare import compare_results
     from photodialog.evaluation.results import load_result
 
@@ -139,6 +140,7 @@ def run_compare(args) -> int:
 
 def column_names(names: str | None, results: list) -> list[str] | None:
     """``--names`` as a list, checked against the results by the tables' own rule (one name per result)."""
+    # loaded when the command runs, not for --help
     from photodialog.errors import UserError
     from photodialog.evaluation.tables import model_names
 

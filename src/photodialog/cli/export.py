@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from photodialog.cli.common import add_renamed_flag
 
@@ -51,8 +52,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    # loaded when the command runs, not for --help
     from photodialog.cli.common import quiet_libraries
     from photodialog.errors import UserError
     from photodialog.export import export_checkpoint, push_to_hub
@@ -77,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_repo_id(repo_id: str) -> None:
+    # the Hugging Face stack is slow to import: only this path needs it
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
+    # loaded when the command runs, not for --help
     from photodialog.errors import UserError
 
     try:

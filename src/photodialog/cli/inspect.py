@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+
+import json
+
+import sys
+
+import tempfile
+
 from photodialog.cli.common import add_recipe_arguments
+from pathlib import Path
 
 EPILOG = """example:
   photodialog inspect gradients --config configs/tiny-e2e.yaml --json
@@ -15,8 +24,6 @@ If data.path does not exist and the preset is tiny, a small temporary synthetic 
 
 
 def register(subparsers) -> None:
-    import argparse
-
     parser = subparsers.add_parser("inspect", help="look inside one training step (gradient flow)",
                                    description="Inspect the model's training step.")
     commands = parser.add_subparsers(dest="inspect_command", metavar="WHAT")
@@ -32,20 +39,18 @@ def register(subparsers) -> None:
 
 
 def run_gradients(args) -> int:
-    import json
-    import sys
-    import tempfile
-    from pathlib import Path
-
+    # loaded when the command runs, not for --help
     from photodialog.cli.common import quiet_libraries
     from photodialog.config import load_config
 
     config = load_config(args.config, args.overrides)
     quiet_libraries()
+    # loaded when the command runs, not for --help
     from photodialog.training.inspect import gradient_report
 
     with tempfile.TemporaryDirectory() as tmp:
         if config.model.preset == "tiny" and not Path(config.data.path or "").exists():
+            # loaded when the command runs, not for --help
             from photodialog.data.synth import write_world
 
             print(f"data.path '{config.data.path}' not found: using a temporary 64-dialogue synthetic world", file=sys.stderr)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+
 from photodialog.cli.common import add_recipe_arguments, add_renamed_flag
+from pathlib import Path
 
 EPILOG = """examples:
   photodialog train --config configs/tiny-e2e.yaml
@@ -16,8 +19,6 @@ since the last checkpoint: run the same command with --resume."""
 
 
 def register(subparsers) -> None:
-    import argparse
-
     parser = subparsers.add_parser(
         "train", help="train a model (end-to-end, or a pipeline part) from a YAML recipe",
         description="Train any photodialog model on any dataset, on one process or many (accelerate launch).",
@@ -32,13 +33,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
+    # loaded when the command runs, not for --help
     from photodialog.cli.common import quiet_libraries
     from photodialog.config import load_config
 
     config = load_config(args.config, args.overrides)  # config errors stop here, before any work
     quiet_libraries()
+    # loaded when the command runs, not for --help
     from photodialog.training.trainer import Trainer
 
     output = Path(args.output_dir or Path("runs") / Path(args.config).stem)

@@ -33,6 +33,7 @@ from photodialog import IMG_END, IMG_START
 from photodialog import json_limits
 from photodialog.data import photochat
 from photodialog.data.layout import IMAGE_EXTENSIONS, PHOTO_DIR, SPLITS, WORLD_FILE, canonical_split, find_photo, photo_stems
+from photodialog.data.photos import verify_photo
 from photodialog.data.report import (
     EMPTY_DIALOGUE,
     FILE_SKIPPED,
@@ -484,6 +485,7 @@ def _unknown_format(source: SourceFile, records: list[RawRecord]) -> str:
 def _progress(records: list[RawRecord], source: SourceFile):
     if len(records) < _PROGRESS_MIN_RECORDS:
         return records
+    # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
 
     return tqdm(records, desc=f"reading {source.path.name}", unit="dialogue", leave=False)
@@ -581,9 +583,8 @@ def check_photo_files(dialogues: list[Dialogue], report: LoadReport, strict: boo
     The photo stays in the dialogue as text (its caption), exactly like a photo whose URL is
     dead; ``report`` counts the unreadable files.
     """
+    # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
-
-    from photodialog.data.photos import verify_photo
 
     first_use: dict[str, str] = {}
     for dialogue in dialogues:

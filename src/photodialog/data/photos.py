@@ -7,6 +7,7 @@ these becomes a ``DataError`` naming the file and what to do, never a PIL traceb
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ def load_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS):
     are scaled, not clipped) and transparency composited on white: see ``as_rgb``. Raises ``DataError`` for a missing,
     unreadable, truncated, non-image or over-large file (a ``PhotoFileError``, whose ``kind`` says which).
     """
+    # only photo work needs Pillow; keeps light callers light
     from PIL import ImageOps
 
     image = _open_decoded(Path(path), max_pixels)
@@ -81,6 +83,7 @@ def inspect_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
 
 def _open_decoded(path: Path, max_pixels: int):
     """Open and fully decode ``path``; every failure becomes a ``PhotoFileError`` naming the file."""
+    # only photo work needs Pillow; keeps light callers light
     from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():
@@ -140,6 +143,7 @@ def as_rgb(image):
     Every photo photodialog reads goes through here (``load_photo``), so training, chat, serve,
     eval and ``data check`` see the same pixels.
     """
+    # only photo work needs Pillow; keeps light callers light
     from PIL import Image
 
     mode = image.mode
@@ -150,6 +154,7 @@ def as_rgb(image):
     if mode in ("CMYK", "LAB"):
         return _colour_managed(image)
     if mode == "La":  # premultiplied alpha, which Pillow cannot convert: on white it is L + (255 - A)
+        # only this path needs numpy; keeps light callers light
         import numpy as np
 
         luminance, alpha = np.moveaxis(np.asarray(image, dtype=np.uint16), -1, 0)
@@ -171,6 +176,7 @@ _SIXTEEN_BIT_MAX = 65535.0
 
 def _wide_to_rgb(image):
     """A wide single-channel image as 8-bit RGB, transparency (a PNG's tRNS value) on white."""
+    # only this path needs numpy; keeps light callers light
     import numpy as np
     from PIL import Image
 
@@ -190,6 +196,7 @@ def _wide_to_grey8(values, mode: str):
     scale; values within [0, 255] are 8-bit; within [0, 65535], 16-bit; anything else (negative
     values, 32-bit counts) is stretched linearly from its minimum to its maximum.
     """
+    # only this path needs numpy; keeps light callers light
     import numpy as np
 
     values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
@@ -213,13 +220,12 @@ def _wide_to_grey8(values, mode: str):
 def _colour_managed(image):
     """CMYK or CIELab as sRGB through Pillow's colour management; a plain conversion without it."""
     try:
+        # may be missing: the except below handles it
         from PIL import ImageCms
 
         if image.mode == "LAB":
             source = ImageCms.createProfile("LAB")
         elif image.info.get("icc_profile"):
-            import io
-
             source = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
         else:
             return image.convert("RGB")

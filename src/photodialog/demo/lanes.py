@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from photodialog.checkpoints import list_checkpoints, read_state
 from photodialog.errors import UserError
 
 STARTUP_SECONDS = 15  # per run: start Python, load the data, build the model, save the last checkpoint
@@ -38,8 +39,6 @@ class TrainJob:
 
 
 def _latest_state(run_dir: Path):
-    from photodialog.checkpoints import list_checkpoints, read_state
-
     found = list_checkpoints(run_dir)
     return read_state(found[-1]) if found else None
 
@@ -105,6 +104,7 @@ def _watch(lanes: list[list[TrainJob]], threads: list[threading.Thread], running
     Only the job in training writes metrics, so only its ``metrics.jsonl`` is read each second
     (plus, once, the job it took over from, for its final step); the others' steps are known.
     """
+    # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
 
     bars = []

@@ -13,6 +13,10 @@ from pathlib import Path
 
 from photodialog.demo.lanes import trained_steps
 from photodialog.demo.plan import E2E, IMAGE, PIPELINE, TEXT, DemoPlan
+from photodialog.evaluation.results import metric_info
+from photodialog.evaluation.runner import load_targets
+from photodialog.evaluation.tables import report as tables_report
+from photodialog.training.run_files import read_metrics
 
 FILES = "report-files"
 SHOWN_EXAMPLES = 4
@@ -50,8 +54,6 @@ def learning_checks(results: dict[str, dict], baseline: dict) -> list[tuple[str,
 
 def verdict(results: dict[str, dict]) -> str:
     """Which model wins on how many of the comparable metrics, said plainly."""
-    from photodialog.evaluation.results import metric_info
-
     e2e, pipe = results[E2E], results[PIPELINE]
     wins, losses, ties, rows = 0, 0, 0, []
     for key in ("bleu1", "bleu2", "rouge_l", "is", "fid", "share_f1", "probe_acc_gold_all", "probe_acc_generator_all", "probe_fid"):
@@ -79,12 +81,12 @@ def verdict(results: dict[str, dict]) -> str:
 # ------------------------------------------------------------ loss curves
 
 def plot_losses(paths, out: Path) -> Path:
+    # slow to import: only the report's plots need it
     import matplotlib
 
     matplotlib.use("Agg")
+    # slow to import: only the report's plots need it
     import matplotlib.pyplot as plt
-
-    from photodialog.training.run_files import read_metrics
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     runs = {E2E: paths.run(E2E), "pipeline text part": paths.run(TEXT), "pipeline image part": paths.run(IMAGE)}
@@ -110,8 +112,6 @@ def plot_losses(paths, out: Path) -> Path:
 
 def examples(paths, files: Path, count: int = SHOWN_EXAMPLES) -> list[dict]:
     """Test turns where the gold reply shares a photo: context, gold and both models' replies and photos."""
-    from photodialog.evaluation.runner import load_targets
-
     predictions = {name: _predictions(paths.eval_json(name)) for name in (E2E, PIPELINE)}
     targets = load_targets(paths.world, "test")
     chosen = [i for i, t in enumerate(targets) if t.response.photos and all(i in p for p in predictions.values())][:count]
@@ -131,6 +131,7 @@ def examples(paths, files: Path, count: int = SHOWN_EXAMPLES) -> list[dict]:
 
 def example_grid(shown: list[dict], out: Path) -> Path:
     """One picture of the examples: a row per example, columns gold | end-to-end | pipeline."""
+    # only photo work needs Pillow; keeps light callers light
     from PIL import Image, ImageDraw
 
     columns, pad, label = ("gold", E2E, PIPELINE), 8, 18
@@ -156,6 +157,7 @@ def _predictions(path: Path) -> dict[int, dict]:
 
 
 def _copy_photo(source: Path, target: Path) -> str:
+    # only photo work needs Pillow; keeps light callers light
     from PIL import Image
 
     with Image.open(source) as image:
@@ -166,8 +168,6 @@ def _copy_photo(source: Path, target: Path) -> str:
 # ------------------------------------------------------------ documents
 
 def write_report(paths, plan: DemoPlan, results: dict[str, dict], baseline: dict, minutes: float, invocations: int = 1) -> Path:
-    from photodialog.evaluation.tables import report as tables_report
-
     files = paths.out / FILES
     shutil.rmtree(files, ignore_errors=True)
     files.mkdir(parents=True)

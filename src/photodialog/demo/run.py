@@ -18,8 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photodialog.baselines.presets import baseline_recipes
+from photodialog.data.synth import ensure_world
+from photodialog.data.synth.probe import Probe, train_probe
+from photodialog.demo.baseline import most_frequent_reply_scores
 from photodialog.demo.lanes import TrainJob, run_lanes
 from photodialog.demo.plan import E2E, IMAGE, PIPELINE, TEXT, DemoPlan
+from photodialog.demo.report import write_report
+from photodialog.evaluation.evaluate import EvalRequest, evaluate
+from photodialog.evaluation.results import load_result
 
 log = logging.getLogger("photodialog.demo")
 
@@ -48,9 +54,6 @@ def say(message: str) -> None:
 
 
 def make_world(paths: DemoPaths, plan: DemoPlan, progress: bool) -> None:
-    from photodialog.data.synth import ensure_world
-    from photodialog.data.synth.probe import Probe, train_probe
-
     started = time.time()
     ensure_world(paths.world, dialogues=plan.dialogues, seed=0, image_size=64, progress=progress)
     try:
@@ -76,9 +79,6 @@ def training_jobs(paths: DemoPaths, plan: DemoPlan) -> list[list[TrainJob]]:
 
 
 def evaluate_models(paths: DemoPaths, plan: DemoPlan, progress: bool) -> dict[str, dict]:
-    from photodialog.evaluation.evaluate import EvalRequest, evaluate
-    from photodialog.evaluation.results import load_result
-
     results = {}
     for name, run in ((E2E, paths.run(E2E)), (PIPELINE, paths.run(IMAGE))):
         target = paths.eval_json(name)
@@ -95,9 +95,6 @@ def evaluate_models(paths: DemoPaths, plan: DemoPlan, progress: bool) -> dict[st
 
 def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True) -> Path:
     """Run every stage; returns the path of ``report.md``."""
-    from photodialog.demo.baseline import most_frequent_reply_scores
-    from photodialog.demo.report import write_report
-
     paths = DemoPaths(Path(out))
     paths.out.mkdir(parents=True, exist_ok=True)
     (paths.out / "plan.json").write_text(json.dumps(plan.__dict__, indent=2), encoding="utf-8")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -103,6 +104,7 @@ def load_image_set(source: ImageSource | ImageSet, what: str) -> ImageSet:
 
 def to_square_tensor(image: Image.Image, size: int) -> torch.Tensor:
     """RGB uint8 CHW tensor: shorter side resized to ``size`` (bicubic), centre-cropped square."""
+    # torch is slow to import: only this path needs it
     import torchvision.transforms.functional as TF
 
     image = as_rgb(image)  # not convert("RGB"): it would clip a 16-bit photo to white
@@ -175,8 +177,6 @@ def _refuse_download(*args, **kwargs):
 @contextlib.contextmanager
 def no_downloads() -> Iterator[None]:
     """Make every download path torch-fidelity could take raise at once instead of waiting on a network."""
-    import sys
-
     targets = [(torch.hub, name) for name in ("load_state_dict_from_url", "download_url_to_file", "load")]
     for module_name, module in list(sys.modules.items()):
         if module_name.startswith("torch_fidelity") and hasattr(module, "load_state_dict_from_url"):
@@ -209,6 +209,7 @@ def _cache_options(reference_cache: str | os.PathLike | None, size: int) -> dict
 
 def _run_torch_fidelity(generated, reference, *, extractor, weights, device, batch_size, isc_splits, rng_seed, verbose,
                         cache_options):
+    # heavy and only needed for IS/FID
     import torch_fidelity
 
     kwargs = dict(

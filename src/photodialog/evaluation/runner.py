@@ -35,6 +35,7 @@ def load_targets(data_path: str | Path, split: str, max_samples: int = 0, *, str
 
 
 def _progress(total: int, desc: str, unit: str, enabled: bool):
+    # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, dynamic_ncols=True)

@@ -38,6 +38,7 @@ def set_training_mode(part: str, module: nn.Module, mode: str, lora: LoraSetting
         return
     if mode != "lora":
         raise ValueError(f"unknown training mode {mode!r} for {part}")
+    # the Hugging Face stack is slow to import: only this path needs it
     from peft import LoraConfig, inject_adapter_in_model
 
     targets = lora.target_modules if part == "llm" else DEFAULT_TARGETS.get(part, lora.target_modules)

@@ -20,6 +20,7 @@ from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
 from photodialog.models.image_generator import ImageGenerator
 from photodialog.models.loading import load_blip2_parts, load_diffusion, load_llm
 from photodialog.models.perceptron import ImagePerceptron
+from photodialog.models.tiny import save_tiny_parts
 from photodialog.models.tokenizers import add_photo_tokens
 
 
@@ -43,8 +44,6 @@ def part_sources(config: ModelConfig, base_dir: str | Path | None = None) -> Par
 
 def ensure_tiny_base(config: ModelConfig, base_dir: str | Path, texts: Iterable[str] | None, seed: int) -> Path:
     """Create the tiny preset's random base parts in ``base_dir`` unless already there."""
-    from photodialog.models.tiny import save_tiny_parts
-
     base = Path(base_dir)
     if (base / "llm" / "config.json").is_file():
         return base

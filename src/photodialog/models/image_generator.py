@@ -10,6 +10,8 @@ the ``seed``, so the same seed draws the same photo whatever else used torch's g
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +25,7 @@ SAMPLERS = SAMPLER_REGISTRY.names  # each a diffusers scheduler class (photodial
 
 def image_to_tensor(image, size: int) -> torch.Tensor:
     """A PIL photo resized (shorter side) and centre-cropped to ``size``, in [-1, 1], [3, size, size]."""
+    # only this path needs numpy; keeps light callers light
     import numpy as np
     from PIL import Image
 
@@ -36,6 +39,7 @@ def image_to_tensor(image, size: int) -> torch.Tensor:
 
 def tensor_to_image(tensor: torch.Tensor):
     """[3, H, W] in [-1, 1] -> PIL RGB."""
+    # only photo work needs Pillow; keeps light callers light
     from PIL import Image
 
     array = ((tensor.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
@@ -49,8 +53,6 @@ def _seeded_step_options(scheduler, generator: torch.Generator) -> dict:
     step; without the seeded generator that noise would come from torch's global RNG, and the
     same seed would not draw the same photo.
     """
-    import inspect
-
     accepts = "generator" in inspect.signature(scheduler.step).parameters
     return {"generator": generator} if accepts else {}
 

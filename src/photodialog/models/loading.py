@@ -36,6 +36,7 @@ def _hub_error(what: str, path_or_id: str, err: Exception) -> UserError:
 
 def load_llm(path_or_id: str, dtype: str = "float32"):
     """A causal LM and its tokenizer."""
+    # the Hugging Face stack is slow to import: only this path needs it
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -48,6 +49,7 @@ def load_llm(path_or_id: str, dtype: str = "float32"):
 
 def load_blip2_parts(path_or_id: str, dtype: str = "float32"):
     """BLIP-2's vision model, Q-Former and query tokens, without its language model."""
+    # the Hugging Face stack is slow to import: only this path needs it
     from transformers import Blip2Config, Blip2QFormerModel, Blip2VisionModel
 
     try:
@@ -79,6 +81,7 @@ def _read_blip2_state(path_or_id: str) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for file, names in files:
         if file.suffix == ".safetensors":
+            # imports torch: only reading or writing weights needs it
             from safetensors import safe_open
 
             with safe_open(str(file), framework="pt") as handle:
@@ -118,6 +121,7 @@ def _fetch(path_or_id: str, filename: str, required: bool = True) -> Path | None
         if required:
             raise OSError(f"{file} is missing")
         return None
+    # the Hugging Face stack is slow to import: only this path needs it
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
@@ -131,6 +135,7 @@ def _fetch(path_or_id: str, filename: str, required: bool = True) -> Path | None
 
 def load_diffusion(path_or_id: str, dtype: str = "float32"):
     """(text_encoder, unet, vae or None, noise scheduler, tokenizer) from a Stable Diffusion folder."""
+    # the Hugging Face stack is slow to import: only this path needs it
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 

@@ -16,6 +16,7 @@ BLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 def photo_to_tensor(image, size: int, mean=BLIP_MEAN, std=BLIP_STD) -> torch.Tensor:
     """A PIL photo (any size) as a normalised [3, size, size] tensor, resized bicubically."""
+    # only this path needs numpy; keeps light callers light
     import numpy as np
     from PIL import Image
 

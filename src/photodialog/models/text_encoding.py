@@ -23,6 +23,7 @@ def token_embedding(text_encoder) -> torch.Tensor:
 
 def encode_token_embeddings(text_encoder, inputs_embeds: torch.Tensor) -> torch.Tensor:
     """Last hidden state of the CLIP text transformer for token embeddings [C, n, d]."""
+    # the Hugging Face stack is slow to import: only this path needs it
     from transformers.masking_utils import create_causal_mask
 
     model = _transformer(text_encoder)

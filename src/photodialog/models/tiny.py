@@ -49,6 +49,7 @@ def save_tiny_llm(out: Path, texts: list[str], sizes: TinySizes) -> None:
 
 def _tiny_gpt2(tokenizer, sizes: TinySizes):
     """DialoGPT's layout (GPT-2) at tiny size, for the Divter baseline."""
+    # the Hugging Face stack is slow to import: only this path needs it
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(
@@ -60,6 +61,7 @@ def _tiny_gpt2(tokenizer, sizes: TinySizes):
 
 
 def _tiny_llama(tokenizer, sizes: TinySizes):
+    # the Hugging Face stack is slow to import: only this path needs it
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -72,6 +74,7 @@ def _tiny_llama(tokenizer, sizes: TinySizes):
 
 
 def save_tiny_blip2(out: Path, sizes: TinySizes) -> None:
+    # the Hugging Face stack is slow to import: only this path needs it
     from transformers import Blip2Config, Blip2ForConditionalGeneration
 
     config = Blip2Config(
@@ -92,6 +95,7 @@ def save_tiny_blip2(out: Path, sizes: TinySizes) -> None:
 
 
 def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent: bool) -> None:
+    # the Hugging Face stack is slow to import: only this path needs it
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -130,6 +134,7 @@ def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent
 
 
 def _diffusers_version() -> str:
+    # the Hugging Face stack is slow to import: only this path needs it
     import diffusers
 
     return diffusers.__version__

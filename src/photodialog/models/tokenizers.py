@@ -10,6 +10,8 @@ real ones do, so that the vocabulary bridge meets the real mismatch problem:
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
 from collections.abc import Iterable
 
@@ -17,16 +19,13 @@ from photodialog import IMG_END, IMG_START
 
 def _serial_training():
     """Train tokenizers on one thread: the parallel trainers give run-to-run different scores."""
-    import os
-
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 
 def _rounded_unigram(tok):
     """The trained Unigram model with scores rounded to 1e-9 and ids in a fixed order: its EM
     sums in hash order, so the last digits of the scores otherwise differ from run to run."""
-    import json
-
+    # the Hugging Face stack is slow to import: only this path needs it
     from tokenizers import Tokenizer
 
     data = json.loads(tok.to_str())
@@ -59,6 +58,7 @@ CLIP_BOS, CLIP_EOS = "<|startoftext|>", "<|endoftext|>"
 
 def train_llm_tokenizer(texts: Iterable[str], vocab_size: int):
     """A Unigram tokenizer (Llama-like ``▁`` word starts) wrapped as a transformers fast tokenizer."""
+    # the Hugging Face stack is slow to import: only this path needs it
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -77,6 +77,7 @@ def train_llm_tokenizer(texts: Iterable[str], vocab_size: int):
     except Exception as err:  # the Rust trainer raises a bare Exception
         if "not large enough" not in str(err):
             raise
+        # may be missing: the except below handles it
         from photodialog.errors import ConfigError
 
         needed = len(set("".join(texts)) - {" "}) + len(specials) + 1  # + the word-start mark
@@ -90,8 +91,7 @@ def train_llm_tokenizer(texts: Iterable[str], vocab_size: int):
 
 def train_llama_tokenizer(texts: Iterable[str], vocab_size: int):
     """A Llama-style tokenizer (SentencePiece BPE with byte fallback) as a real ``LlamaTokenizer``."""
-    import json
-
+    # the Hugging Face stack is slow to import: only this path needs it
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import LlamaTokenizer
 
@@ -112,6 +112,7 @@ def train_clip_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int)
     The merges are learnt by ``learn_bpe_merges`` (deterministic) on words split exactly as
     ``CLIPTokenizer`` splits them (lower-cased, byte-level characters, ``</w>`` at word ends).
     """
+    # the Hugging Face stack is slow to import: only this path needs it
     from transformers import CLIPTokenizer
 
     splitter = CLIPTokenizer(vocab={CLIP_BOS: 0, CLIP_EOS: 1}, merges=[]).backend_tokenizer
@@ -128,6 +129,7 @@ def train_clip_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int)
 
 
 def pre_tokenizers_alphabet() -> list[str]:
+    # the Hugging Face stack is slow to import: only this path needs it
     from tokenizers import pre_tokenizers
 
     return pre_tokenizers.ByteLevel.alphabet()
@@ -169,8 +171,6 @@ def _merge(symbols: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
 
 def _bpe_merges(tok) -> list[tuple[str, str]]:
     """The learnt merges of a ``tokenizers`` BPE model, in order."""
-    import json
-
     return [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in json.loads(tok.to_str())["model"]["merges"]]
 
 
@@ -179,6 +179,7 @@ def add_photo_tokens(tokenizer) -> None:
     present = set(tokenizer.get_vocab())
     missing = [t for t in (IMG_START, IMG_END) if t not in present]
     if missing:
+        # the Hugging Face stack is slow to import: only this path needs it
         from tokenizers import AddedToken
 
         # Strip the spaces around the markers so "a [IMG] b" does not spend tokens on lone spaces.
@@ -196,6 +197,7 @@ def normalized_token_strings(tokenizer) -> list[str]:
     CLIP's byte-level characters are decoded back to text. Special tokens become ``""`` and
     never match.
     """
+    # the Hugging Face stack is slow to import: only this path needs it
     from tokenizers import decoders
 
     specials = set(tokenizer.all_special_ids)

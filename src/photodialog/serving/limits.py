@@ -74,6 +74,7 @@ def kept_size(image, side: int):
     """``image`` scaled down so that its longer side is at most ``side`` (itself when it already is)."""
     if max(image.size) <= side:
         return image
+    # only photo work needs Pillow; keeps light callers light
     from PIL import Image
 
     scale = side / max(image.size)
@@ -88,6 +89,7 @@ def declared_pixels(path: str | Path) -> int:
 
     A file that cannot be read is left to ``check_photo_file``, which says what is wrong with it.
     """
+    # only photo work needs Pillow; keeps light callers light
     from PIL import Image
 
     try:

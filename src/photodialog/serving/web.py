@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -396,8 +397,6 @@ def launch(app, host: str, port: int, limits: InputLimits | None = None) -> str:
 
 def serve_forever(app) -> None:
     """Wait while ``app`` serves; Ctrl-C (or SIGTERM) closes it cleanly and removes the sessions' folders."""
-    import signal
-
     def stop(_signal, _frame):
         raise KeyboardInterrupt
 

@@ -89,6 +89,7 @@ class LatentCache:
 
     def model_space(self, images: torch.Tensor, keys: list[str]) -> torch.Tensor:
         """What ``ImageGenerator.to_model_space(images)`` returns, with the encoder run only for new photos."""
+        # the Hugging Face stack is slow to import: only this path needs it
         from diffusers.utils.torch_utils import randn_tensor
 
         vae = self.generator.vae

@@ -28,6 +28,7 @@ import errno
 import json
 import logging
 import os
+import pickle
 import random
 import shutil
 from dataclasses import asdict
@@ -93,6 +94,7 @@ def save_checkpoint(run_dir: Path, weights: dict[str, torch.Tensor], optimizer, 
 
 
 def _write_folder(tmp: Path, weights, optimizer, scheduler, state: TrainState, config_text: str, average) -> None:
+    # imports torch: only reading or writing weights needs it
     from safetensors.torch import save_file
 
     tmp.mkdir(parents=True)
@@ -210,8 +212,6 @@ def load_resume_state(folder: Path, optimizer, scheduler) -> None:
 
 
 def _load_tensors_only(path: Path):
-    import pickle
-
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # what weights_only=True raises for anything but tensors and containers

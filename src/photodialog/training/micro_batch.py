@@ -20,6 +20,7 @@ import random
 from dataclasses import dataclass
 
 import torch
+from photodialog.errors import UserError
 
 CPU_MAX = 16
 PROBE_DRAW = 256  # samples drawn to find the longest ones
@@ -96,8 +97,6 @@ def _restore_random_states(states: dict) -> None:
 
 def fixed_micro_batch(config, processes: int = 1) -> int:
     """``train.micro_batch_size`` as a number: itself, or for ``auto`` the CPU rule (``choose_on_cpu``)."""
-    from photodialog.errors import UserError
-
     micro, batch = config.train.micro_batch_size, config.train.batch_size
     if micro != "auto":
         return micro

@@ -7,7 +7,9 @@ import logging
 import platform
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
+from photodialog.files import write_text
 
 log = logging.getLogger("photodialog.train")
 
@@ -16,14 +18,13 @@ PACKAGES = ("torch", "transformers", "diffusers", "accelerate", "peft", "safeten
 
 def environment() -> dict:
     """Versions of Python, the OS and the packages a result depends on."""
-    from importlib import metadata
-
     versions = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    # torch is slow to import: only this path needs it
     import torch
 
     return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
@@ -32,8 +33,6 @@ def environment() -> dict:
 
 
 def write_environment(run_dir: Path) -> None:
-    from photodialog.files import write_text
-
     write_text(run_dir / "environment.json", json.dumps(environment(), indent=2))
 
 
@@ -55,6 +54,7 @@ class MetricsLog:
         self.writer = None
         if enabled:
             try:
+                # may be missing: the except below handles it
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.writer = SummaryWriter(str(run_dir / "tensorboard"))

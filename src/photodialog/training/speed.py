@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import torch
+from photodialog.training.caches import enable_frozen_caches
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,6 @@ def compile_parts(model) -> list[str]:
 
 def setup_for_speed(model, train_config) -> dict:
     """Frozen-output caches and compilation as ``train_config`` asks; returns what was set, for the log."""
-    from photodialog.training.caches import enable_frozen_caches
-
     done = {}
     if train_config.cache_frozen:
         done["cached"] = enable_frozen_caches(model, int(train_config.cache_max_gb * 1e9))

@@ -20,15 +20,18 @@ from pathlib import Path
 
 import torch
 
-from photodialog.config import RunConfig, save_config
+from photodialog.config import RunConfig, load_config, save_config
+from photodialog.data.samples import build_samples
 from photodialog.errors import RunStopped, UserError
 from photodialog.files import write_text
+from photodialog.system import build_system
 from photodialog.training import checkpoint as ckpt
 from photodialog.training.data import epoch_order, load_split, tokenizer_texts, training_dataset
 from photodialog.training.dev_eval import dev_selection, dev_set
+from photodialog.training.ema import WeightAverage
 from photodialog.training.run_files import MetricsLog, attach_log_file, read_metrics, write_environment
 from photodialog.training.schedules import tau_at, warmup_then_constant
-from photodialog.training.micro_batch import fixed_micro_batch
+from photodialog.training.micro_batch import choose_on_cuda, fixed_micro_batch
 from photodialog.training.speed import adamw, setup_for_speed
 
 log = logging.getLogger("photodialog.train")
@@ -49,6 +52,7 @@ class TrainResult:
 
 class Trainer:
     def __init__(self, config: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True):
+        # the Hugging Face stack is slow to import: only this path needs it
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
 
@@ -74,8 +78,6 @@ class Trainer:
     def _micro_batch_from_memory(self, model, dataset) -> None:
         """``train.micro_batch_size=auto`` on a GPU: probe two small steps, fit the largest micro-batch in free
         memory (``training/micro_batch.py``; every process takes the smallest choice) and record it in config.yaml."""
-        from photodialog.training.micro_batch import choose_on_cuda
-
         t, world, device = self.config.train, self.accelerator.num_processes, self.accelerator.device
         model.to(device).train()
 
@@ -128,8 +130,6 @@ class Trainer:
         self.accelerator.wait_for_everyone()
 
     def _load_data(self):
-        from photodialog.data.samples import build_samples
-
         cfg = self.config
         train, report = load_split(cfg.data, cfg.data.train_split)
         if not report.ok and self.main:
@@ -146,8 +146,6 @@ class Trainer:
         return train, samples, dev_samples
 
     def _build(self):
-        from photodialog.system import build_system
-
         train_dialogues, samples, dev_samples = self._load_data()
         if self.main and self.config.model.preset == "tiny":
             build_system(self.config, self.run_dir, tokenizer_texts(train_dialogues))  # creates base/ once
@@ -181,6 +179,7 @@ class Trainer:
         self._check_data_path()  # before _prepare_run_dir, so a wrong path leaves no run folder behind
         self._prepare_run_dir()
         handler = attach_log_file(self.run_dir) if self.main else None
+        # the Hugging Face stack is slow to import: only this path needs it
         from accelerate.utils import set_seed
 
         set_seed(self.config.train.seed)  # python, numpy and torch: caption dropout uses python's
@@ -240,7 +239,6 @@ class Trainer:
         per_batch = self.config.train.micro_batch_size * self.accelerator.num_processes
         samples = state.samples_in_epoch
         if samples < 0:  # saved before positions were kept in samples: the saved micro-batch size counts
-            from photodialog.config import load_config
 
             saved_micro = load_config(str(folder / "config.yaml")).train.micro_batch_size
             if saved_micro != self.config.train.micro_batch_size and state.batches_in_epoch:
@@ -258,9 +256,8 @@ class Trainer:
         state.samples_in_epoch, state.batches_in_epoch = samples, samples // per_batch
 
     def _weight_average(self, model):
+        # the Hugging Face stack is slow to import: only this path needs it
         from accelerate.utils import DistributedType
-
-        from photodialog.training.ema import WeightAverage
 
         decay = self.config.train.ema_decay
         if not decay:
@@ -269,6 +266,7 @@ class Trainer:
             raise UserError("train.ema_decay needs whole parameters on each process; turn it off (0) under FSDP or DeepSpeed")
         average = WeightAverage({n: p for n, p in model.named_parameters() if p.requires_grad}, decay)
         if self._resumed_from is not None and (self._resumed_from / ckpt.EMA_WEIGHTS).is_file():
+            # imports torch: only reading or writing weights needs it
             from safetensors.torch import load_file
 
             average.load(load_file(str(self._resumed_from / ckpt.EMA_WEIGHTS)))
@@ -334,6 +332,7 @@ class Trainer:
     def _progress_bar(self, total: int, initial: int):
         if not self.progress:
             return None
+        # progress bars only where they are shown; keeps light callers light
         from tqdm.auto import tqdm
 
         return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
@@ -487,6 +486,7 @@ class Trainer:
         decided alone to stop early would leave the others waiting in the next all-reduce."""
         if self.accelerator.num_processes == 1:
             return value
+        # the Hugging Face stack is slow to import: only this path needs it
         from accelerate.utils import broadcast_object_list
 
         return broadcast_object_list([value], from_process=0)[0]

@@ -41,6 +41,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.data.report import LoadReport
     from photodialog.data.stats import dataset_stats
 

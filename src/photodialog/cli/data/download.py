@@ -202,6 +202,7 @@ def _add_fallback_arguments(parser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.data.download import DownloadOptions, HttpLimits, download_dataset
     from photodialog.data.download.fallback import FallbackOptions
     from photodialog.data.download.sources import parse_splits

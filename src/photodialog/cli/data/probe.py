@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from photodialog.cli.common import add_renamed_flag
 
 DESCRIPTION = """\
@@ -13,8 +15,6 @@ Deterministic for a seed on CPU."""
 
 
 def register(subparsers) -> None:
-    import argparse
-
     parser = subparsers.add_parser(
         "probe", help="train the photo probe of a synthetic world (scores generated photos)",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -39,6 +39,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.data.synth.probe import train_probe
 
     report = train_probe(args.world, out_dir=args.out, epochs=args.epochs,

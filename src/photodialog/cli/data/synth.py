@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+
+import time
+
 from photodialog.cli.common import add_renamed_flag
 
 DESCRIPTION = """\
@@ -24,8 +28,6 @@ next: train the photo probe that scores generated photos with
 
 
 def register(subparsers) -> None:
-    import argparse
-
     parser = subparsers.add_parser(
         "synth", help="write the synthetic photo-sharing world (the embedded default dataset)",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -47,8 +49,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import time
-
+    # loaded when the command runs, not for --help
     from photodialog.data.synth.writer import write_world
 
     started = time.perf_counter()

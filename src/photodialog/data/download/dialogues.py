@@ -110,6 +110,7 @@ def _fetch_file(root, remote, url, limit, limits, progress, source) -> DialogueF
 
 def _save_whole(body: Body, path: Path, progress: bool) -> int:
     """Stream the body to a temporary file, then rename it: never a half-written dialogue file."""
+    # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
 
     tmp = path.with_name(f".{path.name}.part")

@@ -20,6 +20,7 @@ from pathlib import Path
 from photodialog.data.download.images import ImageRejected, check_image, place_photo, temp_path_for
 from photodialog.data.download.manifest import GENERATED, ManifestEntry
 from photodialog.data.download.photo_sources import GENERATOR
+from photodialog.devices import resolve_device
 from photodialog.errors import UserError
 
 
@@ -56,10 +57,9 @@ def check_model_reference(model: str) -> None:
 
 def load_pipeline(options: FallbackOptions):
     """``AutoPipelineForText2Image.from_pretrained(model)`` on the chosen device."""
+    # torch is slow to import: only this path needs it
     import torch
     from diffusers import AutoPipelineForText2Image
-
-    from photodialog.devices import resolve_device
 
     device = resolve_device(options.device)
     kwargs = {"dtype": torch.float16 if device == "cuda" else torch.float32}
@@ -90,6 +90,7 @@ def regenerate(
     progress: bool = True,
 ) -> None:
     """Draw every missing photo that has a caption; ``record`` each result (the caller counts them)."""
+    # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
 
     drawable = [m for m in missing if m.caption]
@@ -104,6 +105,7 @@ def regenerate(
 
 def draw_one(pipeline, photo: MissingPhoto, root: Path, options: FallbackOptions) -> ManifestEntry | None:
     """Generate, check and place one photo; None if the model failed on it."""
+    # torch is slow to import: only this path needs it
     import torch
 
     kwargs = {

@@ -72,6 +72,7 @@ def place_photo(tmp: Path, root: str | Path, stem: str, checked: PhotoFileInfo) 
 
 
 def _reencode_as_png(tmp: Path) -> Path:
+    # only photo work needs Pillow; keeps light callers light
     from PIL import Image
 
     png = tmp.with_name(tmp.name + ".png" + PART_SUFFIX)

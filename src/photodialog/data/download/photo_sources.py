@@ -119,6 +119,7 @@ class HubMirror:
         return sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if p.is_file())
 
     def _hub_names(self) -> list[str]:
+        # the Hugging Face stack is slow to import: only this path needs it
         import huggingface_hub
 
         try:
@@ -140,6 +141,7 @@ class HubMirror:
             elif self.folder is not None:
                 found.urls[ref.stem] = (self.folder / name).resolve().as_uri()
             else:
+                # the Hugging Face stack is slow to import: only this path needs it
                 import huggingface_hub
 
                 found.urls[ref.stem] = huggingface_hub.hf_hub_url(self.repo, name, repo_type="dataset", revision=self.revision)

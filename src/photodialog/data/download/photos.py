@@ -134,6 +134,7 @@ def fetch_photos(
     ``manifest`` (by stem) is updated in place as well as on disk, also when the run is cut
     short, so the caller goes on with the newest state without reading the file again.
     """
+    # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
 
     result = PhotoRunResult()

@@ -65,6 +65,7 @@ class Probe:
     @classmethod
     def load(cls, path: str | Path) -> "Probe":
         """Load from a probe folder, or from a world folder that has one in ``probe/``."""
+        # imports torch: only reading or writing weights needs it
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -85,6 +86,7 @@ class Probe:
 
     def save(self, folder: str | Path, extra: dict | None = None) -> None:
         """Write weights and config (plus ``extra`` fields such as accuracies) to ``folder``."""
+        # imports torch: only reading or writing weights needs it
         from safetensors.torch import save_file
 
         folder = Path(folder)
@@ -128,6 +130,7 @@ class Probe:
         return result
 
     def _run(self, images, features_only: bool):
+        # torch is slow to import: only this path needs it
         import torch
 
         outputs = []
@@ -172,6 +175,7 @@ def train_probe(world_dir: str | Path, out_dir: str | Path | None = None, epochs
 
 @contextmanager
 def _torch_threads(threads: int | None):
+    # torch is slow to import: only this path needs it
     import torch
 
     before = torch.get_num_threads()
@@ -185,6 +189,7 @@ def _torch_threads(threads: int | None):
 
 def _train_probe(world_dir, out_dir, epochs, image_size, seed, batch_size, lr,
                  progress) -> ProbeReport:
+    # torch is slow to import: only this path needs it
     import torch
 
     if epochs < 1 or batch_size < 1:
@@ -214,6 +219,7 @@ def _train_probe(world_dir, out_dir, epochs, image_size, seed, batch_size, lr,
 
 
 def _labelled_tensors(photos: list[LabelledPhoto], config: ProbeConfig):
+    # torch is slow to import: only this path needs it
     import torch
 
     x = images_to_tensor([read_rgb(p.path) for p in photos], config.image_size)
@@ -224,6 +230,7 @@ def _labelled_tensors(photos: list[LabelledPhoto], config: ProbeConfig):
 
 def _fit(network, train_set, epochs: int, batch_size: int, lr: float, seed: int,
          progress: bool) -> list[float]:
+    # torch is slow to import: only this path needs it
     import torch
     from torch.nn import functional as F
     from tqdm import tqdm
@@ -253,6 +260,7 @@ def _fit(network, train_set, epochs: int, batch_size: int, lr: float, seed: int,
 
 def _evaluate(probe: Probe, photos: list[LabelledPhoto], out_dir, epochs: int, train_count: int,
               started: float, losses: list[float]) -> ProbeReport:
+    # only photo work needs Pillow; keeps light callers light
     from PIL import ImageFilter
 
     images = [read_rgb(p.path) for p in photos]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 def augment(x, generator):
     """Flips, shifts, colour jitter, blur, pixelation and noise, per image (x in [0, 1])."""
+    # torch is slow to import: only this path needs it
     import torch
     from torch.nn import functional as F
 
@@ -37,6 +38,7 @@ def augment(x, generator):
 
 def _shift(x, max_shift: int, generator):
     """Shift each image by up to ``max_shift`` pixels, filling with the replicated border."""
+    # torch is slow to import: only this path needs it
     import torch
     from torch.nn import functional as F
 
@@ -49,6 +51,7 @@ def _shift(x, max_shift: int, generator):
 
 def _blur(x, sigmas):
     """Gaussian blur with a per-image sigma (0 leaves the image as it is)."""
+    # torch is slow to import: only this path needs it
     import torch
     from torch.nn import functional as F
 

@@ -38,6 +38,7 @@ def read_rgb(path: str | Path) -> Image.Image:
 
 def images_to_tensor(images: list[Image.Image], size: int):
     """A float tensor ``[N, 3, size, size]`` in [0, 1] (RGB, bilinear resize)."""
+    # torch is slow to import: only this path needs it
     import torch
 
     arrays = []
@@ -53,6 +54,7 @@ def images_to_tensor(images: list[Image.Image], size: int):
 
 def build_network(config: ProbeConfig):
     """Conv stages (conv-BN-ReLU, max-pool), global average pool, one linear head per attribute."""
+    # torch is slow to import: only this path needs it
     import torch
     from torch import nn
 

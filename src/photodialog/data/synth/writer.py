@@ -149,6 +149,7 @@ def _prepare_folder(out: Path, force: bool) -> None:
 
 
 def _progress(plan: list[PlannedDialogue], enabled: bool):
+    # progress bars only where they are shown; keeps light callers light
     from tqdm import tqdm
 
     return tqdm(plan, desc="synthesising dialogues", unit="dialogue", disable=not enabled)
