@@ -28,8 +28,9 @@ MAX_DEPTH = 64
 # datasets can be split into several files per split, or given as JSONL or Parquet.
 MAX_DATASET_FILE_BYTES = 1 << 30
 
-# A recipe is a page of YAML.
+# A recipe is a page of YAML; an eval result a few pages of JSON.
 MAX_RECIPE_BYTES = 1 << 20
+MAX_RESULT_BYTES = 64 << 20
 
 DEPTH_ADVICE = "no dialogue format nests that deep: the file is damaged, or not what this command reads"
 

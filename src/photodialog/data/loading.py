@@ -256,7 +256,7 @@ def _datasets_sources(folder: Path) -> list[SourceFile]:
     if not index.is_file():
         return [SourceFile(folder, _split_named(folder.name), hf_split="")]
     try:
-        names = json.loads(index.read_text(encoding="utf-8"))["splits"]
+        names = json_limits.loads(index.read_text(encoding="utf-8"))["splits"]  # TooDeep is a ValueError
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DataError(f"{index} is not a valid datasets index ({err}); save the dataset again") from None
     return [SourceFile(folder, canonical_split(name), hf_split=name) for name in names]

@@ -57,7 +57,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from photodialog import __version__
+from photodialog import __version__, json_limits
 from photodialog.errors import UserError
 from photodialog.evaluation.aggregate import aggregate_seeds
 from photodialog.evaluation.eval_files import write_text
@@ -194,8 +194,13 @@ def save_result(result: Mapping[str, Any], path: str | os.PathLike) -> Path:
 def load_result(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate an eval result JSON; ``UserError`` if missing, not JSON, or off-schema."""
     path = Path(path)
+    too_large = json_limits.file_too_large(path, json_limits.MAX_RESULT_BYTES)
+    if too_large:
+        raise UserError(f"{too_large}; an eval result is a small JSON file (photodialog eval writes it)")
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = json_limits.loads(path.read_text(encoding="utf-8"))
+    except json_limits.TooDeep as exc:
+        raise UserError(f"{path} is {exc}; it is not an eval result") from None
     except (FileNotFoundError, NotADirectoryError):
         # NotADirectoryError: a parent of the path is a file (e.g. a result JSON given as a folder).
         raise UserError(f"eval result file not found: {path}") from None
