@@ -164,3 +164,13 @@ def test_a_huge_recipe_is_refused(tmp_path, capsys):
     recipe = _sparse(tmp_path / "big.yaml", 2 * 2**20)
     assert main(["train", "--config", str(recipe), "--output-dir", str(tmp_path / "run")]) == 2
     assert "big.yaml is 2.0 MB, more than the limit of 1.0 MB" in capsys.readouterr().err
+
+
+def test_eval_compare_refuses_a_deep_or_huge_result(tmp_path, capsys):
+    deep = tmp_path / "deep.json"
+    deep.write_text(nested_json(DEEP))
+    assert main(["eval", "compare", str(deep)]) == 2
+    assert "deep.json is nested 5,000 levels deep" in capsys.readouterr().err
+    huge = _sparse(tmp_path / "huge.json", json_limits.MAX_RESULT_BYTES + 1)
+    assert main(["eval", "compare", str(huge)]) == 2
+    assert "huge.json is 64.0 MB, more than the limit" in capsys.readouterr().err
