@@ -48,6 +48,7 @@ class ProbeCaptioner:
         self.cache: dict[str, str] = {}
 
     def caption(self, photo: Photo) -> str:
+        """The probe's caption of ``photo`` ("a red car at the beach"), cached per file; raises ``DataError`` for an unreadable photo."""
         if photo.path not in self.cache:
             found = self.probe.predict([load_photo(photo.path)])[0]
             self.cache[photo.path] = caption_for(Triple(found["object"], found["colour"], found["scene"]))
@@ -79,6 +80,10 @@ class ModelCaptioner:
 
     @torch.no_grad()
     def caption(self, photo: Photo) -> str:
+        """The captioner's text for ``photo`` (at most 30 new tokens), loading the model on first use; cached per file.
+
+        Raises ``UserError`` when the model cannot be loaded and ``DataError`` for an unreadable photo.
+        """
         if photo.path not in self.cache:
             if self.model is None:
                 self._load()
@@ -89,6 +94,12 @@ class ModelCaptioner:
 
 
 def make_captioner(model: ModelConfig, data_path: str):
+    """What turns context photos into text for a pipeline (``model.context_photos=caption``).
+
+    None for ``captioner=gold`` (the dataset's descriptions) or when photos are perceived as pixels;
+    the world's probe for ``probe`` (``UserError`` without ``data_path``); else a ``transformers``
+    image-to-text model id or folder.
+    """
     if model.context_photos != "caption" or model.captioner == "gold":
         return None
     if model.captioner == "probe":
@@ -100,6 +111,11 @@ def make_captioner(model: ModelConfig, data_path: str):
 
 @dataclass
 class DialogueSystem:
+    """A model with everything needed to feed it: the run's config, the ``PhotoDialogModel``, the
+    formatter that lays dialogues out as tokens (None for a generator trained alone) and the photo
+    loader; ``checkpoint`` is the folder it was loaded from (None when freshly built).
+    """
+
     config: RunConfig
     model: PhotoDialogModel
     formatter: DialogueFormatter | None
@@ -114,6 +130,7 @@ class DialogueSystem:
         return collate(items, self.photos, pad_id=self.model.tokenizer.pad_token_id, context_size=size)
 
     def responder(self) -> Responder:
+        """The inference driver (paper §2.5) for this system; ``UserError`` when it has no language model."""
         if self.formatter is None:
             raise UserError("this checkpoint has no language model (a pipeline image part trained without model.text_from)")
         return Responder(self.model, self.formatter, self.photos)
@@ -149,6 +166,9 @@ class DialogueSystem:
 
 
 def make_formatter(model: PhotoDialogModel, config: RunConfig) -> DialogueFormatter | None:
+    """The token layout of ``model``'s dialogues (``num_query_tokens`` slots per context photo), or None
+    without an LLM (a generator trained alone).
+    """
     if model.llm is None:
         return None
     slots = model.perceptron.num_query_tokens if model.perceptron is not None else 0
@@ -160,6 +180,9 @@ def make_formatter(model: PhotoDialogModel, config: RunConfig) -> DialogueFormat
 
 
 def make_photo_tensors(model: PhotoDialogModel) -> PhotoTensors:
+    """Photo loading for ``model``: the perceptron's preprocessing for context photos and
+    ``image_to_tensor`` at the generator's size ([3, S, S] in [-1, 1]) for target photos.
+    """
     context = (lambda image: model.perceptron.preprocess([image])[0]) if model.perceptron is not None else None
     target = (lambda image: image_to_tensor(image, model.generator.image_size)) if model.generator is not None else None
     return PhotoTensors(context, target)
@@ -246,6 +269,7 @@ def assemble_system(config: RunConfig, sources, weights: Path, folder: Path) -> 
 
 
 def ready_for_inference(system: DialogueSystem, device: str | torch.device | None) -> DialogueSystem:
+    """``system`` on ``device`` (unchanged when None) in eval mode; returns it."""
     if device is not None:
         system.model.to(device)
     system.model.eval()

@@ -538,6 +538,7 @@ class PhotoFinder:
                 photo.path = self.find(photo)
 
     def find(self, photo: Photo) -> str | None:
+        """The local file of ``photo`` (by ``photo_id``, then by URL) or None; cached per photo."""
         if not self._enabled:
             return None
         key = (photo.photo_id, photo.url)

@@ -63,10 +63,12 @@ class LoadReport:
 
     @property
     def problems(self) -> int:
+        """How many records or files were skipped, all reasons together."""
         return sum(self.counts.values())
 
     @property
     def ok(self) -> bool:
+        """True when nothing was skipped."""
         return not self.counts
 
     def summary(self) -> str:

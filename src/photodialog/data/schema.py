@@ -43,6 +43,7 @@ class Turn:
 
     @property
     def shares_photo(self) -> bool:
+        """True when the turn shares at least one photo."""
         return bool(self.photos)
 
 

@@ -44,6 +44,7 @@ class SplitStats:
 
     @property
     def distinct_photos(self) -> int:
+        """Photos counted once each (by id, else URL or file)."""
         return len(self.photo_keys)
 
     @property
@@ -78,6 +79,7 @@ class SplitStats:
         self.photo_keys |= other.photo_keys
 
     def as_dict(self) -> dict:
+        """The row as JSON-ready values (ratios rounded to 4 places)."""
         return {
             "split": self.split,
             "dialogues": self.dialogues,
@@ -101,6 +103,7 @@ class DatasetStats:
     report: LoadReport
 
     def as_dict(self) -> dict:
+        """Table 1 as JSON: per split, the total, the formats read and the load report."""
         return {
             "path": self.path,
             "formats": dict(self.report.formats),

@@ -34,6 +34,9 @@ class PartSources:
 
 
 def part_sources(config: ModelConfig, base_dir: str | Path | None = None) -> PartSources:
+    """Where the three parts load from: the hub ids or folders of the config (paper preset), or the
+    run's ``base_dir`` with ``llm/``, ``blip2/`` and ``diffusion/`` (tiny preset; ``UserError`` without it).
+    """
     if config.preset == "paper":
         return PartSources(config.llm, config.blip2, config.diffusion)
     if base_dir is None:
@@ -86,6 +89,11 @@ def build_model(config: ModelConfig, sources: PartSources) -> PhotoDialogModel:
 
 
 def apply_training_modes(model: PhotoDialogModel, config: ModelConfig) -> None:
+    """Freeze, wrap with LoRA or fully train each part as ``config.train`` says (in place).
+
+    The perceptron's projection always trains (it is new); trainable weights are kept in float32
+    whatever the frozen parts' dtype.
+    """
     for part, module in model.part_modules().items():
         mode = getattr(config.train, part)
         if part == "perceptron":

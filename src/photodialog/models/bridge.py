@@ -70,6 +70,7 @@ class BridgePlan:
     unbridged: int = 0  # captions whose matrix is empty: they get no gradient
 
     def to(self, device) -> "BridgePlan":
+        """Move every tensor field to ``device`` (in place); returns the plan."""
         for name, value in vars(self).items():
             if isinstance(value, torch.Tensor):
                 setattr(self, name, value.to(device))
@@ -217,6 +218,11 @@ def weighted_bag_sum(ids: torch.Tensor, table: torch.Tensor, offsets: torch.Tens
 
 
 def gathered_bag_sum(ids: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``weighted_bag_sum`` without ``embedding_bag``: gather the rows, weight them, ``index_add`` per bag.
+
+    Used for bfloat16/float16 on CUDA, where ``embedding_bag`` has no backward. ``ids`` [N],
+    ``table`` [V, d], ``offsets`` [C] (bag starts), ``weights`` [N]; returns [C, d].
+    """
     ends = torch.cat([offsets[1:], offsets.new_tensor([len(ids)])])
     bag_of_entry = torch.repeat_interleave(torch.arange(len(offsets), device=ids.device), ends - offsets)
     weighted = table.index_select(0, ids) * weights.unsqueeze(1)

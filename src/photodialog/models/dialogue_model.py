@@ -41,6 +41,10 @@ class JointSettings:
 
 @dataclass
 class LossOutput:
+    """The losses of one batch: ``loss`` = text_weight * L_t + alpha * L_v (Eq. 13), the parts
+    (None when a part is absent) and diagnostic ``stats`` (floats, for the metrics log).
+    """
+
     loss: torch.Tensor
     text_loss: torch.Tensor | None = None
     image_loss: torch.Tensor | None = None
@@ -48,6 +52,14 @@ class LossOutput:
 
 
 class PhotoDialogModel(nn.Module):
+    """The see-and-draw model (paper §2): an LLM that reads context photos through the image
+    perceptron (Eq. 3) and writes captions that reach the image generator through STGS (Eq. 4-7)
+    and the vocabulary bridge (Eq. 8-11), so that L_v (Eq. 12) trains the LLM too.
+
+    Any part may be absent: a pipeline's text part has no generator, its image part no LLM (then
+    there is no bridge).
+    """
+
     def __init__(self, llm=None, tokenizer=None, perceptron=None, generator=None, settings: JointSettings | None = None):
         super().__init__()
         self.llm, self.tokenizer, self.perceptron, self.generator = llm, tokenizer, perceptron, generator
@@ -60,6 +72,7 @@ class PhotoDialogModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device of the model's (first) parameters."""
         return next(self.parameters()).device
 
     # ------------------------------------------------------------ LLM input
@@ -95,6 +108,13 @@ class PhotoDialogModel(nn.Module):
 
     def forward(self, batch: Batch, *, tau: float = 1.0, alpha: float = 1.0, text_weight: float = 1.0,
                 generator: torch.Generator | None = None) -> LossOutput:
+        """The training losses of ``batch`` (Eq. 13: L = text_weight * L_t + alpha * L_v).
+
+        L_t (Eq. 2) is the mean NLL of the response tokens; for every caption with a target photo the
+        caption logits go through STGS at temperature ``tau`` (Eq. 4-7), the bridge (Eq. 8-11) and the
+        diffusion loss L_v (Eq. 12). ``generator`` seeds the Gumbel and diffusion noise. A part the
+        model lacks, or ``alpha`` = 0, leaves its loss None.
+        """
         stats: dict = {}
         text_loss = caption_sample = None
         caption_rows: list[list[int]] = []

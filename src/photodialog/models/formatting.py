@@ -36,6 +36,11 @@ class ResponseCaption:
 
 @dataclass
 class EncodedSample:
+    """One sample as token ids in the training layout: ``labels`` are the response's ids and
+    ``IGNORE`` elsewhere; ``photo_slots`` are the positions that receive the context photos'
+    embeddings (``num_query_tokens`` per photo, in ``context_photos`` order).
+    """
+
     input_ids: list[int]
     labels: list[int]
     photo_slots: list[int] = field(default_factory=list)  # positions filled with photo embeddings
@@ -119,6 +124,7 @@ class DialogueFormatter:
     # ------------------------------------------------------------ training sample
 
     def encode(self, sample: Sample) -> EncodedSample:
+        """``sample`` as prompt + response ids with labels on the response only (teacher forcing)."""
         tags = self._speaker_tags(sample.context + [sample.response])
         prompt, slots, photos, _ = self.encode_prompt(sample.context, sample.response.speaker, tags)
         response, captions = self.encode_response(sample.response, offset=len(prompt))

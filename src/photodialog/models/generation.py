@@ -140,6 +140,9 @@ class Responder:
 
     @torch.no_grad()
     def generate_ids(self, contexts, responders, settings: GenerationSettings, streamer=None) -> list[list[int]]:
+        """The new token ids of one reply per context (prompt excluded), decoded as ``settings`` says
+        (greedy, beam or sampling, at most ``max_new_tokens``, KV cache on); ``streamer`` receives tokens as they come.
+        """
         tokenizer = self.model.tokenizer
         embeds, mask = self.prompt_inputs(contexts, responders)
         kwargs = dict(max_new_tokens=settings.max_new_tokens, eos_token_id=tokenizer.eos_token_id,

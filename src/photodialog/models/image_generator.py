@@ -73,6 +73,7 @@ class ImageGenerator(nn.Module):
     # ------------------------------------------------------------ text
 
     def token_embedding(self) -> torch.Tensor:
+        """E, the text encoder's token embedding matrix [|V_SD|, d] (the bridge reads R_SD @ E)."""
         return token_embedding(self.text_encoder)
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
@@ -81,6 +82,7 @@ class ImageGenerator(nn.Module):
         return self.encode_embeddings(F.embedding(ids.to(self.token_embedding().device), self.token_embedding()))
 
     def encode_embeddings(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        """The text encoder's hidden states [C, n, d] for input embeddings [C, n, d] (instead of ids, so gradients pass)."""
         return encode_token_embeddings(self.text_encoder, inputs_embeds)
 
     # ------------------------------------------------------------ images <-> model space
@@ -93,6 +95,7 @@ class ImageGenerator(nn.Module):
         return (latents - (self.vae.config.shift_factor or 0.0)) * self.vae.config.scaling_factor
 
     def from_model_space(self, sample: torch.Tensor) -> torch.Tensor:
+        """Pixels [N, 3, H, W] in [-1, 1] from the diffusion space: VAE-decoded latents, or the sample itself without a VAE."""
         if self.vae is None:
             return sample.clamp(-1, 1)
         latents = sample / self.vae.config.scaling_factor + (self.vae.config.shift_factor or 0.0)

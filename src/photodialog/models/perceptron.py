@@ -39,10 +39,12 @@ class ImagePerceptron(nn.Module):
 
     @property
     def image_size(self) -> int:
+        """The side in pixels the vision model expects."""
         return int(self.vision_model.config.image_size)
 
     @property
     def num_query_tokens(self) -> int:
+        """Embeddings per photo in the LLM input: the Q-Former's learned queries (32 in BLIP-2)."""
         return int(self.query_tokens.shape[1])
 
     def preprocess(self, images) -> torch.Tensor:

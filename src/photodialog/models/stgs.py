@@ -33,6 +33,7 @@ class STGSSample:
     soft: torch.Tensor  # [m, V] float, requires grad through the logits
 
     def one_hot(self) -> torch.Tensor:
+        """The straight-through rows [m, |V|]: exactly one-hot forward, the soft sample's gradient backward (Eq. 7)."""
         hard = torch.nn.functional.one_hot(self.tokens, self.soft.shape[-1]).to(self.soft.dtype)
         return hard + (self.soft - self.soft.detach())
 

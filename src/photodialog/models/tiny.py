@@ -38,6 +38,9 @@ def save_tiny_parts(out: str | Path, texts: Iterable[str], sizes: TinySizes, *, 
 
 
 def save_tiny_llm(out: Path, texts: list[str], sizes: TinySizes) -> None:
+    """Train a tiny tokenizer on ``texts`` and save a random causal LM (Llama or GPT-2 layout, ``sizes``)
+    with it to ``out`` in the ``from_pretrained`` layout.
+    """
     if sizes.llm_tokenizer == "llama_bpe":
         tokenizer = train_llama_tokenizer(texts, sizes.llm_vocab)
     else:
@@ -75,6 +78,7 @@ def _tiny_llama(tokenizer, sizes: TinySizes):
 
 def save_tiny_blip2(out: Path, sizes: TinySizes) -> None:
     # the Hugging Face stack is slow to import: only this path needs it
+    """Save a random BLIP-2 (vision model, Q-Former, query tokens; a stub OPT) of ``sizes`` to ``out``."""
     from transformers import Blip2Config, Blip2ForConditionalGeneration
 
     config = Blip2Config(
@@ -96,6 +100,9 @@ def save_tiny_blip2(out: Path, sizes: TinySizes) -> None:
 
 def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent: bool) -> None:
     # the Hugging Face stack is slow to import: only this path needs it
+    """Save a random Stable Diffusion folder (tokenizer trained on ``texts``, CLIP text encoder, UNet,
+    scheduler, and a VAE when ``latent``) of ``sizes`` to ``out``.
+    """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 

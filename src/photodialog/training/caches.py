@@ -40,6 +40,7 @@ class Budget:
         self.warned = False
 
     def take(self, nbytes: int) -> bool:
+        """Reserve ``nbytes`` of cache memory; False (with one warning) when it would exceed ``max_bytes``."""
         if self.used + nbytes > self.max_bytes:
             if not self.warned:
                 log.warning("frozen-output caches full (%.1f GB, train.cache_max_gb): further photos are computed every step",
@@ -125,6 +126,7 @@ class PerceptronCache:
 
 
 def trains(module: nn.Module) -> bool:
+    """True when any parameter of ``module`` gets a gradient."""
     return any(p.requires_grad for p in module.parameters())
 
 

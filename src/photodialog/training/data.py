@@ -58,6 +58,7 @@ class EncodedSamples(torch.utils.data.Dataset):
         return self._cache[index]
 
     def shares_photo(self, index: int) -> bool:
+        """Whether sample ``index``'s response shares a photo (for oversampling those)."""
         return self.samples[index].response.shares_photo
 
 
@@ -75,6 +76,7 @@ class CaptionPairs(torch.utils.data.Dataset):
         return ResponseCaption(positions=[], text=photo.caption, photo=photo)
 
     def shares_photo(self, index: int) -> bool:
+        """Always True: every caption pair is a shared photo."""
         return True
 
 
@@ -95,6 +97,7 @@ class EpochOrder:
         return len(self.indices) // self.global_micro_batch  # the last partial batch is dropped
 
     def local_batch(self, position: int, rank: int, world: int) -> list[int]:
+        """Process ``rank``'s slice (of ``world``) of global micro-batch ``position``: sample indices."""
         start = position * self.global_micro_batch
         chunk = self.indices[start : start + self.global_micro_batch]
         per_process = self.global_micro_batch // world

@@ -55,6 +55,11 @@ def dev_set(system, dev_samples, config: RunConfig) -> DevSet | None:
 
 
 def dev_selection(system, model, dev: DevSet | None, config: RunConfig) -> dict:
+    """The dev losses and scores of ``model`` on ``dev`` (the module docstring), ``{}`` without dev turns.
+
+    Runs in eval mode without gradients and on its own random stream, so training continues
+    exactly as if nothing had run.
+    """
     if dev is None:
         return {}
     with _own_random_stream(), _eval_mode(model), torch.no_grad():

@@ -27,6 +27,9 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self) -> None:
+        """Fold the current weights into the average: avg = d * avg + (1 - d) * w, with the decay warmed
+        up as d = min(decay, (1 + n) / (10 + n)) after n updates.
+        """
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         names = list(self.average)
@@ -36,9 +39,11 @@ class WeightAverage:
         torch._foreach_add_(averages, current, alpha=1 - decay)
 
     def state(self) -> dict[str, torch.Tensor]:
+        """The averaged weights by name, with the update count (saved as ``ema.safetensors``)."""
         return {**self.average, "__updates__": torch.tensor(self.updates)}
 
     def load(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the average and its update count from ``state`` (what ``state()`` returned)."""
         self.updates = int(state.pop("__updates__", torch.tensor(0)))
         for name, value in state.items():
             self.average[name].copy_(value)

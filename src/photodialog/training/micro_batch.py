@@ -29,16 +29,20 @@ MARGIN_FRACTION, MARGIN_BYTES = 0.10, 2**30
 
 @dataclass
 class MicroBatchChoice:
+    """The micro-batch size chosen for ``train.micro_batch_size=auto``, the rule that chose it, and its numbers."""
+
     size: int
     rule: str
     details: dict
 
 
 def divisors(n: int) -> list[int]:
+    """The divisors of ``n`` in increasing order."""
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
 def choose_on_cpu(per_process: int) -> MicroBatchChoice:
+    """The largest divisor of the per-process batch not above ``CPU_MAX`` (memory is not the limit on a CPU)."""
     size = max(d for d in divisors(per_process) if d <= CPU_MAX)
     return MicroBatchChoice(size, f"CPU: the largest divisor of the per-process batch ({per_process}) not above {CPU_MAX}", {})
 

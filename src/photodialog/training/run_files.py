@@ -33,10 +33,12 @@ def environment() -> dict:
 
 
 def write_environment(run_dir: Path) -> None:
+    """Write ``RUN/environment.json``: versions of Python, torch and the Hugging Face stack (atomically)."""
     write_text(run_dir / "environment.json", json.dumps(environment(), indent=2))
 
 
 def attach_log_file(run_dir: Path) -> logging.Handler:
+    """Send photodialog's log records (INFO and up) to ``RUN/train.log`` too; returns the handler to remove."""
     handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger("photodialog")
@@ -62,6 +64,7 @@ class MetricsLog:
                 self.writer = None
 
     def write(self, record: dict, *, prefix: str = "train") -> None:
+        """Append ``record`` (with time and kind) to metrics.jsonl and its numbers to TensorBoard."""
         if not self.enabled:
             return
         record = {"time": round(time.time(), 3), "kind": prefix, **record}
@@ -75,11 +78,13 @@ class MetricsLog:
             self.writer.flush()
 
     def close(self) -> None:
+        """Close the TensorBoard writer."""
         if self.writer is not None:
             self.writer.close()
 
 
 def read_metrics(run_dir: Path, kind: str | None = None) -> list[dict]:
+    """The records of ``RUN/metrics.jsonl`` (of one ``kind``: train, dev...), skipping a half-written last line."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []

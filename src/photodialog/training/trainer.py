@@ -43,6 +43,8 @@ class TrainingStopped(RunStopped):
 
 @dataclass
 class TrainResult:
+    """How a run ended: its folder, the last optimizer step, the last loss, why it stopped, and the best checkpoint."""
+
     run_dir: Path
     step: int
     last_loss: float | None
@@ -51,6 +53,13 @@ class TrainResult:
 
 
 class Trainer:
+    """``photodialog train``: one run of a recipe on one process or many (Accelerate).
+
+    Builds the system, trains with gradient accumulation to ``train.batch_size``, anneals tau,
+    evaluates on dev (best checkpoint, early stopping), saves resumable atomic checkpoints and
+    logs metrics. ``resume`` continues the run in ``run_dir`` from its latest checkpoint.
+    """
+
     def __init__(self, config: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True):
         # the Hugging Face stack is slow to import: only this path needs it
         from accelerate import Accelerator
@@ -176,6 +185,11 @@ class Trainer:
     # ------------------------------------------------------------ loop
 
     def run(self) -> TrainResult:
+        """Train until ``max_steps``, the epochs, ``max_minutes`` or early stopping; returns how it ended.
+
+        Raises ``UserError`` for a bad data path or run folder (before any work) and ``RunStopped``
+        after too many non-finite losses in a row.
+        """
         self._check_data_path()  # before _prepare_run_dir, so a wrong path leaves no run folder behind
         self._prepare_run_dir()
         handler = attach_log_file(self.run_dir) if self.main else None

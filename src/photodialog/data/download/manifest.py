@@ -43,16 +43,19 @@ class ManifestEntry:
     tried: list[dict] | None = None
 
     def to_json(self) -> str:
+        """The entry as one JSON line (None fields left out, except ``url`` and ``path``)."""
         record = {k: v for k, v in asdict(self).items() if v is not None or k in ("url", "path")}
         return json.dumps(record, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, record: dict) -> ManifestEntry:
+        """An entry from a parsed manifest line; keys of other versions are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in record.items() if k in known})
 
 
 def manifest_path(root: str | Path) -> Path:
+    """``ROOT/photos/manifest.jsonl``: what the download fetched, failed or generated."""
     return Path(root) / PHOTO_DIR / MANIFEST
 
 
@@ -88,6 +91,7 @@ class ManifestWriter:
         self._handle = open(self.path, "a", encoding="utf-8")
 
     def append(self, entry: ManifestEntry) -> None:
+        """Write one entry and flush it, so a killed download keeps every line written so far."""
         self._handle.write(entry.to_json() + "\n")
         self._handle.flush()
 
@@ -102,6 +106,7 @@ class ManifestWriter:
         self._handle = open(self.path, "a", encoding="utf-8")
 
     def close(self) -> None:
+        """Close the manifest file."""
         self._handle.close()
 
     def __enter__(self) -> ManifestWriter:

@@ -77,6 +77,9 @@ class OpenImages:
             )
 
     def candidates(self, refs: Iterable[PhotoRef]) -> Candidates:
+        """Where each photo can be fetched from: a file of the Open Images folder, or a URL built from its
+        ``photo_id``; the photos it cannot place are in ``misses`` with the reason.
+        """
         found = Candidates()
         for ref in refs:
             if not ref.photo_id:
@@ -131,6 +134,7 @@ class HubMirror:
             ) from None
 
     def candidates(self, refs: Iterable[PhotoRef]) -> Candidates:
+        """Where each photo is in the mirror (a local file or a hub URL); the others are in ``misses``."""
         found = Candidates()
         refs = list(refs)
         index = self._index() if refs else {}

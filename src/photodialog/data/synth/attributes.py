@@ -69,9 +69,11 @@ class Triple:
 
     @property
     def caption(self) -> str:
+        """The caption that names this object, colour and scene (``caption_for``)."""
         return caption_for(self)
 
     def as_dict(self) -> dict[str, str]:
+        """``{"object", "colour", "scene"}``."""
         return {"object": self.object, "colour": self.colour, "scene": self.scene}
 
 

@@ -42,6 +42,7 @@ class Message:
     share_photo: bool = False
 
     def to_json(self) -> dict:
+        """The message in PhotoChat's published record layout."""
         return {"message": self.text, "share_photo": self.share_photo, "user_id": self.user_id}
 
 

@@ -25,9 +25,11 @@ class ProbeConfig:
 
     @property
     def feature_dim(self) -> int:
+        """Width of the probe's feature vector (the last convolution's channels; probe-FID's space)."""
         return self.widths[-1]
 
     def classes(self, kind: str) -> list[str]:
+        """The class names of one head: ``object``, ``colour`` or ``scene``."""
         return {"object": self.objects, "colour": self.colours, "scene": self.scenes}[kind]
 
 

@@ -86,6 +86,7 @@ class _Deck:
 
 
 def photo_id_for(item: PlannedDialogue) -> str:
+    """The photo id of a planned dialogue: ``<split>/<index, 6 digits>``."""
     return f"{item.split}/{item.index:06d}"
 
 
