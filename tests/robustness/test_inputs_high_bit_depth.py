@@ -191,3 +191,25 @@ def test_as_rgb_leaves_an_8_bit_rgb_image_alone():
     image = Image.open(io.BytesIO(png_bytes(np.stack([ramp16() // 257] * 3, -1), 2, 8)))
     image.load()
     assert as_rgb(image) is image
+
+
+@pytest.mark.parametrize("mode", ["F", "I;16", "CMYK"])
+def test_a_downloaded_tiff_is_stored_as_png_with_its_levels(mode, tmp_path):
+    from photodialog.data.download.images import place_photo
+    from photodialog.data.photos import inspect_photo
+
+    if mode == "CMYK":
+        image = Image.new("CMYK", (4, 4), (0, 255, 255, 0))
+    elif mode == "F":
+        image = Image.fromarray((ramp16() / 65535.0).astype(np.float32))
+    else:
+        image = Image.fromarray(ramp16().astype(np.uint16))
+    tmp = tmp_path / "photos" / "train" / ".x.part"
+    tmp.parent.mkdir(parents=True)
+    image.save(tmp, format="TIFF")
+    final = place_photo(tmp, tmp_path, "train/x", inspect_photo(tmp))
+    assert final.suffix == ".png" and not tmp.exists()
+    if mode == "CMYK":
+        assert load_photo(final).getpixel((0, 0)) == (255, 0, 0)
+    else:
+        _assert_full_ramp(load_photo(final))

@@ -20,6 +20,7 @@ from photodialog.data.photos import DEFAULT_MAX_PIXELS, PhotoFileError, PhotoFil
 # a JPEG with extra frames, readable by any JPEG decoder.
 FORMAT_EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
 PART_SUFFIX = ".part"
+PNG_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I;16")
 
 # The manifest's reason for each way the loader's decode check can reject a file. These
 # strings are counted in the download summary, so they stay fixed whatever the messages say.
@@ -77,7 +78,10 @@ def _reencode_as_png(tmp: Path) -> Path:
 
     png = tmp.with_name(tmp.name + ".png" + PART_SUFFIX)
     with Image.open(tmp) as image:
-        image.save(png, format="PNG")
+        # PNG holds these modes as they are (16-bit grey included); any other (a float or CMYK
+        # TIFF, say) becomes 8-bit RGB by the loader's own conversion, its tonal range kept.
+        kept = image if image.mode in PNG_MODES else photos.as_rgb(image)
+        kept.save(png, format="PNG")
     tmp.unlink()
     return png
 
