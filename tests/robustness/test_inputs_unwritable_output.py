@@ -191,3 +191,8 @@ def test_atomic_write_to_a_folder_leaves_no_temporary_file(tmp_path):
     with pytest.raises(OSError):
         write_text(tmp_path / "taken", "x")
     assert leftovers(tmp_path) == []
+
+
+def test_eval_compare_out_in_an_unwritable_place_is_a_message(blocker, capsys):
+    assert main(["eval", "compare", "whatever.json", "--out", str(blocker / "table.md")]) == 2
+    assert "cannot write --out" in capsys.readouterr().err

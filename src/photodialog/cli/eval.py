@@ -126,15 +126,22 @@ def run(args) -> int:
 
 def run_compare(args) -> int:
     # loaded when the command runs, not for --help
+    from photodialog.errors import UserError
     from photodialog.evaluation.compare import compare_results
     from photodialog.evaluation.results import load_result
+    from photodialog.files import write_text
+    from photodialog.output_files import reason, writable_file
 
+    if args.out:
+        writable_file(Path(args.out), "--out")  # before the work, as every command that writes
     results = [load_result(path) for path in args.results]  # a missing or unreadable file is a UserError
     table = compare_results(results, column_names(args.names, results), fmt=args.format)
     print(table, end="")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(table, encoding="utf-8")
+        try:
+            write_text(Path(args.out), table)
+        except OSError as err:  # the table is printed above: say only what was not written
+            raise UserError(f"could not write the table to {args.out}: {reason(err)}") from None
     return 0
 
 
