@@ -59,3 +59,16 @@ def test_train_on_a_full_disk_exits_2_with_the_message_then_resumes(tmp_path, ru
     monkeypatch.setattr(safetensors.torch, "save_file", real)  # space freed
     assert main(["train", *run_args(*args, "max_steps=2"), "--out", str(run), "--resume"]) == 0
     assert [p.name for p in list_checkpoints(run)] == ["step-0000001", "step-0000002"]
+
+
+def test_a_full_disk_anywhere_else_is_a_message_not_a_traceback(monkeypatch, capsys):
+    from photodialog.cli import main as cli_main
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/metrics.jsonl")
+
+    parser = cli_main.build_parser()
+    monkeypatch.setattr(cli_main, "build_parser", lambda: parser)
+    monkeypatch.setattr(parser, "parse_args", lambda argv: type("Args", (), {"func": staticmethod(full)})())
+    assert cli_main.main([]) == 2
+    assert "no space left on the device (/runs/x/metrics.jsonl)" in capsys.readouterr().err

@@ -8,6 +8,7 @@ code. Command modules import heavy libraries inside ``func`` so that ``--help`` 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
@@ -53,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Any write (a log line, a result file) can meet a full disk; checkpoints say more themselves.
+        print(f"error: no space left on the device ({err.filename or 'while writing'}); free some space and run again "
+              "(a training run: with --resume, from its last checkpoint)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
