@@ -225,3 +225,22 @@ def test_uploads_never_sent_are_trimmed_to_the_cache_budget(served):
     janitor.max_cache_bytes, janitor.grace = 5_000_000, 0
     janitor.sweep()
     assert sum(p.stat().st_size for p in cache.rglob("*") if p.is_file()) <= 5_000_000
+
+
+def test_a_full_disk_on_the_server_costs_no_reply_and_no_history(tmp_path, monkeypatch):
+    import errno
+
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    page = _page(tmp_path)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("photodialog.serving.session.new_file", full)
+    *_, (chat, _, session, status) = _send(page, None, "look", [photo])
+    assert "could not save your photo" in status and session.history == [] and chat == []
+    *_, (chat, _, session, status) = _send(page, session, "just text")
+    assert "could not be saved on the server" in status
+    assert [m["role"] for m in chat] == ["user", "assistant"]  # the reply is shown, its photo as its caption
+    assert session.history[1].photos[0].path is None
