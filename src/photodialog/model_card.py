@@ -184,8 +184,10 @@ def eval_command(result: dict) -> str:
     args = ["photodialog", "eval", "--checkpoint", str(result.get("model", {}).get("checkpoint")),
             "--data", str(data.get("path")), "--split", str(data.get("split")),
             "--seeds", ",".join(str(s) for s in result.get("seeds", []))]
-    flags = (("max_samples", "--max-samples"), ("decoding", "--decoding"), ("max_new_tokens", "--max-new-tokens"),
-             ("diffusion_steps", "--diffusion-steps"), ("guidance_scale", "--guidance-scale"), ("sampler", "--sampler"))
+    flags = (("max_samples", "--max-samples"), ("decoding", "--decoding"), ("num_beams", "--num-beams"),
+             ("temperature", "--temperature"), ("top_p", "--top-p"), ("max_new_tokens", "--max-new-tokens"),
+             ("diffusion_steps", "--diffusion-steps"), ("guidance_scale", "--guidance-scale"), ("sampler", "--sampler"),
+             ("batch_size", "--batch-size"), ("inception_weights", "--inception-weights"))
     for key, flag in flags:
         if settings.get(key) is not None:
             args += [flag, str(settings[key])]
