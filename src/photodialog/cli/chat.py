@@ -18,14 +18,20 @@ EPILOG = """examples:
 
 In the chat, /photo PATH attaches a photo to your next message; /reset, /save [FILE], /help and
 /quit do what they say. The model's photos are saved under --out and their paths printed.
+Photos get the next free number (user-001.png, user-002.png, ...): a reused --out keeps every
+earlier file. /save and --save take a file (replaced) or a folder (a new dialogue.json in it);
+photo paths in the saved file are relative to it. Every output place is checked before the
+model loads; a write that fails later is reported, and the reply is kept and printed.
 
 --history FILE continues a dialogue: a PhotoChat file as /save and --save write it (user_id 0 is
 you, 1 the model), or JSONL turns, one per line:
   {"speaker": "user", "text": "look at this", "photos": ["cat.jpg"]}
   {"speaker": "bot", "text": "what a cute cat!"}
+A history file holds at most 4 MB, 32 photos and JSON nested 64 levels deep.
 
 --json prints {"text": ..., "captions": [...], "photos": [paths]}: the reply with its photos
-inline as [IMG] caption [/IMG], the captions, and the files of the drawn photos."""
+inline as [IMG] caption [/IMG], the captions, and the files of the drawn photos (null for one
+that could not be written; the exit code is then 2)."""
 
 
 def register(subparsers) -> None:
@@ -45,7 +51,8 @@ def register(subparsers) -> None:
     once.add_argument("--history", metavar="FILE",
                       help="the dialogue so far: PhotoChat JSON (as /save writes) or JSONL turns")
     once.add_argument("--json", action="store_true", help='print {"text", "captions", "photos"} as JSON')
-    once.add_argument("--save", metavar="FILE", help="also write the dialogue, reply included, as PhotoChat JSON")
+    once.add_argument("--save", metavar="FILE", help="also write the dialogue, reply included, as PhotoChat JSON "
+                                                     "(a folder: a new dialogue.json in it)")
     add_generation_arguments(parser)
     parser.set_defaults(func=run)
 
