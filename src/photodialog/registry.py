@@ -12,6 +12,8 @@ registry                  what an entry is
 ========================  ====================================================================
 ``DATASET_FORMATS``       a module with ``NAME``, ``looks_like(record)`` and ``parse_record(record)``
                           (``data/photochat.py``); the loader tries them in this order
+``DATASET_SOURCES``       a ``DatasetSource`` (``data/download/sources.py``): where ``photodialog data
+                          download NAME`` fetches the dialogue files, and which format parses them
 ``BRIDGES``               a function ``(bridge, caption, sd_row) -> [(llm ids, sd ids), ...]``
                           giving the blocks of the caption's matrix M (Eq. 9-10); ``exact``
                           (Eq. 8, a static matrix) and ``none`` are the bridge's own modes
@@ -88,8 +90,14 @@ DATASET_FORMATS = Registry("dataset format")
 DATASET_FORMATS.add("photochat", "photodialog.data.photochat", "PhotoChat: one record per dialogue, one shared photo")
 DATASET_FORMATS.add("dialogcc", "photodialog.data.dialogcc", "DialogCC: utterances with any number of CC3M photos")
 
+DATASET_SOURCES = Registry("dataset")
+DATASET_SOURCES.add("photochat", "photodialog.data.download.sources:PHOTOCHAT",
+                    "PhotoChat (Zang et al., ACL 2021), CC BY 4.0: 12,286 dialogues, one photo each")
+DATASET_SOURCES.add("dialogcc", "photodialog.data.download.sources:DIALOGCC",
+                    "DialogCC (Lee et al., NAACL 2024), CC BY-NC-SA 4.0: 83,370 dialogues, CC3M photos")
+
 BRIDGES = Registry("bridge")
-BRIDGES.add("exact", None, "Eq. 8: the static matrix of tokens whose text is equal (O(|V|) per caption)")
+BRIDGES.add("exact", None, "Eq. 8: the static matrix of tokens whose text is equal (costs a pass over the vocabulary per caption)")
 BRIDGES.add("sentence", "photodialog.models.bridge:sentence_blocks", "Eq. 10 (the paper's): the caption's two token sets")
 BRIDGES.add("word", "photodialog.models.bridge:word_blocks", "the union over the caption's words of their token sets")
 BRIDGES.add("none", None, "no gradient from L_v to the LLM (the pipeline)")
@@ -115,3 +123,23 @@ BASELINES.add("pipeline", None, "the end-to-end model's own parts, trained apart
               label="pipeline")
 BASELINES.add("divter", None, "a DialoGPT-layout (GPT-2) text model with the same captioner and image model",
               label="Divter")
+
+REGISTRIES = (DATASET_FORMATS, DATASET_SOURCES, BRIDGES, SAMPLERS, DECODINGS, TEXT_METRICS, BASELINES)
+
+
+def markdown() -> str:
+    """Every registry as a Markdown table (name, implementation, what it is): the table of
+    docs/architecture.md, which a test keeps equal to this. ``python -m photodialog.registry`` prints it."""
+    rows = ["| registry | name | implementation | what it is |", "| --- | --- | --- | --- |"]
+    for registry in REGISTRIES:
+        for entry in registry:
+            where = f"`{entry.target}`" if entry.target else "(built in)"
+            if registry is BASELINES:
+                where = f"`configs/tiny-{entry.name}-*.yaml`, `configs/paper-{entry.name}-*-<dataset>.yaml`"
+            rows.append(f"| {registry.kind} | `{entry.name}` | {where} | {entry.summary} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
+

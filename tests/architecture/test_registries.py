@@ -18,10 +18,7 @@ CONFIG_REGISTRIES = {
     "eval.decoding": registry.DECODINGS,
     "eval.sampler": registry.SAMPLERS,
 }
-ALL_REGISTRIES = [
-    registry.DATASET_FORMATS, registry.BRIDGES, registry.SAMPLERS, registry.DECODINGS,
-    registry.TEXT_METRICS, registry.BASELINES,
-]
+ALL_REGISTRIES = list(registry.REGISTRIES)
 
 
 @pytest.mark.parametrize("key", sorted(CONFIG_REGISTRIES))
@@ -48,6 +45,9 @@ def test_the_code_reads_the_registries():
     assert DECODINGS == registry.DECODINGS.names
     assert SAMPLERS == registry.SAMPLERS.names
     assert BASELINES == registry.BASELINES.names
+    from photodialog.data.download.sources import SOURCES
+
+    assert [(name, source.name) for name, source in SOURCES.items()] == [(n, n) for n in registry.DATASET_SOURCES.names]
 
 
 def _choices(parser: argparse.ArgumentParser, flag: str):

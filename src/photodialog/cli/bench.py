@@ -168,7 +168,7 @@ def run_bridge(args) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in BRIDGES or m == "none"]
     if bad or not modes:
-        raise UserError(f"--modes: choose among sentence, word, exact (got {args.modes!r})")
+        raise UserError(f"--modes: choose among {', '.join(m for m in BRIDGES if m != 'none')} (got {args.modes!r})")
     _positive(captions=args.captions, caption_tokens=args.caption_tokens, width=args.width, llm_vocab=args.llm_vocab,
               sd_vocab=args.sd_vocab, repeats=args.repeats)
     if args.baseline_repeats < 0:

@@ -129,8 +129,8 @@ def train_clip_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int)
 
 
 def pre_tokenizers_alphabet() -> list[str]:
-    # the Hugging Face stack is slow to import: only this path needs it
     """The 256 characters byte-level BPE maps bytes to (every byte is one of them)."""
+    # the Hugging Face stack is slow to import: only this path needs it
     from tokenizers import pre_tokenizers
 
     return pre_tokenizers.ByteLevel.alphabet()

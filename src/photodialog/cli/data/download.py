@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from photodialog.cli.common import add_renamed_flag, non_negative_int, positive_float, positive_int
+from photodialog.registry import DATASET_SOURCES
 
 DESCRIPTION = """\
 Fetch a published photo-sharing dialogue dataset into a dataset folder: its dialogue files,
@@ -81,7 +82,7 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("dataset", choices=["photochat", "dialogcc"], help="which dataset to fetch")
+    parser.add_argument("dataset", choices=DATASET_SOURCES.names, help="which dataset to fetch")
     parser.add_argument(
         "--out", required=True, type=Path, metavar="DIR", help="the dataset folder (created if missing)"
     )

@@ -50,8 +50,8 @@ class HttpLimits:
 
     @property
     def attempt_deadline(self) -> float:
-        # A server that trickles one byte per timeout would never trip the socket timeout.
         """Seconds one attempt may take in all (headers and body): ``attempt_seconds``, else 6 x ``timeout``."""
+        # A server that trickles one byte per timeout would never trip the socket timeout.
         return self.attempt_seconds if self.attempt_seconds is not None else 6 * self.timeout
 
 

@@ -29,6 +29,7 @@ from photodialog.data.layout import SPLITS, canonical_split, photo_stem
 from photodialog.data.loading import parse_dialogue
 from photodialog.data.report import RecordProblem
 from photodialog.errors import UserError
+from photodialog.registry import DATASET_SOURCES
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,8 @@ DIALOGCC = DatasetSource(
 )
 
 
-SOURCES: dict[str, DatasetSource] = {source.name: source for source in (PHOTOCHAT, DIALOGCC)}
+# The downloadable datasets are those of ``photodialog.registry.DATASET_SOURCES`` (the command's choices).
+SOURCES: dict[str, DatasetSource] = {name: DATASET_SOURCES.load(name) for name in DATASET_SOURCES.names}
 
 
 def get_source(name: str) -> DatasetSource:
