@@ -24,17 +24,18 @@ def adamw(params, *, lr: float, weight_decay: float, device) -> torch.optim.Adam
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
-def compile_parts(model) -> list[str]:
-    """Compile the UNet and every LLM decoder layer in place; returns what was compiled."""
+def compile_parts(model, **options) -> list[str]:
+    """Compile the UNet and every LLM decoder layer in place (``options`` go to ``torch.compile``);
+    returns what was compiled."""
     done = []
     generator = getattr(model, "generator", None)
     if generator is not None:
-        generator.unet.compile()
+        generator.unet.compile(**options)
         done.append("unet")
     if getattr(model, "llm", None) is not None:
         layers = getattr(model.llm.get_decoder(), "layers", None) or getattr(model.llm.get_decoder(), "h", None) or []
         for layer in layers:
-            layer.compile()
+            layer.compile(**options)
         if layers:
             done.append(f"llm decoder layers ({len(layers)})")
     return done
