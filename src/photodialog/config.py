@@ -54,6 +54,18 @@ class TinySizes:
     world's objects, colours and scenes still read at that size."""
     prediction_type: str = "v_prediction"
     """The tiny scheduler's target: ``v_prediction`` learns faster from scratch than ``epsilon``."""
+    unet_attention: list[bool] = field(default_factory=list)
+    """Cross-attention to the caption per UNet level (one flag per ``unet_channels`` entry); empty:
+    none at the first level, at every other (attention over many pixels is the costly part)."""
+    latent: bool = False
+    """Diffuse in the latent space of a small VAE (``diffusers.AutoencoderKL``) that is trained on the
+    dataset's training photos when the base parts are made (``models/tiny_vae.py``), then frozen;
+    false: the UNet works on pixels. At 32 px latent diffusion costs about a tenth per sample."""
+    vae_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
+    """The VAE's block widths; its downsampling factor is 2 ** (len - 1)."""
+    latent_channels: int = 4
+    vae_train_steps: int = 400
+    """Optimizer steps (batch 32) of the VAE's training when the base parts are made."""
 
 
 @dataclass

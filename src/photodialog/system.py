@@ -188,14 +188,15 @@ def make_photo_tensors(model: PhotoDialogModel) -> PhotoTensors:
     return PhotoTensors(context, target)
 
 
-def build_system(config: RunConfig, run_dir: Path, texts: list[str] | None = None) -> DialogueSystem:
+def build_system(config: RunConfig, run_dir: Path, texts: list[str] | None = None, photos: list[str] | None = None,
+                 *, progress: bool = False) -> DialogueSystem:
     """A fresh (untrained) system for ``config``; the tiny preset's base parts go to ``run_dir/base``."""
     base = None
     sources = source_checkpoints(config.model.init_from, run_dir) if config.model.init_from else []
     if config.model.preset == "tiny":
         base = run_dir / BASE_DIR
         if not (sources and copy_base(sources, base)):  # a pretrained start brings its base parts along
-            ensure_tiny_base(config.model, base, texts, seed=config.train.seed)
+            ensure_tiny_base(config.model, base, texts, seed=config.train.seed, photos=photos, progress=progress)
     torch.manual_seed(config.train.seed)  # the new parts (photo token rows, projection) start the same every time
     model = build_model(config.model, part_sources(config.model, base))
     if sources:

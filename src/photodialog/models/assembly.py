@@ -45,18 +45,44 @@ def part_sources(config: ModelConfig, base_dir: str | Path | None = None) -> Par
     return PartSources(str(base / "llm"), str(base / "blip2"), str(base / "diffusion"))
 
 
-def ensure_tiny_base(config: ModelConfig, base_dir: str | Path, texts: Iterable[str] | None, seed: int) -> Path:
-    """Create the tiny preset's random base parts in ``base_dir`` unless already there."""
+def ensure_tiny_base(config: ModelConfig, base_dir: str | Path, texts: Iterable[str] | None, seed: int,
+                     photos: Iterable[str] | None = None, progress: bool = False) -> Path:
+    """Create the tiny preset's base parts in ``base_dir`` unless already there.
+
+    ``texts`` train the tokenizers; with ``model.tiny.latent`` and the generator among the parts,
+    ``photos`` (training photo files) train the VAE. Raises ``UserError`` when either is needed and missing.
+    """
     base = Path(base_dir)
     if (base / "llm" / "config.json").is_file():
         return base
     texts = list(texts or [])
     if not texts:
         raise UserError("the tiny preset trains its tokenizers on the dataset's text, but no text was given")
+    pixels = None
+    if config.tiny.latent and "generator" in config.parts:
+        pixels = _photo_tensor(list(photos or []), config.tiny.image_size)
     tmp = base.with_name(base.name + ".tmp")
-    save_tiny_parts(tmp, texts, config.tiny, seed=seed)
+    save_tiny_parts(tmp, texts, config.tiny, seed=seed, photos=pixels, progress=progress)
     tmp.rename(base)
     return base
+
+
+def _photo_tensor(files: list[str], size: int) -> torch.Tensor:
+    """Training photos as one [N, 3, size, size] tensor in [-1, 1] (for the tiny VAE); unreadable ones skipped."""
+    from photodialog.data.photos import load_photo
+    from photodialog.errors import DataError
+    from photodialog.models.image_generator import image_to_tensor
+
+    tensors = []
+    for file in dict.fromkeys(files):  # each photo once, in first-seen order
+        try:
+            tensors.append(image_to_tensor(load_photo(file), size))
+        except (DataError, OSError):
+            continue
+    if not tensors:
+        raise UserError("model.tiny.latent needs training photos to train the tiny VAE, and none could be read; "
+                        "check data.path, or set model.tiny.latent=false")
+    return torch.stack(tensors)
 
 
 def build_model(config: ModelConfig, sources: PartSources) -> PhotoDialogModel:

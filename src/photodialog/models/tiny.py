@@ -8,8 +8,9 @@ configs with random weights and writes::
     OUT/diffusion/  a Stable Diffusion folder: text_encoder/ tokenizer/ unet/ scheduler/ [vae/]
 
 so that the ``paper`` loading code (``photodialog.models.loading``) reads them unchanged. With
-``latent=False`` (the preset's default) there is no ``vae/``: a random VAE encodes nothing
-meaningful, so the tiny UNet diffuses directly in pixel space.
+``sizes.latent`` false (the default) there is no ``vae/`` and the tiny UNet diffuses in pixel
+space; with it true, a small VAE is first trained on the given training photos (a random VAE
+encodes nothing meaningful) and the UNet diffuses in its latent space, as Stable Diffusion does.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from photodialog.models.tokenizers import train_clip_tokenizer, train_llama_toke
 CAPTION_MAX_TOKENS = 32  # the tiny CLIP text encoder's positions (SD's is 77)
 
 
-def save_tiny_parts(out: str | Path, texts: Iterable[str], sizes: TinySizes, *, seed: int = 0, latent: bool = False) -> Path:
+def save_tiny_parts(out: str | Path, texts: Iterable[str], sizes: TinySizes, *, seed: int = 0, latent: bool | None = None,
+                    photos=None, progress: bool = False) -> Path:
     """Build and save all tiny parts under ``out``; returns ``out``."""
     out = Path(out)
     texts = list(texts)
     torch.manual_seed(seed)
     save_tiny_llm(out / "llm", texts, sizes)
     save_tiny_blip2(out / "blip2", sizes)
-    save_tiny_diffusion(out / "diffusion", texts, sizes, latent=latent)
+    latent = sizes.latent if latent is None else latent
+    save_tiny_diffusion(out / "diffusion", texts, sizes, latent=latent, photos=photos, progress=progress)
     return out
 
 
@@ -98,12 +101,16 @@ def save_tiny_blip2(out: Path, sizes: TinySizes) -> None:
     model.save_pretrained(out)
 
 
-def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent: bool) -> None:
+def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent: bool, photos=None, progress: bool = False) -> None:
     """Save a random Stable Diffusion folder (tokenizer trained on ``texts``, CLIP text encoder, UNet,
     scheduler, and a VAE when ``latent``) of ``sizes`` to ``out``.
+
+    With ``latent`` and ``photos`` (a [N, 3, S, S] tensor in [-1, 1] of training photos at the
+    generator's size), the VAE is trained on them first (``models/tiny_vae.py``); without photos it
+    stays random (for tests of the folder layout only).
     """
     # the Hugging Face stack is slow to import: only this path needs it
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from diffusers import DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = train_clip_tokenizer(texts, sizes.sd_vocab, CAPTION_MAX_TOKENS)
@@ -115,29 +122,42 @@ def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent
     )
     CLIPTextModel(text_config).save_pretrained(out / "text_encoder")
     channels = list(sizes.unet_channels)
-    factor = 4 if latent else 1
-    in_channels = 4 if latent else 3
+    attention = list(sizes.unet_attention) or [False] + [True] * (len(channels) - 1)
+    factor = 2 ** (len(sizes.vae_channels) - 1) if latent else 1
+    in_channels = sizes.latent_channels if latent else 3
     UNet2DConditionModel(
         sample_size=sizes.image_size // factor, in_channels=in_channels, out_channels=in_channels,
         block_out_channels=channels, layers_per_block=1, norm_num_groups=8,
-        down_block_types=["DownBlock2D"] + ["CrossAttnDownBlock2D"] * (len(channels) - 1),
-        up_block_types=["CrossAttnUpBlock2D"] * (len(channels) - 1) + ["UpBlock2D"],
+        down_block_types=["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attention],
+        up_block_types=["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)],
         cross_attention_dim=sizes.text_encoder_hidden, attention_head_dim=8,
     ).save_pretrained(out / "unet")
-    # Pixel-space DDPM at small sizes trains best with the cosine schedule; SD keeps its own.
+    # DDPM at small sizes trains best with the cosine schedule; SD keeps its own.
     DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=sizes.prediction_type, clip_sample=not latent).save_pretrained(out / "scheduler")
     components = {"text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
                   "unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "DDPMScheduler"]}
     if latent:
-        AutoencoderKL(
-            in_channels=3, out_channels=3, latent_channels=4, block_out_channels=[16, 16, 32],
-            down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3, norm_num_groups=8,
-            sample_size=sizes.image_size,
-        ).save_pretrained(out / "vae")
+        _save_tiny_vae(out / "vae", sizes, photos, progress)
         components["vae"] = ["diffusers", "AutoencoderKL"]
     index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": _diffusers_version(), **components,
              "safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False}
     (out / "model_index.json").write_text(json.dumps(index, indent=2))
+
+
+def _save_tiny_vae(out: Path, sizes: TinySizes, photos, progress: bool) -> None:
+    from diffusers import AutoencoderKL
+
+    channels = list(sizes.vae_channels)
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=sizes.latent_channels, block_out_channels=channels,
+        down_block_types=["DownEncoderBlock2D"] * len(channels), up_block_types=["UpDecoderBlock2D"] * len(channels),
+        norm_num_groups=8, sample_size=sizes.image_size, mid_block_add_attention=False,  # attention costs most at this size
+    )
+    if photos is not None and sizes.vae_train_steps > 0:
+        from photodialog.models.tiny_vae import train_vae
+
+        train_vae(vae, photos, steps=sizes.vae_train_steps, progress=progress)
+    vae.save_pretrained(out)
 
 
 def _diffusers_version() -> str:

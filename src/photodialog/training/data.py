@@ -25,9 +25,13 @@ log = logging.getLogger(__name__)
 
 
 def load_split(config: DataConfig, split: str) -> tuple[list[Dialogue], LoadReport]:
-    """Dialogues of one split, with the report of what was skipped and why."""
+    """Dialogues of one split, with the report of what was skipped and why.
+
+    Every photo is decoded once here: one that cannot be read is counted in the report and
+    treated as missing, instead of being dropped from batches without a word during training.
+    """
     report = LoadReport()
-    dialogues = load_dialogues(config.path, split, strict=config.strict, report=report)
+    dialogues = load_dialogues(config.path, split, strict=config.strict, report=report, check_photos=True)
     if config.max_dialogues:
         dialogues = dialogues[: config.max_dialogues]
     return dialogues, report
@@ -40,6 +44,11 @@ def tokenizer_texts(dialogues: list[Dialogue]) -> list[str]:
         for turn in dialogue.turns:
             texts.append(" ".join(PHOTO_SPAN.sub(lambda m: m.group(1), turn.text).split()))
     return texts + ["A: B:"]
+
+
+def training_photos(dialogues: list[Dialogue]) -> list[str]:
+    """The files of every photo the dialogues share (the tiny preset's VAE learns from them)."""
+    return [photo.path for dialogue in dialogues for turn in dialogue.turns for photo in turn.photos]
 
 
 class EncodedSamples(torch.utils.data.Dataset):

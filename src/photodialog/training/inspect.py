@@ -16,7 +16,7 @@ from photodialog.config import RunConfig
 from photodialog.data.samples import build_samples
 from photodialog.errors import UserError
 from photodialog.system import build_system
-from photodialog.training.data import load_split, tokenizer_texts, training_dataset
+from photodialog.training.data import load_split, tokenizer_texts, training_dataset, training_photos
 from photodialog.training.micro_batch import fixed_micro_batch
 
 REPORTED_PARTS = ("llm", "perceptron", "unet", "text_encoder")
@@ -27,7 +27,7 @@ def gradient_report(config: RunConfig) -> dict:
     torch.manual_seed(config.train.seed)
     dialogues, _ = load_split(config.data, config.data.train_split)
     with tempfile.TemporaryDirectory() as tmp:
-        system = build_system(config, Path(tmp), tokenizer_texts(dialogues))  # the tiny preset writes its base parts there
+        system = build_system(config, Path(tmp), tokenizer_texts(dialogues), training_photos(dialogues))  # tiny: base parts go there
         micro = fixed_micro_batch(config)  # a number, also for train.micro_batch_size=auto
         samples = _photo_samples_first(build_samples(dialogues), micro)
         dataset = training_dataset(samples, system.formatter)

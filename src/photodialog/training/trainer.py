@@ -26,7 +26,7 @@ from photodialog.errors import RunStopped, UserError
 from photodialog.files import write_text
 from photodialog.system import build_system
 from photodialog.training import checkpoint as ckpt
-from photodialog.training.data import epoch_order, load_split, tokenizer_texts, training_dataset
+from photodialog.training.data import epoch_order, load_split, tokenizer_texts, training_dataset, training_photos
 from photodialog.training.dev_eval import dev_selection, dev_set
 from photodialog.training.ema import WeightAverage
 from photodialog.training.run_files import MetricsLog, attach_log_file, read_metrics, write_environment
@@ -146,6 +146,7 @@ class Trainer:
         samples = build_samples(train)
         if cfg.data.only_photo_turns or "llm" not in cfg.model.parts:
             samples = [s for s in samples if s.response.shares_photo]
+        self._check_photos_to_learn_from(samples, report)
         dev_samples = []
         try:
             dev, _ = load_split(cfg.data, cfg.data.dev_split)
@@ -154,12 +155,39 @@ class Trainer:
             log.warning("no dev split (%s): no dev score, so no early stopping; the last checkpoint counts as the best", err)
         return train, samples, dev_samples
 
+    def _check_photos_to_learn_from(self, samples, report) -> None:
+        """Refuse a run whose image side would train on no photo at all (every file unreadable or
+        missing): it would finish with exit 0 and an untrained generator or perceptron."""
+        from photodialog.data.report import PHOTO_LINK_OUTSIDE, UNREADABLE_PHOTO
+        from photodialog.errors import DataError
+
+        parts, train = self.config.model.parts, self.config.model.train
+        sides = []
+        if "generator" in parts and train.unet != "frozen":
+            sides.append(("the image generator", "target photos of responses",
+                          [p for s in samples for p in s.response.photos]))
+        if "perceptron" in parts and train.perceptron != "frozen" and self.config.model.context_photos == "pixels":
+            sides.append(("the image perceptron", "context photos", [p for s in samples for turn in s.context for p in turn.photos]))
+        skipped = report.counts.get(UNREADABLE_PHOTO, 0) + report.counts.get(PHOTO_LINK_OUTSIDE, 0)
+        for name, what, photos in sides:
+            if photos and not any(p.path for p in photos):
+                raise DataError(
+                    f"{name} has nothing to learn from: none of the {len(photos)} {what} in the train split of "
+                    f"{self.config.data.path} has a readable file ({skipped} photo file(s) unreadable or refused; "
+                    f"run `photodialog data check {self.config.data.path}`). Fix the photos, or freeze that part "
+                    f"(model.train.*=frozen) or drop it from model.parts"
+                )
+        if skipped and self.main:
+            log.warning("training without %d photo file(s) that could not be used (unreadable, or links out of the "
+                        "dataset); `photodialog data check %s` lists them", skipped, self.config.data.path)
+
     def _build(self):
         train_dialogues, samples, dev_samples = self._load_data()
+        texts, photos = tokenizer_texts(train_dialogues), training_photos(train_dialogues)
         if self.main and self.config.model.preset == "tiny":
-            build_system(self.config, self.run_dir, tokenizer_texts(train_dialogues))  # creates base/ once
+            build_system(self.config, self.run_dir, texts, photos, progress=self.progress)  # creates base/ once
         self.accelerator.wait_for_everyone()
-        system = build_system(self.config, self.run_dir, tokenizer_texts(train_dialogues))
+        system = build_system(self.config, self.run_dir, texts, photos)
         dataset = training_dataset(samples, system.formatter)
         self._check_one_step_fits(len(dataset))
         return system, dataset, dev_set(system, dev_samples, self.config)

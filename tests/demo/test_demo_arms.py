@@ -1,0 +1,99 @@
+"""The replication experiment's arms: the same pretrained start, and only the gradient path or the caption differs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from photodialog.config import load_config
+from photodialog.demo.arms import ARMS, parse_arms, run_name
+
+FAST = ["model.tiny.vae_train_steps=3", "train.batch_size=4", "train.micro_batch_size=4", "train.warmup_steps=1",
+        "train.eval_every_epochs=1000", "train.early_stopping_patience=0", "train.save_every_steps=1", "model.image_loss_repeats=1"]
+
+
+def arm_config(arm: str, world, *extra: str):
+    return load_config("tiny-finetune", [f"data.path={world}", *FAST, *ARMS[arm].overrides, *extra])
+
+
+@pytest.mark.parametrize("arm, reaches_llm", [("end-to-end", True), ("no-bridge", False), ("pipeline", False), ("word", True)])
+def test_only_the_bridged_arms_put_image_loss_gradient_on_the_llm(tiny_world, arm, reaches_llm):
+    from photodialog.training.inspect import gradient_report
+
+    report = gradient_report(arm_config(arm, tiny_world))
+    norms = report["image_loss_grad_norm"]
+    assert report["image_loss"] is not None and norms["unet"] > 0  # L_v exists and trains the generator in every arm
+    if reaches_llm:
+        assert norms["llm"] > 0
+    else:
+        assert norms["llm"] == 0.0  # exactly zero, not small
+
+
+@pytest.fixture(scope="module")
+def pretrained(tiny_world, tmp_path_factory):
+    """The demo's two pretraining runs, two steps each."""
+    from photodialog.training.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("pretrain")
+    runs = []
+    for recipe in ("tiny-pretrain-generator", "tiny-pretrain-text"):
+        config = load_config(recipe, [f"data.path={tiny_world}", *FAST, "train.max_steps=2"])
+        Trainer(config, root / recipe, progress=False).run()
+        runs.append(root / recipe)
+    return runs
+
+
+def _start(arm: str, seed: int, world, pretrained, run_dir):
+    from photodialog.system import build_system
+
+    config = arm_config(arm, world, f"model.init_from=[{', '.join(map(str, pretrained))}]", f"train.seed={seed}")
+    return build_system(config, run_dir).model.state_dict()
+
+
+def test_every_arm_and_seed_starts_from_byte_identical_pretrained_weights(tiny_world, pretrained, tmp_path):
+    from photodialog.checkpoints import load_trainable  # noqa: F401 - the pretrained files are real checkpoints
+    from safetensors.torch import load_file
+
+    starts = [_start(arm, seed, tiny_world, pretrained, tmp_path / f"{arm}-{seed}") for arm in ("end-to-end", "no-bridge", "pipeline")
+              for seed in (0, 1)]
+    first = starts[0]
+    for other in starts[1:]:
+        assert other.keys() == first.keys()
+        assert all(torch.equal(first[name], other[name]) for name in first)
+    # ... and those weights are the pretraining runs' (their weight average), not a fresh initialisation.
+    generator_weights = load_file(str(sorted((pretrained[0] / "checkpoints").glob("step-*"))[-1] / "ema.safetensors"))
+    name = next(n for n in generator_weights if n.startswith("generator.unet."))
+    assert torch.equal(first[name], generator_weights[name])
+
+
+def test_different_training_seeds_give_different_weights(tiny_world, pretrained, tmp_path):
+    from photodialog.checkpoints import list_checkpoints
+    from safetensors.torch import load_file
+
+    from photodialog.training.trainer import Trainer
+
+    weights = []
+    for seed in (0, 1):
+        config = arm_config("end-to-end", tiny_world, f"model.init_from=[{', '.join(map(str, pretrained))}]",
+                            f"train.seed={seed}", "train.max_steps=2", "train.ema_decay=0")
+        run = tmp_path / run_name("end-to-end", seed)
+        Trainer(config, run, progress=False).run()
+        weights.append(load_file(str(list_checkpoints(run)[-1] / "trainable.safetensors")))
+    changed = [n for n in weights[0] if not torch.equal(weights[0][n], weights[1][n])]
+    assert changed and any(n.startswith("llm.") for n in changed) and any(n.startswith("generator.unet.") for n in changed)
+
+
+def test_a_missing_pretraining_run_is_named(tiny_world, tmp_path):
+    from photodialog.errors import UserError
+    from photodialog.system import build_system
+
+    config = arm_config("end-to-end", tiny_world, f"model.init_from=[{tmp_path / 'nowhere'}]")
+    with pytest.raises(UserError, match="init_from: .*nowhere.* was not found"):
+        build_system(config, tmp_path / "run")
+
+
+def test_arms_parse_with_the_defaults_first_and_unknown_names_refused():
+    assert parse_arms([]) == ["end-to-end", "no-bridge", "pipeline"]
+    assert parse_arms(["exact"]) == ["end-to-end", "no-bridge", "pipeline", "exact"]
+    with pytest.raises(ValueError, match="unknown arm"):
+        parse_arms(["joint"])
