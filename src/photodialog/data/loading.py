@@ -38,6 +38,7 @@ from photodialog.data.report import (
     EMPTY_DIALOGUE,
     FILE_SKIPPED,
     MALFORMED_JSON,
+    PHOTO_LINK_OUTSIDE,
     PHOTO_MISSING,
     UNKNOWN_FORMAT,
     UNREADABLE_FILE,
@@ -130,6 +131,8 @@ def load_messages(
     with _gc_paused():
         for source in find_sources(path, split):
             dialogues += _load_source(source, split, report, strict, finder)
+    for link, target in finder.outside_links:
+        raise_or_count(report, strict, PHOTO_LINK_OUTSIDE, f"{link} links to {target}, outside the dataset folder", PHOTO_MISSING)
     if check_photos:
         check_photo_files(dialogues, report, strict)
     if not dialogues:
@@ -530,6 +533,8 @@ class PhotoFinder:
         self._enabled = (self.root / PHOTO_DIR).is_dir()
         self._listings: dict[str, frozenset[str]] = {}
         self._cache: dict[tuple[str | None, str | None], str | None] = {}
+        self._real_root: Path | None = None  # where photos/ really is
+        self.outside_links: list[tuple[str, str]] = []  # (photo file, where it leads): refused, reported
 
     def resolve_all(self, dialogue: Dialogue) -> None:
         """Set ``Photo.path`` (absolute, or None) for every photo of ``dialogue``."""
@@ -560,10 +565,25 @@ class PhotoFinder:
         listing = self._listing(folder)
         if listing is None:  # folder unreadable: ask the file system directly
             found = find_photo(self.root, stem)
-            return str(found) if found is not None else None
+            return self._inside(found) if found is not None else None
         for extension in IMAGE_EXTENSIONS:
             if name + extension in listing:
-                return str(self.root / PHOTO_DIR / folder / (name + extension))
+                return self._inside(self.root / PHOTO_DIR / folder / (name + extension))
+        return None
+
+    def _inside(self, path: Path) -> str | None:
+        """``path`` if it (through any links) stays in the dataset folder; else None, recorded.
+
+        A photo is data of this dataset: a link out of it could make training or ``data check``
+        read any file the user can read (and a dataset from elsewhere can carry such links).
+        """
+        if self._real_root is None:
+            # photos/ itself may be a link (photos kept on another disk): its target counts as inside.
+            self._real_root = (self.root / PHOTO_DIR).resolve()
+        real = path.resolve()
+        if real.is_relative_to(self._real_root):
+            return str(path)
+        self.outside_links.append((str(path), str(real)))
         return None
 
     def _listing(self, folder: str) -> frozenset[str] | None:

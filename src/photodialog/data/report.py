@@ -28,6 +28,7 @@ WRONG_TYPE = "wrong type"
 EMPTY_DIALOGUE = "empty dialogue"
 PHOTO_WITHOUT_CAPTION = "photo without caption"
 UNREADABLE_PHOTO = "unreadable photo"
+PHOTO_LINK_OUTSIDE = "photo link leaving the dataset folder"
 
 
 class RecordProblem(Exception):
