@@ -1,62 +1,77 @@
-"""The demo's training lanes: jobs run in order per lane, and the progress display reads only what it shows."""
+"""The demo's lanes: jobs run in order per lane, finished ones are skipped, a failure names its log."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
 from photodialog.demo import lanes
-from photodialog.demo.lanes import TrainJob, run_lanes
+from photodialog.demo.lanes import Job, run_lanes
+from photodialog.demo.run import DemoPaths, deal, eval_jobs, finetune_jobs, pretrain_jobs
+from photodialog.demo.plan import make_plan
 from photodialog.errors import UserError
 
 
-def _fake_training(job: TrainJob, code: int = 0) -> list[str]:
-    """A command that logs one metrics line in the job's run folder, as training does, then exits with ``code``."""
-    script = ("import pathlib, sys; run = pathlib.Path(sys.argv[1]); run.mkdir(parents=True, exist_ok=True); "
-              "(run / 'metrics.jsonl').write_text('{\"step\": 3}\\n'); sys.exit(int(sys.argv[2]))")
-    return [sys.executable, "-c", script, str(job.run_dir), str(code)]
+class FakeJob(Job):
+    """A job whose command writes its output file (as eval does) and exits with 1 when its name says "broken"."""
+
+    def command(self) -> list[str]:
+        script = ("import pathlib, sys; out = pathlib.Path(sys.argv[1]); out.parent.mkdir(parents=True, exist_ok=True); "
+                  "out.write_text('{}'); sys.exit(int(sys.argv[2]))")
+        return [sys.executable, "-c", script, str(self.output), "1" if "broken" in self.name else "0"]
 
 
-@pytest.fixture
-def fake_jobs(monkeypatch, tmp_path):
-    monkeypatch.setattr(lanes, "finished", lambda run_dir: False)
-    monkeypatch.setattr(TrainJob, "command", lambda self, resume: _fake_training(self, 1 if "broken" in self.name else 0))
-    reads: list = []
-    real_last_step = lanes.last_step
-    monkeypatch.setattr(lanes, "last_step", lambda run_dir: reads.append(run_dir) or real_last_step(run_dir))
-    return tmp_path, reads
+def fake(root: Path, name: str) -> FakeJob:
+    return FakeJob(name=name, args=[], output=root / f"{name}.json")
 
 
-def test_without_progress_every_job_runs_and_no_metrics_are_read(fake_jobs):
-    root, reads = fake_jobs
-    jobs = [[TrainJob("a", "r", root / "a")], [TrainJob("b", "r", root / "b"), TrainJob("c", "r", root / "c")]]
-    run_lanes(jobs, root / "logs", progress=False)
-    assert all((root / name / "metrics.jsonl").is_file() for name in "abc")
-    assert reads == []  # nothing shown, nothing polled
+@pytest.mark.parametrize("progress", [False, True])
+def test_every_job_runs_once_and_a_rerun_skips_what_is_done(tmp_path, progress, monkeypatch):
+    jobs = [[fake(tmp_path, "a")], [fake(tmp_path, "b"), fake(tmp_path, "c")]]
+    run_lanes(jobs, tmp_path / "logs", title="test", progress=progress)
+    assert all((tmp_path / f"{n}.json").is_file() for n in "abc")
+    started = []
+    monkeypatch.setattr(lanes.subprocess, "call", lambda *a, **k: started.append(a) or 0)
+    run_lanes(jobs, tmp_path / "logs", title="test", progress=False)
+    assert started == []  # every output is there: nothing runs again
 
 
-def test_a_failed_job_stops_its_lane_and_names_its_log(fake_jobs):
-    root, _ = fake_jobs
-    jobs = [[TrainJob("broken", "r", root / "broken"), TrainJob("after", "r", root / "after")]]
-    with pytest.raises(UserError, match="broken exited with code 1"):
-        run_lanes(jobs, root / "logs", progress=False)
-    assert not (root / "after").exists()
+def test_a_failed_job_stops_its_lane_and_names_its_log(tmp_path):
+    jobs = [[fake(tmp_path, "broken"), fake(tmp_path, "after")], [fake(tmp_path, "other")]]
+    with pytest.raises(UserError, match=r"broken exited with code 1 \(see .*broken.log\)"):
+        run_lanes(jobs, tmp_path / "logs", title="test", progress=False)
+    assert not (tmp_path / "after.json").exists() and (tmp_path / "other.json").is_file()
 
 
-def test_polling_reads_the_running_job_and_once_more_the_one_it_took_over_from(fake_jobs):
-    root, reads = fake_jobs
-    first, second = TrainJob("b", "r", root / "b"), TrainJob("c", "r", root / "c")
-    run_lanes([[first, second]], root / "logs", progress=False)
-    steps: dict = {}
-    assert lanes._poll_steps(steps, None, None) is None and reads == []  # no job started yet: nothing read
-    assert lanes._poll_steps(steps, first, first) is first and steps == {"b": 3} and reads == [root / "b"]
-    assert lanes._poll_steps(steps, first, second) is second  # the lane moved on: b's final step, then c's
-    assert steps == {"b": 3, "c": 3} and reads == [root / "b", root / "b", root / "c"]
+def test_a_training_job_resumes_its_run_folder_and_counts_steps(tmp_path):
+    job = Job(name="t", args=["train"], output=tmp_path / "run", steps=10)
+    assert "--resume" not in job.command()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 1}\n{"step": 4}\nnot json\n')
+    assert "--resume" in job.command() and job.progress() == 4 and not job.done()
 
 
-def test_trained_steps_come_from_the_latest_checkpoint(tiny_run):
-    from photodialog.training.checkpoint import list_checkpoints, read_state
+def test_the_plan_gives_every_arm_and_seed_the_same_start_steps_and_data():
+    plan = make_plan(3, ["end-to-end", "no-bridge", "pipeline"], quick=False)
+    paths = DemoPaths(Path("/demo"))
+    jobs = finetune_jobs(paths, plan)
+    assert len(jobs) == 9 and {j.steps for j in jobs} == {plan.finetune_steps}
+    for job in jobs:
+        args = " ".join(job.args)
+        assert "model.init_from=[/demo/pretrain/generator, /demo/pretrain/llm-perceptron]" in args
+        assert f"train.max_steps={plan.finetune_steps}" in args and "data.path=/demo/world" in args
+        assert "max_minutes" not in args  # budgets are steps, never wall time
+    seeds = [next(a for a in j.args if a.startswith("train.seed=")) for j in jobs]
+    assert sorted(set(seeds)) == ["train.seed=0", "train.seed=1", "train.seed=2"]
+    assert [len(lane) for lane in deal(jobs)] == [5, 4]
+    assert [len(lane) for lane in pretrain_jobs(paths, plan)] == [1, 1]
+    evals = eval_jobs(paths, plan)
+    assert len(evals) == 9 and all("--seeds" in j.args and j.args[j.args.index("--seeds") + 1] == "0" for j in evals)
 
-    assert lanes.trained_steps(tiny_run) == read_state(list_checkpoints(tiny_run)[-1]).step > 0
-    assert lanes.trained_steps(tiny_run.parent / "no-such-run") == 0
+
+def test_quick_and_full_plans():
+    quick, full = make_plan(1, ["end-to-end", "no-bridge", "pipeline"], True), make_plan(3, ["end-to-end"], False)
+    assert quick.quick and quick.seeds == [0] and quick.eval_samples > 0 and quick.finetune_steps < full.finetune_steps
+    assert full.seeds == [0, 1, 2] and full.eval_samples == 0  # the whole test split, as the protocol

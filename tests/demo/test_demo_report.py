@@ -1,62 +1,65 @@
-"""The demo's plan and its report's judgements, on hand-made eval results."""
+"""The demo report's numbers on hand-made eval results: means over training seeds, differences, checks."""
 
 from __future__ import annotations
 
 import pytest
 
-from photodialog.demo.plan import make_plan
-from photodialog.demo.report import learning_checks, verdict
-
-
-def result(**means) -> dict:
-    return {"aggregate": {key: {"available": True, "mean": value} for key, value in means.items()}}
-
+from photodialog.demo.intervals import BETTER, SAME
+from photodialog.demo.report import arm_result, difference_table, differences, learning_checks, metric
+from photodialog.evaluation.results import SeedResult, build_result
 
 BASELINE = {"bleu2": 2.0, "rouge_l": 4.0}
-# As the evaluation stores them: the probe's chance levels, 8 objects and 6 colours.
 CHANCE = {"probe_acc_generator_object": 12.5, "probe_acc_generator_colour": 100 / 6}
 
 
-def test_verdict_counts_directions_and_says_so_plainly():
-    e2e = result(bleu1=12, bleu2=3, rouge_l=11, fid=70, share_f1=50)
-    pipe = result(bleu1=10, bleu2=2, rouge_l=12, fid=80, share_f1=40)
-    text = verdict({"end-to-end": e2e, "pipeline": pipe})
-    assert text.startswith("The end-to-end model beats the pipeline on 4 of 5 metrics")  # FID: lower wins
-    lost = verdict({"end-to-end": pipe, "pipeline": e2e})
-    assert "does NOT beat the pipeline" in lost and "better on 1 and worse on 4" in lost
+def eval_result(arm: str, **scores) -> dict:
+    """An eval result of one model with one sampling seed, as `photodialog eval --seeds 0` writes it."""
+    record = SeedResult(0, metrics={"bleu1": 10.0, "is": 1.0, "fid": 50.0, "share_precision": 50.0, "share_recall": 50.0,
+                                    "share_f1": 50.0, **scores}, chance=dict(CHANCE))
+    return build_result(model={"name": arm}, data={"dataset": "synthetic", "split": "test"}, seed_results=[record])
 
 
-def test_unavailable_metrics_are_left_out_of_the_verdict():
-    e2e = result(bleu2=3)
-    e2e["aggregate"]["fid"] = {"available": False, "reason": "no weights"}
-    assert "of 1 metrics" in verdict({"end-to-end": e2e, "pipeline": result(bleu2=2, fid=5)})
+def experiment(bleu2_gap: float) -> dict:
+    spread = {0: 0.0, 1: 2.0, 2: -1.5}  # training seeds differ a lot; the gap is the same on each
+    wobble = {0: 0.2, 1: -0.1, 2: -0.1}
+    results = {}
+    for arm, gap in (("end-to-end", 0.0), ("no-bridge", bleu2_gap)):
+        results[arm] = {seed: eval_result(arm, bleu2=5.0 + s - gap + (wobble[seed] if gap else 0.0), rouge_l=12.0 + s + (wobble[seed] if arm == "no-bridge" else 0),
+                                          probe_acc_generator_object=40.0, probe_acc_generator_colour=90.0)
+                        for seed, s in spread.items()}
+    return results
+
+
+def test_an_arms_table_entry_is_the_mean_and_std_over_training_seeds():
+    combined = arm_result("end-to-end", experiment(1.0)["end-to-end"])
+    entry = combined["aggregate"]["bleu2"]
+    assert combined["seeds"] == [0, 1, 2] and entry["n"] == 3
+    assert entry["mean"] == pytest.approx(5.0 + 0.5 / 3) and entry["std"] > 1.0
+
+
+def test_differences_find_the_planted_gap_and_not_the_absent_one():
+    diffs = differences(experiment(1.0))["no-bridge"]
+    by = {d.metric: d for d in diffs}
+    assert by["bleu2"].verdict == BETTER and by["bleu2"].mean == pytest.approx(1.0)
+    assert by["rouge_l"].verdict == SAME
+    table = difference_table({"no-bridge": diffs})
+    assert "end-to-end - no-bridge" in table
+    bleu2_row = next(line for line in table.splitlines() if line.startswith("| BLEU-2"))
+    assert bleu2_row.endswith("| better |") and "+1.00 [" in bleu2_row
 
 
 @pytest.mark.parametrize("colour, obj, bleu2, rouge, expected", [
     (61.0, 40.0, 2.5, 5.0, [True, True, True]),
     (59.0, 37.0, 2.5, 3.0, [False, False, False]),
 ])
-def test_learning_checks_use_the_issue_thresholds(colour, obj, bleu2, rouge, expected):
-    model = result(probe_acc_generator_colour=colour, probe_acc_generator_object=obj, bleu2=bleu2, rouge_l=rouge)
-    model["chance"] = CHANCE
-    checks = learning_checks({"end-to-end": model}, BASELINE)
+def test_learning_checks_use_the_thresholds_and_the_stored_chance(colour, obj, bleu2, rouge, expected):
+    by_seed = {s: eval_result("end-to-end", probe_acc_generator_colour=colour, probe_acc_generator_object=obj, bleu2=bleu2,
+                              rouge_l=rouge) for s in (0, 1)}
+    checks = learning_checks({"end-to-end": by_seed}, BASELINE)
     assert [ok for _, ok, _ in checks] == expected
     assert "37.5%" in checks[1][0]  # 3 x chance of 8 objects
 
 
-def test_plans_fit_their_budgets():
-    quick, full = make_plan(2, 1, quick=True), make_plan(20, 3, quick=False)
-    assert quick.train_minutes < 1 and quick.eval_samples > 0 and quick.seeds == [0]
-    assert 10 <= full.train_minutes <= 15 and full.seeds == [0, 1, 2]
-    assert full.pipeline_part_minutes * 2 == pytest.approx(full.train_minutes)
-
-
-def test_time_spent_adds_up_over_invocations(tmp_path):
-    from photodialog.demo.report import _total_time
-    from photodialog.demo.run import add_time_spent
-
-    assert add_time_spent(tmp_path, 18.5) == {"minutes": 18.5, "invocations": 1}
-    spent = add_time_spent(tmp_path, 0.5)  # a rerun that only rewrites the report
-    assert spent == {"minutes": 19.0, "invocations": 2}
-    assert _total_time(**spent).startswith("19.0 min over 2 runs")
-    assert _total_time(18.5, 1) == "18.5 min"
+def test_unavailable_metrics_are_none():
+    result = eval_result("end-to-end", bleu2=1.0, rouge_l=2.0)
+    assert metric(result, "bleu2") == 1.0 and metric(result, "probe_fid") is None

@@ -1,51 +1,69 @@
-"""`photodialog demo [--out DIR] [--budget-minutes M] [--seeds N] [--quick]`."""
+"""`photodialog demo [--out DIR] [--seeds N] [--arms A,B] [--quick]`."""
 
 from __future__ import annotations
 
 import argparse
 
-EPILOG = """The main job on the embedded default dataset, on a CPU with no internet:
+EPILOG = """The main job on the embedded default dataset, on a CPU with no internet: does the paper's
+end-to-end training beat training the parts apart? A controlled experiment:
   1. synthesise a photo-sharing world (PhotoChat format, rendered photos) and train its probe;
-  2. train the tiny end-to-end model and the tiny pipeline baseline (same components, same
-     budget; two lanes side by side, one CPU thread each);
-  3. evaluate both on the test split (Table 2, share moment, probe scores) over seeds;
-  4. write DIR/report.md and DIR/report.html (tables, loss curves, example dialogues with
-     the gold photo and each model's photo side by side).
-Run it again with the same --out to resume after an interruption; finished stages are kept.
+  2. pretrain once, shared by every arm: the tiny Stable Diffusion generator on the world's
+     (caption, photo) pairs | the tiny LLM with the perceptron on its dialogues;
+  3. fine-tune every arm from that start, once per training seed, same data order, same steps:
+       end-to-end  L_v reaches the LLM through STGS + the sentence bridge (the paper)
+       no-bridge   the same joint training, no L_v gradient on the LLM (the ablation)
+       pipeline    text and image parts fine-tuned apart (generator on gold captions)
+  4. evaluate every model on the test split (Table 2, share moment, probe scores);
+  5. write DIR/report.md and report.html: mean ± std over training seeds, each difference to
+     end-to-end with a 95% interval over seeds and a verdict per metric, learning checks,
+     loss curves, examples of every arm, time per stage, the commands behind every number.
+Budgets are optimizer steps, so the same command gives the same numbers on any machine; two
+1-thread processes run side by side. Run it again with the same --out to resume.
 
 examples:
-  photodialog demo                      # about 20 minutes on 2 cores
-  photodialog demo --quick --out /tmp/q # about 2 minutes: a smoke test of the whole path"""
+  photodialog demo                        # about 20 minutes on an idle 2-core machine
+  photodialog demo --seeds 5 --arms word  # more seeds, and the word-level bridge as a 4th arm
+  photodialog demo --quick --out /tmp/q   # about 3 minutes: every stage, too small to show anything"""
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="the main job: world -> train end-to-end and pipeline -> eval -> report",
-                                   description="The paper's comparison, end to end, at laptop scale.",
+    from photodialog.demo.arms import ARMS, DEFAULT_ARMS
+
+    parser = subparsers.add_parser("demo", help="the main job: pretrain -> fine-tune every arm over seeds -> eval -> report",
+                                   description="The paper's claim as a controlled experiment, at laptop scale.",
                                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo-out", metavar="DIR", help="output folder (default: demo-out)")
-    parser.add_argument("--budget-minutes", type=float, default=None, metavar="M",
-                        help="total time to aim for (default: 20, or 2 with --quick)")
-    parser.add_argument("--seeds", type=int, default=None, metavar="N", help="evaluation seeds (default: 3, or 1 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="the 2-minute smoke version (small world, short training)")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="training seeds per arm (default: 3, or 1 with --quick; 2 or more give intervals)")
+    extra = [name for name in ARMS if name not in DEFAULT_ARMS]
+    parser.add_argument("--arms", default="", metavar="A,B",
+                        help=f"arms to add to {', '.join(DEFAULT_ARMS)}: {', '.join(extra)}")
+    parser.add_argument("--quick", action="store_true", help="the 3-minute smoke version (small world, a few steps per stage)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--budget-minutes", type=float, default=None, help=argparse.SUPPRESS)  # removed: budgets are steps
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    # loaded when the command runs, not for --help
     from photodialog.errors import UserError
 
-    budget = args.budget_minutes if args.budget_minutes is not None else (2.0 if args.quick else 20.0)
+    if args.budget_minutes is not None:
+        raise UserError("--budget-minutes was removed: the demo's budgets are optimizer steps, so that its numbers are the "
+                        "same on every machine; run `photodialog demo` (about 20 minutes on 2 idle cores) or `--quick`")
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
-    if budget <= 0 or seeds <= 0:
-        raise UserError("--budget-minutes and --seeds must be positive")
-    # loaded when the command runs, not for --help
+    if seeds <= 0:
+        raise UserError(f"--seeds must be a positive number of training seeds, got {seeds}")
+    from photodialog.demo.arms import parse_arms
+
+    try:
+        arms = parse_arms([a.strip() for a in args.arms.split(",") if a.strip()])
+    except ValueError as err:
+        raise UserError(f"--arms: {err}") from None
     from photodialog.cli.common import quiet_libraries
 
     quiet_libraries()
-    # loaded when the command runs, not for --help
     from photodialog.demo.plan import make_plan
     from photodialog.demo.run import run_demo
 
-    run_demo(args.out, make_plan(budget, seeds, args.quick), progress=not args.no_progress)
+    run_demo(args.out, make_plan(seeds, arms, args.quick), progress=not args.no_progress)
     return 0

@@ -1,10 +1,13 @@
-"""Training several runs side by side as `photodialog train` subprocesses, with live progress.
+"""Running the demo's jobs (`photodialog train` and `photodialog eval` subprocesses) in lanes, with progress.
 
-Each lane is a list of runs trained one after the other in its own process (one CPU thread).
-With progress on, the parent polls the ``metrics.jsonl`` of each lane's running job and shows
-one progress bar per lane. A lane
-whose run folder already holds a finished run skips it; an unfinished one continues with
-``--resume``, so an interrupted demo picks up where it stopped.
+Each lane is a list of jobs run one after the other in its own process with one CPU thread;
+lanes run side by side (two on two cores). A job whose output is already there is skipped, and
+an unfinished training run continues with ``--resume``, so an interrupted demo picks up where it
+stopped. One thread per process also makes every number the same on every run: no result
+depends on how many cores a machine has or how busy it is, only on the seeds.
+
+Progress: one bar per lane, in optimizer steps (training) or models (evaluation), with tqdm's
+rate and ETA; each training job's step is read from its ``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -21,40 +24,47 @@ from pathlib import Path
 from photodialog.checkpoints import list_checkpoints, read_state
 from photodialog.errors import UserError
 
-STARTUP_SECONDS = 15  # per run: start Python, load the data, build the model, save the last checkpoint
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 @dataclass
-class TrainJob:
+class Job:
+    """One subprocess: ``photodialog train`` (``steps`` > 0, output = its run folder) or
+    ``photodialog eval`` (output = its result JSON)."""
+
     name: str
-    recipe: str
-    run_dir: Path
-    overrides: list[str] = field(default_factory=list)
-    minutes: float = 1.0
+    args: list[str]
+    output: Path
+    steps: int = 0
+    extra: list[str] = field(default_factory=list)
 
-    def command(self, resume: bool) -> list[str]:
-        cmd = [sys.executable, "-m", "photodialog", "train", "--config", self.recipe, *self.overrides,
-               f"train.max_minutes={self.minutes}", "--out", str(self.run_dir), "--no-progress"]
-        return cmd + (["--resume"] if resume else [])
+    @property
+    def trains(self) -> bool:
+        return self.steps > 0
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "photodialog", *self.args, *self.extra]
+        return cmd + (["--resume"] if self.trains and self.output.exists() else [])
+
+    def done(self) -> bool:
+        if not self.trains:
+            return self.output.is_file()
+        found = list_checkpoints(self.output)
+        return bool(found) and read_state(found[-1]).finished
+
+    def progress(self) -> int:
+        """Units done: optimizer steps logged so far (training), or 1 once the result exists (eval)."""
+        if not self.trains:
+            return int(self.output.is_file())
+        return min(self.steps, logged_step(self.output))
+
+    @property
+    def units(self) -> int:
+        return self.steps if self.trains else 1
 
 
-def _latest_state(run_dir: Path):
-    found = list_checkpoints(run_dir)
-    return read_state(found[-1]) if found else None
-
-
-def finished(run_dir: Path) -> bool:
-    state = _latest_state(run_dir)
-    return state is not None and state.finished
-
-
-def trained_steps(run_dir: Path) -> int:
-    """Optimizer steps in the run's latest checkpoint (metrics.jsonl logs only every few steps)."""
-    state = _latest_state(run_dir)
-    return state.step if state is not None else 0
-
-
-def last_step(run_dir: Path) -> int:
+def logged_step(run_dir: Path) -> int:
+    """The last optimizer step a run logged in ``metrics.jsonl`` (0 when none)."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return 0
@@ -62,75 +72,72 @@ def last_step(run_dir: Path) -> int:
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             step = max(step, int(json.loads(line).get("step", 0)))
-        except ValueError:
+        except (ValueError, AttributeError):
             continue
     return step
 
 
-def run_lanes(lanes: list[list[TrainJob]], log_dir: Path, progress: bool = True) -> None:
-    """Train every lane in parallel; raise ``UserError`` naming the log of a run that failed."""
+def trained_steps(run_dir: Path) -> int:
+    """Optimizer steps in the run's latest checkpoint."""
+    found = list_checkpoints(run_dir)
+    return read_state(found[-1]).step if found else 0
+
+
+def run_lanes(lanes: list[list[Job]], log_dir: Path, *, title: str, progress: bool = True) -> None:
+    """Run every lane in parallel; raise ``UserError`` naming the log of a job that failed."""
+    lanes = [lane for lane in lanes if lane]
     log_dir.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
-    running: list[TrainJob | None] = [None] * len(lanes)  # each lane's job in training now, for the progress bars
-    threads = [threading.Thread(target=_run_lane, args=(lane, log_dir, errors, running, index), daemon=True)
-               for index, lane in enumerate(lanes)]
+    running: list[Job | None] = [None] * len(lanes)
+    threads = [threading.Thread(target=_run_lane, args=(lane, log_dir, errors, running, i), daemon=True)
+               for i, lane in enumerate(lanes)]
     for thread in threads:
         thread.start()
     if progress:
-        _watch(lanes, threads, running)
+        _watch(lanes, threads, running, title)
     for thread in threads:
         thread.join()
     if errors:
-        raise UserError("training failed: " + "; ".join(errors))
+        raise UserError(f"{title} failed: " + "; ".join(errors))
 
 
-def _run_lane(lane: list[TrainJob], log_dir: Path, errors: list[str], running: list[TrainJob | None], index: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+def _run_lane(lane: list[Job], log_dir: Path, errors: list[str], running: list, index: int) -> None:
+    env = {**os.environ, **SINGLE_THREAD}
     for job in lane:
-        if finished(job.run_dir):
+        if job.done():
             continue
         running[index] = job
         log = log_dir / f"{job.name}.log"
         with log.open("a", encoding="utf-8") as handle:
-            code = subprocess.call(job.command(resume=job.run_dir.exists()), stdout=handle, stderr=subprocess.STDOUT, env=env)
+            code = subprocess.call(job.command(), stdout=handle, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
         if code != 0:
             errors.append(f"{job.name} exited with code {code} (see {log})")
             return
+    running[index] = None
 
 
-def _watch(lanes: list[list[TrainJob]], threads: list[threading.Thread], running: list[TrainJob | None]) -> None:
-    """One progress bar per lane, with each run's step, until every lane is done.
-
-    Only the job in training writes metrics, so only its ``metrics.jsonl`` is read each second
-    (plus, once, the job it took over from, for its final step); the others' steps are known.
-    """
+def _watch(lanes: list[list[Job]], threads: list[threading.Thread], running: list, title: str) -> None:
+    """One bar per lane until every lane is done, polled once a second."""
     # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
 
+    unit = "step" if any(job.trains for lane in lanes for job in lane) else "model"
     bars = []
-    for lane in lanes:
-        total = sum(job.minutes * 60 + STARTUP_SECONDS for job in lane)
-        names = " + ".join(job.name for job in lane)
-        bars.append(tqdm(total=round(total), desc=f"train {names}", unit="s", dynamic_ncols=True,
-                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}"))
-    steps = {job.name: last_step(job.run_dir) for lane in lanes for job in lane}  # runs already there when resuming
-    polled: list[TrainJob | None] = [None] * len(lanes)
-    started = time.time()
+    for i, lane in enumerate(lanes):
+        bar = tqdm(total=sum(job.units for job in lane), desc=f"{title} lane {i + 1}", unit=unit, dynamic_ncols=True)
+        bar.update(_units_done(lane, None))  # work an earlier invocation did
+        bar.unpause()
+        bars.append(bar)
     while any(t.is_alive() for t in threads):
         time.sleep(1.0)
-        for index, (bar, lane, thread) in enumerate(zip(bars, lanes, threads)):
-            elapsed = min(bar.total, round(time.time() - started)) if thread.is_alive() else bar.total
-            bar.update(elapsed - bar.n)
-            polled[index] = _poll_steps(steps, polled[index], running[index])
-            bar.set_postfix_str(", ".join(f"{job.name} step {steps[job.name]}" for job in lane))
+        for bar, lane, job in zip(bars, lanes, running):
+            bar.update(_units_done(lane, job) - bar.n)
+            if job is not None:
+                bar.set_postfix_str(job.name, refresh=False)
     for bar in bars:
+        bar.update(bar.total - bar.n)
         bar.close()
 
 
-def _poll_steps(steps: dict[str, int], previous: TrainJob | None, current: TrainJob | None) -> TrainJob | None:
-    """Read ``current``'s step into ``steps``; when the lane moved on, ``previous``'s final one too."""
-    if previous is not None and previous is not current:  # it may have logged steps since the last look
-        steps[previous.name] = last_step(previous.run_dir)
-    if current is not None:
-        steps[current.name] = last_step(current.run_dir)
-    return current
+def _units_done(lane: list[Job], current: Job | None) -> int:
+    return sum(job.progress() if job is current else job.units if job.done() else 0 for job in lane)

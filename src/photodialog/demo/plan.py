@@ -1,41 +1,48 @@
-"""How `photodialog demo` spends its budget: world size, training minutes per lane, eval size.
+"""What `photodialog demo` runs: the world, the pretraining stage, the arms x training seeds, the evaluation.
 
-Two lanes train side by side, one process and one CPU thread each (on 2 cores, two 1-thread
-processes do more work than one 2-thread process on models this small): the end-to-end model
-in one lane; the pipeline's text part and then its image part in the other, each for half the
-time. Both sides get the same components and the same wall-clock budget.
+Every budget is a number of optimizer steps (or samples), never minutes: the same command gives
+the same numbers on any machine, and a slow or busy machine only takes longer. The default plan is
+sized for about 20 minutes on an idle 2-core machine, two lanes side by side
+(``docs/demo/time-spent.json`` holds the measured split).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
-# Run names (folders under runs/, lanes, logs) of the two sides' trainings ...
-E2E, TEXT, IMAGE = "end-to-end", "pipeline-text", "pipeline-image"
-# ... and the pipeline's name in its evaluation: its image part's run, joined to the text part's.
-PIPELINE = "pipeline"
+from photodialog.demo.arms import DEFAULT_ARMS
+
+# Run names of the pretraining stage (folders under pretrain/).
+PRETRAIN_GENERATOR, PRETRAIN_TEXT = "generator", "llm-perceptron"
 
 
 @dataclass
 class DemoPlan:
     dialogues: int
-    train_minutes: float
-    eval_samples: int  # 0 = the whole test split (the protocol)
+    """Dialogues in the synthetic world (train / dev / test = 80 / 10 / 10%)."""
     seeds: list[int]
-    diffusion_steps: int
-    quick: bool
+    """Training seeds: every arm is fine-tuned once per seed (new weights' init, data order, noise)."""
+    arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
+    pretrain_generator_steps: int = 0
+    pretrain_text_steps: int = 0
+    finetune_steps: int = 0
+    eval_samples: int = 0
+    """Test turns evaluated per model (0 = the whole test split, the protocol)."""
+    eval_seed: int = 0
+    """The sampling seed of every evaluation (the same for every model: the photos differ only by model)."""
+    diffusion_steps: int = 20
+    probe_epochs: int = 10
+    quick: bool = False
 
-    @property
-    def pipeline_part_minutes(self) -> float:
-        return self.train_minutes / 2
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
-def make_plan(budget_minutes: float, seeds: int, quick: bool) -> DemoPlan:
-    """Share ``budget_minutes`` between world making, training and evaluation."""
+def make_plan(seeds: int, arms: list[str], quick: bool) -> DemoPlan:
+    """The default plan (or ``--quick``: a smoke run of every stage, too small to show anything)."""
     if quick:
-        return DemoPlan(dialogues=300, train_minutes=max(0.3, budget_minutes * 0.35), eval_samples=40,
-                        seeds=list(range(max(1, seeds))), diffusion_steps=10, quick=True)
-    # World and probe take about half a minute, evaluation about three minutes (2 models, 3 seeds).
-    train = max(1.0, budget_minutes * 0.8 - 1.0)
-    return DemoPlan(dialogues=2000, train_minutes=train, eval_samples=0,
-                    seeds=list(range(max(1, seeds))), diffusion_steps=20, quick=False)
+        return DemoPlan(dialogues=300, seeds=list(range(seeds)), arms=arms, pretrain_generator_steps=40,
+                        pretrain_text_steps=40, finetune_steps=12, eval_samples=24, diffusion_steps=10, probe_epochs=3,
+                        quick=True)
+    return DemoPlan(dialogues=2000, seeds=list(range(seeds)), arms=arms, pretrain_generator_steps=1500,
+                    pretrain_text_steps=1500, finetune_steps=200, eval_samples=0, diffusion_steps=20)

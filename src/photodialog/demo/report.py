@@ -1,7 +1,8 @@
-"""The demo's report: Markdown and HTML from the same content, with a loss plot and examples.
+"""The demo's report: Markdown and HTML from the same content.
 
-Every number comes from the eval result JSON files and the runs' ``metrics.jsonl`` written by
-this demo; the verdict sentences only compare them.
+Every number comes from the eval result JSON files, the runs' ``metrics.jsonl`` and
+``time-spent.json`` written by this demo; every sentence of the verdict follows from the
+per-metric verdicts of ``demo/intervals.py``, never from a count of raw wins.
 """
 
 from __future__ import annotations
@@ -11,95 +12,132 @@ import json
 import shutil
 from pathlib import Path
 
+from photodialog.demo.arms import ARMS, REFERENCE, run_name
+from photodialog.demo.intervals import Difference, paired_difference, summary
 from photodialog.demo.lanes import trained_steps
-from photodialog.demo.plan import E2E, IMAGE, PIPELINE, TEXT, DemoPlan
-from photodialog.evaluation.results import metric_info
-from photodialog.evaluation.runner import load_targets
-from photodialog.evaluation.tables import report as tables_report
-from photodialog.training.run_files import read_metrics
+from photodialog.demo.plan import PRETRAIN_GENERATOR, PRETRAIN_TEXT, DemoPlan
 
 FILES = "report-files"
 SHOWN_EXAMPLES = 4
 PHOTO_PX = 96
+# The metrics each difference is computed for, in table order.
+COMPARED = ("bleu1", "bleu2", "rouge_l", "share_f1", "probe_acc_caption_all", "probe_acc_gold_all",
+            "probe_acc_generator_object", "probe_acc_generator_all", "probe_fid", "is", "fid")
 
 
 # ------------------------------------------------------------ numbers
 
+def load_results(paths, plan: DemoPlan) -> dict[str, dict[int, dict]]:
+    """``{arm: {training seed: eval result}}`` for every model the plan trained."""
+    from photodialog.evaluation.results import load_result
+
+    return {arm: {seed: load_result(paths.eval_json(run_name(arm, seed))) for seed in plan.seeds} for arm in plan.arms}
+
+
 def metric(result: dict, key: str) -> float | None:
     entry = result.get("aggregate", {}).get(key, {})
-    return entry.get("mean") if entry.get("available", True) else None
+    return entry.get("mean") if entry.get("available", False) else None
 
 
-def learning_checks(results: dict[str, dict], baseline: dict) -> list[tuple[str, bool, str]]:
-    """(claim, holds, numbers) for the demo's learning targets, per model.
+def per_seed(results: dict[int, dict], key: str) -> dict[int, float]:
+    values = {seed: metric(result, key) for seed, result in results.items()}
+    return {seed: value for seed, value in values.items() if value is not None}
 
-    The object check's chance level is the one the evaluation stored with the result
-    (``result["chance"]``, from the probe's classes), so the world need not be read again.
-    """
+
+def arm_result(arm: str, results: dict[int, dict]) -> dict:
+    """One eval result per arm whose "seeds" are the training seeds: each model's scores (one
+    sampling seed) become one seed record, so the tables show mean ± std over training seeds."""
+    from photodialog.evaluation.results import SeedResult, build_result
+
+    records = []
+    for seed, result in sorted(results.items()):
+        record = SeedResult.from_dict({**result["per_seed"][0], "seed": seed})
+        record.chance.update(result.get("chance", {}))
+        records.append(record)
+    first = next(iter(results.values()))
+    return build_result(model={"name": arm}, data=first["data"], seed_results=records, settings=first.get("settings", {}))
+
+
+def differences(results: dict[str, dict[int, dict]]) -> dict[str, list[Difference]]:
+    """For every arm but the reference: the reference minus it, per compared metric, over paired seeds."""
+    from photodialog.evaluation.results import metric_info
+
+    out = {}
+    for arm in results:
+        if arm == REFERENCE or REFERENCE not in results:
+            continue
+        rows = []
+        for key in COMPARED:
+            ref, other = per_seed(results[REFERENCE], key), per_seed(results[arm], key)
+            if set(ref) & set(other):
+                rows.append(paired_difference(key, ref, other, metric_info(key).higher_is_better))
+        out[arm] = rows
+    return out
+
+
+def learning_checks(results: dict[str, dict[int, dict]], baseline: dict) -> list[tuple[str, bool, str]]:
+    """(claim, holds, numbers) per arm, on the means over training seeds."""
     checks = []
-    for name, result in results.items():
-        colour, obj = metric(result, "probe_acc_generator_colour"), metric(result, "probe_acc_generator_object")
+    for arm, by_seed in results.items():
+        combined = arm_result(arm, by_seed)
+        obj, colour = metric(combined, "probe_acc_generator_object"), metric(combined, "probe_acc_generator_colour")
         if colour is not None:
-            checks.append((f"{name}: photos drawn from test captions have the caption's colour (probe, >= 60%)",
-                           colour >= 60.0, f"{colour:.1f}%"))
+            checks.append((f"{arm}: photos drawn from test captions have the caption's colour (probe, >= 60%)", colour >= 60.0, f"{colour:.1f}%"))
         if obj is not None:
-            target = 3 * result["chance"]["probe_acc_generator_object"]
-            checks.append((f"{name}: ... and its object (probe, >= 3x chance = {target:.1f}%)", obj >= target, f"{obj:.1f}%"))
-        bleu2, rouge = metric(result, "bleu2"), metric(result, "rouge_l")
-        beats = bleu2 is not None and bleu2 > baseline["bleu2"] and rouge > baseline["rouge_l"]
-        checks.append((f"{name}: replies beat the most frequent reply (BLEU-2 and ROUGE-L)", beats,
-                       f"BLEU-2 {bleu2:.2f} vs {baseline['bleu2']:.2f}, ROUGE-L {rouge:.2f} vs {baseline['rouge_l']:.2f}"))
+            chance = combined.get("chance", {}).get("probe_acc_generator_object", 12.5)
+            checks.append((f"{arm}: ... and its object (probe, >= 3x chance = {3 * chance:.1f}%)", obj >= 3 * chance, f"{obj:.1f}%"))
+        bleu2, rouge = metric(combined, "bleu2"), metric(combined, "rouge_l")
+        beats = bleu2 is not None and rouge is not None and bleu2 > baseline["bleu2"] and rouge > baseline["rouge_l"]
+        checks.append((f"{arm}: replies beat the most frequent training reply (BLEU-2 and ROUGE-L)", beats,
+                       f"BLEU-2 {bleu2 or 0:.2f} vs {baseline['bleu2']:.2f}, ROUGE-L {rouge or 0:.2f} vs {baseline['rouge_l']:.2f}"))
     return checks
 
 
-def verdict(results: dict[str, dict]) -> str:
-    """Which model wins on how many of the comparable metrics, said plainly."""
-    e2e, pipe = results[E2E], results[PIPELINE]
-    wins, losses, ties, rows = 0, 0, 0, []
-    for key in ("bleu1", "bleu2", "rouge_l", "is", "fid", "share_f1", "probe_acc_gold_all", "probe_acc_generator_all", "probe_fid"):
-        a, b = metric(e2e, key), metric(pipe, key)
-        if a is None or b is None:
-            continue
-        higher = metric_info(key).higher_is_better
-        better = (a > b) if higher else (a < b)
-        if abs(a - b) < 1e-9:
-            ties += 1
-        elif better:
-            wins += 1
-        else:
-            losses += 1
-        rows.append(f"{metric_info(key).label} {a:.2f} vs {b:.2f}")
-    if wins > losses:
-        head = f"The end-to-end model beats the pipeline on {wins} of {wins + losses + ties} metrics"
-    elif wins < losses:
-        head = f"The end-to-end model does NOT beat the pipeline here: it is better on {wins} and worse on {losses} of {wins + losses + ties} metrics"
-    else:
-        head = f"Neither model wins: {wins} metrics each way, {ties} tied"
-    return head + " (end-to-end vs pipeline: " + "; ".join(rows) + ")."
+def difference_table(diffs: dict[str, list[Difference]]) -> str:
+    from photodialog.evaluation.results import metric_info
+
+    arms = list(diffs)
+    if not arms:
+        return "(only one arm: nothing to compare)"
+    header = "| metric | " + " | ".join(f"{REFERENCE} - {arm} [95% interval] | verdict" for arm in arms) + " |"
+    lines = [header, "| --- |" + " ---: | --- |" * len(arms)]
+    keys = [d.metric for d in diffs[arms[0]]]
+    for key in keys:
+        cells = []
+        for arm in arms:
+            d = next((d for d in diffs[arm] if d.metric == key), None)
+            if d is None:
+                cells += ["n/a", ""]
+                continue
+            interval = f" [{d.low:+.2f}, {d.high:+.2f}]" if d.low is not None else ""
+            cells += [f"{d.mean:+.2f}{interval}", d.verdict]
+        direction = "higher" if metric_info(key).higher_is_better else "lower"
+        lines.append(f"| {metric_info(key).label} ({direction} is better) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------ loss curves
 
-def plot_losses(paths, out: Path) -> Path:
-    # slow to import: only the report's plots need it
+def plot_losses(paths, plan: DemoPlan, out: Path) -> Path:
+    """Mean training loss over seeds per arm (L_t and L_v), against the optimizer step."""
     import matplotlib
 
     matplotlib.use("Agg")
-    # slow to import: only the report's plots need it
     import matplotlib.pyplot as plt
 
+    from photodialog.training.run_files import read_metrics
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    runs = {E2E: paths.run(E2E), "pipeline text part": paths.run(TEXT), "pipeline image part": paths.run(IMAGE)}
-    for name, run in runs.items():
-        rows = read_metrics(run, "train")
-        steps = [r["step"] for r in rows]
-        if any(r.get("text_loss") for r in rows):
-            axes[0].plot(steps, [r["text_loss"] for r in rows], label=name)
-        if any(r.get("image_loss") for r in rows):
-            axes[1].plot(steps, [r["image_loss"] for r in rows], label=name)
-    for axis, title in zip(axes, ("text loss L_t", "image loss L_v")):
-        axis.set_title(title)
-        axis.set_xlabel("optimizer step")
+    for arm in plan.arms:
+        for axis, key in zip(axes, ("text_loss", "image_loss")):
+            curves = [{r["step"]: r[key] for r in read_metrics(paths.run(run_name(arm, s)), "train") if r.get(key) is not None}
+                      for s in plan.seeds]
+            steps = sorted(set.intersection(*(set(c) for c in curves))) if curves and all(curves) else []
+            if steps:
+                axis.plot(steps, [sum(c[s] for c in curves) / len(curves) for s in steps], label=arm)
+    for axis, title in zip(axes, ("text loss L_t (mean over training seeds)", "image loss L_v (mean over training seeds)")):
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("fine-tuning step")
         axis.legend()
         axis.grid(alpha=0.3)
     fig.tight_layout()
@@ -110,38 +148,41 @@ def plot_losses(paths, out: Path) -> Path:
 
 # ------------------------------------------------------------ examples
 
-def examples(paths, files: Path, count: int = SHOWN_EXAMPLES) -> list[dict]:
-    """Test turns where the gold reply shares a photo: context, gold and both models' replies and photos."""
-    predictions = {name: _predictions(paths.eval_json(name)) for name in (E2E, PIPELINE)}
-    targets = load_targets(paths.world, "test")
+def examples(paths, plan: DemoPlan, files: Path, count: int = SHOWN_EXAMPLES) -> list[dict]:
+    """Test turns where the gold reply shares a photo: context, gold, and every arm's reply and photo (first seed)."""
+    from photodialog.evaluation.runner import load_targets
+
+    seed = plan.seeds[0]
+    predictions = {arm: _predictions(paths.eval_json(run_name(arm, seed))) for arm in plan.arms}
+    targets = load_targets(paths.world, "test", plan.eval_samples)
     chosen = [i for i, t in enumerate(targets) if t.response.photos and all(i in p for p in predictions.values())][:count]
     shown = []
     for n, index in enumerate(chosen):
         sample = targets[index]
         item = {"context": [(t.speaker, t.text) for t in sample.context[-4:]], "gold": sample.response.text,
                 "gold_photo": _copy_photo(Path(sample.response.photos[0].path), files / f"ex{n}-gold.png"), "models": {}}
-        for name, rows in predictions.items():
+        for arm, rows in predictions.items():
             row = rows[index]
-            photo = (row.get("photos_by_seed") or {}).get("0")
-            source = paths.eval_json(name).parent / photo if photo else None
-            item["models"][name] = {"text": row["predicted"], "photo": _copy_photo(source, files / f"ex{n}-{name}.png") if source else None}
+            photo = (row.get("photos_by_seed") or {}).get(str(plan.eval_seed))
+            source = paths.eval_json(run_name(arm, seed)).parent / photo if photo else None
+            item["models"][arm] = {"text": row["predicted"],
+                                   "photo": _copy_photo(source, files / f"ex{n}-{arm}.png") if source else None}
         shown.append(item)
     return shown
 
 
-def example_grid(shown: list[dict], out: Path) -> Path:
-    """One picture of the examples: a row per example, columns gold | end-to-end | pipeline."""
-    # only photo work needs Pillow; keeps light callers light
+def example_grid(shown: list[dict], arms: list[str], out: Path) -> Path:
+    """One picture of the examples: a row per example, columns gold | each arm."""
     from PIL import Image, ImageDraw
 
-    columns, pad, label = ("gold", E2E, PIPELINE), 8, 18
+    columns, pad, label = ["gold", *arms], 8, 18
     width = len(columns) * (PHOTO_PX + pad) + pad
-    grid = Image.new("RGB", (width, label + len(shown) * (PHOTO_PX + pad) + pad), "white")
+    grid = Image.new("RGB", (width, label + max(1, len(shown)) * (PHOTO_PX + pad) + pad), "white")
     draw = ImageDraw.Draw(grid)
     for c, name in enumerate(columns):
         draw.text((pad + c * (PHOTO_PX + pad), 4), name, fill="black")
     for r, example in enumerate(shown):
-        photos = [example["gold_photo"]] + [example["models"][name]["photo"] for name in columns[1:]]
+        photos = [example["gold_photo"]] + [example["models"][arm]["photo"] for arm in arms]
         for c, photo in enumerate(photos):
             if photo:
                 with Image.open(out.parent.parent / photo) as image:
@@ -157,7 +198,6 @@ def _predictions(path: Path) -> dict[int, dict]:
 
 
 def _copy_photo(source: Path, target: Path) -> str:
-    # only photo work needs Pillow; keeps light callers light
     from PIL import Image
 
     with Image.open(source) as image:
@@ -167,90 +207,135 @@ def _copy_photo(source: Path, target: Path) -> str:
 
 # ------------------------------------------------------------ documents
 
-def write_report(paths, plan: DemoPlan, results: dict[str, dict], baseline: dict, minutes: float, invocations: int = 1) -> Path:
+def write_report(paths, plan: DemoPlan, timer) -> Path:
+    from photodialog.demo.baseline import most_frequent_reply_scores
+    from photodialog.evaluation.tables import report as tables_report
+
+    results = load_results(paths, plan)
     files = paths.out / FILES
     shutil.rmtree(files, ignore_errors=True)
     files.mkdir(parents=True)
-    plot = plot_losses(paths, files / "losses.png")
+    diffs = differences(results)
+    baseline = most_frequent_reply_scores(paths.world, max_samples=plan.eval_samples)
+    arm_results = [arm_result(arm, results[arm]) for arm in plan.arms]
     content = {
-        "plan": plan, "minutes": minutes, "total": _total_time(minutes, invocations),
-        "tables": tables_report([results[E2E], results[PIPELINE]], [E2E, PIPELINE], seed_spread=True),
-        "verdict": verdict(results), "checks": learning_checks(results, baseline), "baseline": baseline,
-        "steps": {name: trained_steps(paths.run(name)) for name in (E2E, TEXT, IMAGE)},
-        "plot": f"{FILES}/{plot.name}", "examples": examples(paths, files), "paths": paths,
+        "plan": plan, "paths": paths, "timer": timer,
+        "tables": tables_report(arm_results, plan.arms, seed_spread=True),
+        "differences": difference_table(diffs), "diffs": diffs,
+        "verdicts": [summary(REFERENCE, arm, rows) for arm, rows in diffs.items()],
+        "checks": learning_checks(results, baseline), "baseline": baseline,
+        "pretrain_steps": {name: trained_steps(paths.pretrain(name)) for name in (PRETRAIN_GENERATOR, PRETRAIN_TEXT)},
+        "plot": f"{FILES}/{plot_losses(paths, plan, files / 'losses.png').name}",
+        "examples": examples(paths, plan, files),
     }
-    content["grid"] = f"{FILES}/{example_grid(content['examples'], files / 'examples.png').name}"
+    content["grid"] = f"{FILES}/{example_grid(content['examples'], plan.arms, files / 'examples.png').name}"
+    write_json_summary(paths, plan, content, arm_results)
     markdown = paths.out / "report.md"
     markdown.write_text(_markdown(content), encoding="utf-8")
     markdown.with_suffix(".html").write_text(_html(content), encoding="utf-8")
     return markdown
 
 
-def _total_time(minutes: float, invocations: int) -> str:
-    text = f"{minutes:.1f} min"
-    return text if invocations == 1 else f"{text} over {invocations} runs of the command (each resumes the last)"
+def write_json_summary(paths, plan: DemoPlan, content: dict, arm_results: list[dict]) -> None:
+    """``summary.json``: the per-arm means and the differences, for scripts and tests."""
+    from photodialog.files import write_text
+
+    record = {"plan": plan.as_dict(),
+              "arms": {r["model"]["name"]: {k: v for k, v in r["aggregate"].items() if v.get("available")} for r in arm_results},
+              "differences": {arm: [d.as_dict() for d in rows] for arm, rows in content["diffs"].items()},
+              "verdicts": content["verdicts"]}
+    write_text(paths.out / "summary.json", json.dumps(record, indent=1) + "\n")
 
 
-def _commands(paths) -> list[str]:
-    run = paths.run(E2E)
-    return [f"photodialog chat --checkpoint {run}", f"photodialog serve --checkpoint {run}",
-            f"photodialog chat --checkpoint {paths.run(IMAGE)}   # the pipeline",
-            f"photodialog eval compare {paths.eval_json(E2E)} {paths.eval_json(PIPELINE)}"]
+def _intro(c: dict) -> list[str]:
+    plan, timer = c["plan"], c["timer"]
+    stages = ", ".join(f"{stage} {seconds / 60:.1f}" for stage, seconds in timer.seconds.items())
+    runs = len(plan.arms) * len(plan.seeds)
+    return [
+        f"A synthetic photo-sharing world of {plan.dialogues} dialogues. One pretrained start, shared by every arm: "
+        f"the image generator pretrained for {c['pretrain_steps'][PRETRAIN_GENERATOR]} steps on the world's (caption, photo) "
+        f"pairs, the LLM and the perceptron for {c['pretrain_steps'][PRETRAIN_TEXT]} steps on its dialogues. "
+        f"Then {len(plan.arms)} arms x {len(plan.seeds)} training seeds ({plan.seeds}) = {runs} fine-tuning runs of "
+        f"{plan.finetune_steps} optimizer steps each, every one with the paper's STGS settings (Gumbel noise, tau 1 -> 0.01, "
+        f"mean pooling) and the same data order per seed; each model evaluated on the test split "
+        f"({'all turns' if not plan.eval_samples else f'first {plan.eval_samples} turns'}, sampling seed {plan.eval_seed}).",
+        "",
+        f"Time: {timer.total / 60:.1f} min ({stages} min; {timer.invocations} invocation(s) of the command).",
+    ]
+
+
+def _arms_lines(plan: DemoPlan) -> list[str]:
+    return [f"- **{arm}**: {ARMS[arm].meaning} (`{' '.join(ARMS[arm].overrides)}`)" for arm in plan.arms]
+
+
+def _commands(c: dict) -> list[str]:
+    paths, plan = c["paths"], c["plan"]
+    seed = plan.seeds[0]
+    ref = paths.run(run_name(REFERENCE, seed)) if REFERENCE in plan.arms else paths.run(run_name(plan.arms[0], seed))
+    return [f"photodialog chat --checkpoint {ref}", f"photodialog serve --checkpoint {ref}",
+            "photodialog eval compare " + " ".join(str(paths.eval_json(run_name(a, seed))) for a in plan.arms),
+            f"# every training and evaluation command the demo ran, with its output: {paths.logs}/*.log"]
+
+
+def _quick_note(plan: DemoPlan) -> list[str]:
+    if not plan.quick:
+        return []
+    return ["**This is the `--quick` smoke run.** It runs every stage on a small world with a few steps each, "
+            "so its numbers show only that the stages work: the models are barely trained, "
+            + ("one training seed gives no interval, so no verdict is possible. " if len(plan.seeds) < 2 else "")
+            + "Run `photodialog demo` without `--quick` for the experiment.", ""]
 
 
 def _markdown(c: dict) -> str:
-    plan, paths = c["plan"], c["paths"]
-    lines = [
-        "# photodialog demo report", "",
-        f"A synthetic photo-sharing world of {plan.dialogues} dialogues; the tiny end-to-end model and the tiny pipeline "
-        f"(same components) each trained for {plan.train_minutes:.1f} minutes of one CPU thread "
-        f"(end-to-end: {c['steps'][E2E]} steps; pipeline: {c['steps'][TEXT]} text + "
-        f"{c['steps'][IMAGE]} image steps), evaluated on the test split over seeds {plan.seeds}. "
-        f"Total time {c['total']}.", "",
-        "## Verdict", "", c["verdict"], "",
-        "## Did the tiny models learn?", "",
-    ]
+    plan = c["plan"]
+    lines = ["# photodialog demo report", "", *_quick_note(plan), *_intro(c), "", "## Arms", "", *_arms_lines(plan), "",
+             "## Verdict", ""]
+    lines += [f"- {sentence}" for sentence in c["verdicts"]] or ["- (one arm only)"]
+    lines += ["", "Interval: Student's t over the paired training seeds (each seed: same start, same data order for "
+              "every arm); see `photodialog/demo/intervals.py` for why seed-level.", "",
+              "## Differences", "", c["differences"], "", "## Did the models learn?", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'}: {claim}: {numbers}" for claim, ok, numbers in c["checks"]]
     b = c["baseline"]
     lines += ["", f"Most frequent training reply ({b['reply']!r}) on the same {b['targets']} test turns: "
               f"BLEU-1 {b['bleu1']:.2f}, BLEU-2 {b['bleu2']:.2f}, ROUGE-L {b['rouge_l']:.2f}.", "",
-              "## Results", "", c["tables"], "", "## Loss curves", "", f"![losses]({c['plot']})", "", "## Examples", "",
-              f"![photos of the examples: gold, end-to-end, pipeline]({c['grid']})", ""]
+              "## Results per arm (mean ± std over training seeds)", "", c["tables"], "",
+              "## Loss curves", "", f"![losses]({c['plot']})", "", "## Examples (training seed "
+              f"{plan.seeds[0]})", "", f"![photos of the examples: gold and every arm]({c['grid']})", ""]
     for n, ex in enumerate(c["examples"], 1):
         lines += [f"### Example {n}", ""] + [f"> **{s}**: {t}" for s, t in ex["context"]] + [""]
-        lines += ["| gold | end-to-end | pipeline |", "| --- | --- | --- |"]
+        lines += ["| gold | " + " | ".join(plan.arms) + " |", "| --- |" + " --- |" * len(plan.arms)]
         cells = [f"{ex['gold']}<br>![gold]({ex['gold_photo']})"]
-        for name in (E2E, PIPELINE):
-            m = ex["models"][name]
-            cells.append(m["text"] + (f"<br>![{name}]({m['photo']})" if m["photo"] else "<br>(no photo shared)"))
+        for arm in plan.arms:
+            m = ex["models"][arm]
+            cells.append(m["text"] + (f"<br>![{arm}]({m['photo']})" if m["photo"] else "<br>(no photo shared)"))
         lines += ["| " + " | ".join(cells) + " |", ""]
-    lines += ["## Next", "", "Chat with the models this demo trained:", "", "```"] + _commands(paths) + ["```", ""]
+    lines += ["## Commands", "", "```"] + _commands(c) + ["```", ""]
     return "\n".join(lines)
 
 
 def _html(c: dict) -> str:
     esc = html.escape
-    plan, paths = c["plan"], c["paths"]
+    plan = c["plan"]
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>photodialog demo report</title>",
-             "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;line-height:1.4}"
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
              "pre{background:#f4f4f4;padding:.6em;overflow:auto}.pass{color:#176f2c}.fail{color:#b00020}"
              ".chat p{margin:.2em 0}.ex{display:flex;gap:1.5em}.ex div{flex:1}img.photo{image-rendering:pixelated;border:1px solid #ccc}"
-             "</style></head><body><h1>photodialog demo report</h1>",
-             f"<p>{plan.dialogues} dialogues; {plan.train_minutes:.1f} training minutes per model; steps: "
-             f"end-to-end {c['steps'][E2E]}, pipeline {c['steps'][TEXT]} + {c['steps'][IMAGE]}; "
-             f"seeds {esc(str(plan.seeds))}; total time {esc(c['total'])}.</p>",
-             f"<h2>Verdict</h2><p>{esc(c['verdict'])}</p><h2>Did the tiny models learn?</h2><ul>"]
+             "</style></head><body><h1>photodialog demo report</h1>"]
+    parts += [f"<p>{esc(line)}</p>" for line in _quick_note(plan) + _intro(c) if line]
+    parts.append("<h2>Arms</h2><ul>" + "".join(f"<li><b>{esc(a)}</b>: {esc(ARMS[a].meaning)}</li>" for a in plan.arms) + "</ul>")
+    parts.append("<h2>Verdict</h2><ul>" + "".join(f"<li>{esc(s)}</li>" for s in c["verdicts"]) + "</ul>")
+    parts.append(f"<h2>Differences</h2><pre>{esc(c['differences'])}</pre><h2>Did the models learn?</h2><ul>")
     for claim, ok, numbers in c["checks"]:
         parts.append(f"<li class='{'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}: {esc(claim)}: {esc(numbers)}</li>")
-    parts += ["</ul>", f"<h2>Results</h2><pre>{esc(c['tables'])}</pre>", f"<h2>Loss curves</h2><img src='{c['plot']}' width='900'>",
-              "<h2>Examples</h2>"]
+    parts += ["</ul>", f"<h2>Results per arm</h2><pre>{esc(c['tables'])}</pre>",
+              f"<h2>Loss curves</h2><img src='{c['plot']}' width='900'>", f"<h2>Examples</h2><img src='{c['grid']}'>"]
     for n, ex in enumerate(c["examples"], 1):
         chat = "".join(f"<p><b>{esc(s)}</b>: {esc(t)}</p>" for s, t in ex["context"])
         cols = [f"<div><h4>gold</h4><p>{esc(ex['gold'])}</p><img class='photo' src='{ex['gold_photo']}'></div>"]
-        for name in (E2E, PIPELINE):
-            m = ex["models"][name]
+        for arm in plan.arms:
+            m = ex["models"][arm]
             img = f"<img class='photo' src='{m['photo']}'>" if m["photo"] else "<p>(no photo shared)</p>"
-            cols.append(f"<div><h4>{name}</h4><p>{esc(m['text'])}</p>{img}</div>")
+            cols.append(f"<div><h4>{esc(arm)}</h4><p>{esc(m['text'])}</p>{img}</div>")
         parts.append(f"<h3>Example {n}</h3><div class='chat'>{chat}</div><div class='ex'>{''.join(cols)}</div>")
-    parts.append("<h2>Next</h2><pre>" + esc("\n".join(_commands(paths))) + "</pre></body></html>")
+    parts.append("<h2>Commands</h2><pre>" + esc("\n".join(_commands(c))) + "</pre></body></html>")
     return "\n".join(parts)

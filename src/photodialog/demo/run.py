@@ -1,33 +1,31 @@
-"""`photodialog demo`: the paper's comparison, end to end, at laptop scale.
+"""`photodialog demo`: the paper's claim as a controlled experiment, at laptop scale.
 
 Stages (each skipped when its output is already there, so a rerun resumes):
 
 1. world: a synthetic photo-sharing world (``data synth``) and its probe (``data probe``);
-2. training, two lanes side by side: the end-to-end model | the pipeline's text then image part;
-3. evaluation of both on the test split over seeds (``eval``), plus the most-frequent-reply baseline;
-4. the report: ``report.md`` and ``report.html`` with Table 2, share moment, probe scores, loss
-   curves and example dialogues with the gold and generated photos side by side.
+2. pretraining, once, shared by every arm: the image generator on the world's (caption, photo)
+   pairs, and the LLM with the perceptron on the world's dialogues (two lanes side by side);
+3. fine-tuning: every arm (``demo/arms.py``) once per training seed, from that same start, with
+   the same data order per seed and the same number of steps;
+4. evaluation of every (arm, seed) model on the test split, with one sampling seed;
+5. the report: per-arm means over training seeds, each difference to the end-to-end arm with a
+   95% interval over seeds and its verdict, learning checks, loss curves, examples, time spent.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from photodialog.baselines.presets import baseline_recipes
-from photodialog.data.synth import ensure_world
-from photodialog.data.synth.probe import Probe, train_probe
-from photodialog.demo.baseline import most_frequent_reply_scores
-from photodialog.demo.lanes import TrainJob, run_lanes
-from photodialog.demo.plan import E2E, IMAGE, PIPELINE, TEXT, DemoPlan
-from photodialog.demo.report import write_report
-from photodialog.evaluation.evaluate import EvalRequest, evaluate
-from photodialog.evaluation.results import load_result
+from photodialog.demo.arms import ARMS, run_name
+from photodialog.demo.lanes import Job, run_lanes
+from photodialog.demo.plan import PRETRAIN_GENERATOR, PRETRAIN_TEXT, DemoPlan
+from photodialog.files import write_text
 
-log = logging.getLogger("photodialog.demo")
+LANES = 2  # two 1-thread processes side by side: the demo's machine has 2 cores
+COMMON = ["train.epochs=1000", "train.early_stopping_patience=0", "train.eval_every_epochs=1000", "--no-progress"]
 
 
 @dataclass
@@ -37,6 +35,9 @@ class DemoPaths:
     @property
     def world(self) -> Path:
         return self.out / "world"
+
+    def pretrain(self, name: str) -> Path:
+        return self.out / "pretrain" / name
 
     def run(self, name: str) -> Path:
         return self.out / "runs" / name
@@ -54,71 +55,144 @@ def say(message: str) -> None:
 
 
 def make_world(paths: DemoPaths, plan: DemoPlan, progress: bool) -> None:
-    started = time.time()
+    from photodialog.data.synth import ensure_world
+    from photodialog.data.synth.probe import Probe, train_probe
+
     ensure_world(paths.world, dialogues=plan.dialogues, seed=0, image_size=64, progress=progress)
     try:
         Probe.load(paths.world)
     except Exception:  # noqa: BLE001 - no probe yet (or an unreadable one): train it
         say("training the world's photo probe (the objective judge of generated photos)")
-        report = train_probe(paths.world, epochs=3 if plan.quick else 10, progress=progress)
+        # One thread, like every other stage: the probe's weights must not depend on the machine.
+        report = train_probe(paths.world, epochs=plan.probe_epochs, progress=progress, threads=1)
         say(f"probe test accuracy: {', '.join(f'{k} {v:.1%}' for k, v in report.accuracy.items())}")
-    say(f"world ready in {time.time() - started:.0f} s: {paths.world}")
 
 
-def training_jobs(paths: DemoPaths, plan: DemoPlan) -> list[list[TrainJob]]:
-    common = [f"data.path={paths.world}", "train.max_steps=0", "train.epochs=1000", "train.early_stopping_patience=0",
-              "train.eval_every_epochs=1000", "train.save_every_steps=100"]
-    if plan.quick:
-        common += ["train.warmup_steps=10", "eval.max_samples=32"]
-    e2e = TrainJob(E2E, "tiny-e2e", paths.run(E2E), common, plan.train_minutes)
-    recipes = baseline_recipes(PIPELINE)  # the shipped tiny-pipeline-text / -image recipes
-    text = TrainJob(TEXT, recipes.text, paths.run(TEXT), common, plan.pipeline_part_minutes)
-    image = TrainJob(IMAGE, recipes.image, paths.run(IMAGE), [*common, f"model.text_from={paths.run(TEXT).resolve()}"],
-                     plan.pipeline_part_minutes)
-    return [[e2e], [text, image]]
+def pretrain_jobs(paths: DemoPaths, plan: DemoPlan) -> list[list[Job]]:
+    """Two lanes: the generator | the LLM with the perceptron."""
+    data = [f"data.path={paths.world.resolve()}"]
+    generator = _train_job(PRETRAIN_GENERATOR, "tiny-pretrain-generator", paths.pretrain(PRETRAIN_GENERATOR),
+                           plan.pretrain_generator_steps, data)
+    text = _train_job(PRETRAIN_TEXT, "tiny-pretrain-text", paths.pretrain(PRETRAIN_TEXT), plan.pretrain_text_steps, data)
+    return [[generator], [text]]
 
 
-def evaluate_models(paths: DemoPaths, plan: DemoPlan, progress: bool) -> dict[str, dict]:
-    results = {}
-    for name, run in ((E2E, paths.run(E2E)), (PIPELINE, paths.run(IMAGE))):
-        target = paths.eval_json(name)
-        if target.is_file():
-            results[name] = load_result(target)
-            continue
-        say(f"evaluating the {name} model on the test split (seeds {','.join(map(str, plan.seeds))})")
-        request = EvalRequest(checkpoint=str(run), data=str(paths.world), split="test", seeds=plan.seeds, out=str(target),
-                              max_samples=plan.eval_samples, name=name, progress=progress,
-                              generation={"diffusion_steps": plan.diffusion_steps})
-        results[name] = evaluate(request).result
-    return results
+def finetune_jobs(paths: DemoPaths, plan: DemoPlan) -> list[Job]:
+    """Every arm once per training seed, from the same pretrained start (generator first: its base parts)."""
+    start = [str(paths.pretrain(PRETRAIN_GENERATOR).resolve()), str(paths.pretrain(PRETRAIN_TEXT).resolve())]
+    shared = [f"data.path={paths.world.resolve()}", f"model.init_from=[{', '.join(start)}]",
+              f"train.tau_anneal_steps={plan.finetune_steps}"]
+    jobs = []
+    for seed in plan.seeds:
+        for arm in plan.arms:
+            name = run_name(arm, seed)
+            jobs.append(_train_job(name, "tiny-finetune", paths.run(name), plan.finetune_steps,
+                                   [*shared, *ARMS[arm].overrides, f"train.seed={seed}"]))
+    return jobs
+
+
+def eval_jobs(paths: DemoPaths, plan: DemoPlan) -> list[Job]:
+    jobs = []
+    for seed in plan.seeds:
+        for arm in plan.arms:
+            name = run_name(arm, seed)
+            args = ["eval", "--checkpoint", str(paths.run(name)), "--data", str(paths.world), "--split", "test",
+                    "--seeds", str(plan.eval_seed), "--out", str(paths.eval_json(name)), "--max-samples", str(plan.eval_samples),
+                    "--name", arm, "--diffusion-steps", str(plan.diffusion_steps), "--no-progress"]
+            jobs.append(Job(name=f"eval-{name}", args=args, output=paths.eval_json(name)))
+    return jobs
+
+
+def _train_job(name: str, recipe: str, run_dir: Path, steps: int, overrides: list[str]) -> Job:
+    args = ["train", "--config", recipe, "--output-dir", str(run_dir), *COMMON, f"train.max_steps={steps}",
+            f"train.save_every_steps={max(1, steps // 4)}", *overrides]
+    return Job(name=name, args=args, output=run_dir, steps=steps)
+
+
+def deal(jobs: list[Job], lanes: int = LANES) -> list[list[Job]]:
+    """Jobs dealt round-robin into ``lanes`` (neighbours of similar cost land in different lanes)."""
+    return [jobs[i::lanes] for i in range(lanes)]
 
 
 def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True) -> Path:
     """Run every stage; returns the path of ``report.md``."""
+    from photodialog.demo.report import write_report
+
     paths = DemoPaths(Path(out))
     paths.out.mkdir(parents=True, exist_ok=True)
-    (paths.out / "plan.json").write_text(json.dumps(plan.__dict__, indent=2), encoding="utf-8")
-    started = time.time()
-    say(f"1/4 world ({plan.dialogues} dialogues)")
-    make_world(paths, plan, progress)
-    say(f"2/4 training, two lanes side by side for about {plan.train_minutes:.1f} min: "
-        f"{E2E} | {TEXT} then {IMAGE} ({plan.pipeline_part_minutes:.1f} min each)")
-    run_lanes(training_jobs(paths, plan), paths.logs, progress=progress)
-    say("3/4 evaluation")
-    results = evaluate_models(paths, plan, progress)
-    baseline = most_frequent_reply_scores(paths.world, max_samples=plan.eval_samples)
-    say("4/4 report")
-    spent = add_time_spent(paths.out, (time.time() - started) / 60)
-    report = write_report(paths, plan, results, baseline, minutes=spent["minutes"], invocations=spent["invocations"])
-    say(f"done in {(time.time() - started) / 60:.1f} min: {report} and {report.with_suffix('.html')}")
+    _check_plan(paths.out, plan)
+    timer = StageTimer(paths.out)
+    say(f"1/5 world ({plan.dialogues} dialogues) and its probe")
+    with timer("world"):
+        make_world(paths, plan, progress)
+    say(f"2/5 pretraining, once for every arm: generator ({plan.pretrain_generator_steps} steps) | "
+        f"LLM + perceptron ({plan.pretrain_text_steps} steps)")
+    with timer("pretraining"):
+        run_lanes(pretrain_jobs(paths, plan), paths.logs, title="pretrain", progress=progress)
+    runs = len(plan.arms) * len(plan.seeds)
+    say(f"3/5 fine-tuning {len(plan.arms)} arms x {len(plan.seeds)} training seeds = {runs} runs of "
+        f"{plan.finetune_steps} steps each, two side by side")
+    with timer("fine-tuning"):
+        run_lanes(deal(finetune_jobs(paths, plan)), paths.logs, title="fine-tune", progress=progress)
+    say(f"4/5 evaluating the {runs} models on the test split")
+    with timer("evaluation"):
+        run_lanes(deal(eval_jobs(paths, plan)), paths.logs, title="eval", progress=progress)
+    say("5/5 report")
+    with timer("report"):
+        report = write_report(paths, plan, timer)
+    say(f"done in {timer.this_invocation() / 60:.1f} min: {report} and {report.with_suffix('.html')}")
     return report
 
 
-def add_time_spent(out: Path, minutes: float) -> dict:
-    """The demo's total time over every invocation on this folder: a rerun that resumes (or only
-    rewrites the report) adds its own minutes, so the report's total stays the real cost."""
-    record = out / "time-spent.json"
-    spent = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {"minutes": 0.0, "invocations": 0}
-    spent = {"minutes": spent["minutes"] + minutes, "invocations": spent["invocations"] + 1}
-    record.write_text(json.dumps(spent), encoding="utf-8")
-    return spent
+def _check_plan(out: Path, plan: DemoPlan) -> None:
+    """A folder resumes only the plan it was made with: another plan's runs would be mixed in silently."""
+    from photodialog.errors import UserError
+
+    file = out / "plan.json"
+    wanted = plan.as_dict()
+    if file.is_file():
+        saved = json.loads(file.read_text(encoding="utf-8"))
+        if saved != wanted:
+            changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+            raise UserError(f"{out} holds a demo made with another plan (differs in {', '.join(changed)}); "
+                            "use another --out, or the same options as before to resume it")
+        return
+    write_text(file, json.dumps(wanted, indent=2) + "\n")
+
+
+class StageTimer:
+    """Seconds per stage, added up over every invocation on this folder (``time-spent.json``)."""
+
+    def __init__(self, out: Path):
+        self.file = out / "time-spent.json"
+        saved = json.loads(self.file.read_text(encoding="utf-8")) if self.file.is_file() else {}
+        self.seconds: dict[str, float] = dict(saved.get("seconds", {}))
+        self.invocations = int(saved.get("invocations", 0)) + 1
+        self.started = time.time()
+
+    def __call__(self, stage: str):
+        return _Stage(self, stage)
+
+    def this_invocation(self) -> float:
+        return time.time() - self.started
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+    def save(self) -> None:
+        record = {"seconds": {k: round(v, 1) for k, v in self.seconds.items()}, "minutes": round(self.total / 60, 2),
+                  "invocations": self.invocations}
+        write_text(self.file, json.dumps(record, indent=2) + "\n")
+
+
+class _Stage:
+    def __init__(self, timer: StageTimer, stage: str):
+        self.timer, self.stage = timer, stage
+
+    def __enter__(self):
+        self.start = time.time()
+
+    def __exit__(self, *exc):
+        self.timer.seconds[self.stage] = self.timer.seconds.get(self.stage, 0.0) + time.time() - self.start
+        self.timer.save()
