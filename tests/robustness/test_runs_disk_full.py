@@ -14,8 +14,10 @@ from .run_helpers import save_step
 
 
 def _safetensors_disk_full(*args, **kwargs):
-    # What safetensors raises when the write fails for lack of space.
-    raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: \"No space left on device\" })")
+    # What safetensors raises when the write fails for lack of space (seen on a full 75 MB tmpfs).
+    from safetensors import SafetensorError
+
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
 
 def _torch_disk_full(*args, **kwargs):

@@ -61,7 +61,6 @@ from photodialog.files import write_text
 
 log = logging.getLogger("photodialog.train")
 OPTIMIZER, SCHEDULER, RNG = "optimizer.pt", "scheduler.pt", "rng.json"
-LEGACY_RNG = "rng.pt"
 DELETING = ".deleting.tmp"  # a pruned folder while it is deleted (cleared on the next prune)
 
 
@@ -77,7 +76,7 @@ def save_checkpoint(run_dir: Path, weights: dict[str, torch.Tensor], optimizer, 
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         _write_folder(tmp, weights, optimizer, scheduler, state, config_text, average)
-    except (OSError, RuntimeError) as err:
+    except BaseException as err:  # safetensors' SafetensorError is a bare Exception; Ctrl-C too: no .tmp left
         shutil.rmtree(tmp, ignore_errors=True)
         if not _is_disk_full(err):
             raise
@@ -113,7 +112,7 @@ def _write_folder(tmp: Path, weights, optimizer, scheduler, state: TrainState, c
 
 
 def _is_disk_full(err: BaseException) -> bool:
-    # safetensors reports a full disk as a RuntimeError carrying the OS message, not an OSError.
+    # safetensors reports a full disk as its own SafetensorError carrying the OS message, not an OSError.
     return getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(err) or "os error 28" in str(err)
 
 
