@@ -27,6 +27,7 @@ examples:
 
 
 def register(subparsers) -> None:
+    # loaded when the command runs, not for --help
     from photodialog.demo.arms import ARMS, DEFAULT_ARMS
 
     parser = subparsers.add_parser("demo", help="the main job: pretrain -> fine-tune every arm over seeds -> eval -> report",
@@ -45,6 +46,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.errors import UserError
 
     if args.budget_minutes is not None:
@@ -53,15 +55,18 @@ def run(args) -> int:
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     if seeds <= 0:
         raise UserError(f"--seeds must be a positive number of training seeds, got {seeds}")
+    # loaded when the command runs, not for --help
     from photodialog.demo.arms import parse_arms
 
     try:
         arms = parse_arms([a.strip() for a in args.arms.split(",") if a.strip()])
     except ValueError as err:
         raise UserError(f"--arms: {err}") from None
+    # loaded when the command runs, not for --help
     from photodialog.cli.common import quiet_libraries
 
     quiet_libraries()
+    # loaded when the command runs, not for --help
     from photodialog.demo.plan import make_plan
     from photodialog.demo.run import run_demo
 

@@ -13,9 +13,15 @@ import shutil
 from pathlib import Path
 
 from photodialog.demo.arms import ARMS, REFERENCE, run_name
+from photodialog.demo.baseline import most_frequent_reply_scores
 from photodialog.demo.intervals import Difference, paired_difference, summary
 from photodialog.demo.lanes import trained_steps
 from photodialog.demo.plan import PRETRAIN_GENERATOR, PRETRAIN_TEXT, DemoPlan
+from photodialog.evaluation.results import SeedResult, build_result, load_result, metric_info
+from photodialog.evaluation.runner import load_targets
+from photodialog.evaluation.tables import report as tables_report
+from photodialog.files import write_text
+from photodialog.training.run_files import read_metrics
 
 FILES = "report-files"
 SHOWN_EXAMPLES = 4
@@ -29,8 +35,6 @@ COMPARED = ("bleu1", "bleu2", "rouge_l", "share_f1", "probe_acc_caption_all", "p
 
 def load_results(paths, plan: DemoPlan) -> dict[str, dict[int, dict]]:
     """``{arm: {training seed: eval result}}`` for every model the plan trained."""
-    from photodialog.evaluation.results import load_result
-
     return {arm: {seed: load_result(paths.eval_json(run_name(arm, seed))) for seed in plan.seeds} for arm in plan.arms}
 
 
@@ -47,8 +51,6 @@ def per_seed(results: dict[int, dict], key: str) -> dict[int, float]:
 def arm_result(arm: str, results: dict[int, dict]) -> dict:
     """One eval result per arm whose "seeds" are the training seeds: each model's scores (one
     sampling seed) become one seed record, so the tables show mean ± std over training seeds."""
-    from photodialog.evaluation.results import SeedResult, build_result
-
     records = []
     for seed, result in sorted(results.items()):
         record = SeedResult.from_dict({**result["per_seed"][0], "seed": seed})
@@ -60,8 +62,6 @@ def arm_result(arm: str, results: dict[int, dict]) -> dict:
 
 def differences(results: dict[str, dict[int, dict]]) -> dict[str, list[Difference]]:
     """For every arm but the reference: the reference minus it, per compared metric, over paired seeds."""
-    from photodialog.evaluation.results import metric_info
-
     out = {}
     for arm in results:
         if arm == REFERENCE or REFERENCE not in results:
@@ -94,8 +94,6 @@ def learning_checks(results: dict[str, dict[int, dict]], baseline: dict) -> list
 
 
 def difference_table(diffs: dict[str, list[Difference]]) -> str:
-    from photodialog.evaluation.results import metric_info
-
     arms = list(diffs)
     if not arms:
         return "(only one arm: nothing to compare)"
@@ -120,12 +118,12 @@ def difference_table(diffs: dict[str, list[Difference]]) -> str:
 
 def plot_losses(paths, plan: DemoPlan, out: Path) -> Path:
     """Mean training loss over seeds per arm (L_t and L_v), against the optimizer step."""
+    # slow to import: only the report's plots need it
     import matplotlib
 
     matplotlib.use("Agg")
+    # slow to import: only the report's plots need it
     import matplotlib.pyplot as plt
-
-    from photodialog.training.run_files import read_metrics
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for arm in plan.arms:
@@ -150,8 +148,6 @@ def plot_losses(paths, plan: DemoPlan, out: Path) -> Path:
 
 def examples(paths, plan: DemoPlan, files: Path, count: int = SHOWN_EXAMPLES) -> list[dict]:
     """Test turns where the gold reply shares a photo: context, gold, and every arm's reply and photo (first seed)."""
-    from photodialog.evaluation.runner import load_targets
-
     seed = plan.seeds[0]
     predictions = {arm: _predictions(paths.eval_json(run_name(arm, seed))) for arm in plan.arms}
     targets = load_targets(paths.world, "test", plan.eval_samples)
@@ -173,6 +169,7 @@ def examples(paths, plan: DemoPlan, files: Path, count: int = SHOWN_EXAMPLES) ->
 
 def example_grid(shown: list[dict], arms: list[str], out: Path) -> Path:
     """One picture of the examples: a row per example, columns gold | each arm."""
+    # only photo work needs Pillow; keeps light callers light
     from PIL import Image, ImageDraw
 
     columns, pad, label = ["gold", *arms], 8, 18
@@ -198,6 +195,7 @@ def _predictions(path: Path) -> dict[int, dict]:
 
 
 def _copy_photo(source: Path, target: Path) -> str:
+    # only photo work needs Pillow; keeps light callers light
     from PIL import Image
 
     with Image.open(source) as image:
@@ -208,9 +206,6 @@ def _copy_photo(source: Path, target: Path) -> str:
 # ------------------------------------------------------------ documents
 
 def write_report(paths, plan: DemoPlan, timer) -> Path:
-    from photodialog.demo.baseline import most_frequent_reply_scores
-    from photodialog.evaluation.tables import report as tables_report
-
     results = load_results(paths, plan)
     files = paths.out / FILES
     shutil.rmtree(files, ignore_errors=True)
@@ -238,8 +233,6 @@ def write_report(paths, plan: DemoPlan, timer) -> Path:
 
 def write_json_summary(paths, plan: DemoPlan, content: dict, arm_results: list[dict]) -> None:
     """``summary.json``: the per-arm means and the differences, for scripts and tests."""
-    from photodialog.files import write_text
-
     record = {"plan": plan.as_dict(),
               "arms": {r["model"]["name"]: {k: v for k, v in r["aggregate"].items() if v.get("available")} for r in arm_results},
               "differences": {arm: [d.as_dict() for d in rows] for arm, rows in content["diffs"].items()},

@@ -19,9 +19,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from photodialog.data.synth import ensure_world
+from photodialog.data.synth.probe import Probe, train_probe
 from photodialog.demo.arms import ARMS, run_name
 from photodialog.demo.lanes import Job, run_lanes
 from photodialog.demo.plan import PRETRAIN_GENERATOR, PRETRAIN_TEXT, DemoPlan
+from photodialog.demo.report import write_report
+from photodialog.errors import UserError
 from photodialog.files import write_text
 
 LANES = 2  # two 1-thread processes side by side: the demo's machine has 2 cores
@@ -55,9 +59,6 @@ def say(message: str) -> None:
 
 
 def make_world(paths: DemoPaths, plan: DemoPlan, progress: bool) -> None:
-    from photodialog.data.synth import ensure_world
-    from photodialog.data.synth.probe import Probe, train_probe
-
     ensure_world(paths.world, dialogues=plan.dialogues, seed=0, image_size=64, progress=progress)
     try:
         Probe.load(paths.world)
@@ -116,8 +117,6 @@ def deal(jobs: list[Job], lanes: int = LANES) -> list[list[Job]]:
 
 def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True) -> Path:
     """Run every stage; returns the path of ``report.md``."""
-    from photodialog.demo.report import write_report
-
     paths = DemoPaths(Path(out))
     paths.out.mkdir(parents=True, exist_ok=True)
     _check_plan(paths.out, plan)
@@ -146,8 +145,6 @@ def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True) -> Path:
 
 def _check_plan(out: Path, plan: DemoPlan) -> None:
     """A folder resumes only the plan it was made with: another plan's runs would be mixed in silently."""
-    from photodialog.errors import UserError
-
     file = out / "plan.json"
     wanted = plan.as_dict()
     if file.is_file():

@@ -14,10 +14,11 @@ from pathlib import Path
 import torch
 
 from photodialog.config import ModelConfig
-from photodialog.errors import UserError
+from photodialog.data.photos import load_photo
+from photodialog.errors import DataError, UserError
 from photodialog.models.adapters import set_training_mode
 from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
-from photodialog.models.image_generator import ImageGenerator
+from photodialog.models.image_generator import ImageGenerator, image_to_tensor
 from photodialog.models.loading import load_blip2_parts, load_diffusion, load_llm
 from photodialog.models.perceptron import ImagePerceptron
 from photodialog.models.tiny import save_tiny_parts
@@ -69,10 +70,6 @@ def ensure_tiny_base(config: ModelConfig, base_dir: str | Path, texts: Iterable[
 
 def _photo_tensor(files: list[str], size: int) -> torch.Tensor:
     """Training photos as one [N, 3, size, size] tensor in [-1, 1] (for the tiny VAE); unreadable ones skipped."""
-    from photodialog.data.photos import load_photo
-    from photodialog.errors import DataError
-    from photodialog.models.image_generator import image_to_tensor
-
     tensors = []
     for file in dict.fromkeys(files):  # each photo once, in first-seen order
         try:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from photodialog.config import TinySizes
+from photodialog.models.tiny_vae import train_vae
 from photodialog.models.tokenizers import train_clip_tokenizer, train_llama_tokenizer, train_llm_tokenizer
 
 CAPTION_MAX_TOKENS = 32  # the tiny CLIP text encoder's positions (SD's is 77)
@@ -145,6 +146,7 @@ def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent
 
 
 def _save_tiny_vae(out: Path, sizes: TinySizes, photos, progress: bool) -> None:
+    # the Hugging Face stack is slow to import: only this path needs it
     from diffusers import AutoencoderKL
 
     channels = list(sizes.vae_channels)
@@ -154,8 +156,6 @@ def _save_tiny_vae(out: Path, sizes: TinySizes, photos, progress: bool) -> None:
         norm_num_groups=8, sample_size=sizes.image_size, mid_block_add_attention=False,  # attention costs most at this size
     )
     if photos is not None and sizes.vae_train_steps > 0:
-        from photodialog.models.tiny_vae import train_vae
-
         train_vae(vae, photos, steps=sizes.vae_train_steps, progress=progress)
     vae.save_pretrained(out)
 

@@ -74,6 +74,7 @@ def _finish(vae, images: torch.Tensor) -> dict:
 def _bar(steps: int, enabled: bool):
     if not enabled:
         return None
+    # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
 
     return tqdm(total=steps, desc="train the tiny VAE", unit="step", dynamic_ncols=True)

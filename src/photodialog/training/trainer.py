@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from photodialog.config import RunConfig, load_config, save_config
+from photodialog.data.report import PHOTO_LINK_OUTSIDE, UNREADABLE_PHOTO
 from photodialog.data.samples import build_samples
-from photodialog.errors import RunStopped, UserError
+from photodialog.errors import DataError, RunStopped, UserError
 from photodialog.files import write_text
 from photodialog.system import build_system
 from photodialog.training import checkpoint as ckpt
@@ -158,9 +159,6 @@ class Trainer:
     def _check_photos_to_learn_from(self, samples, report) -> None:
         """Refuse a run whose image side would train on no photo at all (every file unreadable or
         missing): it would finish with exit 0 and an untrained generator or perceptron."""
-        from photodialog.data.report import PHOTO_LINK_OUTSIDE, UNREADABLE_PHOTO
-        from photodialog.errors import DataError
-
         parts, train = self.config.model.parts, self.config.model.train
         sides = []
         if "generator" in parts and train.unet != "frozen":
