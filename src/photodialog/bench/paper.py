@@ -212,7 +212,8 @@ def counted_flops(step) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with counter:
+    # Compiled parts run eagerly while counting: the counter sees aten ops, not the fused kernels inductor makes.
+    with counter, torch.compiler.set_stance("force_eager"):
         step()
     return int(counter.get_total_flops())
 
@@ -263,7 +264,7 @@ def forward_flops_per_part(step) -> dict:
     forward = FlopCounterMode(display=False)
     # With gradients on: under no_grad, views of trainable parameters (the expanded query tokens)
     # require grad without a grad_fn, which the counter's module tracker cannot hook.
-    with forward, torch.autocast(step.device.type, dtype=torch.bfloat16):
+    with forward, torch.autocast(step.device.type, dtype=torch.bfloat16), torch.compiler.set_stance("force_eager"):
         step.model(step.batch, tau=1.0, alpha=1.0)
     per_module = {name: sum(counts.values()) for name, counts in forward.get_flop_counts().items()}
     root = type(step.model).__name__
