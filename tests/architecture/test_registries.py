@@ -162,3 +162,43 @@ def test_one_name_for_the_output_folder_and_for_no_progress_bars(capsys, tmp_pat
         assert parser.parse_args(command).quiet is False
         assert parser.parse_args([*command, "--quiet"]).quiet is True
         assert "--quiet is now --no-progress" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ adding one: a function and a registration line
+
+
+def first_token_blocks(bridge, caption, sd_row):
+    """A made-up bridge: only the caption's first LLM token carries L_v's gradient, to all its SD tokens."""
+    content = [i for i in caption.llm_ids if i not in bridge.llm_specials][:1]
+    return [(content, sorted(set(sd_row.tolist()) - bridge.sd_specials))] if content else []
+
+
+def test_a_new_bridge_is_one_function_and_one_registration_line(monkeypatch):
+    import torch
+
+    from photodialog.models.bridge import CaptionTokens, VocabularyBridge
+    from photodialog.models.stgs import straight_through_gumbel_softmax
+    from photodialog.models.tokenizers import add_photo_tokens, train_clip_tokenizer, train_llm_tokenizer
+
+    corpus = ["a red car at the beach", "a purple fish in the snow", "a blue house in the city"] * 20
+    llm_tok, sd_tok = train_llm_tokenizer(corpus, 120), train_clip_tokenizer(corpus, 150, 16)
+    add_photo_tokens(llm_tok)
+    bridges = registry.Registry("bridge")
+    for entry in registry.BRIDGES:
+        bridges.add(entry.name, entry.target, entry.summary)
+    bridges.add("first", f"{__name__}:first_token_blocks", "the first token only")  # the one line
+    monkeypatch.setattr("photodialog.models.bridge.BRIDGE_REGISTRY", bridges)
+
+    text = "a red car at the beach"
+    ids = llm_tok(text, add_special_tokens=False).input_ids
+    bridge = VocabularyBridge("first", llm_tok, sd_tok)
+    plan = bridge.plan([CaptionTokens(rows=list(range(len(ids))), llm_ids=ids, text=text)])
+    logits = torch.randn(len(ids), len(llm_tok), requires_grad=True)
+    embedding = torch.randn(len(sd_tok), 4, requires_grad=True)
+    sample = straight_through_gumbel_softmax(logits, tau=1.0, generator=torch.Generator().manual_seed(0))
+    out = bridge.inputs_embeds(plan, sample, embedding)
+    assert torch.equal(out, torch.nn.functional.embedding(plan.sd_input_ids, embedding))  # forward unchanged
+    (grad,) = torch.autograd.grad((out * torch.randn_like(out)).sum(), [logits])
+    assert grad.abs().sum() > 0  # L_v's gradient reaches the LLM through the new matrix
+    assert set(plan.gather_tokens.tolist()) == {ids[0]}  # ... through the first token's column only
+    assert set(plan.gather_rows.tolist()) == set(range(len(ids)))  # pooled over every caption position

@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     _step_parser(commands)
     _chat_parser(commands)
     _startup_parser(commands)
+    _memory_parser(commands)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -118,6 +119,28 @@ def _startup_parser(commands) -> None:
     p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
     p.add_argument("--repeats", type=int, default=7, help="timed runs (default 7)")
     p.set_defaults(func=run_startup)
+
+
+def _memory_parser(commands) -> None:
+    p = commands.add_parser(
+        "memory", help="host RAM to load and GPU memory to train each paper setting, from parameter counts",
+        description="Builds the paper's architectures on the meta device (no memory, no GPU) with each setting's training "
+                    "modes and counts weights at rest, host RAM to load and GPU memory before activations "
+                    "(weights + gradients + AdamW state). See docs/performance.md.",
+    )
+    p.add_argument("--json", action="store_true", help="print the full result as JSON instead of a table")
+    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    p.set_defaults(func=run_memory)
+
+
+def run_memory(args) -> int:
+    from photodialog.bench.load_memory import all_settings, markdown
+    from photodialog.bench.report import emit
+
+    quiet_libraries()
+    result = all_settings()
+    emit(result, as_json=args.json, out=args.out, summary_lines=[markdown(result)])
+    return 0
 
 
 def _prepare(args):

@@ -83,8 +83,8 @@ class VocabularyBridge:
     def __init__(self, mode: str, llm_tokenizer, sd_tokenizer, *, pooling: str = "mean"):
         """``mode`` is a name of ``registry.BRIDGES``; ``pooling`` Eq. 11's pool over a caption's
         positions (``mean``, the paper, or ``sum``). Raises ``ValueError`` for another value."""
-        if mode not in BRIDGES:
-            raise ValueError(f"bridge must be one of {BRIDGES}, got {mode!r}")
+        if mode not in BRIDGE_REGISTRY:
+            raise ValueError(f"bridge must be one of {BRIDGE_REGISTRY.names}, got {mode!r}")
         # The dynamic modes' block builder (None for exact and none, which the class handles itself).
         self.blocks = BRIDGE_REGISTRY.load(mode) if BRIDGE_REGISTRY.entry(mode).target else None
         if pooling not in ("mean", "sum"):
