@@ -134,6 +134,7 @@ def _memory_parser(commands) -> None:
 
 
 def run_memory(args) -> int:
+    # loaded when the command runs, not for --help
     from photodialog.bench.load_memory import all_settings, markdown
     from photodialog.bench.report import emit
 
