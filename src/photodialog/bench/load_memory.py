@@ -1,6 +1,6 @@
 """Memory needed to load and train each paper preset setting, from parameter counts (no GPU needed).
 
-``python -m photodialog.bench.load_memory [--out FILE]`` builds the paper's architectures on the
+``photodialog bench memory [--json] [--out FILE]`` (or ``python -m photodialog.bench.load_memory``) builds the paper's architectures on the
 meta device (no memory), sets each setting's training modes as the trainer does, and counts bytes:
 
 * **at rest**: every parameter in its dtype after ``apply_training_modes`` (trainable ones float32,
