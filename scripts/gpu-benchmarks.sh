@@ -80,8 +80,13 @@ step train-auto-micro-batch 240 $photodialog train --config configs/tiny-e2e.yam
 cp "$run/metrics.jsonl" "$out/tiny-train-metrics.jsonl" 2>/dev/null
 cp "$run/config.yaml" "$out/tiny-train-config.yaml" 2>/dev/null
 step chat 60 $photodialog chat --checkpoint "$run" --device $device --message "look at my red cat" --json
+# 7. The earlier GPU measurements of docs/performance.md: the bridge, the tiny step, a chat turn.
+[ $dry = 1 ] && bridge="--captions 4 --llm-vocab 2000 --sd-vocab 3000 --width 64 --repeats 1 --no-tiny-step" || bridge=""
+step bridge 60 $photodialog bench bridge --device $device $bridge --out "$out/bridge-$device.json"
+step tiny-step 60 $photodialog bench step $tiny --out "$out/tiny-step-$device.json"
+step chat-bench 80 $photodialog bench chat --device $device --out "$out/chat-$device.json"
 
-# 7. One table of what came out.
+# 8. One table of what came out.
 $python - "$out" <<'EOF' 2>&1 | tee -a "$log"
 import json, sys
 from pathlib import Path
