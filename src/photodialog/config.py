@@ -61,10 +61,10 @@ class TinySizes:
     """Diffuse in the latent space of a small VAE (``diffusers.AutoencoderKL``) that is trained on the
     dataset's training photos when the base parts are made (``models/tiny_vae.py``), then frozen;
     false: the UNet works on pixels. At 32 px latent diffusion costs about a tenth per sample."""
-    vae_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
+    vae_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     """The VAE's block widths; its downsampling factor is 2 ** (len - 1)."""
     latent_channels: int = 4
-    vae_train_steps: int = 400
+    vae_train_steps: int = 500
     """Optimizer steps (batch 32) of the VAE's training when the base parts are made."""
 
 

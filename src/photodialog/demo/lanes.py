@@ -24,7 +24,8 @@ from pathlib import Path
 from photodialog.checkpoints import list_checkpoints, read_state
 from photodialog.errors import UserError
 
-SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+# One thread, and a fixed string hash order, in every job: nothing may depend on the machine or the process.
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0"}
 
 
 @dataclass

@@ -215,7 +215,7 @@ def write_report(paths, plan: DemoPlan, timer) -> Path:
     arm_results = [arm_result(arm, results[arm]) for arm in plan.arms]
     content = {
         "plan": plan, "paths": paths, "timer": timer,
-        "tables": tables_report(arm_results, plan.arms, seed_spread=True),
+        "tables": _training_seed_note(tables_report(arm_results, plan.arms, seed_spread=True), plan),
         "differences": difference_table(diffs), "diffs": diffs,
         "verdicts": [summary(REFERENCE, arm, rows) for arm, rows in diffs.items()],
         "checks": learning_checks(results, baseline), "baseline": baseline,
@@ -229,6 +229,15 @@ def write_report(paths, plan: DemoPlan, timer) -> Path:
     markdown.write_text(_markdown(content), encoding="utf-8")
     markdown.with_suffix(".html").write_text(_html(content), encoding="utf-8")
     return markdown
+
+
+def _training_seed_note(tables: str, plan: DemoPlan) -> str:
+    """The tables' note speaks of evaluation seeds; here each "seed" is a training seed."""
+    import re
+
+    note = (f"Mean ± sample std over {len(plan.seeds)} training seed(s) per arm: one model per seed, each evaluated "
+            f"with sampling seed {plan.eval_seed}.")
+    return re.sub(r"Mean ± sample std over .*? not seeds\.", note, tables)
 
 
 def write_json_summary(paths, plan: DemoPlan, content: dict, arm_results: list[dict]) -> None:

@@ -29,7 +29,7 @@ from photodialog.errors import UserError
 from photodialog.files import write_text
 
 LANES = 2  # two 1-thread processes side by side: the demo's machine has 2 cores
-COMMON = ["train.epochs=1000", "train.early_stopping_patience=0", "train.eval_every_epochs=1000", "--no-progress"]
+COMMON = ["train.epochs=1000", "train.early_stopping_patience=0", "train.eval_every_epochs=1000"]
 
 
 @dataclass
@@ -73,7 +73,7 @@ def pretrain_jobs(paths: DemoPaths, plan: DemoPlan) -> list[list[Job]]:
     """Two lanes: the generator | the LLM with the perceptron."""
     data = [f"data.path={paths.world.resolve()}"]
     generator = _train_job(PRETRAIN_GENERATOR, "tiny-pretrain-generator", paths.pretrain(PRETRAIN_GENERATOR),
-                           plan.pretrain_generator_steps, data)
+                           plan.pretrain_generator_steps, [*data, f"model.tiny.vae_train_steps={plan.vae_steps}"])
     text = _train_job(PRETRAIN_TEXT, "tiny-pretrain-text", paths.pretrain(PRETRAIN_TEXT), plan.pretrain_text_steps, data)
     return [[generator], [text]]
 
@@ -105,8 +105,8 @@ def eval_jobs(paths: DemoPaths, plan: DemoPlan) -> list[Job]:
 
 
 def _train_job(name: str, recipe: str, run_dir: Path, steps: int, overrides: list[str]) -> Job:
-    args = ["train", "--config", recipe, "--output-dir", str(run_dir), *COMMON, f"train.max_steps={steps}",
-            f"train.save_every_steps={max(1, steps // 4)}", *overrides]
+    args = ["train", "--config", recipe, *COMMON, f"train.max_steps={steps}", f"train.save_every_steps={max(1, steps // 4)}",
+            *overrides, "--out", str(run_dir), "--no-progress"]
     return Job(name=name, args=args, output=run_dir, steps=steps)
 
 

@@ -156,7 +156,11 @@ def _save_tiny_vae(out: Path, sizes: TinySizes, photos, progress: bool) -> None:
         norm_num_groups=8, sample_size=sizes.image_size, mid_block_add_attention=False,  # attention costs most at this size
     )
     if photos is not None and sizes.vae_train_steps > 0:
-        train_vae(vae, photos, steps=sizes.vae_train_steps, progress=progress)
+        stats = train_vae(vae, photos, steps=sizes.vae_train_steps, progress=progress)
+        vae.save_pretrained(out)
+        # How well it reconstructs its training photos: the ceiling of every photo the generator draws.
+        (out / "training.json").write_text(json.dumps({"photos": int(photos.shape[0]), "steps": sizes.vae_train_steps, **stats}, indent=1))
+        return
     vae.save_pretrained(out)
 
 

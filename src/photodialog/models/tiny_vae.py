@@ -25,7 +25,7 @@ import torch.nn.functional as F
 KL_WEIGHT = 1e-6  # SD's VAE scale: the latent stays close to a deterministic code
 
 
-def train_vae(vae, images: torch.Tensor, *, steps: int, batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
+def train_vae(vae, images: torch.Tensor, *, steps: int, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
               progress: bool = False) -> dict:
     """Fit ``vae`` to ``images`` ([N, 3, S, S] in [-1, 1]) for ``steps`` AdamW steps; set its scaling factor.
 
