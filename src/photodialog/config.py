@@ -309,6 +309,8 @@ RANGES: dict[str, Range] = {
     "model.tiny.qformer_layers": AT_LEAST_1, "model.tiny.num_query_tokens": AT_LEAST_1,
     "model.tiny.text_encoder_hidden": AT_LEAST_1, "model.tiny.text_encoder_layers": AT_LEAST_1,
     "model.tiny.sd_vocab": AT_LEAST_1, "model.tiny.unet_channels": AT_LEAST_1, "model.tiny.image_size": AT_LEAST_1,
+    "model.tiny.vae_channels": AT_LEAST_1, "model.tiny.latent_channels": AT_LEAST_1,
+    "model.tiny.vae_train_steps": Range(0, why="0 = the VAE stays random"),
     "model.lora.r": AT_LEAST_1, "model.lora.alpha": AT_LEAST_1, "model.lora.dropout": FRACTION,
     "model.max_context_tokens": AT_LEAST_1, "model.max_response_tokens": AT_LEAST_1, "model.max_caption_tokens": AT_LEAST_1,
     "model.image_size": AT_LEAST_0, "model.image_loss_repeats": AT_LEAST_1, "model.snr_gamma": AT_LEAST_0,
@@ -355,9 +357,15 @@ def _check_tiny_architecture(tiny: TinySizes, image_size: int) -> None:
               for name in ("vision_hidden", "qformer_hidden", "text_encoder_hidden")]
     rules += [(all(c % 8 == 0 for c in tiny.unet_channels) and tiny.unet_channels, "model.tiny.unet_channels",
                "must be a non-empty list of multiples of 8 (group normalisation in groups of 8)")]
-    halvings = 2 ** max(0, len(tiny.unet_channels) - 1)
+    rules += [(all(c % 8 == 0 for c in tiny.vae_channels) and tiny.vae_channels, "model.tiny.vae_channels",
+               "must be a non-empty list of multiples of 8 (group normalisation in groups of 8)")]
+    rules += [(not tiny.unet_attention or len(tiny.unet_attention) == len(tiny.unet_channels), "model.tiny.unet_attention",
+               f"must have one flag per model.tiny.unet_channels entry ({len(tiny.unet_channels)}), or be empty")]
+    # A latent UNet works on the VAE's downsampled photos: both factors must divide the size.
+    halvings = 2 ** max(0, len(tiny.unet_channels) - 1) * (2 ** max(0, len(tiny.vae_channels) - 1) if tiny.latent else 1)
     rules += [(tiny.image_size % halvings == 0, "model.tiny.image_size",
-               f"must be a multiple of {halvings} (the UNet halves it {halvings.bit_length() - 1} times)")]
+               f"must be a multiple of {halvings} (the {'VAE and ' if tiny.latent else ''}UNet halve it "
+               f"{halvings.bit_length() - 1} times)")]
     for ok, key, rule in rules:
         if not ok:
             raise ConfigError(f"'{key}' {rule}; got {getattr(tiny, key.rsplit('.', 1)[-1])!r}")

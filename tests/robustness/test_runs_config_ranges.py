@@ -50,7 +50,8 @@ def test_out_of_range_values_are_refused_naming_the_key(override, key):
     ("model.tiny.vision_patch=5", "model.tiny.vision_patch"), ("model.tiny.qformer_hidden=30", "model.tiny.qformer_hidden"),
     ("model.tiny.unet_channels=[32,60]", "model.tiny.unet_channels"), ("model.tiny.unet_channels=[]", "model.tiny.unet_channels"),
     ("model.tiny.image_size=18", "model.tiny.image_size"), ("model.image_size=6", "model.image_size"),
-    ("model.tiny.llm_vocab=3", "model.tiny.llm_vocab"),
+    ("model.tiny.llm_vocab=3", "model.tiny.llm_vocab"), ("model.tiny.vae_channels=[30]", "model.tiny.vae_channels"),
+    ("model.tiny.unet_attention=[true]", "model.tiny.unet_attention"),
 ])
 def test_tiny_architecture_constraints_are_checked_before_any_work(override, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
