@@ -5,6 +5,8 @@
 #   scripts/gpu-benchmarks.sh OUT_DIR             # on the GPU machine (~12 min on an H200)
 #   scripts/gpu-benchmarks.sh --dry-run OUT_DIR   # the same steps on a CPU: paper-size commands at
 #                                                 # stand-in sizes, tiny ones on the CPU (flags, flow, JSON)
+#   scripts/gpu-benchmarks.sh --part 1 OUT_DIR    # only part 1 (~5 min: profile, before/after, MFU at 32);
+#   scripts/gpu-benchmarks.sh --part 2 OUT_DIR    # the rest (~8 min), e.g. where one command may run 10 min
 #
 # Order = priority (a lease can end early): the profile of the paper step, the before/after in turns
 # (in one process: the same model and batch, steps alternating; and again in a second round), MFU at
@@ -13,8 +15,14 @@
 # of memory does not cost the rest; every JSON result lands in OUT_DIR, every output in
 # OUT_DIR/gpu-benchmarks.log, and OUT_DIR/summary.json + summary.md gather the numbers at the end.
 set -u
-dry=0
-if [ "${1:-}" = "--dry-run" ]; then dry=1; shift; fi
+dry=0; only=""
+while [ $# -gt 1 ]; do
+  case $1 in
+    --dry-run) dry=1; shift ;;
+    --part) only=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
 out=${1:?usage: scripts/gpu-benchmarks.sh [--dry-run] OUT_DIR}
 mkdir -p "$out"
 photodialog=${PHOTODIALOG:-photodialog}
@@ -31,10 +39,12 @@ else
   device=cuda; steps=300; scale=1; compile_limit=420
 fi
 
-log=$out/gpu-benchmarks.log
+log=$out/gpu-benchmarks${only:+-part$only}.log
 : > "$log"
+part=1
 step() {  # step NAME SECONDS COMMAND...: run with a limit, append to the log, keep going on failure
   local name=$1 limit=$(( $2 * scale )); shift 2
+  if [ -n "$only" ] && [ "$only" != "$part" ]; then return 0; fi
   local start=$SECONDS
   echo "== $name: $*" | tee -a "$log"
   timeout "$limit" "$@" > "$out/step.log" 2>&1
@@ -59,6 +69,7 @@ step compare-b32-1 240 $photodialog bench step $paper $b32 --compare-baseline --
 # 2. MFU at the recipe's batch of 32 (full report: FLOPs per part, memory), then with torch.compile
 #    (the first steps compile: more warmup).
 step paper-step-b32 200 $photodialog bench step $paper $b32 --out "$out/paper-step-b32.json"
+part=2
 step paper-step-b32-compile $compile_limit $photodialog bench step $paper $b32 --compile --warmup 3 \
   --out "$out/paper-step-b32-compile.json"
 # 3. The baseline's profile; a second round of the comparisons (a drift of the machine shows); the
