@@ -1,4 +1,4 @@
-"""`photodialog bench bridge|step|chat`: performance benchmarks with JSON output and targets."""
+"""`photodialog bench bridge|step|chat|startup|memory`: performance benchmarks with JSON output and targets."""
 
 from __future__ import annotations
 

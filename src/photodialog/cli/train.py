@@ -1,4 +1,4 @@
-"""`photodialog train --config CONFIG.yaml [key=value ...] [--output-dir DIR] [--resume]`."""
+"""`photodialog train --config CONFIG.yaml [key=value ...] [--out DIR] [--resume]`."""
 
 from __future__ import annotations
 
