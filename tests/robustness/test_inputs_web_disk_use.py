@@ -149,6 +149,21 @@ def test_an_ended_session_leaves_nothing(tmp_path):
     assert not session.out_dir.exists() and other.out_dir.is_dir()
 
 
+class _Uncopyable(DrawingEngine):
+    def __deepcopy__(self, memo):
+        raise AssertionError("the engine (and its model) was deep-copied")
+
+
+def test_the_session_state_never_carries_the_model(tmp_path):
+    """Gradio deep-copies a state's config (its constructor arguments, the callback included) per
+    visitor: a callback bound to the page copied the whole model each time."""
+    import copy
+
+    app = build_app(_Uncopyable(), tmp_path, FAST)
+    (state,) = [block for block in app.blocks.values() if type(block).__name__ == "State"]
+    copy.deepcopy(state.get_config())
+
+
 def test_a_saved_web_dialogue_names_photos_relative_to_itself(tmp_path, huge_png):
     page = _page(tmp_path)
     *_, (_, _, session, _) = _send(page, None, "look", [huge_png])

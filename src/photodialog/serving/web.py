@@ -58,6 +58,22 @@ with a photo of its own. Your conversation is yours alone; **New chat** starts o
 dialogue** gives it to you in PhotoChat's format."""
 
 
+class SessionEnd:
+    """Gradio's ``delete_callback`` of the session state: removes the ended session's folder.
+
+    It holds only the sessions' folder, never the page: Gradio copies a state component's
+    attributes for every new visitor, and a callback bound to the page would drag the
+    engine, and the whole model with it, into each copy (twenty visitors then time out).
+    """
+
+    def __init__(self, sessions_dir: Path):
+        self.sessions_dir = sessions_dir
+
+    def __call__(self, session) -> None:
+        if isinstance(session, ChatSession) and session.out_dir.parent == self.sessions_dir:
+            shutil.rmtree(session.out_dir, ignore_errors=True)
+
+
 class ChatPage:
     """The page's event handlers, bound to one engine and one output folder."""
 
@@ -69,9 +85,8 @@ class ChatPage:
         return ChatSession(self.out_dir / SESSIONS_DIR / uuid.uuid4().hex[:16])
 
     def end_session(self, session) -> None:
-        """Remove what an ended session wrote (Gradio calls this when it drops the session's state)."""
-        if isinstance(session, ChatSession) and session.out_dir.parent == self.out_dir / SESSIONS_DIR:
-            shutil.rmtree(session.out_dir, ignore_errors=True)
+        """Remove what an ended session wrote."""
+        SessionEnd(self.out_dir / SESSIONS_DIR)(session)
 
     # ------------------------------------------------------------ events
 
@@ -361,7 +376,7 @@ def build_app(engine: ChatEngine, out_dir: str | Path, defaults: GenerationSetti
             seed = gr.Number(value=defaults.seed, precision=0, minimum=0, label="seed")
         # Gradio drops a session's state an hour after its tab closed, or after SESSION_TTL
         # without a message; end_session then removes its folder.
-        session = gr.State(None, time_to_live=SESSION_TTL, delete_callback=page.end_session)
+        session = gr.State(None, time_to_live=SESSION_TTL, delete_callback=SessionEnd(out_dir / SESSIONS_DIR))
         message.submit(page.send, [message, session, temperature, steps, guidance, seed],
                        [chatbot, message, session, status], api_name="send")
         new_chat.click(page.new_chat, [session], [chatbot, session, status], api_name="new_chat")
