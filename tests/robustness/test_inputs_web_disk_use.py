@@ -125,6 +125,17 @@ def test_the_janitor_trims_the_upload_cache_oldest_first_and_spares_fresh_upload
     assert [path for path in files if path.exists()] == files[-1:] and late.exists()  # the old go, the fresh stay
 
 
+def test_a_flood_of_fresh_uploads_is_trimmed_too(tmp_path):
+    cache = tmp_path / CACHE_DIR
+    for number in range(30):  # thirty uploads in the last minute: three times the budget
+        path = cache / f"h{number:02d}" / "p.jpg"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(os.urandom(100_000))
+        _age(path, 60 - number)
+    DiskJanitor(tmp_path, max_cache_bytes=1_000_000, grace=300).sweep()
+    assert sum(p.stat().st_size for p in cache.rglob("*") if p.is_file()) == 2_000_000  # back to twice the budget
+
+
 def test_the_janitor_removes_sessions_nobody_used_for_long(tmp_path):
     old, fresh = ChatSession(tmp_path / SESSIONS_DIR / "old"), ChatSession(tmp_path / SESSIONS_DIR / "fresh")
     for session in (old, fresh):

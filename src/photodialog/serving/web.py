@@ -231,7 +231,7 @@ class DiskJanitor:
 
     ``sweep`` deletes the oldest files of Gradio's cache (uploads never sent included) until it
     holds at most ``max_cache_bytes``, sparing files younger than ``grace`` seconds (an upload
-    whose message is being typed), and removes session folders untouched for longer than
+    whose message is being typed) unless the cache holds over twice its budget, and removes session folders untouched for longer than
     ``session_ttl`` (their state has ended: Gradio drops it after ``SESSION_TTL``).
     ``start`` sweeps every ``every`` seconds in a daemon thread until ``stop``.
     """
@@ -257,7 +257,9 @@ class DiskJanitor:
                 continue  # deleted meanwhile by Gradio's own clean-up
         total, freed, now = sum(size for _, size, _ in files), 0, time.time()
         for mtime, size, path in sorted(files):
-            if total - freed <= self.max_cache_bytes or now - mtime < self.grace:
+            left = total - freed
+            # Fresh uploads are spared, unless a flood of them has taken the cache past twice its budget.
+            if left <= self.max_cache_bytes or (now - mtime < self.grace and left <= 2 * self.max_cache_bytes):
                 break
             path.unlink(missing_ok=True)
             freed += size
