@@ -26,5 +26,8 @@ def test_a_run_stopped_by_nan_steps_exits_4_not_the_bug_code(tmp_path, run_args,
 
 def test_help_and_readme_document_exit_code_4():
     assert "  4  a training run stopped on purpose" in EXIT_CODES_HELP
+    from photodialog.cli.train import EPILOG
+
+    assert "4 stopped on purpose" in " ".join(EPILOG.split())
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     assert "4 a training run stopped on purpose" in readme

@@ -15,7 +15,12 @@ EPILOG = """examples:
 
 The run folder holds config.yaml, environment.json, train.log, metrics.jsonl, tensorboard/ and
 checkpoints/ (the last train.keep_last and the best). Ctrl-C or a kill loses at most the steps
-since the last checkpoint: run the same command with --resume."""
+since the last checkpoint: run the same command with --resume. A broken checkpoint (files that
+do not match its manifest.json) is skipped with a warning and the one before it is used.
+
+exit codes: 0 done; 2 bad configuration or input (also a full disk); 3 unusable data (e.g. no
+readable photo for the image side); 4 stopped on purpose (train.max_bad_steps_in_row NaN/Inf steps
+in a row; --resume continues from the last checkpoint); 130 interrupted; 1 a bug."""
 
 
 def register(subparsers) -> None:
