@@ -91,6 +91,13 @@ def profile_step(call: Callable[[], object], *, steps: int, warmup: int, device)
     return breakdown(prof.events(), walls, cuda=cuda)
 
 
+def host_events(events) -> list:
+    """The host-side events: ops, ranges, runtime calls (with their kernels attached). On CUDA the
+    profiler also lists the kernels and a device-side copy of every range as events of their own;
+    counted too, they would add each range's GPU span to its kernels' time."""
+    return [e for e in events if e.device_type == torch.autograd.DeviceType.CPU]
+
+
 def _label(event) -> str | None:
     """The innermost ``photodialog::`` range that holds ``event`` (itself excluded)."""
     parent = event.cpu_parent
@@ -120,7 +127,7 @@ def breakdown(events, walls: list[float], *, cuda: bool) -> dict:
     exclusive: dict[str, float] = defaultdict(float)  # label -> us, nested labelled ranges removed
     label_of_op: dict[tuple[int, int], str] = {}
     nodes = []
-    for event in events:
+    for event in host_events(events):
         name = event.name
         if name.startswith(PREFIX):
             label = name[len(PREFIX):]
@@ -184,7 +191,7 @@ def host_syncs(events, steps: int, *, cuda: bool) -> dict:
     scalar: Counter = Counter()
     device: Counter = Counter()
     device_us = 0.0
-    for event in events:
+    for event in host_events(events):
         label = _label(event)
         if label is None:  # the harness's own synchronize between steps
             continue
