@@ -13,13 +13,14 @@ from photodialog.models.profiling import part
 
 
 class TwoParts:
-    """A cheap "llm" and an expensive "unet" (64x the multiply-adds), stepped like TrainStep."""
+    """A cheap "llm" and an expensive "unet" (about 12,000x the multiply-adds, so that the check
+    holds on a busy machine too), stepped like TrainStep."""
 
     def __init__(self):
         torch.manual_seed(0)
-        self.small, self.big = torch.nn.Linear(16, 16), torch.nn.Linear(512, 512)
-        self.x = torch.randn(64, 16)
-        self.lift = torch.randn(16, 512)
+        self.small, self.big = torch.nn.Linear(16, 16), torch.nn.Linear(1024, 1024)
+        self.x = torch.randn(256, 16)
+        self.lift = torch.randn(16, 1024)
 
     def __call__(self):
         with part("forward"):
@@ -35,7 +36,7 @@ class TwoParts:
 
 
 def test_forward_and_backward_go_to_the_part_that_ran_them():
-    result = profile_step(TwoParts(), steps=2, warmup=1, device="cpu")
+    result = profile_step(TwoParts(), steps=3, warmup=1, device="cpu")
     items = {i["item"]: i for i in result["items"]}
     for name in ("llm forward", "llm backward", "unet forward", "unet backward", "forward (other)"):
         assert name in items, name
