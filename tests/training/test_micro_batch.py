@@ -38,3 +38,53 @@ def test_auto_on_cpu_trains_and_records_the_chosen_size(tmp_path, quick_args):
     args = quick_args("max_steps=1", "train.batch_size=8", "train.micro_batch_size=auto")
     assert main(["train", *args, "--output-dir", str(run)]) == 0
     assert load_config(str(run / "config.yaml")).train.micro_batch_size == 8
+
+
+def test_gpu_probe_measures_two_steps_and_leaves_no_trace(monkeypatch):
+    """choose_on_cuda with the CUDA memory counters simulated: a step of m samples peaks at
+    3 GiB + 1 GiB x m above the 10 GiB held, and 41 GiB are free."""
+    import random
+
+    import torch
+
+    from photodialog.training import micro_batch
+
+    state = {"peak": 0}
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 10 * GIB)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: state.update(peak=0))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 10 * GIB + state["peak"])
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (41 * GIB, 80 * GIB))
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: None)
+
+    class Sample:
+        def __init__(self, n):
+            self.input_ids = list(range(n))
+
+    class FakeBatch(list):
+        def to(self, device):
+            return self
+
+    model = torch.nn.Linear(4, 4)
+    dataset = [Sample(n) for n in (5, 50, 7, 40, 9)]
+    seen = []
+
+    def run_step(batch):
+        seen.append([len(s.input_ids) for s in batch])
+        state["peak"] = 3 * GIB + GIB * len(batch)
+        model(torch.randn(len(batch), 4)).sum().backward()  # draws from torch's stream, makes gradients
+        random.random()
+
+    torch.manual_seed(5)
+    random.seed(5)
+    expected = torch.rand(1), random.random()
+    torch.manual_seed(5)
+    random.seed(5)
+    choice = micro_batch.choose_on_cuda(model, FakeBatch, dataset, 64, "cuda", run_step)
+    assert seen == [[50], [50, 40]]  # the longest samples, 1 then 2 of them
+    assert choice.details["fixed_bytes"] == 3 * GIB and choice.details["per_sample_bytes"] == GIB
+    assert choice.size == 32  # 3 + m <= 41 x 0.9 - 1 - 160 bytes of AdamW state: m <= 32.9; 32 divides 64
+    assert all(p.grad is None for p in model.parameters())
+    assert (torch.rand(1), random.random()) == expected  # every random stream as before the probe

@@ -6,9 +6,9 @@ so that gradient accumulation reaches the effective batch exactly.
 * **CUDA**: two probe steps (forward + backward, no optimizer step) on the longest samples of a
   seeded draw of the training set, at 1 and 2 samples, give the peak memory as
   ``fixed + per_sample x m``. The choice is the largest divisor ``m`` with
-  ``held + fixed + per_sample x m + optimizer state <= free x 0.9 - 1 GiB`` (``held``: what the
-  model already holds; optimizer state: AdamW's two float32 moments per trainable parameter, not
-  yet allocated at the probe; the 10% and 1 GiB leave room for fragmentation and longer batches).
+  ``fixed + per_sample x m + optimizer state <= free x 0.9 - 1 GiB``, ``free`` measured with the
+  model already on the GPU (optimizer state: AdamW's two float32 moments per trainable parameter,
+  not yet allocated at the probe; the 10% and 1 GiB leave room for fragmentation and longer batches).
   The probe leaves the weights and every random stream as they were.
 * **CPU**: the largest divisor not above ``CPU_MAX`` (16): host memory is not the limit at the
   sizes a CPU trains, and past about 16 samples a bigger micro-batch does not use the cores better.
