@@ -17,6 +17,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+from photodialog.checkpoints import list_checkpoints, read_state
+from photodialog.config import load_config
+from photodialog.data.photos import load_photo
+from photodialog.data.synth.probe import Probe
+from photodialog.data.synth.world import load_world
+from photodialog.models.image_generator import image_to_tensor, tensor_to_image
+from photodialog.system import load_system, read_config
+from photodialog.training.run_files import read_metrics
+from photodialog.training.trainer import Trainer
+
 SETTINGS = {
     "chosen": ("tiny-pretrain-generator", []),
     # The generator of the earlier demo (configs/tiny-pipeline-image.yaml as it was): pixel space at 16 px,
@@ -41,8 +53,6 @@ class GeneratorBench:
 
 def run_generator_bench(bench: GeneratorBench) -> dict:
     """Train and score every setting; returns the JSON-ready result (see the module docstring)."""
-    from photodialog.data.synth.probe import Probe
-    from photodialog.data.synth.world import load_world
 
     world, probe = load_world(bench.world), Probe.load(bench.world)
     test = world.photos("test")
@@ -62,8 +72,6 @@ def run_generator_bench(bench: GeneratorBench) -> dict:
 
 def _train(recipe: str, overrides: list[str], bench: GeneratorBench, name: str, run_dir: Path) -> dict:
     """Train one setting (resuming a finished or interrupted run of it); seconds before the loop and per step."""
-    from photodialog.config import load_config
-    from photodialog.training.trainer import Trainer
 
     steps = bench.steps[name]
     config = load_config(recipe, [*overrides, f"data.path={bench.world}", f"train.max_steps={steps}",
@@ -75,7 +83,6 @@ def _train(recipe: str, overrides: list[str], bench: GeneratorBench, name: str, 
     trainer = Trainer(config, run_dir, resume=run_dir.exists(), progress=bench.progress)
     trainer.run()
     total = time.perf_counter() - started
-    from photodialog.training.run_files import read_metrics
 
     rows = read_metrics(run_dir, "train")
     loop = rows[-1]["seconds"] if rows else 0.0
@@ -85,7 +92,6 @@ def _train(recipe: str, overrides: list[str], bench: GeneratorBench, name: str, 
 
 
 def _curve(run_dir: Path, seconds: dict, captions: list[str], held_out: list[int], probe, bench: GeneratorBench) -> list[dict]:
-    from photodialog.checkpoints import list_checkpoints, read_state
 
     curve = []
     for checkpoint in list_checkpoints(run_dir):
@@ -103,7 +109,6 @@ def _curve(run_dir: Path, seconds: dict, captions: list[str], held_out: list[int
 
 
 def _generator(checkpoint: Path):
-    from photodialog.system import load_system
 
     return load_system(checkpoint, device="cpu").model.generator
 
@@ -111,7 +116,6 @@ def _generator(checkpoint: Path):
 def _guidance(checkpoint: Path, bench: GeneratorBench) -> float:
     if bench.guidance_scale is not None:
         return bench.guidance_scale
-    from photodialog.system import read_config
 
     return read_config(checkpoint).eval.guidance_scale
 
@@ -119,11 +123,7 @@ def _guidance(checkpoint: Path, bench: GeneratorBench) -> float:
 def _vae_ceiling(run_dir: Path, files: list[Path], captions: list[str], probe) -> dict | None:
     """The probe's accuracy on the test photos after the VAE's encode and decode: what no generator
     drawing through this VAE can exceed (None without a VAE)."""
-    import torch
 
-    from photodialog.checkpoints import list_checkpoints
-    from photodialog.data.photos import load_photo
-    from photodialog.models.image_generator import image_to_tensor, tensor_to_image
 
     generator = _generator(list_checkpoints(run_dir)[-1])
     if generator.vae is None:
@@ -138,7 +138,6 @@ def _vae_ceiling(run_dir: Path, files: list[Path], captions: list[str], probe) -
 
 def _photo_time(run_dir: Path, captions: list[str], bench: GeneratorBench) -> dict:
     """Milliseconds per photo from the last checkpoint: one caption alone, and 16 in one batch (median of 3)."""
-    from photodialog.checkpoints import list_checkpoints
 
     checkpoint = list_checkpoints(run_dir)[-1]
     generator = _generator(checkpoint)

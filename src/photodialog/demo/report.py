@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -233,8 +234,6 @@ def write_report(paths, plan: DemoPlan, timer) -> Path:
 
 def _training_seed_note(tables: str, plan: DemoPlan) -> str:
     """The tables' note speaks of evaluation seeds; here each "seed" is a training seed."""
-    import re
-
     note = (f"Mean ± sample std over {len(plan.seeds)} training seed(s) per arm: one model per seed, each evaluated "
             f"with sampling seed {plan.eval_seed}.")
     return re.sub(r"Mean ± sample std over .*? not seeds\.", note, tables)
