@@ -106,3 +106,4 @@ def test_the_budget_stops_storing_but_not_computing():
     enable_frozen_caches(model, 1)  # one byte: nothing fits
     run(model, batch, steps=2)
     assert model.latent_cache.photos.store == {} and model.latent_cache.photos.hits == 0
+
