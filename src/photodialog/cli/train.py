@@ -9,8 +9,8 @@ from pathlib import Path
 
 EPILOG = """examples:
   photodialog train --config configs/tiny-e2e.yaml
-  photodialog train --config configs/tiny-e2e.yaml max_steps=30 --output-dir runs/try
-  photodialog train --config configs/tiny-e2e.yaml --output-dir runs/try --resume
+  photodialog train --config configs/tiny-e2e.yaml max_steps=30 --out runs/try
+  photodialog train --config configs/tiny-e2e.yaml --out runs/try --resume
   accelerate launch --num_processes 2 -m photodialog train --config configs/paper-photochat.yaml
 
 The run folder holds config.yaml, environment.json, train.log, metrics.jsonl, tensorboard/ and
