@@ -202,3 +202,16 @@ def test_a_new_bridge_is_one_function_and_one_registration_line(monkeypatch):
     assert grad.abs().sum() > 0  # L_v's gradient reaches the LLM through the new matrix
     assert set(plan.gather_tokens.tolist()) == {ids[0]}  # ... through the first token's column only
     assert set(plan.gather_rows.tolist()) == set(range(len(ids)))  # pooled over every caption position
+
+
+def test_the_shipped_examples_use_the_current_names():
+    from pathlib import Path
+
+    import photodialog
+
+    package = Path(photodialog.__file__).parent
+    files = [package.parents[1] / "README.md", *sorted((package / "configs").glob("*.yaml")), *sorted((package / "cli").rglob("*.py"))]
+    old = ("--output-dir", "--scheduler", "--quiet", "eval.scheduler")
+    found = [f"{path.name}: {line.strip()}" for path in files for line in path.read_text(encoding="utf-8").splitlines()
+             if "photodialog " in line and any(flag in line.split() or f"{flag}=" in line for flag in old)]
+    assert found == []
