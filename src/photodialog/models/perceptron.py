@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from photodialog.data.photos import as_rgb
+
 # BLIP-2's image processor normalisation (OpenAI CLIP statistics).
 BLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 BLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -20,9 +22,7 @@ def photo_to_tensor(image, size: int, mean=BLIP_MEAN, std=BLIP_STD) -> torch.Ten
     import numpy as np
     from PIL import Image
 
-    from photodialog.data.photos import as_rgb  # not convert("RGB"): it would clip a 16-bit photo to white
-
-    image = as_rgb(image).resize((size, size), Image.Resampling.BICUBIC)
+    image = as_rgb(image).resize((size, size), Image.Resampling.BICUBIC)  # not convert("RGB"): it would clip a 16-bit photo to white
     array = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
     return (array - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
 

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from photodialog import IMG_END, IMG_START
+from photodialog.errors import ConfigError
 
 def _serial_training():
     """Train tokenizers on one thread: the parallel trainers give run-to-run different scores."""
@@ -77,9 +78,6 @@ def train_llm_tokenizer(texts: Iterable[str], vocab_size: int):
     except Exception as err:  # the Rust trainer raises a bare Exception
         if "not large enough" not in str(err):
             raise
-        # may be missing: the except below handles it
-        from photodialog.errors import ConfigError
-
         needed = len(set("".join(texts)) - {" "}) + len(specials) + 1  # + the word-start mark
         raise ConfigError(f"'model.tiny.llm_vocab' ({vocab_size}) cannot hold the {needed} characters and special tokens "
                           f"of this training text; raise it ({needed} is enough)") from None
