@@ -1,9 +1,11 @@
 """photodialog: photo-sharing multimodal dialogue generation, trained end to end.
 
-The library is split by purpose (see docs/architecture.md):
-``data`` (datasets to samples), ``models`` (the see-and-draw model and its parts),
-``training``, ``evaluation``, ``baselines``, ``serving`` (chat and web page),
-``bench`` and ``demo``; ``cli`` wires them to the ``photodialog`` command.
+The library (``data``: datasets to samples; ``models``: the see-and-draw model and its parts;
+the top-level modules: config, registry, system, checkpoints...) imports none of the
+applications on top of it: ``evaluation``, ``training`` (which may use evaluation),
+``baselines``, ``serving`` (chat and web page), ``bench`` and ``demo``; ``cli`` wires them to
+the ``photodialog`` command. Allowed values of every extension point are in ``registry``.
+See docs/architecture.md.
 """
 
 __version__ = "0.1.0"
