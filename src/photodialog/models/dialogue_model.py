@@ -27,6 +27,14 @@ from photodialog.models.profiling import part
 from photodialog.models.stgs import STGSSample, straight_through_gumbel_softmax
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device``; to a GPU through pinned memory without blocking, so the host does
+    not wait for the GPU's queued work (a copy from pageable memory may)."""
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 @dataclass
 class JointSettings:
     """How the parts are joined in training (``ModelConfig`` fields of the same names)."""
@@ -138,10 +146,10 @@ class PhotoDialogModel(nn.Module):
         labels = batch.host_labels if batch.host_labels is not None else batch.labels.cpu()
         predicts = labels[:, 1:] != IGNORE
         where = predicts.nonzero()  # (sample, position) in row-major order, as boolean masking takes them
-        flat = (where[:, 0] * hidden.shape[1] + where[:, 1]).to(hidden.device, non_blocking=True)
+        positions = to_device(where[:, 0] * hidden.shape[1] + where[:, 1], hidden.device)
         with part("llm"):
-            logits = self.llm.get_output_embeddings()(hidden.flatten(0, 1).index_select(0, flat))
-            targets = labels[:, 1:][predicts].to(hidden.device, non_blocking=True)
+            logits = self.llm.get_output_embeddings()(hidden.flatten(0, 1).index_select(0, positions))
+            targets = to_device(labels[:, 1:][predicts], hidden.device)
             text_loss = F.cross_entropy(logits.float(), targets)
         if self.generator is None or not batch.captions:
             return text_loss, None, []
@@ -151,7 +159,7 @@ class PhotoDialogModel(nn.Module):
         caption_rows = [row_of[c.sample, [p - 1 for p in c.positions]].tolist() for c in batch.captions]
         flat = sorted({r for rows in caption_rows for r in rows})
         index = {r: i for i, r in enumerate(flat)}
-        caption_logits = logits[torch.tensor(flat, dtype=torch.long, device=logits.device)] if flat else logits[:0]
+        caption_logits = logits[to_device(torch.tensor(flat, dtype=torch.long), logits.device)] if flat else logits[:0]
         with part("stgs"):
             sample = straight_through_gumbel_softmax(caption_logits, tau, noise=self.settings.gumbel_noise, generator=generator)
         return text_loss, sample, [[index[r] for r in rows] for rows in caption_rows]
