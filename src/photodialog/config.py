@@ -65,7 +65,12 @@ class TinySizes:
     """The VAE's block widths; its downsampling factor is 2 ** (len - 1)."""
     latent_channels: int = 4
     vae_train_steps: int = 500
-    """Optimizer steps (batch 32) of the VAE's training when the base parts are made."""
+    """Optimizer steps (batch 32) of the VAE's training when the base parts are made (``vae_source=train``)."""
+    vae_source: str = "train"
+    """Where a latent base's VAE comes from: ``train`` (trained on the run's training photos for
+    ``vae_train_steps``), ``bundled`` (the VAE shipped with photodialog, trained on the default
+    synthetic world's photos; rebuilt by ``python -m photodialog.models.tiny_vae``), or an
+    ``AutoencoderKL`` folder."""
 
 
 @dataclass

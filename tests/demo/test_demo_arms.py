@@ -8,7 +8,7 @@ import torch
 from photodialog.config import load_config
 from photodialog.demo.arms import ARMS, parse_arms, run_name
 
-FAST = ["model.tiny.vae_train_steps=3", "train.batch_size=4", "train.micro_batch_size=4", "train.warmup_steps=1",
+FAST = ["train.batch_size=4", "train.micro_batch_size=4", "train.warmup_steps=1",
         "train.eval_every_epochs=1000", "train.early_stopping_patience=0", "train.save_every_steps=1", "model.image_loss_repeats=1"]
 
 

@@ -48,6 +48,8 @@ class GeneratorBench:
     diffusion_steps: int = 20
     guidance_scale: float | None = None
     settings: list[str] = field(default_factory=lambda: list(SETTINGS))
+    overrides: list[str] = field(default_factory=list)
+    """Recipe overrides of the chosen setting (KEY=VALUE)."""
     progress: bool = True
 
 
@@ -61,6 +63,7 @@ def run_generator_bench(bench: GeneratorBench) -> dict:
     results = {}
     for name in bench.settings:
         recipe, overrides = SETTINGS[name]
+        overrides = [*overrides, *bench.overrides] if name == "chosen" else overrides
         run_dir = bench.work / name
         seconds = _train(recipe, overrides, bench, name, run_dir)
         results[name] = {"recipe": recipe, "overrides": overrides, "curve": _curve(run_dir, seconds, captions, held_out, probe, bench),

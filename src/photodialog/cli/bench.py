@@ -139,6 +139,7 @@ def _generator_parser(commands) -> None:
     p.add_argument("--eval-every", type=int, default=250, metavar="N", help="score a checkpoint every N steps (default 250)")
     p.add_argument("--settings", default="chosen,previous", help="which settings: chosen, previous (default both)")
     p.add_argument("--threads", type=non_negative_int, default=1, metavar="N", help="torch CPU threads (default 1, as the demo's lanes)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides of the chosen setting, e.g. model.tiny.latent_channels=8")
     p.set_defaults(func=run_generator)
 
 
@@ -324,7 +325,7 @@ def run_generator(args) -> int:
     steps = {name: args.steps or _recipe_steps(name) for name in chosen}
     with torch_threads(args.threads):
         result = run_generator_bench(GeneratorBench(world=world, work=work / "runs", steps=steps, eval_every=args.eval_every,
-                                                    settings=chosen))
+                                                    settings=chosen, overrides=list(args.overrides)))
     result["machine"] = describe_machine("cpu")
     emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
     return 0

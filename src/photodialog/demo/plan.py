@@ -23,8 +23,6 @@ class DemoPlan:
     seeds: list[int]
     """Training seeds: every arm is fine-tuned once per seed (new weights' init, data order, noise)."""
     arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
-    vae_steps: int = 400
-    """Steps of the tiny VAE's training, the first part of the generator's pretraining."""
     pretrain_generator_steps: int = 0
     pretrain_text_steps: int = 0
     finetune_steps: int = 0
@@ -43,8 +41,8 @@ class DemoPlan:
 def make_plan(seeds: int, arms: list[str], quick: bool) -> DemoPlan:
     """The default plan (or ``--quick``: a smoke run of every stage, too small to show anything)."""
     if quick:
-        return DemoPlan(dialogues=300, seeds=list(range(seeds)), arms=arms, vae_steps=40, pretrain_generator_steps=40,
+        return DemoPlan(dialogues=300, seeds=list(range(seeds)), arms=arms, pretrain_generator_steps=40,
                         pretrain_text_steps=40, finetune_steps=12, eval_samples=24, diffusion_steps=10, probe_epochs=3,
                         quick=True)
-    return DemoPlan(dialogues=2000, seeds=list(range(seeds)), arms=arms, pretrain_generator_steps=1500,
-                    pretrain_text_steps=1500, finetune_steps=200, eval_samples=0, diffusion_steps=20)
+    return DemoPlan(dialogues=2000, seeds=list(range(seeds)), arms=arms, pretrain_generator_steps=1200,
+                    pretrain_text_steps=1600, finetune_steps=200, eval_samples=0, diffusion_steps=20)

@@ -73,7 +73,7 @@ def pretrain_jobs(paths: DemoPaths, plan: DemoPlan) -> list[list[Job]]:
     """Two lanes: the generator | the LLM with the perceptron."""
     data = [f"data.path={paths.world.resolve()}"]
     generator = _train_job(PRETRAIN_GENERATOR, "tiny-pretrain-generator", paths.pretrain(PRETRAIN_GENERATOR),
-                           plan.pretrain_generator_steps, [*data, f"model.tiny.vae_train_steps={plan.vae_steps}"])
+                           plan.pretrain_generator_steps, data)
     text = _train_job(PRETRAIN_TEXT, "tiny-pretrain-text", paths.pretrain(PRETRAIN_TEXT), plan.pretrain_text_steps, data)
     return [[generator], [text]]
 

@@ -60,7 +60,7 @@ def ensure_tiny_base(config: ModelConfig, base_dir: str | Path, texts: Iterable[
     if not texts:
         raise UserError("the tiny preset trains its tokenizers on the dataset's text, but no text was given")
     pixels = None
-    if config.tiny.latent and "generator" in config.parts:
+    if config.tiny.latent and config.tiny.vae_source == "train" and "generator" in config.parts:
         pixels = _photo_tensor(list(photos or []), config.tiny.image_size)
     tmp = base.with_name(base.name + ".tmp")
     save_tiny_parts(tmp, texts, config.tiny, seed=seed, photos=pixels, progress=progress)

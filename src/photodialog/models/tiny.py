@@ -16,13 +16,15 @@ encodes nothing meaningful) and the UNet diffuses in its latent space, as Stable
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
 from photodialog.config import TinySizes
-from photodialog.models.tiny_vae import train_vae
+from photodialog.errors import ConfigError
+from photodialog.models.tiny_vae import BUNDLED_VAE, train_vae
 from photodialog.models.tokenizers import train_clip_tokenizer, train_llama_tokenizer, train_llm_tokenizer
 
 CAPTION_MAX_TOKENS = 32  # the tiny CLIP text encoder's positions (SD's is 77)
@@ -146,15 +148,10 @@ def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent
 
 
 def _save_tiny_vae(out: Path, sizes: TinySizes, photos, progress: bool) -> None:
-    # the Hugging Face stack is slow to import: only this path needs it
-    from diffusers import AutoencoderKL
-
-    channels = list(sizes.vae_channels)
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=sizes.latent_channels, block_out_channels=channels,
-        down_block_types=["DownEncoderBlock2D"] * len(channels), up_block_types=["UpDecoderBlock2D"] * len(channels),
-        norm_num_groups=8, sample_size=sizes.image_size, mid_block_add_attention=False,  # attention costs most at this size
-    )
+    if sizes.vae_source != "train":
+        _copy_vae(out, sizes)
+        return
+    vae = tiny_vae_model(sizes)
     if photos is not None and sizes.vae_train_steps > 0:
         stats = train_vae(vae, photos, steps=sizes.vae_train_steps, progress=progress)
         vae.save_pretrained(out)
@@ -162,6 +159,35 @@ def _save_tiny_vae(out: Path, sizes: TinySizes, photos, progress: bool) -> None:
         (out / "training.json").write_text(json.dumps({"photos": int(photos.shape[0]), "steps": sizes.vae_train_steps, **stats}, indent=1))
         return
     vae.save_pretrained(out)
+
+
+def tiny_vae_model(sizes: TinySizes):
+    """A random ``AutoencoderKL`` of ``sizes`` (block widths ``vae_channels``, ``latent_channels``, no mid attention)."""
+    # the Hugging Face stack is slow to import: only this path needs it
+    from diffusers import AutoencoderKL
+
+    channels = list(sizes.vae_channels)
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=sizes.latent_channels, block_out_channels=channels,
+        down_block_types=["DownEncoderBlock2D"] * len(channels), up_block_types=["UpDecoderBlock2D"] * len(channels),
+        norm_num_groups=8, sample_size=sizes.image_size, mid_block_add_attention=False,  # attention costs most at this size
+    )
+
+
+def _copy_vae(out: Path, sizes: TinySizes) -> None:
+    """The bundled VAE (or a given folder) as the base's ``vae/``, after checking it fits ``sizes``."""
+    source = BUNDLED_VAE if sizes.vae_source == "bundled" else Path(sizes.vae_source).expanduser()
+    config_file = source / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(f"model.tiny.vae_source: {source} is not an AutoencoderKL folder (no config.json); "
+                          "use train, bundled, or a folder saved by diffusers")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    expected = {"latent_channels": sizes.latent_channels, "block_out_channels": list(sizes.vae_channels), "sample_size": sizes.image_size}
+    wrong = {k: config.get(k) for k, v in expected.items() if config.get(k) != v}
+    if wrong:
+        raise ConfigError(f"model.tiny.vae_source: the VAE in {source} has {wrong}, but model.tiny asks for "
+                          f"{ {k: expected[k] for k in wrong} }; set model.tiny to match it, or use vae_source=train")
+    shutil.copytree(source, out)
 
 
 def _diffusers_version() -> str:

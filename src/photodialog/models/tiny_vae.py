@@ -17,12 +17,21 @@ latent sample, and the global RNG left as it was.
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 KL_WEIGHT = 1e-6  # SD's VAE scale: the latent stays close to a deterministic code
+# The VAE shipped with photodialog (``model.tiny.vae_source=bundled``), trained on the default
+# synthetic world's training photos; ``python -m photodialog.models.tiny_vae --out DIR`` rebuilds it.
+BUNDLED_VAE = Path(__file__).resolve().parent.parent / "assets" / "tiny-vae"
+BUNDLED_STEPS = 2500
+BUNDLED_WORLD = {"dialogues": 2000, "seed": 0, "image_size": 64}  # `photodialog demo`'s world
 
 
 def train_vae(vae, images: torch.Tensor, *, steps: int, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
@@ -78,3 +87,55 @@ def _bar(steps: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=steps, desc="train the tiny VAE", unit="step", dynamic_ncols=True)
+
+
+def rebuild_bundled(out: Path, world: Path | None = None, steps: int = BUNDLED_STEPS, progress: bool = True) -> dict:
+    """Train the bundled VAE from scratch on the default world's training photos and save it to ``out``.
+
+    One CPU thread, seed 0: on the same torch version and CPU kind the saved weights are the same
+    bytes as the shipped ones (``diffusion_pytorch_model.safetensors``'s SHA-256 is in ``training.json``).
+    """
+    from photodialog.config import TinySizes
+    from photodialog.data.photos import load_photo
+    from photodialog.data.synth import ensure_world
+    from photodialog.data.synth.world import load_world
+    from photodialog.models.image_generator import image_to_tensor
+    from photodialog.models.tiny import tiny_vae_model
+
+    sizes = TinySizes(image_size=32, latent=True, latent_channels=8)
+    world = world or out.parent / "world"
+    ensure_world(world, progress=progress, **BUNDLED_WORLD)
+    photos = torch.stack([image_to_tensor(load_photo(p.path), sizes.image_size) for p in load_world(world).photos("train")])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        vae = tiny_vae_model(sizes)
+        stats = train_vae(vae, photos, steps=steps, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
+    vae.save_pretrained(out)
+    weights = out / "diffusion_pytorch_model.safetensors"
+    record = {"photos": int(photos.shape[0]), "steps": steps, "world": BUNDLED_WORLD, **stats,
+              "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+              "command": f"python -m photodialog.models.tiny_vae --out {out}"}
+    (out / "training.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m photodialog.models.tiny_vae",
+                                     description="Rebuild the tiny VAE that photodialog ships (model.tiny.vae_source=bundled): "
+                                                 "the demo's world, then the VAE's training on its photos, one CPU thread.")
+    parser.add_argument("--out", required=True, type=Path, help="folder to write the VAE to (must not exist)")
+    parser.add_argument("--world", type=Path, help="the default synthetic world, if already made (default: made beside --out)")
+    args = parser.parse_args(argv)
+    if args.out.exists():
+        parser.error(f"{args.out} exists; give a new folder (the shipped one is {BUNDLED_VAE})")
+    record = rebuild_bundled(args.out, args.world)
+    print(json.dumps(record, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
