@@ -24,7 +24,7 @@ import torch
 
 from photodialog.config import TinySizes
 from photodialog.errors import ConfigError
-from photodialog.models.tiny_vae import BUNDLED_VAE, train_vae
+from photodialog.models.tiny_vae import BUNDLED_VAE, tiny_vae_model, train_vae  # noqa: F401  (tiny_vae_model: also imported from here)
 from photodialog.models.tokenizers import train_clip_tokenizer, train_llama_tokenizer, train_llm_tokenizer
 
 CAPTION_MAX_TOKENS = 32  # the tiny CLIP text encoder's positions (SD's is 77)
@@ -159,19 +159,6 @@ def _save_tiny_vae(out: Path, sizes: TinySizes, photos, progress: bool) -> None:
         (out / "training.json").write_text(json.dumps({"photos": int(photos.shape[0]), "steps": sizes.vae_train_steps, **stats}, indent=1))
         return
     vae.save_pretrained(out)
-
-
-def tiny_vae_model(sizes: TinySizes):
-    """A random ``AutoencoderKL`` of ``sizes`` (block widths ``vae_channels``, ``latent_channels``, no mid attention)."""
-    # the Hugging Face stack is slow to import: only this path needs it
-    from diffusers import AutoencoderKL
-
-    channels = list(sizes.vae_channels)
-    return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=sizes.latent_channels, block_out_channels=channels,
-        down_block_types=["DownEncoderBlock2D"] * len(channels), up_block_types=["UpDecoderBlock2D"] * len(channels),
-        norm_num_groups=8, sample_size=sizes.image_size, mid_block_add_attention=False,  # attention costs most at this size
-    )
 
 
 def _copy_vae(out: Path, sizes: TinySizes) -> None:

@@ -26,12 +26,31 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from photodialog.config import TinySizes
+from photodialog.data.photos import load_photo
+from photodialog.data.synth import ensure_world
+from photodialog.data.synth.world import load_world
+from photodialog.models.image_generator import image_to_tensor
+
 KL_WEIGHT = 1e-6  # SD's VAE scale: the latent stays close to a deterministic code
 # The VAE shipped with photodialog (``model.tiny.vae_source=bundled``), trained on the default
 # synthetic world's training photos; ``python -m photodialog.models.tiny_vae --out DIR`` rebuilds it.
 BUNDLED_VAE = Path(__file__).resolve().parent.parent / "assets" / "tiny-vae"
 BUNDLED_STEPS = 2500
 BUNDLED_WORLD = {"dialogues": 2000, "seed": 0, "image_size": 64}  # `photodialog demo`'s world
+
+
+def tiny_vae_model(sizes: TinySizes):
+    """A random ``AutoencoderKL`` of ``sizes`` (block widths ``vae_channels``, ``latent_channels``, no mid attention)."""
+    # the Hugging Face stack is slow to import: only this path needs it
+    from diffusers import AutoencoderKL
+
+    channels = list(sizes.vae_channels)
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=sizes.latent_channels, block_out_channels=channels,
+        down_block_types=["DownEncoderBlock2D"] * len(channels), up_block_types=["UpDecoderBlock2D"] * len(channels),
+        norm_num_groups=8, sample_size=sizes.image_size, mid_block_add_attention=False,  # attention costs most at this size
+    )
 
 
 def train_vae(vae, images: torch.Tensor, *, steps: int, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
@@ -95,13 +114,6 @@ def rebuild_bundled(out: Path, world: Path | None = None, steps: int = BUNDLED_S
     One CPU thread, seed 0: on the same torch version and CPU kind the saved weights are the same
     bytes as the shipped ones (``diffusion_pytorch_model.safetensors``'s SHA-256 is in ``training.json``).
     """
-    from photodialog.config import TinySizes
-    from photodialog.data.photos import load_photo
-    from photodialog.data.synth import ensure_world
-    from photodialog.data.synth.world import load_world
-    from photodialog.models.image_generator import image_to_tensor
-    from photodialog.models.tiny import tiny_vae_model
-
     sizes = TinySizes(image_size=32, latent=True, latent_channels=8)
     world = world or out.parent / "world"
     ensure_world(world, progress=progress, **BUNDLED_WORLD)
@@ -124,6 +136,7 @@ def rebuild_bundled(out: Path, world: Path | None = None, steps: int = BUNDLED_S
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m photodialog.models.tiny_vae --out DIR``: rebuild the bundled VAE (``rebuild_bundled``)."""
     parser = argparse.ArgumentParser(prog="python -m photodialog.models.tiny_vae",
                                      description="Rebuild the tiny VAE that photodialog ships (model.tiny.vae_source=bundled): "
                                                  "the demo's world, then the VAE's training on its photos, one CPU thread.")
