@@ -29,10 +29,12 @@ BASE_DIR = "base"
 
 @dataclass
 class WarmStart:
-    """What ``load_init_from`` copied: tensors per source checkpoint, and the parameters none held."""
+    """What ``load_init_from`` copied: tensors per source checkpoint, the parameters none held, and
+    the tensors of parts this model does not build (e.g. a pipeline without a perceptron)."""
 
     loaded: dict[str, int]
     fresh: list[str]
+    skipped: int = 0
 
 
 def source_checkpoints(init_from: list[str], relative_to: Path | None = None) -> list[Path]:
@@ -71,9 +73,10 @@ def copy_base(sources: list[Path], base: Path) -> bool:
 def load_init_from(model: torch.nn.Module, sources: list[Path]) -> WarmStart:
     """Copy every tensor the ``sources`` trained (their weight average when they kept one) into ``model``.
 
-    A name that two sources both hold, a name the model lacks, or a shape that differs is a
-    ``UserError``: the sources must be pretraining runs of this model's parts. Parameters that
-    no source holds keep their initialisation and are listed in ``WarmStart.fresh``.
+    Tensors of a part the model does not build (its first name component, e.g. ``perceptron``) are
+    skipped and counted. A name that two sources both hold, another name the model lacks, or a
+    shape that differs is a ``UserError``: the sources must be pretraining runs of this model's
+    parts. Parameters that no source holds keep their initialisation and are listed in ``WarmStart.fresh``.
     """
     # imports torch: only reading or writing weights needs it
     from safetensors.torch import load_file
@@ -81,6 +84,7 @@ def load_init_from(model: torch.nn.Module, sources: list[Path]) -> WarmStart:
     params = dict(model.named_parameters())
     owner: dict[str, Path] = {}
     loaded: dict[str, int] = {}
+    skipped = 0
     with torch.no_grad():
         for folder in sources:
             file = folder / (EMA_WEIGHTS if (folder / EMA_WEIGHTS).is_file() else WEIGHTS)
@@ -89,13 +93,17 @@ def load_init_from(model: torch.nn.Module, sources: list[Path]) -> WarmStart:
             except (OSError, ValueError, RuntimeError) as err:
                 raise UserError(f"model.init_from: {file} cannot be read ({err})") from None
             weights.pop("__updates__", None)
+            parts = {name.split(".", 1)[0] for name in params}
             for name, value in weights.items():
+                if name.split(".", 1)[0] not in parts:  # a part this config does not build
+                    skipped += 1
+                    continue
                 _check_tensor(name, value, params, owner, folder)
                 params[name].copy_(value.to(params[name].dtype))
                 owner[name] = folder
             loaded[str(folder)] = len(weights)
     fresh = sorted(name for name in params if name not in owner)
-    return WarmStart(loaded, fresh)
+    return WarmStart(loaded, fresh, skipped)
 
 
 def _check_tensor(name: str, value: torch.Tensor, params: dict, owner: dict, folder: Path) -> None:

@@ -16,10 +16,24 @@ def arm_config(arm: str, world, *extra: str):
     return load_config("tiny-finetune", [f"data.path={world}", *FAST, *ARMS[arm].overrides, *extra])
 
 
-@pytest.mark.parametrize("arm, reaches_llm", [("end-to-end", True), ("no-bridge", False), ("pipeline", False), ("word", True)])
-def test_only_the_bridged_arms_put_image_loss_gradient_on_the_llm(tiny_world, arm, reaches_llm):
+@pytest.fixture(scope="module")
+def world_with_probe(tiny_world):
+    """The pipeline arm reads context photos through the world's probe (its captioner)."""
+    from photodialog.data.synth.probe import Probe, train_probe
+
+    try:
+        Probe.load(tiny_world)
+    except Exception:  # noqa: BLE001 - no probe yet
+        train_probe(tiny_world, epochs=2, threads=1, progress=False)
+    return tiny_world
+
+
+@pytest.mark.parametrize("arm, reaches_llm", [("end-to-end", True), ("no-bridge", False), ("pipeline", False), ("word", True),
+                                              ("end-to-end-sampled", True)])
+def test_only_the_bridged_arms_put_image_loss_gradient_on_the_llm(world_with_probe, arm, reaches_llm):
     from photodialog.training.inspect import gradient_report
 
+    tiny_world = world_with_probe
     report = gradient_report(arm_config(arm, tiny_world))
     norms = report["image_loss_grad_norm"]
     assert report["image_loss"] is not None and norms["unet"] > 0  # L_v exists and trains the generator in every arm
@@ -50,16 +64,17 @@ def _start(arm: str, seed: int, world, pretrained, run_dir):
     return build_system(config, run_dir).model.state_dict()
 
 
-def test_every_arm_and_seed_starts_from_byte_identical_pretrained_weights(tiny_world, pretrained, tmp_path):
-    from photodialog.checkpoints import load_trainable  # noqa: F401 - the pretrained files are real checkpoints
+def test_every_arm_and_seed_starts_from_byte_identical_pretrained_weights(world_with_probe, pretrained, tmp_path):
     from safetensors.torch import load_file
 
+    tiny_world = world_with_probe
     starts = [_start(arm, seed, tiny_world, pretrained, tmp_path / f"{arm}-{seed}") for arm in ("end-to-end", "no-bridge", "pipeline")
               for seed in (0, 1)]
     first = starts[0]
     for other in starts[1:]:
-        assert other.keys() == first.keys()
-        assert all(torch.equal(first[name], other[name]) for name in first)
+        assert set(other) <= set(first)  # the pipeline builds no perceptron; every other tensor is shared
+        assert all(torch.equal(first[name], other[name]) for name in other)
+    assert not any(name.startswith("perceptron.") for name in starts[-1]) and len(starts[1]) == len(first)
     # ... and those weights are the pretraining runs' (their weight average), not a fresh initialisation.
     generator_weights = load_file(str(sorted((pretrained[0] / "checkpoints").glob("step-*"))[-1] / "ema.safetensors"))
     name = next(n for n in generator_weights if n.startswith("generator.unet."))

@@ -54,7 +54,7 @@ def test_the_summary_follows_from_the_verdicts_not_from_raw_wins():
              for i in range(4)]
     assert all(n.mean > 0 and n.verdict == SAME for n in noise)
     text = summary("end-to-end", "no-bridge", [found, *noise])
-    assert "better on bleu2" in text and "no detectable difference on 4 other metric(s)" in text and "worse" not in text
+    assert "better on BLEU-2" in text and "no detectable difference on 4 other metric(s)" in text and "worse" not in text
     assert "no detectable difference on any of 4 metrics" in summary("end-to-end", "no-bridge", noise)
 
 

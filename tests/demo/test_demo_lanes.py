@@ -75,3 +75,20 @@ def test_quick_and_full_plans():
     quick, full = make_plan(1, ["end-to-end", "no-bridge", "pipeline"], True), make_plan(3, ["end-to-end"], False)
     assert quick.quick and quick.seeds == [0] and quick.eval_samples > 0 and quick.finetune_steps < full.finetune_steps
     assert full.seeds == [0, 1, 2] and full.eval_samples == 0  # the whole test split, as the protocol
+
+
+def test_a_folder_made_with_another_plan_is_refused_and_the_same_plan_resumes(tmp_path):
+    from photodialog.demo.run import _check_plan
+
+    plan = make_plan(3, ["end-to-end", "no-bridge", "pipeline"], quick=False)
+    _check_plan(tmp_path, plan)
+    _check_plan(tmp_path, plan)  # the same plan: resumes
+    with pytest.raises(UserError, match="differs in seeds"):
+        _check_plan(tmp_path, make_plan(2, ["end-to-end", "no-bridge", "pipeline"], quick=False))
+
+
+def test_the_removed_wall_clock_budget_is_refused_with_the_reason(capsys, tmp_path):
+    from photodialog.cli.main import main
+
+    assert main(["demo", "--budget-minutes", "20", "--out", str(tmp_path / "never-made")]) == 2
+    assert "budgets are optimizer steps" in capsys.readouterr().err and not (tmp_path / "never-made").exists()

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from photodialog.evaluation.results import metric_info
+
 # Two-sided 95% quantiles of Student's t, t(0.975, df), df = 1..30; the normal 1.96 above.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
          2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
@@ -81,7 +83,7 @@ def summary(reference: str, other: str, differences: list[Difference]) -> str:
     if all(d.verdict == UNMEASURED for d in differences):
         return (f"{reference} vs {other}: one training seed per arm, so no interval and no verdict "
                 "(run with --seeds 3 or more).")
-    by = {v: [d.metric for d in differences if d.verdict == v] for v in (BETTER, WORSE, SAME)}
+    by = {v: [_label(d.metric) for d in differences if d.verdict == v] for v in (BETTER, WORSE, SAME)}
     seeds = differences[0].seeds
     if not by[BETTER] and not by[WORSE]:
         return (f"{reference} vs {other}: no detectable difference on any of {len(differences)} metrics "
@@ -93,3 +95,11 @@ def summary(reference: str, other: str, differences: list[Difference]) -> str:
         parts.append(f"worse on {', '.join(by[WORSE])}")
     parts.append(f"no detectable difference on {len(by[SAME])} other metric(s)")
     return f"{reference} vs {other} (95% intervals over {seeds} training seeds): " + "; ".join(parts) + "."
+
+
+def _label(key: str) -> str:
+    """The metric's name as the tables print it (the key itself when the evaluation does not know it)."""
+    try:
+        return metric_info(key).label
+    except (KeyError, ValueError):
+        return key
