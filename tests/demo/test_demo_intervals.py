@@ -61,3 +61,14 @@ def test_the_summary_follows_from_the_verdicts_not_from_raw_wins():
 def test_arms_without_a_common_seed_cannot_be_compared():
     with pytest.raises(ValueError, match="share no training seed"):
         paired_difference("bleu2", {0: 1.0}, {1: 1.0}, higher_is_better=True)
+
+
+def test_values_equal_on_every_seed_are_called_identical_and_counted_as_no_difference():
+    from photodialog.demo.intervals import IDENTICAL
+
+    same = paired_difference("probe_acc_generator_all", REFERENCE, dict(REFERENCE), higher_is_better=True)
+    assert same.verdict == IDENTICAL and (same.low, same.high) == (0.0, 0.0)
+    one_seed = paired_difference("bleu2", {0: 1.0}, {0: 1.0}, higher_is_better=True)
+    assert one_seed.verdict == IDENTICAL
+    text = summary("end-to-end", "no-bridge", [same, paired_difference("bleu2", REFERENCE, shifted(0.0), True)])
+    assert "no detectable difference on any of 2 metrics" in text and "1 of them identical on every seed" in text

@@ -26,6 +26,7 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.045, 2.042)
 
 BETTER, WORSE, SAME, UNMEASURED = "better", "worse", "no detectable difference", "not measurable (one seed)"
+IDENTICAL = "identical on every seed"  # e.g. what both arms compute the same way, bit for bit
 
 
 def t_quantile(df: int) -> float:
@@ -60,6 +61,8 @@ def paired_difference(metric: str, reference: dict[int, float], other: dict[int,
         raise ValueError(f"{metric}: the two arms share no training seed")
     diffs = [reference[s] - other[s] for s in seeds]
     mean = sum(diffs) / len(diffs)
+    if all(d == 0 for d in diffs):
+        return Difference(metric, len(diffs), 0.0, 0.0, 0.0, IDENTICAL)
     if len(diffs) < 2:
         return Difference(metric, 1, mean, None, None, UNMEASURED)
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
@@ -80,20 +83,22 @@ def summary(reference: str, other: str, differences: list[Difference]) -> str:
     """One sentence that follows from the verdicts (never from a count of raw wins)."""
     if not differences:
         return f"No metric could compare {reference} with {other}."
-    if all(d.verdict == UNMEASURED for d in differences):
+    if all(d.verdict in (UNMEASURED, IDENTICAL) for d in differences) and any(d.verdict == UNMEASURED for d in differences):
         return (f"{reference} vs {other}: one training seed per arm, so no interval and no verdict "
                 "(run with --seeds 3 or more).")
-    by = {v: [_label(d.metric) for d in differences if d.verdict == v] for v in (BETTER, WORSE, SAME)}
+    by = {v: [_label(d.metric) for d in differences if d.verdict == v] for v in (BETTER, WORSE, SAME, IDENTICAL)}
     seeds = differences[0].seeds
+    same = by[SAME] + by[IDENTICAL]
+    identical = f" ({len(by[IDENTICAL])} of them identical on every seed: {', '.join(by[IDENTICAL])})" if by[IDENTICAL] else ""
     if not by[BETTER] and not by[WORSE]:
         return (f"{reference} vs {other}: no detectable difference on any of {len(differences)} metrics "
-                f"(95% intervals over {seeds} training seeds all contain 0).")
+                f"(95% intervals over {seeds} training seeds all contain 0){identical}.")
     parts = []
     if by[BETTER]:
         parts.append(f"better on {', '.join(by[BETTER])}")
     if by[WORSE]:
         parts.append(f"worse on {', '.join(by[WORSE])}")
-    parts.append(f"no detectable difference on {len(by[SAME])} other metric(s)")
+    parts.append(f"no detectable difference on {len(same)} other metric(s){identical}")
     return f"{reference} vs {other} (95% intervals over {seeds} training seeds): " + "; ".join(parts) + "."
 
 

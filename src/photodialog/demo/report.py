@@ -27,6 +27,10 @@ from photodialog.training.run_files import read_metrics
 FILES = "report-files"
 SHOWN_EXAMPLES = 4
 PHOTO_PX = 96
+IDENTICAL_NOTE = ("*Identical on every seed*: both arms gave exactly the same value for every training seed. Between "
+                  "end-to-end and no-bridge that is expected where the bridge's gradient cannot reach: with gold captions "
+                  "the generator reads the same caption and gets the same gradient in both arms, so photos drawn from gold "
+                  "captions are the same photos; only the LLM (and through it the replies and their captions) can differ.")
 # The metrics each difference is computed for, in table order.
 COMPARED = ("bleu1", "bleu2", "rouge_l", "share_f1", "probe_acc_caption_all", "probe_acc_gold_all",
             "probe_acc_generator_object", "probe_acc_generator_all", "probe_fid", "is", "fid")
@@ -294,7 +298,7 @@ def _markdown(c: dict) -> str:
     lines += [f"- {sentence}" for sentence in c["verdicts"]] or ["- (one arm only)"]
     lines += ["", "Interval: Student's t over the paired training seeds (each seed: same start, same data order for "
               "every arm); see `photodialog/demo/intervals.py` for why seed-level.", "",
-              "## Differences", "", c["differences"], "", "## Did the models learn?", ""]
+              "## Differences", "", c["differences"], "", IDENTICAL_NOTE, "", "## Did the models learn?", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'}: {claim}: {numbers}" for claim, ok, numbers in c["checks"]]
     b = c["baseline"]
     lines += ["", f"Most frequent training reply ({b['reply']!r}) on the same {b['targets']} test turns: "
@@ -325,7 +329,7 @@ def _html(c: dict) -> str:
     parts += [f"<p>{esc(line)}</p>" for line in _quick_note(plan) + _intro(c) if line]
     parts.append("<h2>Arms</h2><ul>" + "".join(f"<li><b>{esc(a)}</b>: {esc(ARMS[a].meaning)}</li>" for a in plan.arms) + "</ul>")
     parts.append("<h2>Verdict</h2><ul>" + "".join(f"<li>{esc(s)}</li>" for s in c["verdicts"]) + "</ul>")
-    parts.append(f"<h2>Differences</h2><pre>{esc(c['differences'])}</pre><h2>Did the models learn?</h2><ul>")
+    parts.append(f"<h2>Differences</h2><pre>{esc(c['differences'])}</pre><p>{esc(IDENTICAL_NOTE)}</p><h2>Did the models learn?</h2><ul>")
     for claim, ok, numbers in c["checks"]:
         parts.append(f"<li class='{'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}: {esc(claim)}: {esc(numbers)}</li>")
     parts += ["</ul>", f"<h2>Results per arm</h2><pre>{esc(c['tables'])}</pre>",
