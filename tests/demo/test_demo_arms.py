@@ -17,15 +17,17 @@ def arm_config(arm: str, world, *extra: str):
 
 
 @pytest.fixture(scope="module")
-def world_with_probe(tiny_world):
-    """The pipeline arm reads context photos through the world's probe (its captioner)."""
-    from photodialog.data.synth.probe import Probe, train_probe
+def world_with_probe(tiny_world, tmp_path_factory):
+    """A copy of the tiny world with a probe: the pipeline arm reads context photos through it (its
+    captioner). A copy, so that the shared world stays as other tests expect it."""
+    import shutil
 
-    try:
-        Probe.load(tiny_world)
-    except Exception:  # noqa: BLE001 - no probe yet
-        train_probe(tiny_world, epochs=2, threads=1, progress=False)
-    return tiny_world
+    from photodialog.data.synth.probe import train_probe
+
+    world = tmp_path_factory.mktemp("probed") / "world"
+    shutil.copytree(tiny_world, world)
+    train_probe(world, epochs=2, threads=1, progress=False)
+    return world
 
 
 @pytest.mark.parametrize("arm, reaches_llm", [("end-to-end", True), ("no-bridge", False), ("pipeline", False), ("word", True),
