@@ -556,10 +556,13 @@ def recipe_path(name: str) -> Path:
     path = Path(name)
     if path.is_file():
         return path
-    shipped = Path(__file__).parent / "configs" / (name if name.endswith(".yaml") else name + ".yaml")
-    if shipped.is_file():
+    folder = Path(__file__).parent / "configs"
+    # A bare name, or the README's configs/NAME.yaml from another folder: the shipped recipe of that name.
+    stem = path.name if path.name.endswith(".yaml") else path.name + ".yaml"
+    shipped = folder / stem
+    if shipped.is_file() and (path.parent == Path(".") or path.parent.name == "configs"):
         return shipped
-    available = ", ".join(sorted(p.stem for p in shipped.parent.glob("*.yaml")))
+    available = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
     raise ConfigError(f"config file '{name}' not found. Give a path, or one of the shipped recipes: {available}")
 
 

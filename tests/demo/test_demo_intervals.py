@@ -69,6 +69,7 @@ def test_values_equal_on_every_seed_are_called_identical_and_counted_as_no_diffe
     same = paired_difference("probe_acc_generator_all", REFERENCE, dict(REFERENCE), higher_is_better=True)
     assert same.verdict == IDENTICAL and (same.low, same.high) == (0.0, 0.0)
     one_seed = paired_difference("bleu2", {0: 1.0}, {0: 1.0}, higher_is_better=True)
-    assert one_seed.verdict == IDENTICAL
+    assert one_seed.verdict == UNMEASURED  # one seed says nothing, even when the values are equal
+    assert "no interval and no verdict" in summary("end-to-end", "no-bridge", [same, one_seed])
     text = summary("end-to-end", "no-bridge", [same, paired_difference("bleu2", REFERENCE, shifted(0.0), True)])
     assert "no detectable difference on any of 2 metrics" in text and "1 of them identical on every seed" in text

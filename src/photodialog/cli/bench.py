@@ -321,6 +321,8 @@ def run_generator(args) -> int:
         raise UserError(f"--settings: choose among {', '.join(SETTINGS)} (got {args.settings!r})")
     quiet_libraries()
     work = Path(args.work)
+    if work.exists() and not work.is_dir():
+        raise UserError(f"--work {work} is a file; give a folder (it holds the world and the runs)")
     world = Path(args.world) if args.world else _bench_world(work / "world")
     steps = {name: args.steps or _recipe_steps(name) for name in chosen}
     with torch_threads(args.threads):

@@ -21,7 +21,7 @@ Budgets are optimizer steps, so the same command gives the same numbers on any m
 1-thread processes run side by side. Run it again with the same --out to resume.
 
 examples:
-  photodialog demo                        # about 20 minutes on an idle 2-core machine
+  photodialog demo                        # about 15 minutes on an idle 2-core machine
   photodialog demo --seeds 5 --arms word  # more seeds, and the word-level bridge as a 4th arm
   photodialog demo --quick --out /tmp/q   # about 3 minutes: every stage, too small to show anything"""
 
@@ -51,7 +51,7 @@ def run(args) -> int:
 
     if args.budget_minutes is not None:
         raise UserError("--budget-minutes was removed: the demo's budgets are optimizer steps, so that its numbers are the "
-                        "same on every machine; run `photodialog demo` (about 20 minutes on 2 idle cores) or `--quick`")
+                        "same on every machine; run `photodialog demo` (about 15 minutes on 2 idle cores) or `--quick`")
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     if seeds <= 0:
         raise UserError(f"--seeds must be a positive number of training seeds, got {seeds}")

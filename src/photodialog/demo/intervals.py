@@ -61,10 +61,10 @@ def paired_difference(metric: str, reference: dict[int, float], other: dict[int,
         raise ValueError(f"{metric}: the two arms share no training seed")
     diffs = [reference[s] - other[s] for s in seeds]
     mean = sum(diffs) / len(diffs)
+    if len(diffs) < 2:  # one seed: nothing to say, even when the two values are equal
+        return Difference(metric, 1, mean, None, None, UNMEASURED)
     if all(d == 0 for d in diffs):
         return Difference(metric, len(diffs), 0.0, 0.0, 0.0, IDENTICAL)
-    if len(diffs) < 2:
-        return Difference(metric, 1, mean, None, None, UNMEASURED)
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
     half = t_quantile(len(diffs) - 1) * sd / math.sqrt(len(diffs))
     low, high = mean - half, mean + half
@@ -83,7 +83,7 @@ def summary(reference: str, other: str, differences: list[Difference]) -> str:
     """One sentence that follows from the verdicts (never from a count of raw wins)."""
     if not differences:
         return f"No metric could compare {reference} with {other}."
-    if all(d.verdict in (UNMEASURED, IDENTICAL) for d in differences) and any(d.verdict == UNMEASURED for d in differences):
+    if any(d.verdict == UNMEASURED for d in differences):
         return (f"{reference} vs {other}: one training seed per arm, so no interval and no verdict "
                 "(run with --seeds 3 or more).")
     by = {v: [_label(d.metric) for d in differences if d.verdict == v] for v in (BETTER, WORSE, SAME, IDENTICAL)}

@@ -260,7 +260,7 @@ def _intro(c: dict) -> list[str]:
         f"A synthetic photo-sharing world of {plan.dialogues} dialogues. One pretrained start, shared by every arm: "
         f"the image generator pretrained for {c['pretrain_steps'][PRETRAIN_GENERATOR]} steps on the world's (caption, photo) "
         f"pairs, the LLM and the perceptron for {c['pretrain_steps'][PRETRAIN_TEXT]} steps on its dialogues. "
-        f"Then {len(plan.arms)} arms x {len(plan.seeds)} training seeds ({plan.seeds}) = {runs} fine-tuning runs of "
+        f"Then {len(plan.arms)} arms x {len(plan.seeds)} training seed(s) ({plan.seeds}) = {runs} fine-tuning runs of "
         f"{plan.finetune_steps} optimizer steps each, every one with the paper's STGS settings (Gumbel noise, tau 1 -> 0.01, "
         f"mean pooling) and the same data order per seed; each model evaluated on the test split "
         f"({'all turns' if not plan.eval_samples else f'first {plan.eval_samples} turns'}, sampling seed {plan.eval_seed}).",
@@ -286,7 +286,8 @@ def _quick_note(plan: DemoPlan) -> list[str]:
     if not plan.quick:
         return []
     return ["**This is the `--quick` smoke run.** It runs every stage on a small world with a few steps each, "
-            "so its numbers show only that the stages work: the models are barely trained, "
+            "so its numbers show only that the stages work: the models are barely trained (the learning checks "
+            "below are expected to FAIL), "
             + ("one training seed gives no interval, so no verdict is possible. " if len(plan.seeds) < 2 else "")
             + "Run `photodialog demo` without `--quick` for the experiment.", ""]
 

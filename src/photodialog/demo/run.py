@@ -118,7 +118,10 @@ def deal(jobs: list[Job], lanes: int = LANES) -> list[list[Job]]:
 def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True) -> Path:
     """Run every stage; returns the path of ``report.md``."""
     paths = DemoPaths(Path(out))
-    paths.out.mkdir(parents=True, exist_ok=True)
+    try:
+        paths.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file of that name, a read-only or missing parent
+        raise UserError(f"cannot make the demo folder {paths.out} ({err.strerror or err}); choose another --out") from None
     _check_plan(paths.out, plan)
     timer = StageTimer(paths.out)
     say(f"1/5 world ({plan.dialogues} dialogues) and its probe")

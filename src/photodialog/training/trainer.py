@@ -134,7 +134,10 @@ class Trainer:
         if existing and not self.resume:
             raise UserError(f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose another --out")
         if self.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:  # a file of that name, a read-only or missing parent
+                raise UserError(f"cannot make the run folder {self.run_dir} ({err.strerror or err}); choose another --out") from None
             save_config(self.config, self.run_dir / "config.yaml")
             write_environment(self.run_dir)
         self.accelerator.wait_for_everyone()
