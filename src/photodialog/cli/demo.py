@@ -23,7 +23,7 @@ Budgets are optimizer steps, so the same command gives the same numbers on any m
 examples:
   photodialog demo                        # about 15 minutes on an idle 2-core machine
   photodialog demo --seeds 5 --arms word  # more seeds, and the word-level bridge as a 4th arm
-  photodialog demo --quick --out /tmp/q   # about 3 minutes: every stage, too small to show anything"""
+  photodialog demo --quick --out /tmp/q   # about a minute: every stage, too small to show anything"""
 
 
 def register(subparsers) -> None:
@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     extra = [name for name in ARMS if name not in DEFAULT_ARMS]
     parser.add_argument("--arms", default="", metavar="A,B",
                         help=f"arms to add to {', '.join(DEFAULT_ARMS)}: {', '.join(extra)}")
-    parser.add_argument("--quick", action="store_true", help="the 3-minute smoke version (small world, a few steps per stage)")
+    parser.add_argument("--quick", action="store_true", help="the one-minute smoke version (small world, a few steps per stage)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--budget-minutes", type=float, default=None, help=argparse.SUPPRESS)  # removed: budgets are steps
     parser.set_defaults(func=run)
