@@ -113,3 +113,19 @@ def consecutive_captions():
         return captions, row
 
     return make
+
+
+@pytest.fixture
+def perceived(monkeypatch) -> list:
+    """Records (perceptron, pixel batch) for every call of the image perceptron (serving and robustness tests)."""
+    from photodialog.models.perceptron import ImagePerceptron
+
+    calls: list = []
+    original = ImagePerceptron.forward
+
+    def forward(self, pixel_values):
+        calls.append((self, pixel_values.detach().clone()))
+        return original(self, pixel_values)
+
+    monkeypatch.setattr(ImagePerceptron, "forward", forward)
+    return calls

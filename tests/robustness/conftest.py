@@ -5,22 +5,6 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture
-def perceived(monkeypatch) -> list:
-    """Records the pixel batch of every call of the image perceptron."""
-    from photodialog.models.perceptron import ImagePerceptron
-
-    calls: list = []
-    original = ImagePerceptron.forward
-
-    def forward(self, pixel_values):
-        calls.append((self, pixel_values.detach().clone()))
-        return original(self, pixel_values)
-
-    monkeypatch.setattr(ImagePerceptron, "forward", forward)
-    return calls
-
-
 # ---- run faults (test_runs_*.py): quick tiny runs on the shared tiny world
 
 RUN_QUICK = ["train.batch_size=4", "train.micro_batch_size=4", "train.eval_every_epochs=1000", "model.image_loss_repeats=1",

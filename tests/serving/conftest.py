@@ -71,17 +71,3 @@ def model_always_draws(monkeypatch):
     monkeypatch.setattr(DialogueSystem, "reply", reply)
 
 
-@pytest.fixture
-def perceived(monkeypatch) -> list:
-    """Records (perceptron, pixel batch) for every call of the image perceptron."""
-    from photodialog.models.perceptron import ImagePerceptron
-
-    calls: list = []
-    original = ImagePerceptron.forward
-
-    def forward(self, pixel_values):
-        calls.append((self, pixel_values.detach().clone()))
-        return original(self, pixel_values)
-
-    monkeypatch.setattr(ImagePerceptron, "forward", forward)
-    return calls

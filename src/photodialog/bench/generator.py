@@ -66,9 +66,11 @@ def run_generator_bench(bench: GeneratorBench) -> dict:
         overrides = [*overrides, *bench.overrides] if name == "chosen" else overrides
         run_dir = bench.work / name
         seconds = _train(recipe, overrides, bench, name, run_dir)
+        last = list_checkpoints(run_dir)[-1]
+        generator = _generator(last)  # loaded once for the timing and the VAE's ceiling
         results[name] = {"recipe": recipe, "overrides": overrides, "curve": _curve(run_dir, seconds, captions, held_out, probe, bench),
-                         "ms_per_photo": _photo_time(run_dir, captions, bench),
-                         "vae_reconstruction": _vae_ceiling(run_dir, [p.path for p in test], captions, probe)}
+                         "ms_per_photo": _photo_time(generator, _guidance(last, bench), captions, bench),
+                         "vae_reconstruction": _vae_ceiling(generator, [p.path for p in test], captions, probe)}
     return {"benchmark": "generator", "world": str(bench.world), "test_photos": len(test), "held_out_photos": len(held_out),
             "settings": results}
 
@@ -123,12 +125,11 @@ def _guidance(checkpoint: Path, bench: GeneratorBench) -> float:
     return read_config(checkpoint).eval.guidance_scale
 
 
-def _vae_ceiling(run_dir: Path, files: list[Path], captions: list[str], probe) -> dict | None:
+def _vae_ceiling(generator, files: list[Path], captions: list[str], probe) -> dict | None:
     """The probe's accuracy on the test photos after the VAE's encode and decode: what no generator
     drawing through this VAE can exceed (None without a VAE)."""
 
 
-    generator = _generator(list_checkpoints(run_dir)[-1])
     if generator.vae is None:
         return None
     pixels = torch.stack([image_to_tensor(load_photo(f), generator.image_size) for f in files])
@@ -139,12 +140,8 @@ def _vae_ceiling(run_dir: Path, files: list[Path], captions: list[str], probe) -
             **{k: round(100 * scores[k], 2) for k in ("object", "colour", "scene", "all")}}
 
 
-def _photo_time(run_dir: Path, captions: list[str], bench: GeneratorBench) -> dict:
-    """Milliseconds per photo from the last checkpoint: one caption alone, and 16 in one batch (median of 3)."""
-
-    checkpoint = list_checkpoints(run_dir)[-1]
-    generator = _generator(checkpoint)
-    guidance = _guidance(checkpoint, bench)
+def _photo_time(generator, guidance: float, captions: list[str], bench: GeneratorBench) -> dict:
+    """Milliseconds per photo: one caption alone, and 16 in one batch (median of 3 after a warmup)."""
     out = {"diffusion_steps": bench.diffusion_steps, "guidance_scale": guidance}
     for batch in (1, 16):
         times = []
