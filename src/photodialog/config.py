@@ -57,6 +57,11 @@ class TinySizes:
     unet_attention: list[bool] = field(default_factory=list)
     """Cross-attention to the caption per UNet level (one flag per ``unet_channels`` entry); empty:
     none at the first level, at every other (attention over many pixels is the costly part)."""
+    unet_addition_embed_type: str = ""
+    """The UNet's ``addition_embed_type`` (diffusers): ``text`` adds an attention-pooled summary of
+    the text encoder's hidden states to the timestep embedding of every ResNet block (diffusers'
+    ``TextTimeEmbedding``), so the caption steers every level, not only those with cross-attention;
+    empty: none, as in Stable Diffusion 1-2."""
     latent: bool = False
     """Diffuse in the latent space of a small VAE (``diffusers.AutoencoderKL``) that is trained on the
     dataset's training photos when the base parts are made (``models/tiny_vae.py``), then frozen;
@@ -71,6 +76,12 @@ class TinySizes:
     ``vae_train_steps``), ``bundled`` (the VAE shipped with photodialog, trained on the default
     synthetic world's photos; rebuilt by ``python -m photodialog.models.tiny_vae``), or an
     ``AutoencoderKL`` folder."""
+    diffusion_source: str = "random"
+    """Where a tiny base's Stable Diffusion parts come from: ``random`` (a new CLIP text encoder and
+    UNet of these sizes, the caption tokenizer trained on the run's texts, the VAE by
+    ``vae_source``), ``bundled`` (the pretrained tiny generator photodialog ships, trained on the
+    default synthetic world's (caption, photo) pairs; ``models/tiny_generator.py``), or a Stable
+    Diffusion folder saved at these sizes (e.g. an export's ``diffusion/``)."""
 
 
 @dataclass
@@ -260,6 +271,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.tiny.llm_architecture": ("llama", "gpt2"),
     "model.tiny.llm_tokenizer": ("unigram", "llama_bpe"),
     "model.tiny.prediction_type": ("epsilon", "v_prediction"),
+    "model.tiny.unet_addition_embed_type": ("", "text"),
     "model.train.llm": TRAIN_MODES,
     "model.train.perceptron": TRAIN_MODES,
     "model.train.unet": TRAIN_MODES,

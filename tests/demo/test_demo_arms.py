@@ -47,16 +47,13 @@ def test_only_the_bridged_arms_put_image_loss_gradient_on_the_llm(world_with_pro
 
 @pytest.fixture(scope="module")
 def pretrained(tiny_world, tmp_path_factory):
-    """The demo's two pretraining runs, two steps each."""
+    """The demo's pretraining run (the LLM and the perceptron), two steps; its base's generator is the bundled one."""
     from photodialog.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("pretrain")
-    runs = []
-    for recipe in ("tiny-pretrain-generator", "tiny-pretrain-text"):
-        config = load_config(recipe, [f"data.path={tiny_world}", *FAST, "train.max_steps=2"])
-        Trainer(config, root / recipe, progress=False).run()
-        runs.append(root / recipe)
-    return runs
+    config = load_config("tiny-pretrain-text", [f"data.path={tiny_world}", *FAST, "train.max_steps=2"])
+    Trainer(config, root / "tiny-pretrain-text", progress=False).run()
+    return [root / "tiny-pretrain-text"]
 
 
 def _start(arm: str, seed: int, world, pretrained, run_dir):
@@ -77,10 +74,15 @@ def test_every_arm_and_seed_starts_from_byte_identical_pretrained_weights(world_
         assert set(other) <= set(first)  # the pipeline builds no perceptron; every other tensor is shared
         assert all(torch.equal(first[name], other[name]) for name in other)
     assert not any(name.startswith("perceptron.") for name in starts[-1]) and len(starts[1]) == len(first)
-    # ... and those weights are the pretraining runs' (their weight average), not a fresh initialisation.
-    generator_weights = load_file(str(sorted((pretrained[0] / "checkpoints").glob("step-*"))[-1] / "ema.safetensors"))
-    name = next(n for n in generator_weights if n.startswith("generator.unet."))
-    assert torch.equal(first[name], generator_weights[name])
+    # ... and those weights are the pretraining run's (its weight average) and the bundled generator's,
+    # not a fresh initialisation.
+    from photodialog.models.tiny_generator import BUNDLED_GENERATOR
+
+    text_weights = load_file(str(sorted((pretrained[0] / "checkpoints").glob("step-*"))[-1] / "ema.safetensors"))
+    name = next(n for n in text_weights if n.startswith("llm."))
+    assert torch.equal(first[name], text_weights[name])
+    unet = load_file(str(BUNDLED_GENERATOR / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert all(torch.equal(first[f"generator.unet.{n}"], unet[n]) for n in unet)
 
 
 def test_different_training_seeds_give_different_weights(tiny_world, pretrained, tmp_path):

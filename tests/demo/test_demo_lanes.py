@@ -60,13 +60,13 @@ def test_the_plan_gives_every_arm_and_seed_the_same_start_steps_and_data():
     assert len(jobs) == 9 and {j.steps for j in jobs} == {plan.finetune_steps}
     for job in jobs:
         args = " ".join(job.args)
-        assert "model.init_from=[/demo/pretrain/generator, /demo/pretrain/llm-perceptron]" in args
+        assert "model.init_from=[/demo/pretrain/llm-perceptron]" in args  # its base holds the bundled generator
         assert f"train.max_steps={plan.finetune_steps}" in args and "data.path=/demo/world" in args
         assert "max_minutes" not in args  # budgets are steps, never wall time
     seeds = [next(a for a in j.args if a.startswith("train.seed=")) for j in jobs]
     assert sorted(set(seeds)) == ["train.seed=0", "train.seed=1", "train.seed=2"]
     assert [len(lane) for lane in deal(jobs)] == [5, 4]
-    assert [len(lane) for lane in pretrain_jobs(paths, plan)] == [1, 1]
+    assert [len(lane) for lane in pretrain_jobs(paths, plan)] == [1]
     evals = eval_jobs(paths, plan)
     assert len(evals) == 9 and all("--seeds" in j.args and j.args[j.args.index("--seeds") + 1] == "0" for j in evals)
 

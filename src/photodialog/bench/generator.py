@@ -1,20 +1,25 @@
 """`photodialog bench generator`: how fast the tiny image generator learns to draw the world's photos.
 
-For each setting (the chosen one, ``configs/tiny-pretrain-generator.yaml``, and the one it
-replaced: the pixel-space 16 px UNet of the earlier demo), train it on a synthetic world as
-`photodialog train` does, keep a checkpoint every ``--eval-every`` steps, then draw a photo for
-every gold test caption from each checkpoint and let the world's probe read it: object, colour,
-scene, all three, and all three on the held-out (object, colour, scene) triples that never occur
-in training. Also: training seconds at each checkpoint (the VAE's training, when the setting has
-one, counted as seconds before step 0), and milliseconds per drawn photo with the demo's sampler
-settings, alone and in a batch of 16. Everything runs on the threads given (default one).
+For each setting (the chosen one, ``configs/tiny-pretrain-generator.yaml`` for the bundled
+generator's steps, and the one it replaced: the earlier demo's 1,200 steps with cross-attention
+at every UNet level), train it on a synthetic world as `photodialog train` does, keep a
+checkpoint every ``--eval-every`` steps, then draw a photo for every gold test caption from each
+checkpoint and let the world's probe read it: object, colour, scene, all three, and all three on
+the held-out (object, colour, scene) triples that never occur in training. Also: training seconds
+at each checkpoint (the VAE's training, when the setting has one, counted as seconds before step
+0), and milliseconds per drawn photo with the demo's sampler settings (the recipe's ``eval``
+section), alone and in a batch of 16. Then the same scores and times for the generator
+photodialog ships (``model.tiny.diffusion_source=bundled``), and whether the chosen setting's
+last checkpoint exported is that file, byte for byte. Everything runs on the threads given
+(default one).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,18 +29,24 @@ from photodialog.config import load_config
 from photodialog.data.photos import load_photo
 from photodialog.data.synth.probe import Probe
 from photodialog.data.synth.world import load_world
-from photodialog.models.image_generator import image_to_tensor, tensor_to_image
-from photodialog.system import load_system, read_config
+from photodialog.export import EXPORT_PARTS, export_checkpoint
+from photodialog.models.image_generator import ImageGenerator, image_to_tensor, tensor_to_image
+from photodialog.models.loading import load_diffusion
+from photodialog.models.tiny_generator import BUNDLED_GENERATOR
+from photodialog.system import load_system
 from photodialog.training.run_files import read_metrics
 from photodialog.training.trainer import Trainer
 
+DEMO_RECIPE = "tiny-finetune"  # the demo draws every photo with this recipe's eval settings
+GRID_PHOTOS = 40
+
 SETTINGS = {
     "chosen": ("tiny-pretrain-generator", []),
-    # The generator of the earlier demo (configs/tiny-pipeline-image.yaml as it was): pixel space at 16 px,
-    # batch 16 with 4 noise draws per photo.
-    "previous": ("tiny-pretrain-generator", ["model.tiny.latent=false", "model.tiny.image_size=16", "model.tiny.unet_attention=[]",
-                                             "model.tiny.unet_channels=[32, 64, 64]", "train.batch_size=16",
-                                             "train.micro_batch_size=16", "model.image_loss_repeats=4", "train.ema_decay=0.99"]),
+    # The generator of the earlier demo: cross-attention at all three UNet levels, no pooled caption in
+    # the ResNet blocks, 1,200 steps, drawn with DDIM in 20 steps at guidance 3.
+    "previous": ("tiny-pretrain-generator", ["model.tiny.unet_attention=[true, true, true]", "model.tiny.unet_addition_embed_type=''",
+                                             "train.max_steps=1200", "eval.sampler=ddim", "eval.diffusion_steps=20",
+                                             "eval.guidance_scale=3.0"]),
 }
 
 
@@ -45,16 +56,36 @@ class GeneratorBench:
     work: Path
     steps: dict[str, int]
     eval_every: int
-    diffusion_steps: int = 20
-    guidance_scale: float | None = None
     settings: list[str] = field(default_factory=lambda: list(SETTINGS))
     overrides: list[str] = field(default_factory=list)
     """Recipe overrides of the chosen setting (KEY=VALUE)."""
+    bundled: bool = True
+    """Also score the shipped generator and compare the chosen setting's last checkpoint with it."""
+    grid: Path | None = None
+    """Where to save a PNG grid of the shipped generator's photos from the first 40 test captions."""
     progress: bool = True
 
 
+@dataclass
+class Sampling:
+    """How photos are drawn: the recipe's ``eval`` settings (the demo's)."""
+
+    sampler: str
+    diffusion_steps: int
+    guidance_scale: float
+
+    @classmethod
+    def of(cls, config) -> "Sampling":
+        return cls(config.eval.sampler, config.eval.diffusion_steps, config.eval.guidance_scale)
+
+    def draw(self, generator, captions: list[str], seed: int = 0) -> list:
+        return generator.generate(captions, steps=self.diffusion_steps, guidance_scale=self.guidance_scale, seed=seed,
+                                  sampler=self.sampler)
+
+
 def run_generator_bench(bench: GeneratorBench) -> dict:
-    """Train and score every setting; returns the JSON-ready result (see the module docstring)."""
+    """Train and score every setting, then the shipped generator; returns the JSON-ready result
+    (see the module docstring)."""
 
     world, probe = load_world(bench.world), Probe.load(bench.world)
     test = world.photos("test")
@@ -66,13 +97,72 @@ def run_generator_bench(bench: GeneratorBench) -> dict:
         overrides = [*overrides, *bench.overrides] if name == "chosen" else overrides
         run_dir = bench.work / name
         seconds = _train(recipe, overrides, bench, name, run_dir)
-        last = list_checkpoints(run_dir)[-1]
-        generator = _generator(last)  # loaded once for the timing and the VAE's ceiling
-        results[name] = {"recipe": recipe, "overrides": overrides, "curve": _curve(run_dir, seconds, captions, held_out, probe, bench),
-                         "ms_per_photo": _photo_time(generator, _guidance(last, bench), captions, bench),
+        # drawn as the setting's recipe says (the chosen one's eval section is the demo's; a test keeps them equal)
+        sampling = Sampling.of(load_config(recipe, overrides))
+        generator = _generator(list_checkpoints(run_dir)[-1])  # loaded once for the timing and the VAE's ceiling
+        results[name] = {"recipe": recipe, "overrides": overrides, "sampling": asdict(sampling),
+                         "curve": _curve(run_dir, seconds, sampling, captions, held_out, probe),
+                         "ms_per_photo": _photo_time(generator, sampling, captions),
                          "vae_reconstruction": _vae_ceiling(generator, [p.path for p in test], captions, probe)}
-    return {"benchmark": "generator", "world": str(bench.world), "test_photos": len(test), "held_out_photos": len(held_out),
-            "settings": results}
+    out = {"benchmark": "generator", "world": str(bench.world), "test_photos": len(test), "held_out_photos": len(held_out),
+           "settings": results}
+    if bench.bundled:
+        chosen = bench.work / "chosen" if "chosen" in bench.settings else None
+        out["bundled"] = _bundled(captions, held_out, probe, chosen, bench)
+    return out
+
+
+def _scores(photos: list, captions: list[str], held_out: list[int], probe) -> dict:
+    scores = probe.score(photos, captions)
+    held = probe.score([photos[i] for i in held_out], [captions[i] for i in held_out]) if held_out else {}
+    return {**{k: round(100 * scores[k], 2) for k in ("object", "colour", "scene", "all")},
+            "held_out_object": round(100 * held.get("object", float("nan")), 2),
+            "held_out_all": round(100 * held.get("all", float("nan")), 2)}
+
+
+def _bundled(captions: list[str], held_out: list[int], probe, chosen_run: Path | None, bench: GeneratorBench) -> dict:
+    """The shipped generator drawn with the demo's settings (``tiny-finetune``'s eval section), and
+    whether the chosen run's last checkpoint, exported, holds the same bytes."""
+    sampling = Sampling.of(load_config(DEMO_RECIPE))
+    generator = ImageGenerator(*_diffusion_parts(BUNDLED_GENERATOR))
+    record = json.loads((BUNDLED_GENERATOR / "training.json").read_text(encoding="utf-8"))
+    photos = sampling.draw(generator, captions)
+    result = {"folder": str(BUNDLED_GENERATOR), "steps": record["steps"], "sampling": asdict(sampling),
+              **_scores(photos, captions, held_out, probe), "ms_per_photo": _photo_time(generator, sampling, captions)}
+    if bench.grid is not None:
+        result["grid"] = {"file": str(save_grid(photos[:GRID_PHOTOS], bench.grid)), "captions": captions[:GRID_PHOTOS]}
+    if chosen_run is not None:
+        result["chosen_run_is_bundled"] = _same_weights(chosen_run, record, bench)
+    return result
+
+
+def save_grid(photos: list, out: Path, columns: int = 10, scale: int = 4) -> Path:
+    """Photos (PIL, one size) in rows of ``columns``, each enlarged ``scale`` times without smoothing; returns ``out``."""
+    # only the grid needs Pillow's Image; keeps the module light
+    from PIL import Image
+
+    side = photos[0].width * scale
+    rows = (len(photos) + columns - 1) // columns
+    grid = Image.new("RGB", (columns * side, rows * side), "white")
+    for i, photo in enumerate(photos):
+        grid.paste(photo.resize((side, side), Image.Resampling.NEAREST), ((i % columns) * side, (i // columns) * side))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    return out
+
+
+def _diffusion_parts(folder: Path):
+    text_encoder, unet, vae, scheduler, tokenizer = load_diffusion(str(folder))
+    return text_encoder.eval(), unet.eval(), scheduler, tokenizer, vae.eval() if vae is not None else None
+
+
+def _same_weights(run_dir: Path, record: dict, bench: GeneratorBench) -> bool:
+    """Export the run's last checkpoint and compare the trained weights' SHA-256 with the shipped ones."""
+    exported = bench.work / "chosen-export"
+    if not exported.is_dir():
+        export_checkpoint(list_checkpoints(run_dir)[-1], exported, progress=bench.progress)
+    diffusion = exported / EXPORT_PARTS["diffusion"]
+    return all(hashlib.sha256((diffusion / name).read_bytes()).hexdigest() == digest for name, digest in record["sha256"].items())
 
 
 def _train(recipe: str, overrides: list[str], bench: GeneratorBench, name: str, run_dir: Path) -> dict:
@@ -96,33 +186,21 @@ def _train(recipe: str, overrides: list[str], bench: GeneratorBench, name: str, 
     return seconds
 
 
-def _curve(run_dir: Path, seconds: dict, captions: list[str], held_out: list[int], probe, bench: GeneratorBench) -> list[dict]:
+def _curve(run_dir: Path, seconds: dict, sampling: Sampling, captions: list[str], held_out: list[int], probe) -> list[dict]:
 
     curve = []
     for checkpoint in list_checkpoints(run_dir):
         step = read_state(checkpoint).step
-        generator = _generator(checkpoint)
-        photos = generator.generate(captions, steps=bench.diffusion_steps, guidance_scale=_guidance(checkpoint, bench), seed=0)
-        scores = probe.score(photos, captions)
-        held = probe.score([photos[i] for i in held_out], [captions[i] for i in held_out]) if held_out else {}
+        photos = sampling.draw(_generator(checkpoint), captions)
         at = seconds["per_step"].get(step, seconds["per_step"].get(str(step)))
         curve.append({"step": step, "train_seconds": None if at is None else round(seconds["before_first_step"] + at, 1),
-                      **{k: round(100 * scores[k], 2) for k in ("object", "colour", "scene", "all")},
-                      "held_out_object": round(100 * held.get("object", float("nan")), 2),
-                      "held_out_all": round(100 * held.get("all", float("nan")), 2)})
+                      **_scores(photos, captions, held_out, probe)})
     return curve
 
 
 def _generator(checkpoint: Path):
 
     return load_system(checkpoint, device="cpu").model.generator
-
-
-def _guidance(checkpoint: Path, bench: GeneratorBench) -> float:
-    if bench.guidance_scale is not None:
-        return bench.guidance_scale
-
-    return read_config(checkpoint).eval.guidance_scale
 
 
 def _vae_ceiling(generator, files: list[Path], captions: list[str], probe) -> dict | None:
@@ -140,14 +218,14 @@ def _vae_ceiling(generator, files: list[Path], captions: list[str], probe) -> di
             **{k: round(100 * scores[k], 2) for k in ("object", "colour", "scene", "all")}}
 
 
-def _photo_time(generator, guidance: float, captions: list[str], bench: GeneratorBench) -> dict:
+def _photo_time(generator, sampling: Sampling, captions: list[str]) -> dict:
     """Milliseconds per photo: one caption alone, and 16 in one batch (median of 3 after a warmup)."""
-    out = {"diffusion_steps": bench.diffusion_steps, "guidance_scale": guidance}
+    out = asdict(sampling)
     for batch in (1, 16):
         times = []
         for repeat in range(4):
             started = time.perf_counter()
-            generator.generate(captions[:batch], steps=bench.diffusion_steps, guidance_scale=guidance, seed=repeat)
+            sampling.draw(generator, captions[:batch], seed=repeat)
             times.append((time.perf_counter() - started) * 1000 / batch)
         out[f"batch_{batch}"] = round(sorted(times[1:])[1], 2)  # the first is warmup
     return out
@@ -157,13 +235,26 @@ def summary_lines(result: dict) -> list[str]:
     lines = [f"generator benchmark on {result['world']} ({result['test_photos']} gold test captions, "
              f"{result['held_out_photos']} of held-out triples); probe accuracy %:"]
     for name, setting in result["settings"].items():
-        lines.append(f"  {name}: {setting['ms_per_photo']['batch_1']:.1f} ms/photo alone, "
-                     f"{setting['ms_per_photo']['batch_16']:.1f} in a batch of 16")
+        lines.append(f"  {name}: {_times(setting['ms_per_photo'])}")
         if setting.get("vae_reconstruction"):
             v = setting["vae_reconstruction"]
             lines.append(f"    VAE reconstructions of the test photos (the ceiling): object {v['object']:.1f}, all {v['all']:.1f}")
         for row in setting["curve"]:
-            lines.append(f"    step {row['step']:>5} ({row['train_seconds']} s): object {row['object']:.1f}, colour {row['colour']:.1f}, "
-                         f"scene {row['scene']:.1f}, all {row['all']:.1f}; held-out object {row['held_out_object']:.1f}, "
-                         f"all {row['held_out_all']:.1f}")
+            lines.append(f"    step {row['step']:>5} ({row['train_seconds']} s): {_accuracy(row)}")
+    if "bundled" in result:
+        b = result["bundled"]
+        same = {True: "; the chosen run's last checkpoint is this file, byte for byte",
+                False: "; the chosen run's last checkpoint differs from it"}.get(b.get("chosen_run_is_bundled"), "")
+        lines.append(f"  bundled ({b['steps']} steps, {b['folder']}): {_accuracy(b)}")
+        lines.append(f"    {_times(b['ms_per_photo'])}{same}")
     return lines
+
+
+def _accuracy(row: dict) -> str:
+    return (f"object {row['object']:.1f}, colour {row['colour']:.1f}, scene {row['scene']:.1f}, all {row['all']:.1f}; "
+            f"held-out object {row['held_out_object']:.1f}, all {row['held_out_all']:.1f}")
+
+
+def _times(ms: dict) -> str:
+    return (f"{ms['batch_1']:.1f} ms/photo alone, {ms['batch_16']:.1f} in a batch of 16 "
+            f"({ms['sampler']}, {ms['diffusion_steps']} steps, guidance {ms['guidance_scale']:g})")

@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass, field
 
 from photodialog.demo.arms import DEFAULT_ARMS
 
-# Run names of the pretraining stage (folders under pretrain/).
-PRETRAIN_GENERATOR, PRETRAIN_TEXT = "generator", "llm-perceptron"
+# The run name of the pretraining stage (a folder under pretrain/). The image generator is not
+# pretrained here: every recipe of the demo starts it from the pretrained tiny Stable Diffusion
+# photodialog ships (model.tiny.diffusion_source=bundled; models/tiny_generator.py).
+PRETRAIN_TEXT = "llm-perceptron"
 
 
 @dataclass
@@ -23,14 +25,14 @@ class DemoPlan:
     seeds: list[int]
     """Training seeds: every arm is fine-tuned once per seed (new weights' init, data order, noise)."""
     arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
-    pretrain_generator_steps: int = 0
     pretrain_text_steps: int = 0
     finetune_steps: int = 0
     eval_samples: int = 0
     """Test turns evaluated per model (0 = the whole test split, the protocol)."""
     eval_seed: int = 0
     """The sampling seed of every evaluation (the same for every model: the photos differ only by model)."""
-    diffusion_steps: int = 20
+    diffusion_steps: int = 4
+    """Sampler steps per photo (the recipes' ``eval.diffusion_steps``: DPM-Solver++, tuned on dev)."""
     probe_epochs: int = 10
     quick: bool = False
 
@@ -41,8 +43,6 @@ class DemoPlan:
 def make_plan(seeds: int, arms: list[str], quick: bool) -> DemoPlan:
     """The default plan (or ``--quick``: a smoke run of every stage, too small to show anything)."""
     if quick:
-        return DemoPlan(dialogues=300, seeds=list(range(seeds)), arms=arms, pretrain_generator_steps=40,
-                        pretrain_text_steps=40, finetune_steps=12, eval_samples=24, diffusion_steps=10, probe_epochs=3,
+        return DemoPlan(dialogues=300, seeds=list(range(seeds)), arms=arms, pretrain_text_steps=40, finetune_steps=12, eval_samples=24, diffusion_steps=4, probe_epochs=3,
                         quick=True)
-    return DemoPlan(dialogues=2000, seeds=list(range(seeds)), arms=arms, pretrain_generator_steps=1200,
-                    pretrain_text_steps=1600, finetune_steps=200, eval_samples=0, diffusion_steps=20)
+    return DemoPlan(dialogues=2000, seeds=list(range(seeds)), arms=arms, pretrain_text_steps=1600, finetune_steps=200, eval_samples=0, diffusion_steps=4)

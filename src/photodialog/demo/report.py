@@ -17,7 +17,7 @@ from photodialog.demo.arms import ARMS, REFERENCE, run_name
 from photodialog.demo.baseline import most_frequent_reply_scores
 from photodialog.demo.intervals import Difference, paired_difference, summary
 from photodialog.demo.lanes import trained_steps
-from photodialog.demo.plan import PRETRAIN_GENERATOR, PRETRAIN_TEXT, DemoPlan
+from photodialog.demo.plan import PRETRAIN_TEXT, DemoPlan
 from photodialog.evaluation.results import SeedResult, build_result, load_result, metric_info
 from photodialog.evaluation.runner import load_targets
 from photodialog.evaluation.tables import report as tables_report
@@ -224,7 +224,8 @@ def write_report(paths, plan: DemoPlan, timer) -> Path:
         "differences": difference_table(diffs), "diffs": diffs,
         "verdicts": [summary(REFERENCE, arm, rows) for arm, rows in diffs.items()],
         "checks": learning_checks(results, baseline), "baseline": baseline,
-        "pretrain_steps": {name: trained_steps(paths.pretrain(name)) for name in (PRETRAIN_GENERATOR, PRETRAIN_TEXT)},
+        "pretrain_steps": {PRETRAIN_TEXT: trained_steps(paths.pretrain(PRETRAIN_TEXT))},
+        "generator": generator_record(paths.pretrain(PRETRAIN_TEXT)),
         "plot": f"{FILES}/{plot_losses(paths, plan, files / 'losses.png').name}",
         "examples": examples(paths, plan, files),
     }
@@ -234,6 +235,14 @@ def write_report(paths, plan: DemoPlan, timer) -> Path:
     markdown.write_text(_markdown(content), encoding="utf-8")
     markdown.with_suffix(".html").write_text(_html(content), encoding="utf-8")
     return markdown
+
+
+def generator_record(run: Path) -> dict:
+    """The ``training.json`` of the generator in ``run``'s base parts (steps, command), or {} without one."""
+    try:
+        return json.loads((run / "base" / "diffusion" / "training.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _training_seed_note(tables: str, plan: DemoPlan) -> str:
@@ -258,8 +267,9 @@ def _intro(c: dict) -> list[str]:
     runs = len(plan.arms) * len(plan.seeds)
     return [
         f"A synthetic photo-sharing world of {plan.dialogues} dialogues. One pretrained start, shared by every arm: "
-        f"the image generator pretrained for {c['pretrain_steps'][PRETRAIN_GENERATOR]} steps on the world's (caption, photo) "
-        f"pairs, the LLM and the perceptron for {c['pretrain_steps'][PRETRAIN_TEXT]} steps on its dialogues. "
+        f"the pretrained tiny image generator photodialog ships ({c['generator'].get('steps', '?')} steps on the default world's "
+        f"(caption, photo) pairs; `{c['generator'].get('command', 'python -m photodialog.training.tiny_generator --out DIR')}` "
+        f"rebuilds it), the LLM and the perceptron pretrained for {c['pretrain_steps'][PRETRAIN_TEXT]} steps on this world's dialogues. "
         f"Then {len(plan.arms)} arms x {len(plan.seeds)} training seed(s) ({plan.seeds}) = {runs} fine-tuning runs of "
         f"{plan.finetune_steps} optimizer steps each, every one with the paper's STGS settings (Gumbel noise, tau 1 -> 0.01, "
         f"mean pooling) and the same data order per seed; each model evaluated on the test split "

@@ -23,7 +23,7 @@ from photodialog.data.synth import ensure_world
 from photodialog.data.synth.probe import Probe, train_probe
 from photodialog.demo.arms import ARMS, run_name
 from photodialog.demo.lanes import Job, run_lanes
-from photodialog.demo.plan import PRETRAIN_GENERATOR, PRETRAIN_TEXT, DemoPlan
+from photodialog.demo.plan import PRETRAIN_TEXT, DemoPlan
 from photodialog.demo.report import write_report
 from photodialog.errors import UserError
 from photodialog.files import write_text
@@ -70,17 +70,16 @@ def make_world(paths: DemoPaths, plan: DemoPlan, progress: bool) -> None:
 
 
 def pretrain_jobs(paths: DemoPaths, plan: DemoPlan) -> list[list[Job]]:
-    """Two lanes: the generator | the LLM with the perceptron."""
+    """One lane: the LLM with the perceptron (its base's generator is the bundled pretrained one)."""
     data = [f"data.path={paths.world.resolve()}"]
-    generator = _train_job(PRETRAIN_GENERATOR, "tiny-pretrain-generator", paths.pretrain(PRETRAIN_GENERATOR),
-                           plan.pretrain_generator_steps, data)
     text = _train_job(PRETRAIN_TEXT, "tiny-pretrain-text", paths.pretrain(PRETRAIN_TEXT), plan.pretrain_text_steps, data)
-    return [[generator], [text]]
+    return [[text]]
 
 
 def finetune_jobs(paths: DemoPaths, plan: DemoPlan) -> list[Job]:
-    """Every arm once per training seed, from the same pretrained start (generator first: its base parts)."""
-    start = [str(paths.pretrain(PRETRAIN_GENERATOR).resolve()), str(paths.pretrain(PRETRAIN_TEXT).resolve())]
+    """Every arm once per training seed, from the same pretrained start: the text pretraining run's
+    weights, and its base parts (whose ``diffusion/`` is the bundled pretrained generator)."""
+    start = [str(paths.pretrain(PRETRAIN_TEXT).resolve())]
     shared = [f"data.path={paths.world.resolve()}", f"model.init_from=[{', '.join(start)}]",
               f"train.tau_anneal_steps={plan.finetune_steps}"]
     jobs = []
@@ -127,8 +126,8 @@ def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True) -> Path:
     say(f"1/5 world ({plan.dialogues} dialogues) and its probe")
     with timer("world"):
         make_world(paths, plan, progress)
-    say(f"2/5 pretraining, once for every arm: generator ({plan.pretrain_generator_steps} steps) | "
-        f"LLM + perceptron ({plan.pretrain_text_steps} steps)")
+    say(f"2/5 pretraining, once for every arm: LLM + perceptron ({plan.pretrain_text_steps} steps); "
+        "the image generator is the pretrained one photodialog ships")
     with timer("pretraining"):
         run_lanes(pretrain_jobs(paths, plan), paths.logs, title="pretrain", progress=progress)
     runs = len(plan.arms) * len(plan.seeds)

@@ -24,6 +24,7 @@ import torch
 
 from photodialog.config import TinySizes
 from photodialog.errors import ConfigError
+from photodialog.models.tiny_generator import copy_diffusion
 from photodialog.models.tiny_vae import BUNDLED_VAE, tiny_vae_model, train_vae  # noqa: F401  (tiny_vae_model: also imported from here)
 from photodialog.models.tokenizers import train_clip_tokenizer, train_llama_tokenizer, train_llm_tokenizer
 
@@ -106,12 +107,16 @@ def save_tiny_blip2(out: Path, sizes: TinySizes) -> None:
 
 def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent: bool, photos=None, progress: bool = False) -> None:
     """Save a random Stable Diffusion folder (tokenizer trained on ``texts``, CLIP text encoder, UNet,
-    scheduler, and a VAE when ``latent``) of ``sizes`` to ``out``.
+    scheduler, and a VAE when ``latent``) of ``sizes`` to ``out``; with ``sizes.diffusion_source``
+    other than ``random``, copy that pretrained folder instead (``models/tiny_generator.py``).
 
     With ``latent`` and ``photos`` (a [N, 3, S, S] tensor in [-1, 1] of training photos at the
     generator's size), the VAE is trained on them first (``models/tiny_vae.py``); without photos it
     stays random (for tests of the folder layout only).
     """
+    if sizes.diffusion_source != "random":  # a pretrained generator: its own tokenizer, weights and VAE
+        copy_diffusion(out, sizes, latent=latent)
+        return
     # the Hugging Face stack is slow to import: only this path needs it
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -134,6 +139,7 @@ def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent
         down_block_types=["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attention],
         up_block_types=["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)],
         cross_attention_dim=sizes.text_encoder_hidden, attention_head_dim=8,
+        addition_embed_type=sizes.unet_addition_embed_type or None, addition_embed_type_num_heads=4,
     ).save_pretrained(out / "unet")
     # DDPM at small sizes trains best with the cosine schedule; SD keeps its own.
     DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=sizes.prediction_type, clip_sample=not latent).save_pretrained(out / "scheduler")

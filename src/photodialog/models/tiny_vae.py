@@ -9,7 +9,7 @@ folder's ``vae/`` and is frozen from then on, like SD's.
 
 ``model.tiny.vae_source`` says where a base's VAE comes from: ``train`` runs ``train_vae`` on the
 run's photos when the base parts are made; ``bundled`` copies the one shipped in
-``photodialog/assets/tiny-vae`` (2,500 steps on the demo world's 1,600 training photos: on the
+``photodialog/assets/tiny-sd/vae`` (2,500 steps on the demo world's 1,600 training photos: on the
 test photos its reconstructions keep the probe's object 98%, colour 99.5% and scene 100% right),
 which ``python -m photodialog.models.tiny_vae --out DIR`` rebuilds bit for bit (same torch
 version and CPU kind). Why bundled: a good VAE takes 2,500 steps (about 11 minutes of one
@@ -42,7 +42,7 @@ from photodialog.models.image_generator import image_to_tensor
 KL_WEIGHT = 1e-6  # SD's VAE scale: the latent stays close to a deterministic code
 # The VAE shipped with photodialog (``model.tiny.vae_source=bundled``), trained on the default
 # synthetic world's training photos; ``python -m photodialog.models.tiny_vae --out DIR`` rebuilds it.
-BUNDLED_VAE = Path(__file__).resolve().parent.parent / "assets" / "tiny-vae"
+BUNDLED_VAE = Path(__file__).resolve().parent.parent / "assets" / "tiny-sd" / "vae"
 BUNDLED_STEPS = 2500
 BUNDLED_WORLD = {"dialogues": 2000, "seed": 0, "image_size": 64}  # `photodialog demo`'s world
 

@@ -1,0 +1,43 @@
+"""`photodialog bench generator`: a learning curve per setting, the shipped generator's scores, and the byte comparison."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.slow  # trains, draws and times photos: about a minute on 2 cores
+
+
+@pytest.fixture(scope="module")
+def probed_world(tiny_world, tmp_path_factory):
+    from photodialog.data.synth.probe import train_probe
+
+    world = tmp_path_factory.mktemp("bench-generator") / "world"
+    shutil.copytree(tiny_world, world)
+    train_probe(world, epochs=2, threads=1, progress=False)
+    return world
+
+
+def test_the_curve_the_shipped_generator_and_the_comparison_are_reported(probed_world, tmp_path):
+    from photodialog.bench.generator import GeneratorBench, run_generator_bench, summary_lines
+    from photodialog.models.tiny_generator import BUNDLED_GENERATOR
+
+    bench = GeneratorBench(world=probed_world, work=tmp_path / "runs", steps={"chosen": 2}, eval_every=1, settings=["chosen"],
+                           overrides=["train.batch_size=8", "train.micro_batch_size=8", "train.warmup_steps=1"], progress=False,
+                           grid=tmp_path / "grid.png")
+    result = run_generator_bench(bench)
+    chosen = result["settings"]["chosen"]
+    assert [row["step"] for row in chosen["curve"]] == [1, 2]
+    for row in [*chosen["curve"], result["bundled"]]:
+        assert all(0 <= row[k] <= 100 for k in ("object", "colour", "scene", "all"))
+    assert chosen["sampling"] == {k: v for k, v in chosen["ms_per_photo"].items() if not k.startswith("batch_")}
+    assert chosen["ms_per_photo"]["batch_1"] > 0 and chosen["vae_reconstruction"]["object"] >= 0
+    bundled = result["bundled"]
+    assert bundled["folder"] == str(BUNDLED_GENERATOR) and bundled["ms_per_photo"]["batch_16"] > 0
+    assert bundled["chosen_run_is_bundled"] is False  # two steps on a tiny world are not the shipped generator
+    assert any("differs from it" in line for line in summary_lines(result))
+    from PIL import Image
+
+    shown = len(bundled["grid"]["captions"])
+    assert 0 < shown <= 40 and Image.open(tmp_path / "grid.png").size == (128 * min(shown, 10), 128 * -(-shown // 10))
