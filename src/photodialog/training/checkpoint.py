@@ -11,6 +11,9 @@ A run folder::
         trainable.safetensors the parameters that train (LoRA adapters, full parts), by name
         optimizer.pt scheduler.pt what --resume needs (tensors only: read with weights_only=True)
         rng.json              the random generators' states (plain numbers)
+        engine/               under FSDP or DeepSpeed only: every process's shard of the optimizer
+                              state (DeepSpeed: its own checkpoint, weights too) and its generators
+                              (``training/engines.py``; then there is no optimizer.pt)
         manifest.json         size and SHA-256 of every file but state.json, written last
     RUN/checkpoints/best      a text file naming the best checkpoint folder
 
@@ -64,16 +67,34 @@ OPTIMIZER, SCHEDULER, RNG = "optimizer.pt", "scheduler.pt", "rng.json"
 DELETING = ".deleting.tmp"  # a pruned folder while it is deleted (cleared on the next prune)
 
 
+def start_checkpoint(run_dir: Path, step: int) -> Path:
+    """The empty folder (``step-N.tmp``) in which the checkpoint of ``step`` is written before it is
+    renamed; made afresh. Under a sharding engine every process then writes its shard into it."""
+    tmp = _tmp_dir(run_dir, step)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _tmp_dir(run_dir: Path, step: int) -> Path:
+    final = checkpoint_dir(run_dir, step)
+    return final.with_name(final.name + ".tmp")
+
+
 def save_checkpoint(run_dir: Path, weights: dict[str, torch.Tensor], optimizer, scheduler, state: TrainState,
-                    config_text: str, *, keep_last: int, average: dict[str, torch.Tensor] | None = None) -> Path:
+                    config_text: str, *, keep_last: int, average: dict[str, torch.Tensor] | None = None,
+                    started: bool = False) -> Path:
     """Write a complete checkpoint atomically; prune old ones (never the best).
 
     ``weights`` are the trainable parameters; ``average`` their moving average, if kept.
+    ``optimizer`` None: its state is kept elsewhere (a sharding engine's ``engine/``, written into
+    the folder of ``start_checkpoint`` before this call, with ``started=True``).
     Raises ``UserError`` when the disk is full (the earlier checkpoints are left as they were).
     """
     final = checkpoint_dir(run_dir, state.step)
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = _tmp_dir(run_dir, state.step)
+    if not started:
+        shutil.rmtree(tmp, ignore_errors=True)
     try:
         _write_folder(tmp, weights, optimizer, scheduler, state, config_text, average)
     except BaseException as err:  # safetensors' SafetensorError is a bare Exception; Ctrl-C too: no .tmp left
@@ -96,17 +117,19 @@ def _write_folder(tmp: Path, weights, optimizer, scheduler, state: TrainState, c
     # imports torch: only reading or writing weights needs it
     from safetensors.torch import save_file
 
-    tmp.mkdir(parents=True)
+    tmp.mkdir(parents=True, exist_ok=True)
     save_file({name: w.detach().cpu().contiguous() for name, w in weights.items()}, str(tmp / WEIGHTS))
     if average is not None:
         save_file({name: w.detach().cpu().contiguous() for name, w in average.items()}, str(tmp / EMA_WEIGHTS))
-    torch.save(optimizer.state_dict(), tmp / OPTIMIZER)
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), tmp / OPTIMIZER)
     torch.save(scheduler.state_dict(), tmp / SCHEDULER)
     (tmp / RNG).write_text(json.dumps(rng_state()), encoding="utf-8")
     (tmp / "config.yaml").write_text(config_text, encoding="utf-8")
     (tmp / STATE).write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
     # Last: the manifest vouches for the files above (state.json is rewritten on its own later).
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": file_digest(p)} for p in sorted(tmp.iterdir()) if p.name != STATE}
+    files = {p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": file_digest(p)}
+             for p in sorted(tmp.rglob("*")) if p.is_file() and p.name != STATE}
     (tmp / MANIFEST).write_text(json.dumps({"format": 1, "files": files}, indent=2), encoding="utf-8")
     _fsync_dir(tmp)
 
@@ -191,14 +214,19 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
 
 
-def load_resume_state(folder: Path, optimizer, scheduler) -> None:
+def load_resume_state(folder: Path, optimizer, scheduler, *, generators: bool = True) -> None:
     """Restore the optimizer, scheduler and random generators of checkpoint ``folder``.
+
+    ``optimizer`` None and ``generators`` False: a sharding engine restores those itself
+    (``training/engines.load_engine_state``); only the scheduler is read here.
 
     Nothing here can run code: the .pt files are read with ``weights_only=True`` (tensors and
     plain containers only) and the generators' states are JSON. What was read is checked
     against what it must be; anything else is a ``UserError`` naming the file.
     """
     for name, target in ((OPTIMIZER, optimizer), (SCHEDULER, scheduler)):
+        if target is None:
+            continue
         loaded = _load_tensors_only(folder / name)
         needed = {"state", "param_groups"} if target is optimizer else {"last_epoch"}
         if not isinstance(loaded, dict) or not needed <= set(loaded):
@@ -207,7 +235,8 @@ def load_resume_state(folder: Path, optimizer, scheduler) -> None:
             target.load_state_dict(loaded)
         except (ValueError, KeyError, TypeError, RuntimeError) as err:
             raise UserError(f"{folder / name} does not fit this run's {name.split('.')[0]} ({err}); was the config changed?") from None
-    _restore_rng_of(folder)
+    if generators:
+        _restore_rng_of(folder)
 
 
 def _load_tensors_only(path: Path):
@@ -236,6 +265,9 @@ def _restore_rng_of(folder: Path) -> None:
 
 def _fsync_dir(folder: Path) -> None:
     for file in folder.iterdir():
+        if file.is_dir():
+            _fsync_dir(file)  # a sharding engine's engine/ folder
+            continue
         with open(file, "rb") as handle:
             os.fsync(handle.fileno())
     _fsync_path(folder)

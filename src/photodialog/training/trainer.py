@@ -27,6 +27,7 @@ from photodialog.errors import DataError, RunStopped, UserError
 from photodialog.files import write_text
 from photodialog.system import build_system
 from photodialog.training import checkpoint as ckpt
+from photodialog.training import engines
 from photodialog.training.data import epoch_order, load_split, tokenizer_texts, training_dataset, training_photos
 from photodialog.training.dev_eval import dev_selection, dev_set
 from photodialog.training.ema import WeightAverage
@@ -64,13 +65,12 @@ class Trainer:
     def __init__(self, config: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True):
         # the Hugging Face stack is slow to import: only this path needs it
         from accelerate import Accelerator
-        from accelerate.utils import DistributedDataParallelKwargs
 
         self.config, self.run_dir, self.resume = config, Path(run_dir), resume
-        self.accelerator = Accelerator(
-            mixed_precision=self._mixed_precision(), cpu=not torch.cuda.is_available(),
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-        )
+        # DDP, FSDP or DeepSpeed as `accelerate launch` says, on GPUs or on CPU processes (gloo)
+        self.accelerator = Accelerator(mixed_precision=self._mixed_precision(), **engines.accelerator_options())
+        self.engine = engines.engine_of(self.accelerator)
+        engines.check_supported(self.engine)  # ZeRO-3: refused with the reason, before any work
         self.main = self.accelerator.is_main_process
         self.progress = progress and self.main
         world, micro = self.accelerator.num_processes, config.train.micro_batch_size
@@ -236,7 +236,12 @@ class Trainer:
             self._micro_batch_from_memory(model, dataset)
         optimizer, scheduler = self._optimizer(model)
         state = self._restore(model, optimizer, scheduler)
+        if self.engine.name.startswith("deepspeed"):
+            engines.configure_deepspeed(self.accelerator, micro_batch=self.config.train.micro_batch_size,
+                                        accumulation=self.accumulation, grad_clip=self.config.train.grad_clip)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        if self._resumed_from is not None and self.engine.sharded:
+            engines.load_engine_state(self.accelerator, self.engine, self.optimizer, self._resumed_from)  # optimizer, generators
         self.ema = self._weight_average(model)  # after prepare: the average lives where the weights now are
         self.scheduler, self.dataset, self.dev = scheduler, dataset, dev
         self.metrics = MetricsLog(self.run_dir, enabled=self.main)
@@ -255,8 +260,13 @@ class Trainer:
             if self.resume and self.main:
                 log.info("--resume: no checkpoint in %s yet, starting from the beginning", self.run_dir)
             return ckpt.TrainState(tau=self.config.train.tau_start)
-        ckpt.load_trainable(model, latest)
-        ckpt.load_resume_state(latest, optimizer, scheduler)
+        engines.check_resumable(latest, self.engine)
+        if not self.engine.weights_in_engine_state:
+            ckpt.load_trainable(model, latest)
+        if self.engine.sharded:  # optimizer and generators come from the engine's shards after prepare
+            ckpt.load_resume_state(latest, None, scheduler, generators=False)
+        else:
+            ckpt.load_resume_state(latest, optimizer, scheduler)
         state = ckpt.read_state(latest)
         self._position_in_samples(state, latest)
         self._saved_step, self._resumed_from = state.step, latest
@@ -299,14 +309,11 @@ class Trainer:
         state.samples_in_epoch, state.batches_in_epoch = samples, samples // per_batch
 
     def _weight_average(self, model):
-        # the Hugging Face stack is slow to import: only this path needs it
-        from accelerate.utils import DistributedType
-
+        """The moving average of the trainable weights (``train.ema_decay``), restored on --resume;
+        under FSDP each process averages its own shard (``training/ema.py``)."""
         decay = self.config.train.ema_decay
         if not decay:
             return None
-        if self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
-            raise UserError("train.ema_decay needs whole parameters on each process; turn it off (0) under FSDP or DeepSpeed")
         average = WeightAverage({n: p for n, p in model.named_parameters() if p.requires_grad}, decay)
         if self._resumed_from is not None and (self._resumed_from / ckpt.EMA_WEIGHTS).is_file():
             # imports torch: only reading or writing weights needs it
@@ -476,11 +483,18 @@ class Trainer:
         trainable = {name for name, p in self.accelerator.unwrap_model(self.model).named_parameters() if p.requires_grad}
         full = self.accelerator.get_state_dict(self.model)
         weights = {name: value for name, value in full.items() if name in trainable}
+        average = self.ema.state() if self.ema is not None else None  # every process: FSDP gathers the shards
+        sharded = self.engine.sharded
+        if sharded:  # every process writes its shard into the folder the main process starts
+            if self.main:
+                ckpt.start_checkpoint(self.run_dir, state.step)
+            self.accelerator.wait_for_everyone()
+            folder = ckpt.checkpoint_dir(self.run_dir, state.step)
+            engines.save_engine_state(self.accelerator, self.engine, self.optimizer, folder.with_name(folder.name + ".tmp"))
         if self.main:
             config_text = (self.run_dir / "config.yaml").read_text(encoding="utf-8")
-            average = self.ema.state() if self.ema is not None else None
-            ckpt.save_checkpoint(self.run_dir, weights, self.optimizer, self.scheduler, state, config_text,
-                                 keep_last=self.config.train.keep_last, average=average)
+            ckpt.save_checkpoint(self.run_dir, weights, None if sharded else self.optimizer, self.scheduler, state,
+                                 config_text, keep_last=self.config.train.keep_last, average=average, started=sharded)
         self.accelerator.wait_for_everyone()
         self._saved_step = state.step
 
@@ -497,7 +511,9 @@ class Trainer:
         """Dev evaluation on the main process; every process then takes the same best/stop decision."""
         model = self.accelerator.unwrap_model(self.model)
         metrics = {}
-        if self.main:
+        # Under FSDP and ZeRO-3 a forward pass gathers every process's shard: all of them evaluate
+        # (the same dev set, the same result); only the main one's score counts.
+        if self.main or self.engine.shards_weights:
             with self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext():
                 metrics = dev_selection(self.system, model, self.dev, self.config)
         score = self._shared(metrics.get("selection"))

@@ -1,0 +1,247 @@
+"""Sharding engines under Accelerate (FSDP, DeepSpeed ZeRO-2): starting one on GPUs or CPU processes, and its checkpoint shards.
+
+``photodialog train`` runs on one process, under DDP, under FSDP (FSDP2's ``fully_shard``) or
+under DeepSpeed ZeRO-2, as ``accelerate launch`` says (``configs/accelerate/``). Under DDP and
+on one process every process holds whole weights and optimizer states, and a checkpoint is the
+main process's copy. Under FSDP and DeepSpeed each process holds only a shard of the optimizer
+state (and, under FSDP, of the weights), so a checkpoint also keeps what every process
+holds: ``engine/`` in the checkpoint folder (FSDP: each process's shard of the AdamW state;
+DeepSpeed: its own checkpoint through Accelerate's ``save_state``, ZeRO partitions per rank),
+with each process's random generators (``save_engine_state``). ``--resume`` reads it back with ``load_state``, so the
+resumed run repeats the uninterrupted one exactly. ZeRO-3 is refused with the reason
+(``check_supported``).
+
+On a machine without a GPU, Accelerate 1.15 chooses FSDP only for GPU process groups and DeepSpeed
+only when not told ``cpu``; ``accelerator_options`` starts a gloo process group without ``cpu``
+and, for FSDP, marks the group so that Accelerate's own FSDP2 path runs on it (DeepSpeed then runs
+on its CPU accelerator, ``DS_ACCELERATOR=cpu``, over gloo). This is how the tests run both
+engines on two CPU processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from photodialog.errors import UserError
+from photodialog.training import checkpoint as ckpt
+
+ENGINE_STATE = "engine"  # the checkpoint's subfolder with every process's shard, in the engine's format
+ENGINE_INFO = "engine.json"  # which engine on how many processes wrote a checkpoint
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How the processes of a run hold the model: ``name`` is ``single``, ``ddp``, ``fsdp``,
+    ``deepspeed-zero2`` or ``deepspeed-zero3``; ``processes`` how many train together."""
+
+    name: str
+    processes: int
+
+    @property
+    def sharded(self) -> bool:
+        """True when each process holds only a shard of the optimizer state (FSDP, DeepSpeed)."""
+        return self.name == "fsdp" or self.name.startswith("deepspeed")
+
+    @property
+    def weights_in_engine_state(self) -> bool:
+        """True when a checkpoint's ``engine/`` also holds the weights (DeepSpeed); under FSDP they
+        come from ``trainable.safetensors`` and the base parts, before ``prepare``."""
+        return self.name.startswith("deepspeed")
+
+    @property
+    def shards_weights(self) -> bool:
+        """True when each process holds only a shard of every weight (FSDP): a forward pass is
+        collective, so every process must take part in it (dev evaluation included)."""
+        return self.name in ("fsdp", "deepspeed-zero3")
+
+    def info(self) -> dict:
+        """What ``engine.json`` records: ``{"engine": name, "processes": n}``."""
+        return {"engine": self.name, "processes": self.processes}
+
+
+def _launched_with(name: str) -> bool:
+    return os.environ.get(f"ACCELERATE_USE_{name}", "false").lower() == "true"
+
+
+def accelerator_options() -> dict:
+    """Keyword arguments for ``Accelerator`` (``cpu``, ``kwargs_handlers``) for this launch.
+
+    On a machine with a GPU: Accelerate's defaults. Without one, under ``accelerate launch`` with
+    FSDP or DeepSpeed on several processes: a gloo process group without ``cpu=True`` (with it,
+    Accelerate would fall back to plain MULTI_CPU data parallelism), made here so that FSDP can be
+    marked on it. Call once per process, before ``Accelerator``.
+    """
+    # the Hugging Face stack is slow to import: only training needs it
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
+
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    sharded = _launched_with("FSDP") or _launched_with("DEEPSPEED")
+    if torch.cuda.is_available() or not sharded or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return {"cpu": not torch.cuda.is_available(), "kwargs_handlers": handlers}
+    if _launched_with("DEEPSPEED"):
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed's CPU accelerator: gloo without oneCCL
+    else:
+        _mark_fsdp_on_cpu()
+    return {"cpu": False, "kwargs_handlers": [*handlers, InitProcessGroupKwargs(backend="gloo")]}
+
+
+def _mark_fsdp_on_cpu() -> None:
+    """Accelerate turns ACCELERATE_USE_FSDP into FSDP only for GPU-like process groups
+    (``AcceleratorState``: "distributed_type in [MULTI_GPU, ...]"); FSDP2's ``fully_shard`` itself
+    runs on a CPU device mesh over gloo. Start the gloo group and let Accelerate see it as such."""
+    # the Hugging Face stack is slow to import: only training needs it
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    state = PartialState(cpu=False, backend="gloo")
+    if state.num_processes > 1 and state.device.type == "cpu":
+        state.distributed_type = DistributedType.MULTI_GPU
+
+
+def engine_of(accelerator) -> Engine:
+    """The ``Engine`` an ``Accelerator`` runs under."""
+    # the Hugging Face stack is slow to import: only training needs it
+    from accelerate.utils import DistributedType
+
+    kind, processes = accelerator.distributed_type, accelerator.num_processes
+    if kind == DistributedType.FSDP:
+        return Engine("fsdp", processes)
+    if kind == DistributedType.DEEPSPEED:
+        stage = accelerator.state.deepspeed_plugin.deepspeed_config.get("zero_optimization", {}).get("stage", 0)
+        return Engine(f"deepspeed-zero{stage}", processes)
+    return Engine("ddp" if processes > 1 else "single", processes)
+
+
+def configure_deepspeed(accelerator, *, micro_batch: int, accumulation: int, grad_clip: float) -> None:
+    """Give DeepSpeed the run's batch arithmetic before ``prepare``: ``micro_batch`` samples per
+    process and micro-step, ``accumulation`` micro-steps per optimizer step (so the effective batch,
+    ``train.batch_size``, is the same under every engine), and ``train.grad_clip`` (0: none)."""
+    config = accelerator.state.deepspeed_plugin.deepspeed_config
+    config["train_micro_batch_size_per_gpu"] = micro_batch
+    config["gradient_accumulation_steps"] = accumulation
+    config["train_batch_size"] = micro_batch * accumulation * accelerator.num_processes
+    config["gradient_clipping"] = grad_clip
+    config["zero_allow_untested_optimizer"] = True  # photodialog's AdamW (torch's) is not DeepSpeed's own
+    accelerator.gradient_accumulation_steps = accumulation
+
+
+def save_engine_state(accelerator, engine: Engine, optimizer, folder: Path) -> None:
+    """Every process writes its shard of the optimizer state and its random generators to
+    ``folder/engine/``; collective: every process calls it. ``folder`` must exist.
+
+    FSDP: ``optimizer.rank<R>.pt``, this process's shard of every AdamW state (the local tensors of
+    the DTensors, torch.save, read back with ``weights_only=True``) and ``rng.rank<R>.json``; the
+    weights are the whole ``trainable.safetensors`` (float32: exact) and the base parts. Not
+    Accelerate's DCP optimizer checkpoint: its loader expects a state for every parameter, and a
+    part without a gradient so far (the perceptron in a batch without context photos) has none
+    ("Missing key in checkpoint state_dict: optimizer.state.perceptron.query_tokens.step"), while
+    giving it one changes AdamW's step count. DeepSpeed: Accelerate's ``save_state``, DeepSpeed's own
+    checkpoint (``pytorch_model/``: ZeRO partitions per rank, frozen weights left out) and
+    ``random_states_<R>.pkl``.
+    """
+    target = folder / ENGINE_STATE
+    if engine.name == "fsdp":
+        target.mkdir(exist_ok=True)
+        rank = accelerator.process_index
+        torch.save(_local_optimizer_state(optimizer), target / f"optimizer.rank{rank}.pt")
+        (target / f"rng.rank{rank}.json").write_text(json.dumps(ckpt.rng_state()), encoding="utf-8")
+    else:
+        accelerator.save_state(str(target), exclude_frozen_parameters=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (target / ENGINE_INFO).write_text(json.dumps(engine.info()), encoding="utf-8")
+    accelerator.wait_for_everyone()
+
+
+def _local_optimizer_state(optimizer) -> dict:
+    """``optimizer.state_dict()`` with every DTensor replaced by this process's shard of it."""
+    state = optimizer.state_dict()
+    return {"state": {index: {key: _local(value) for key, value in entry.items()} for index, entry in state["state"].items()},
+            "param_groups": state["param_groups"]}
+
+
+def _local(value):
+    # imports torch.distributed's DTensor: only FSDP runs need it
+    from torch.distributed.tensor import DTensor
+
+    return value.to_local().clone() if isinstance(value, DTensor) else value
+
+
+def check_resumable(folder: Path, engine: Engine) -> None:
+    """Raise ``UserError`` unless checkpoint ``folder`` can be resumed under ``engine``: a sharded
+    engine needs the checkpoint of the same engine on as many processes; DDP or one process needs a
+    checkpoint with a whole optimizer state (``optimizer.pt``)."""
+    info_path = folder / ENGINE_STATE / ENGINE_INFO
+    saved = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
+    written = f"{saved['engine']} on {saved['processes']} process(es)" if saved else "without a sharding engine (one process or DDP)"
+    if engine.sharded and saved != engine.info():
+        raise UserError(f"{folder} was written {written}; this run is {engine.name} on {engine.processes} process(es). "
+                        f"Resume it under the accelerate config and process count that wrote it (or start a new --out)")
+    if not engine.sharded and saved is not None:
+        raise UserError(f"{folder} was written {written}: its optimizer state is sharded in {folder / ENGINE_STATE}. "
+                        f"Resume it under that accelerate config and process count (or start a new --out)")
+
+
+def load_engine_state(accelerator, engine: Engine, optimizer, folder: Path) -> None:
+    """Every process reads back its shard of the optimizer state and its random generators from
+    ``folder/engine/`` (after ``prepare``; under DeepSpeed the weights too); collective.
+    Raises ``UserError`` when a file cannot be read."""
+    target = folder / ENGINE_STATE
+    if engine.name != "fsdp":
+        accelerator.load_state(str(target), load_module_strict=False)  # frozen weights were left out
+        return
+    rank = accelerator.process_index
+    path = target / f"optimizer.rank{rank}.pt"
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        generators = json.loads((target / f"rng.rank{rank}.json").read_text(encoding="utf-8"))
+    except (OSError, RuntimeError, ValueError, EOFError) as err:
+        raise UserError(f"{target} cannot be read on process {rank} ({err}); use another checkpoint of the run") from None
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, entry in saved["state"].items():
+        param = params[int(index)]
+        for key, value in entry.items():
+            if key != "step" and _is_dtensor(param) and value.dim() > 0:
+                entry[key] = _sharded_like(value, param)
+    optimizer.load_state_dict(saved)
+    ckpt.restore_rng(generators)
+
+
+def _is_dtensor(value) -> bool:
+    # imports torch.distributed's DTensor: only FSDP runs need it
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(value, DTensor)
+
+
+def _sharded_like(local: torch.Tensor, param):
+    """A DTensor of ``param``'s layout whose shard on this process is ``local``."""
+    # imports torch.distributed's DTensor: only FSDP runs need it
+    from torch.distributed.tensor import DTensor
+
+    return DTensor.from_local(local.to(param.device), param.device_mesh, param.placements, run_check=False,
+                              shape=param.shape, stride=param.stride())
+
+
+def check_supported(engine: Engine) -> None:
+    """Raise ``UserError`` under DeepSpeed ZeRO-3, which does not train photodialog's model yet.
+
+    ZeRO-3 keeps each weight as an empty partition except while its module runs, and gathers it
+    again for the backward pass through hooks on the module outputs it recognises. The model
+    returns its own ``LossOutput`` (DeepSpeed warns that it cannot see the tensors in it) and the
+    bridge reads the text encoder's token embedding outside that module (Eq. 11), so the backward
+    meets empty partitions: with DeepSpeed 0.19.8 on two CPU processes, ``RuntimeError: weight.dim()
+    == 2 INTERNAL ASSERT FAILED`` (embedding_bag, with the bridge) or ``The size of tensor a (0) must
+    match the size of tensor b (64)`` (``model.bridge=none``); registering the embedding with
+    ``deepspeed.zero.register_external_parameter`` did not help. Nothing here is CPU-specific.
+    """
+    if engine.name == "deepspeed-zero3":
+        raise UserError("DeepSpeed ZeRO-3 does not train photodialog's model yet: its backward meets weights that ZeRO-3 "
+                        "has partitioned away (the model's LossOutput hides its tensors from ZeRO-3's hooks, and the bridge "
+                        "reads the text encoder's token embedding outside its module). Use FSDP, which shards the weights "
+                        "too (configs/accelerate/fsdp.yaml), or ZeRO-2 (configs/accelerate/deepspeed-zero2.yaml)")

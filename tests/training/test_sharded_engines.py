@@ -1,0 +1,131 @@
+"""FSDP and DeepSpeed ZeRO-2 on two CPU processes (gloo): a run killed with SIGKILL resumes from its
+sharded checkpoint and ends with the same weights and weight average as an uninterrupted run.
+
+Each run is the tiny recipe under ``accelerate launch --config_file`` with the shipped accelerate
+config (two processes, no mixed precision: the CPU has none), 3 optimizer steps of 4 samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import photodialog
+from photodialog.training.checkpoint import EMA_WEIGHTS, list_checkpoints, read_state
+
+ACCELERATE_CONFIGS = Path(photodialog.__file__).parent / "configs" / "accelerate"
+STEPS = ["train.max_steps=3", "train.save_every_steps=2", "train.micro_batch_size=2"]
+
+
+def launch(engine: str, args: list[str], out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIGS / f"{engine}.yaml"),
+            "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "-m", "photodialog", "train", *args, "--out", str(out), *extra]
+
+
+def environment() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # DeepSpeed finds its CPU accelerator itself
+
+
+def run(command: list[str], timeout: int = 400) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment())
+
+
+def kill_minus_nine(process: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every training process under it, as a crashed node would. torchrun
+    starts each worker in a session of its own, so killing the launcher's group would leave them
+    running (and finishing the run the test means to interrupt)."""
+    import psutil  # a dependency of accelerate: lists the workers under the launcher
+
+    processes = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    for each in processes:
+        try:
+            each.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    process.wait()
+    psutil.wait_procs(processes, timeout=30)
+
+
+def last_files(run_dir: Path):
+    # imports torch: reads the weights
+    from safetensors.torch import load_file
+
+    last = list_checkpoints(run_dir)[-1]
+    return load_file(str(last / "trainable.safetensors")), load_file(str(last / EMA_WEIGHTS)), last
+
+
+ENGINES = [
+    pytest.param("fsdp", id="fsdp"),
+    pytest.param("deepspeed-zero2", id="deepspeed-zero2", marks=pytest.mark.skipif(
+        __import__("importlib").util.find_spec("deepspeed") is None, reason="needs the [deepspeed] extra")),
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_kill_minus_nine_then_resume_matches_uninterrupted(engine, tmp_path, quick_args):
+    args = quick_args(*STEPS)
+    reference = tmp_path / "reference"
+    done = run(launch(engine, args, reference))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(launch(engine, args, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment())
+    deadline = time.time() + 400
+    try:
+        while not list_checkpoints(killed) and time.time() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert list_checkpoints(killed), "the run wrote no checkpoint before the deadline"
+    finally:
+        kill_minus_nine(process)
+    interrupted_at = read_state(list_checkpoints(killed)[-1]).step
+    assert interrupted_at < 3, "the kill came too late to test anything"
+
+    done = run(launch(engine, args, killed, "--resume"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    ours, our_average, last = last_files(killed)
+    theirs, their_average, _ = last_files(reference)
+    assert read_state(last).step == 3
+    assert json.loads((last / "engine" / "engine.json").read_text()) == {"engine": engine, "processes": 2}
+    assert not (last / "optimizer.pt").exists()  # the optimizer state is the engine's, sharded
+    assert ours.keys() == theirs.keys() and ours
+    for name in ours:
+        assert torch.equal(ours[name], theirs[name]), name
+    assert int(our_average.pop("__updates__")) == 3 == int(their_average.pop("__updates__"))
+    assert our_average.keys() == ours.keys()
+    for name in our_average:
+        assert torch.equal(our_average[name], their_average[name]), name
+    assert any(not torch.equal(our_average[k], ours[k]) for k in ours)  # an average, not the last weights
+
+    if engine == "fsdp":  # eval and chat load the run like any other: the whole weights, the average in them
+        from photodialog.system import load_system
+
+        name = next(iter(our_average))
+        loaded = dict(load_system(killed).model.named_parameters())[name]
+        assert torch.equal(loaded.detach(), our_average[name].to(loaded.dtype))
+
+
+def test_a_sharded_checkpoint_is_not_resumed_on_one_process(tmp_path, quick_args, capsys):
+    from photodialog.cli.main import main
+
+    run_dir = tmp_path / "run"
+    done = run(launch("fsdp", quick_args("train.max_steps=1", "train.micro_batch_size=2"), run_dir))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert main(["train", *quick_args("train.max_steps=2"), "--out", str(run_dir), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "fsdp on 2 process(es)" in err and "accelerate config" in err
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("deepspeed") is None, reason="needs the [deepspeed] extra")
+def test_zero3_is_refused_with_the_reason_and_the_alternatives(tmp_path, quick_args):
+    done = run(launch("deepspeed-zero3", quick_args("train.max_steps=1", "train.micro_batch_size=2"), tmp_path / "run"))
+    assert done.returncode != 0
+    assert "ZeRO-3 does not train" in done.stderr and "fsdp.yaml" in done.stderr and "deepspeed-zero2.yaml" in done.stderr
