@@ -117,3 +117,31 @@ def test_generator_alone_encodes_the_gold_captions_as_text(system_and_batch):
     targets = batch.target_pixels[[c.target for c in used]]
     expected = generator.loss(generator.encode_text([c.text for c in used]), targets, generator=torch.Generator().manual_seed(3))
     assert torch.isfinite(out.image_loss) and torch.equal(out.image_loss, expected)
+
+
+def test_the_losses_are_a_dict_whose_tensors_a_hook_can_replace(system_and_batch):
+    """DeepSpeed ZeRO-3 finds a module's output tensors in dicts (not in dataclasses) and replaces
+    them in place with ones whose backward first gathers the weights the forward read outside
+    their module (the bridge's token embedding): the trainer's ``out.loss`` must be the replacement."""
+    system, batch = system_and_batch
+    torch.manual_seed(0)
+    out = system.model.train()(batch, tau=0.5)
+    assert set(out) == {"loss", "text_loss", "image_loss"} and out["loss"] is out.loss
+    called = []
+
+    class Gather(torch.autograd.Function):  # ZeRO-3's PreBackwardFunction: the identity, with work in backward
+        @staticmethod
+        def forward(ctx, tensor):
+            return tensor.view_as(tensor)
+
+        @staticmethod
+        def backward(ctx, grad):
+            called.append(True)
+            return grad
+
+    for key in list(out):
+        out[key] = Gather.apply(out[key])
+    assert out.image_loss is out["image_loss"]
+    out.loss.backward()
+    assert called
+    system.model.zero_grad(set_to_none=True)

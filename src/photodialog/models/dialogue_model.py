@@ -47,16 +47,31 @@ class JointSettings:
     caption_dropout: float = 0.0
 
 
-@dataclass
-class LossOutput:
+@dataclass(eq=False)
+class LossOutput(dict):
     """The losses of one batch: ``loss`` = text_weight * L_t + alpha * L_v (Eq. 13), the parts
     (None when a part is absent) and diagnostic ``stats`` (floats, for the metrics log).
+
+    Also a dict of its loss tensors (``out["loss"]`` is ``out.loss``): DeepSpeed ZeRO-3 finds a
+    module's output tensors in dicts, tuples and lists only, and hooks them so that the weights the
+    forward pass read outside their own module (the bridge reads the text encoder's token
+    embedding) are gathered again for the backward pass. It replaces them in place with hooked
+    ones; ``__setitem__`` keeps the attribute the same tensor.
     """
 
     loss: torch.Tensor
     text_loss: torch.Tensor | None = None
     image_loss: torch.Tensor | None = None
     stats: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for key in ("loss", "text_loss", "image_loss"):
+            if getattr(self, key) is not None:
+                dict.__setitem__(self, key, getattr(self, key))
+
+    def __setitem__(self, key, value):
+        dict.__setitem__(self, key, value)
+        object.__setattr__(self, key, value)
 
 
 class PhotoDialogModel(nn.Module):

@@ -12,6 +12,11 @@ the average is elementwise, so the shard of the average is the average of the sh
 floating-point operations in the same order as on whole tensors. Saving gathers the shards into
 whole tensors (collective: every process calls ``state``), and loading cuts the whole saved
 tensors into this process's shard, so ``ema.safetensors`` is the same file under every engine.
+
+Under DeepSpeed ZeRO-3 a parameter's values live in ``param.ds_tensor``, this process's partition
+of the flattened weight (the last one padded); the whole weight exists only while a module runs.
+Each process then averages its own partition, exact for the same reason, ``state`` gathers the
+partitions over the parameter's process group and ``load`` cuts the whole tensors again.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ class WeightAverage:
     def __init__(self, named_parameters: dict[str, torch.nn.Parameter], decay: float):
         self.decay = decay
         self.parameters = named_parameters
-        self.average = {name: p.detach().clone().float() for name, p in named_parameters.items()}
+        # a DTensor of the parameter's layout under FSDP; this process's partition under ZeRO-3
+        self.average = {name: (p.ds_tensor if _is_zero3(p) else p).detach().clone().float() for name, p in named_parameters.items()}
         self.updates = 0
 
     @torch.no_grad()
@@ -41,14 +47,15 @@ class WeightAverage:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         names = list(self.average)
         averages = [_local(self.average[n]) for n in names]  # this process's shard under FSDP (a view: updated in place)
-        current = [_local(self.parameters[n].detach()).float() for n in names]
+        current = [_own(self.parameters[n]).float() for n in names]
         torch._foreach_mul_(averages, decay)
         torch._foreach_add_(averages, current, alpha=1 - decay)
 
     def state(self) -> dict[str, torch.Tensor]:
         """The averaged weights by name as whole float32 tensors, with the update count (saved as
         ``ema.safetensors``). Under FSDP this gathers every process's shard: call it on all of them."""
-        return {**{name: _whole(value) for name, value in self.average.items()}, "__updates__": torch.tensor(self.updates)}
+        whole = {name: _whole(value, self.parameters[name]) for name, value in self.average.items()}
+        return {**whole, "__updates__": torch.tensor(self.updates)}
 
     def load(self, state: dict[str, torch.Tensor]) -> None:
         """Restore the average and its update count from ``state`` (what ``state()`` returned: whole
@@ -58,11 +65,16 @@ class WeightAverage:
         with torch.no_grad():
             for name, value in state.items():
                 target = self.average[name]
-                _local(target).copy_(_shard_like(value.to(target.dtype), target))
+                _local(target).copy_(_shard_like(value.to(target.dtype), target, self.parameters[name]))
 
     @contextmanager
     def swapped_in(self):
-        """The averaged weights in the model for the duration (e.g. a dev evaluation)."""
+        """The averaged weights in the model for the duration (e.g. a dev evaluation). Under
+        DeepSpeed ZeRO-3 collective: every process calls it."""
+        if any(_is_zero3(p) for p in self.parameters.values()):
+            with self._zero3_swapped_in():
+                yield
+            return
         saved = {name: p.detach().clone() for name, p in self.parameters.items()}
         with torch.no_grad():
             for name, p in self.parameters.items():
@@ -73,6 +85,36 @@ class WeightAverage:
             with torch.no_grad():
                 for name, p in self.parameters.items():
                     p.copy_(saved[name])
+
+    @contextmanager
+    def _zero3_swapped_in(self):
+        # imports DeepSpeed: only ZeRO-3 parameters need it
+        from deepspeed.runtime.zero import GatheredParameters
+
+        average = self.state()
+        names = list(self.parameters)
+        params = [self.parameters[n] for n in names]
+        saved = {}
+        with GatheredParameters(params, modifier_rank=0), torch.no_grad():  # every process writes the same values
+            for name, p in zip(names, params):
+                saved[name] = p.detach().clone()
+                p.data.copy_(average[name].to(p.dtype))
+        try:
+            yield
+        finally:
+            with GatheredParameters(params, modifier_rank=0), torch.no_grad():
+                for name, p in zip(names, params):
+                    p.data.copy_(saved[name])
+
+
+def _is_zero3(param) -> bool:
+    """True for a DeepSpeed ZeRO-3 parameter (partitioned: its values are in ``ds_tensor``)."""
+    return hasattr(param, "ds_tensor")
+
+
+def _own(param) -> torch.Tensor:
+    """The values this process holds of ``param``: its ZeRO-3 partition (flat), its FSDP2 shard, or all of it."""
+    return param.ds_tensor.detach() if _is_zero3(param) else _local(param.detach())
 
 
 def _is_sharded(tensor: torch.Tensor) -> bool:
@@ -87,14 +129,33 @@ def _local(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to_local() if _is_sharded(tensor) else tensor
 
 
-def _whole(tensor: torch.Tensor) -> torch.Tensor:
-    """The whole tensor of an FSDP2 DTensor (collective: gathers every shard), or the tensor itself."""
-    return tensor.full_tensor() if _is_sharded(tensor) else tensor
+def _whole(tensor: torch.Tensor, param=None) -> torch.Tensor:
+    """The whole tensor of an FSDP2 DTensor or of ``param``'s ZeRO-3 partition ``tensor``
+    (collective: gathers every shard), or the tensor itself."""
+    if _is_sharded(tensor):
+        return tensor.full_tensor()
+    if param is None or not _is_zero3(param):
+        return tensor
+    # imports torch.distributed: only ZeRO-3 partitions need it
+    import torch.distributed as dist
+
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size(param.ds_process_group))]
+    dist.all_gather(parts, tensor.contiguous(), group=param.ds_process_group)
+    return torch.cat(parts)[: param.ds_numel].view(param.ds_shape)
 
 
-def _shard_like(whole: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """This process's shard of ``whole`` in the layout of DTensor ``like`` (no communication: every
-    process holds ``whole``), or ``whole`` itself when ``like`` is a plain tensor."""
+def _shard_like(whole: torch.Tensor, like: torch.Tensor, param=None) -> torch.Tensor:
+    """This process's shard of ``whole`` in the layout of DTensor ``like`` or of ``param``'s ZeRO-3
+    partition (no communication: every process holds ``whole``), or ``whole`` itself otherwise."""
+    if param is not None and _is_zero3(param):
+        # imports torch.distributed: only ZeRO-3 partitions need it
+        import torch.distributed as dist
+
+        size = like.numel()
+        start = size * dist.get_rank(param.ds_process_group)
+        flat = torch.zeros(size * dist.get_world_size(param.ds_process_group), dtype=whole.dtype)
+        flat[: whole.numel()] = whole.flatten()
+        return flat[start : start + size].to(like.device)
     if not _is_sharded(like):
         return whole
     # imports torch.distributed's DTensor: only sharded (FSDP2) parameters need it

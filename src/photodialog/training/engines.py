@@ -1,25 +1,31 @@
-"""Sharding engines under Accelerate (FSDP, DeepSpeed ZeRO-2): starting one on GPUs or CPU processes, and its checkpoint shards.
+"""Sharding engines under Accelerate (FSDP, DeepSpeed ZeRO-2 and ZeRO-3): starting one on GPUs or CPU processes, and its checkpoint shards.
 
 ``photodialog train`` runs on one process, under DDP, under FSDP (FSDP2's ``fully_shard``) or
-under DeepSpeed ZeRO-2, as ``accelerate launch`` says (``configs/accelerate/``). Under DDP and
-on one process every process holds whole weights and optimizer states, and a checkpoint is the
-main process's copy. Under FSDP and DeepSpeed each process holds only a shard of the optimizer
-state (and, under FSDP, of the weights), so a checkpoint also keeps what every process
+under DeepSpeed ZeRO-2 or ZeRO-3, as ``accelerate launch`` says (``configs/accelerate/``). Under
+DDP and on one process every process holds whole weights and optimizer states, and a checkpoint is
+the main process's copy. Under FSDP and DeepSpeed each process holds only a shard of the optimizer
+state (and, under FSDP and ZeRO-3, of the weights), so a checkpoint also keeps what every process
 holds: ``engine/`` in the checkpoint folder (FSDP: each process's shard of the AdamW state;
 DeepSpeed: its own checkpoint through Accelerate's ``save_state``, ZeRO partitions per rank),
 with each process's random generators (``save_engine_state``). ``--resume`` reads it back with ``load_state``, so the
-resumed run repeats the uninterrupted one exactly. ZeRO-3 is refused with the reason
-(``check_supported``).
+resumed run repeats the uninterrupted one exactly.
+
+Under ZeRO-3 the models are built whole on every process, outside ``deepspeed.zero.Init``
+(``building_whole_models``), and ``prepare`` partitions them. A weight read outside its own
+module's forward (the bridge reads the text encoder's token embedding) is gathered by ZeRO-3 for
+the forward pass and registered with the model; the model's ``LossOutput`` is a dict of its loss
+tensors, so ZeRO-3's hooks on it gather that weight again for the backward pass.
 
 On a machine without a GPU, Accelerate 1.15 chooses FSDP only for GPU process groups and DeepSpeed
 only when not told ``cpu``; ``accelerator_options`` starts a gloo process group without ``cpu``
 and, for FSDP, marks the group so that Accelerate's own FSDP2 path runs on it (DeepSpeed then runs
-on its CPU accelerator, ``DS_ACCELERATOR=cpu``, over gloo). This is how the tests run both
+on its CPU accelerator, ``DS_ACCELERATOR=cpu``, over gloo). This is how the tests run the three
 engines on two CPU processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -115,6 +121,33 @@ def engine_of(accelerator) -> Engine:
         stage = accelerator.state.deepspeed_plugin.deepspeed_config.get("zero_optimization", {}).get("stage", 0)
         return Engine(f"deepspeed-zero{stage}", processes)
     return Engine("ddp" if processes > 1 else "single", processes)
+
+
+@contextlib.contextmanager
+def building_whole_models(accelerator):
+    """Build models with whole weights on every process, also under DeepSpeed ZeRO-3.
+
+    Accelerate 1.15 registers its DeepSpeed config with transformers whatever ``zero3_init_flag``
+    says (``DeepSpeedPlugin.set_deepspeed_weakref``); under ZeRO-3 every ``from_config`` and
+    ``from_pretrained`` then runs in ``deepspeed.zero.Init``, a collective that partitions each
+    weight as it is made. The tiny preset's base parts are built by the main process alone (the
+    others would wait forever), and the trainer loads weights into whole tensors. So the config is
+    taken away from transformers while models are built and given back after; ``prepare`` then
+    partitions the whole model. No-op under every other engine.
+    """
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None or engine_of(accelerator).name != "deepspeed-zero3":
+        yield
+        return
+    # the Hugging Face stack is slow to import: only ZeRO-3 runs need it
+    from transformers.integrations.deepspeed import set_hf_deepspeed_config, unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        if getattr(plugin, "dschf", None) is not None:
+            set_hf_deepspeed_config(plugin.dschf)
 
 
 def configure_deepspeed(accelerator, *, micro_batch: int, accumulation: int, grad_clip: float) -> None:
@@ -226,22 +259,3 @@ def _sharded_like(local: torch.Tensor, param):
 
     return DTensor.from_local(local.to(param.device), param.device_mesh, param.placements, run_check=False,
                               shape=param.shape, stride=param.stride())
-
-
-def check_supported(engine: Engine) -> None:
-    """Raise ``UserError`` under DeepSpeed ZeRO-3, which does not train photodialog's model yet.
-
-    ZeRO-3 keeps each weight as an empty partition except while its module runs, and gathers it
-    again for the backward pass through hooks on the module outputs it recognises. The model
-    returns its own ``LossOutput`` (DeepSpeed warns that it cannot see the tensors in it) and the
-    bridge reads the text encoder's token embedding outside that module (Eq. 11), so the backward
-    meets empty partitions: with DeepSpeed 0.19.8 on two CPU processes, ``RuntimeError: weight.dim()
-    == 2 INTERNAL ASSERT FAILED`` (embedding_bag, with the bridge) or ``The size of tensor a (0) must
-    match the size of tensor b (64)`` (``model.bridge=none``); registering the embedding with
-    ``deepspeed.zero.register_external_parameter`` did not help. Nothing here is CPU-specific.
-    """
-    if engine.name == "deepspeed-zero3":
-        raise UserError("DeepSpeed ZeRO-3 does not train photodialog's model yet: its backward meets weights that ZeRO-3 "
-                        "has partitioned away (the model's LossOutput hides its tensors from ZeRO-3's hooks, and the bridge "
-                        "reads the text encoder's token embedding outside its module). Use FSDP, which shards the weights "
-                        "too (configs/accelerate/fsdp.yaml), or ZeRO-2 (configs/accelerate/deepspeed-zero2.yaml)")

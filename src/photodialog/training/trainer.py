@@ -70,7 +70,6 @@ class Trainer:
         # DDP, FSDP or DeepSpeed as `accelerate launch` says, on GPUs or on CPU processes (gloo)
         self.accelerator = Accelerator(mixed_precision=self._mixed_precision(), **engines.accelerator_options())
         self.engine = engines.engine_of(self.accelerator)
-        engines.check_supported(self.engine)  # ZeRO-3: refused with the reason, before any work
         self.main = self.accelerator.is_main_process
         self.progress = progress and self.main
         world, micro = self.accelerator.num_processes, config.train.micro_batch_size
@@ -185,10 +184,11 @@ class Trainer:
     def _build(self):
         train_dialogues, samples, dev_samples = self._load_data()
         texts, photos = tokenizer_texts(train_dialogues), training_photos(train_dialogues)
-        if self.main and self.config.model.preset == "tiny":
-            build_system(self.config, self.run_dir, texts, photos, progress=self.progress)  # creates base/ once
-        self.accelerator.wait_for_everyone()
-        system = build_system(self.config, self.run_dir, texts, photos)
+        with engines.building_whole_models(self.accelerator):  # ZeRO-3: not in zero.Init (prepare partitions)
+            if self.main and self.config.model.preset == "tiny":
+                build_system(self.config, self.run_dir, texts, photos, progress=self.progress)  # creates base/ once
+            self.accelerator.wait_for_everyone()
+            system = build_system(self.config, self.run_dir, texts, photos)
         dataset = training_dataset(samples, system.formatter)
         self._check_one_step_fits(len(dataset))
         return system, dataset, dev_set(system, dev_samples, self.config)
@@ -310,7 +310,7 @@ class Trainer:
 
     def _weight_average(self, model):
         """The moving average of the trainable weights (``train.ema_decay``), restored on --resume;
-        under FSDP each process averages its own shard (``training/ema.py``)."""
+        under FSDP and ZeRO-3 each process averages its own shard (``training/ema.py``)."""
         decay = self.config.train.ema_decay
         if not decay:
             return None
@@ -481,7 +481,7 @@ class Trainer:
                 ckpt.write_state(ckpt.checkpoint_dir(self.run_dir, state.step), state)
             return
         trainable = {name for name, p in self.accelerator.unwrap_model(self.model).named_parameters() if p.requires_grad}
-        full = self.accelerator.get_state_dict(self.model)
+        full = self.accelerator.get_state_dict(self.model) or {}  # ZeRO-3 gathers it on the main process only (None elsewhere)
         weights = {name: value for name, value in full.items() if name in trainable}
         average = self.ema.state() if self.ema is not None else None  # every process: FSDP gathers the shards
         sharded = self.engine.sharded
