@@ -6,8 +6,6 @@ import shutil
 
 import pytest
 
-pytestmark = pytest.mark.slow  # trains, draws and times photos: about a minute on 2 cores
-
 
 @pytest.fixture(scope="module")
 def probed_world(tiny_world, tmp_path_factory):
@@ -19,13 +17,22 @@ def probed_world(tiny_world, tmp_path_factory):
     return world
 
 
+def test_a_sweep_entry_that_is_not_sampler_steps_guidance_is_named():
+    from photodialog.bench.generator import parse_sweep
+
+    assert parse_sweep("dpm:4:3") and parse_sweep("") == []
+    with pytest.raises(ValueError, match="'dpm:4' is not SAMPLER:STEPS:GUIDANCE"):
+        parse_sweep("dpm:4:3,dpm:4")
+
+
+@pytest.mark.slow  # trains, draws and times photos: about a minute on 2 cores
 def test_the_curve_the_shipped_generator_and_the_comparison_are_reported(probed_world, tmp_path):
-    from photodialog.bench.generator import GeneratorBench, run_generator_bench, summary_lines
+    from photodialog.bench.generator import GeneratorBench, parse_sweep, run_generator_bench, summary_lines
     from photodialog.models.tiny_generator import BUNDLED_GENERATOR
 
     bench = GeneratorBench(world=probed_world, work=tmp_path / "runs", steps={"chosen": 2}, eval_every=1, settings=["chosen"],
                            overrides=["train.batch_size=8", "train.micro_batch_size=8", "train.warmup_steps=1"], progress=False,
-                           grid=tmp_path / "grid.png")
+                           grid=tmp_path / "grid.png", sweep=parse_sweep("dpm:2:3,ddim:3:1"))
     result = run_generator_bench(bench)
     chosen = result["settings"]["chosen"]
     assert [row["step"] for row in chosen["curve"]] == [1, 2]
@@ -37,6 +44,7 @@ def test_the_curve_the_shipped_generator_and_the_comparison_are_reported(probed_
     assert bundled["folder"] == str(BUNDLED_GENERATOR) and bundled["ms_per_photo"]["batch_16"] > 0
     assert bundled["chosen_run_is_bundled"] is False  # two steps on a tiny world are not the shipped generator
     assert any("differs from it" in line for line in summary_lines(result))
+    assert [(r["sampler"], r["diffusion_steps"], r["guidance_scale"]) for r in bundled["dev_sweep"]] == [("dpm", 2, 3.0), ("ddim", 3, 1.0)]
     from PIL import Image
 
     shown = len(bundled["grid"]["captions"])

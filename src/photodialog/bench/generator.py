@@ -63,6 +63,8 @@ class GeneratorBench:
     """Also score the shipped generator and compare the chosen setting's last checkpoint with it."""
     grid: Path | None = None
     """Where to save a PNG grid of the shipped generator's photos from the first 40 test captions."""
+    sweep: list["Sampling"] = field(default_factory=list)
+    """Sampler settings to score the shipped generator with on the dev split (how the demo's were chosen)."""
     progress: bool = True
 
 
@@ -112,6 +114,21 @@ def run_generator_bench(bench: GeneratorBench) -> dict:
     return out
 
 
+def parse_sweep(text: str) -> list[Sampling]:
+    """``SAMPLER:STEPS:GUIDANCE,...`` -> settings; ``ValueError`` naming the entry that is not one."""
+    settings = []
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        try:
+            sampler, steps, guidance = entry.split(":")
+            settings.append(Sampling(sampler, int(steps), float(guidance)))
+        except ValueError:
+            raise ValueError(f"--sweep: '{entry}' is not SAMPLER:STEPS:GUIDANCE (e.g. dpm:4:3)") from None
+    return settings
+
+
+DEFAULT_SWEEP = ",".join([f"dpm:{n}:{g}" for n in (4, 5, 6) for g in (2, 3, 4, 5)] + ["ddim:20:3"])
+
+
 def _scores(photos: list, captions: list[str], held_out: list[int], probe) -> dict:
     scores = probe.score(photos, captions)
     held = probe.score([photos[i] for i in held_out], [captions[i] for i in held_out]) if held_out else {}
@@ -131,6 +148,9 @@ def _bundled(captions: list[str], held_out: list[int], probe, chosen_run: Path |
               **_scores(photos, captions, held_out, probe), "ms_per_photo": _photo_time(generator, sampling, captions)}
     if bench.grid is not None:
         result["grid"] = {"file": str(save_grid(photos[:GRID_PHOTOS], bench.grid)), "captions": captions[:GRID_PHOTOS]}
+    if bench.sweep:
+        dev = [p.triple.caption for p in load_world(bench.world).photos("dev")]
+        result["dev_sweep"] = [{**asdict(s), **_scores(s.draw(generator, dev), dev, [], probe)} for s in bench.sweep]
     if chosen_run is not None:
         result["chosen_run_is_bundled"] = _same_weights(chosen_run, record, bench)
     return result
@@ -142,6 +162,7 @@ def save_grid(photos: list, out: Path, columns: int = 10, scale: int = 4) -> Pat
     from PIL import Image
 
     side = photos[0].width * scale
+    columns = min(columns, len(photos))
     rows = (len(photos) + columns - 1) // columns
     grid = Image.new("RGB", (columns * side, rows * side), "white")
     for i, photo in enumerate(photos):
@@ -247,6 +268,9 @@ def summary_lines(result: dict) -> list[str]:
                 False: "; the chosen run's last checkpoint differs from it"}.get(b.get("chosen_run_is_bundled"), "")
         lines.append(f"  bundled ({b['steps']} steps, {b['folder']}): {_accuracy(b)}")
         lines.append(f"    {_times(b['ms_per_photo'])}{same}")
+        for row in b.get("dev_sweep", []):
+            lines.append(f"    dev split, {row['sampler']} {row['diffusion_steps']} steps, guidance {row['guidance_scale']:g}: "
+                         f"object {row['object']:.1f}, colour {row['colour']:.1f}, scene {row['scene']:.1f}, all {row['all']:.1f}")
     return lines
 
 

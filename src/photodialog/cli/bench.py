@@ -141,6 +141,9 @@ def _generator_parser(commands) -> None:
     p.add_argument("--settings", default="chosen,previous", help="which settings: chosen, previous (default both)")
     p.add_argument("--threads", type=non_negative_int, default=1, metavar="N", help="torch CPU threads (default 1, as the demo's lanes)")
     p.add_argument("--grid", metavar="FILE.png", help="also save the shipped generator's photos from the first 40 test captions as a grid")
+    p.add_argument("--sweep", nargs="?", const="default", metavar="S:N:G,...",
+                   help="also score the shipped generator on the dev split with each SAMPLER:STEPS:GUIDANCE "
+                        "(alone: DPM-Solver++ at 4-6 steps x guidance 2-5, and DDIM 20 at 3), how the demo's settings were chosen")
     p.add_argument("--no-bundled", dest="bundled", action="store_false",
                    help="skip the shipped generator's scores and the byte comparison with it")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides of the chosen setting, e.g. model.tiny.latent_channels=8")
@@ -314,7 +317,7 @@ def run_generator(args) -> int:
     from pathlib import Path
 
     # loaded when the command runs, not for --help
-    from photodialog.bench.generator import SETTINGS, GeneratorBench, run_generator_bench, summary_lines
+    from photodialog.bench.generator import DEFAULT_SWEEP, SETTINGS, GeneratorBench, parse_sweep, run_generator_bench, summary_lines
     from photodialog.bench.machine import describe_machine, torch_threads
     from photodialog.bench.report import emit
     from photodialog.errors import UserError
@@ -327,12 +330,16 @@ def run_generator(args) -> int:
     work = Path(args.work)
     if work.exists() and not work.is_dir():
         raise UserError(f"--work {work} is a file; give a folder (it holds the world and the runs)")
+    try:
+        sweep = parse_sweep(DEFAULT_SWEEP if args.sweep == "default" else args.sweep or "")
+    except ValueError as err:
+        raise UserError(str(err)) from None
     world = Path(args.world) if args.world else _bench_world(work / "world")
     steps = {name: args.steps or _recipe_steps(name) for name in chosen}
     with torch_threads(args.threads):
         result = run_generator_bench(GeneratorBench(world=world, work=work / "runs", steps=steps, eval_every=args.eval_every,
                                                     settings=chosen, overrides=list(args.overrides), bundled=args.bundled,
-                                                    grid=Path(args.grid) if args.grid else None))
+                                                    grid=Path(args.grid) if args.grid else None, sweep=sweep))
     result["machine"] = describe_machine("cpu")
     emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
     return 0

@@ -7,8 +7,9 @@ import argparse
 EPILOG = """The main job on the embedded default dataset, on a CPU with no internet: does the paper's
 end-to-end training beat training the parts apart? A controlled experiment:
   1. synthesise a photo-sharing world (PhotoChat format, rendered photos) and train its probe;
-  2. pretrain once, shared by every arm: the tiny Stable Diffusion generator on the world's
-     (caption, photo) pairs | the tiny LLM with the perceptron on its dialogues;
+  2. pretrain once, shared by every arm: the tiny LLM with the perceptron on the world's
+     dialogues; the image generator is the pretrained tiny Stable Diffusion photodialog ships
+     (8,000 steps on the default world's (caption, photo) pairs; model.tiny.diffusion_source);
   3. fine-tune every arm from that start, once per training seed, same data order, same steps:
        end-to-end  L_v reaches the LLM through STGS + the sentence bridge (the paper)
        no-bridge   the same joint training, no L_v gradient on the LLM (the ablation)

@@ -2,7 +2,8 @@
 
 Every budget is a number of optimizer steps (or samples), never minutes: the same command gives
 the same numbers on any machine, and a slow or busy machine only takes longer. The default plan is
-sized for at most 20 minutes on an idle 2-core machine (14.2 measured), two lanes side by side
+sized for at most 20 minutes on an idle 2-core machine (14.2 measured when it also pretrained the
+generator), two lanes side by side
 (``docs/demo/time-spent.json`` holds the measured split).
 """
 
