@@ -27,7 +27,7 @@ def test_object_accuracy_rises_well_above_chance(tmp_path):
     write_world(world, dialogues=600, seed=0, image_size=64, progress=False)
     train_probe(world, epochs=10, threads=1, progress=False)
     # a new generator (diffusion_source random, as the recipe says) on the bundled VAE's latents
-    config = load_config("tiny-pretrain-generator", [f"data.path={world}", "train.max_steps=400"])
+    config = load_config("tiny-pretrain-generator", [f"data.path={world}", "train.max_steps=1200"])
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
