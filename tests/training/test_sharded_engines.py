@@ -126,6 +126,7 @@ def test_a_sharded_checkpoint_is_not_resumed_on_one_process(tmp_path, quick_args
 
 
 @NEEDS_DEEPSPEED
+@pytest.mark.slow  # extra evidence beside the per-engine kill tests, which CI runs: about 75 s
 def test_zero3_trains_like_zero2(tmp_path, quick_args):
     """ZeRO-3 partitions every weight, ZeRO-2 none: the same 3 steps end with the same weights and
     average up to the order of the gradient sums (the bridge's gradient on the text encoder's token

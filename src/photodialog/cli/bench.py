@@ -1,4 +1,4 @@
-"""`photodialog bench bridge|step|chat|startup|memory`: performance benchmarks with JSON output and targets."""
+"""`photodialog bench bridge|step|chat|startup|memory|generator`: performance benchmarks with JSON output and targets."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ default pick the idle cores) and compare only numbers from the same run. See doc
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "bench", help="performance benchmarks (bridge, training step, chat turn), JSON out",
-        description="Measure the vocabulary bridge, a training step and a chat turn; print a summary or JSON.",
+        "bench", help="performance benchmarks (bridge, training step, chat turn, start-up, memory, tiny generator), JSON out",
+        description="Measure the vocabulary bridge, a training step, a chat turn, the start-up time, the memory per "
+                    "paper setting and the tiny image generator; print a summary or JSON.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
@@ -125,8 +126,8 @@ def _startup_parser(commands) -> None:
 def _generator_parser(commands) -> None:
     p = commands.add_parser(
         "generator", help="the tiny image generator: probe accuracy against training steps and seconds, ms per photo",
-        description="Train the chosen tiny generator (configs/tiny-pretrain-generator.yaml, as long as the one "
-                    "photodialog ships) and the one it replaced (the earlier demo's) on a synthetic world, and score "
+        description="Train the chosen tiny generator (configs/tiny-pretrain-generator.yaml, for as many steps as the "
+                    "one photodialog ships) and the one it replaced (the earlier demo's) on a synthetic world, and score "
                     "photos drawn from every gold test caption at checkpoints with the world's probe (object, colour, "
                     "scene, all, held-out triples); milliseconds per photo at the demo's sampler settings; the same "
                     "for the shipped generator, and whether the chosen run rebuilt it byte for byte. One CPU thread "
