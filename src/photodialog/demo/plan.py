@@ -44,6 +44,7 @@ class DemoPlan:
 def make_plan(seeds: int, arms: list[str], quick: bool) -> DemoPlan:
     """The default plan (or ``--quick``: a smoke run of every stage, too small to show anything)."""
     if quick:
-        return DemoPlan(dialogues=300, seeds=list(range(seeds)), arms=arms, pretrain_text_steps=40, finetune_steps=12, eval_samples=24, diffusion_steps=4, probe_epochs=3,
-                        quick=True)
-    return DemoPlan(dialogues=2000, seeds=list(range(seeds)), arms=arms, pretrain_text_steps=1600, finetune_steps=200, eval_samples=0, diffusion_steps=4)
+        return DemoPlan(dialogues=300, seeds=list(range(seeds)), arms=arms, pretrain_text_steps=40, finetune_steps=12,
+                        eval_samples=24, probe_epochs=3, quick=True)
+    return DemoPlan(dialogues=2000, seeds=list(range(seeds)), arms=arms, pretrain_text_steps=1600, finetune_steps=200,
+                    eval_samples=0)

@@ -24,7 +24,7 @@ import torch
 
 from photodialog.config import TinySizes
 from photodialog.errors import ConfigError
-from photodialog.models.tiny_generator import copy_diffusion
+from photodialog.models.tiny_generator import copy_diffusion, unet_attention_flags
 from photodialog.models.tiny_vae import BUNDLED_VAE, tiny_vae_model, train_vae  # noqa: F401  (tiny_vae_model: also imported from here)
 from photodialog.models.tokenizers import train_clip_tokenizer, train_llama_tokenizer, train_llm_tokenizer
 
@@ -130,7 +130,7 @@ def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent
     )
     CLIPTextModel(text_config).save_pretrained(out / "text_encoder")
     channels = list(sizes.unet_channels)
-    attention = list(sizes.unet_attention) or [False] + [True] * (len(channels) - 1)
+    attention = unet_attention_flags(sizes)
     factor = 2 ** (len(sizes.vae_channels) - 1) if latent else 1
     in_channels = sizes.latent_channels if latent else 3
     UNet2DConditionModel(

@@ -24,6 +24,11 @@ BUNDLED_GENERATOR = Path(__file__).resolve().parent.parent / "assets" / "tiny-sd
 SD_PARTS = ("text_encoder", "tokenizer", "unet", "scheduler")
 
 
+def unet_attention_flags(sizes: TinySizes) -> list[bool]:
+    """Cross-attention per UNet level: ``sizes.unet_attention``, or by default none at the first level."""
+    return list(sizes.unet_attention) or [False] + [True] * (len(sizes.unet_channels) - 1)
+
+
 def diffusion_folder(sizes: TinySizes) -> Path:
     """The Stable Diffusion folder ``sizes.diffusion_source`` names (``bundled`` or a path)."""
     return BUNDLED_GENERATOR if sizes.diffusion_source == "bundled" else Path(sizes.diffusion_source).expanduser()
@@ -55,12 +60,11 @@ def _size_checks(source: Path, sizes: TinySizes, latent: bool) -> list[tuple[str
     unet = _config(source / "unet")
     vae = _config(source / "vae") if (source / "vae").is_dir() else None
     attention = [kind.startswith("CrossAttn") for kind in unet.get("down_block_types", [])]
-    wanted_attention = list(sizes.unet_attention) or [False] + [True] * (len(sizes.unet_channels) - 1)
     checks = [
         ("text_encoder_hidden", sizes.text_encoder_hidden, text.get("hidden_size")),
         ("text_encoder_layers", sizes.text_encoder_layers, text.get("num_hidden_layers")),
         ("unet_channels", list(sizes.unet_channels), unet.get("block_out_channels")),
-        ("unet_attention", wanted_attention, attention),
+        ("unet_attention", unet_attention_flags(sizes), attention),
         ("unet_addition_embed_type", sizes.unet_addition_embed_type, unet.get("addition_embed_type") or ""),
         ("latent", latent, vae is not None),
     ]

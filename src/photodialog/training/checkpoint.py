@@ -70,13 +70,14 @@ DELETING = ".deleting.tmp"  # a pruned folder while it is deleted (cleared on th
 def start_checkpoint(run_dir: Path, step: int) -> Path:
     """The empty folder (``step-N.tmp``) in which the checkpoint of ``step`` is written before it is
     renamed; made afresh. Under a sharding engine every process then writes its shard into it."""
-    tmp = _tmp_dir(run_dir, step)
+    tmp = tmp_dir(run_dir, step)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
 
 
-def _tmp_dir(run_dir: Path, step: int) -> Path:
+def tmp_dir(run_dir: Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` is written before it is renamed (``step-N.tmp``)."""
     final = checkpoint_dir(run_dir, step)
     return final.with_name(final.name + ".tmp")
 
@@ -92,7 +93,7 @@ def save_checkpoint(run_dir: Path, weights: dict[str, torch.Tensor], optimizer, 
     Raises ``UserError`` when the disk is full (the earlier checkpoints are left as they were).
     """
     final = checkpoint_dir(run_dir, state.step)
-    tmp = _tmp_dir(run_dir, state.step)
+    tmp = tmp_dir(run_dir, state.step)
     if not started:
         shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -23,6 +23,7 @@ import torch
 from photodialog.checkpoints import list_checkpoints
 from photodialog.config import load_config
 from photodialog.data.synth import ensure_world
+from photodialog.data.synth.world import GENERATOR_VERSION
 from photodialog.data.layout import WORLD_FILE
 from photodialog.errors import UserError
 from photodialog.export import EXPORT_PARTS, export_checkpoint
@@ -77,9 +78,11 @@ def _check_world(world: Path) -> None:
         meta = json.loads((world / WORLD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         meta = None
-    if meta is None or any(meta.get(key) != value for key, value in BUNDLED_WORLD.items()):
-        raise UserError(f"--world {world} is not the default synthetic world {BUNDLED_WORLD} (its {WORLD_FILE} says "
-                        f"{ {k: (meta or {}).get(k) for k in BUNDLED_WORLD} }); leave --world out to make it")
+    # the renderer's version too: another version draws other photos, so other bytes would come out
+    wanted = {**BUNDLED_WORLD, "version": GENERATOR_VERSION}
+    if meta is None or any(meta.get(key) != value for key, value in wanted.items()):
+        raise UserError(f"--world {world} is not the default synthetic world {wanted} (its {WORLD_FILE} says "
+                        f"{ {k: (meta or {}).get(k) for k in wanted} }); leave --world out to make it")
 
 
 def main(argv: list[str] | None = None) -> int:

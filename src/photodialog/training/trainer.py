@@ -489,8 +489,7 @@ class Trainer:
             if self.main:
                 ckpt.start_checkpoint(self.run_dir, state.step)
             self.accelerator.wait_for_everyone()
-            folder = ckpt.checkpoint_dir(self.run_dir, state.step)
-            engines.save_engine_state(self.accelerator, self.engine, self.optimizer, folder.with_name(folder.name + ".tmp"))
+            engines.save_engine_state(self.accelerator, self.engine, self.optimizer, ckpt.tmp_dir(self.run_dir, state.step))
         if self.main:
             config_text = (self.run_dir / "config.yaml").read_text(encoding="utf-8")
             ckpt.save_checkpoint(self.run_dir, weights, None if sharded else self.optimizer, self.scheduler, state,
