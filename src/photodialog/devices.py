@@ -1,6 +1,8 @@
-"""Which torch device a command runs on: the one place that reads ``--device``."""
+"""Which torch device a command runs on: the one place that reads ``--device``; and with how many CPU threads."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 from photodialog.errors import UserError
 
@@ -23,3 +25,19 @@ def resolve_device(name: str | None) -> str:
     if kind == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name} asked for, but no CUDA GPU is available here; use --device cpu")
     return name
+
+
+@contextmanager
+def torch_threads(count: int | None):
+    """Run with ``count`` torch CPU threads (unchanged when None or 0), then restore the previous
+    setting: tests, benchmarks and the bundled files' rebuilds share a process with other work."""
+    # torch is slow to import: only this path needs it
+    import torch
+
+    previous = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        torch.set_num_threads(previous)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import time
@@ -74,17 +73,6 @@ def describe_machine(device: torch.device | str = "cpu") -> dict:
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, gpu_memory_bytes=int(props.total_memory), cuda=torch.version.cuda)
     return info
-
-
-@contextlib.contextmanager
-def torch_threads(count: int):
-    """Run with ``count`` torch CPU threads, then restore the previous setting (tests share a process)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield count
-    finally:
-        torch.set_num_threads(previous)
 
 
 def choose_threads(requested: int | None) -> int:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from photodialog.config import TinySizes
 from photodialog.data.photos import load_photo
+from photodialog.devices import torch_threads
 from photodialog.data.synth import ensure_world
 from photodialog.data.synth.world import load_world
 from photodialog.models.image_generator import image_to_tensor
@@ -125,14 +126,10 @@ def rebuild_bundled(out: Path, world: Path | None = None, steps: int = BUNDLED_S
     world = world or out.parent / "world"
     ensure_world(world, progress=progress, **BUNDLED_WORLD)
     photos = torch.stack([image_to_tensor(load_photo(p.path), sizes.image_size) for p in load_world(world).photos("train")])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):  # one thread: the same sums in the same order on every machine
         torch.manual_seed(0)
         vae = tiny_vae_model(sizes)
         stats = train_vae(vae, photos, steps=steps, progress=progress)
-    finally:
-        torch.set_num_threads(threads)
     vae.save_pretrained(out)
     weights = out / "diffusion_pytorch_model.safetensors"
     record = {"photos": int(photos.shape[0]), "steps": steps, "world": BUNDLED_WORLD, **stats,

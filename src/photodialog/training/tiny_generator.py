@@ -18,13 +18,13 @@ import json
 import shutil
 from pathlib import Path
 
-import torch
 
 from photodialog.checkpoints import list_checkpoints
 from photodialog.config import load_config
 from photodialog.data.synth import ensure_world
 from photodialog.data.synth.world import GENERATOR_VERSION
 from photodialog.data.layout import WORLD_FILE
+from photodialog.devices import torch_threads
 from photodialog.errors import UserError
 from photodialog.export import EXPORT_PARTS, export_checkpoint
 from photodialog.models.tiny_generator import BUNDLED_GENERATOR
@@ -55,12 +55,8 @@ def rebuild_bundled(out: Path, world: Path | None = None, steps: int = BUNDLED_S
     else:
         _check_world(Path(world))
     config = load_config(RECIPE, [f"data.path={world}", f"train.max_steps={steps}", "model.tiny.diffusion_source=random"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: the same sums in the same order on every machine
-    try:
+    with torch_threads(1):  # one thread: the same sums in the same order on every machine
         Trainer(config, run, resume=run.exists(), progress=progress).run()
-    finally:
-        torch.set_num_threads(threads)
     exported = out.with_name(f".{out.name}.export")
     shutil.rmtree(exported, ignore_errors=True)
     export_checkpoint(list_checkpoints(run)[-1], exported, progress=progress)

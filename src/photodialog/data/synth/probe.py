@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from photodialog.data.synth.probe_augment import augment
 from photodialog.data.synth.probe_model import ProbeConfig, build_network, images_to_tensor, read_rgb
 from photodialog.data.synth.world import LabelledPhoto, load_world
 from photodialog.errors import DataError, UserError
+from photodialog.devices import torch_threads
 
 PROBE_DIR = "probe"
 WEIGHTS_FILE = "model.safetensors"
@@ -169,22 +169,8 @@ def train_probe(world_dir: str | Path, out_dir: str | Path | None = None, epochs
     and a network this small gains little from more threads but loses a lot when the cores
     are shared with other work (measured: 5x slower with 2 threads on 2 busy cores).
     """
-    with _torch_threads(threads):
+    with torch_threads(threads):
         return _train_probe(world_dir, out_dir, epochs, image_size, seed, batch_size, lr, progress)
-
-
-@contextmanager
-def _torch_threads(threads: int | None):
-    # torch is slow to import: only this path needs it
-    import torch
-
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _train_probe(world_dir, out_dir, epochs, image_size, seed, batch_size, lr,
