@@ -35,7 +35,6 @@ import time
 from copy import deepcopy
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -220,6 +219,7 @@ def _save_generator(model, folder: Path) -> None:
     if generator is None:
         return
     target = folder / EXPORT_PARTS["diffusion"]
+    generator.set_memory_format(torch.contiguous_format)  # loaded for drawing (channels last); safetensors stores the plain layout
     generator.unet.save_pretrained(target / "unet")
     generator.text_encoder.save_pretrained(target / "text_encoder")
     generator.tokenizer.save_pretrained(target / "tokenizer")

@@ -49,3 +49,25 @@ def test_the_curve_the_shipped_generator_and_the_comparison_are_reported(probed_
 
     shown = len(bundled["grid"]["captions"])
     assert 0 < shown <= 40 and Image.open(tmp_path / "grid.png").size == (128 * min(shown, 10), 128 * -(-shown // 10))
+
+
+def test_settings_none_scores_and_times_only_the_shipped_generator(probed_world, tmp_path):
+    import json
+
+    from photodialog.cli.main import main
+
+    out = tmp_path / "shipped.json"
+    assert main(["bench", "generator", "--settings", "none", "--world", str(probed_world), "--work", str(tmp_path / "w"),
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["settings"] == {} and not (tmp_path / "w" / "runs").exists()  # nothing trained
+    bundled = result["bundled"]
+    assert "chosen_run_is_bundled" not in bundled and 0 <= bundled["object"] <= 100
+    assert bundled["ms_per_photo"]["batch_1"] > 0 and bundled["ms_per_photo"]["batch_16"] > 0
+
+
+def test_settings_none_without_the_shipped_generator_is_refused(tmp_path, capsys):
+    from photodialog.cli.main import main
+
+    assert main(["bench", "generator", "--settings", "none", "--no-bundled", "--work", str(tmp_path / "w")]) == 2
+    assert "nothing to measure" in capsys.readouterr().err and not (tmp_path / "w").exists()

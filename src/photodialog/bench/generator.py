@@ -126,7 +126,7 @@ def parse_sweep(text: str) -> list[Sampling]:
     return settings
 
 
-DEFAULT_SWEEP = ",".join([f"dpm:{n}:{g}" for n in (4, 5, 6) for g in (2, 3, 4, 5)] + ["ddim:20:3"])
+DEFAULT_SWEEP = ",".join([f"dpm:{n}:{g}" for n in (3, 4, 5, 6) for g in (2, 3, 4, 5)] + ["ddim:20:3"])
 
 
 def _scores(photos: list, captions: list[str], held_out: list[int], probe) -> dict:
@@ -141,7 +141,8 @@ def _bundled(captions: list[str], held_out: list[int], probe, chosen_run: Path |
     """The shipped generator drawn with the demo's settings (``tiny-finetune``'s eval section), and
     whether the chosen run's last checkpoint, exported, holds the same bytes."""
     sampling = Sampling.of(load_config(DEMO_RECIPE))
-    generator = ImageGenerator(*_diffusion_parts(BUNDLED_GENERATOR))
+    # in the layout every inference load draws in (system.ready_for_inference)
+    generator = ImageGenerator(*_diffusion_parts(BUNDLED_GENERATOR)).set_memory_format(torch.channels_last)
     record = json.loads((BUNDLED_GENERATOR / "training.json").read_text(encoding="utf-8"))
     photos = sampling.draw(generator, captions)
     result = {"folder": str(BUNDLED_GENERATOR), "steps": record["steps"], "sampling": asdict(sampling),

@@ -139,12 +139,14 @@ def _generator_parser(commands) -> None:
     p.add_argument("--work", metavar="DIR", default="bench-generator", help="folder for the world and the runs (default: bench-generator; reruns reuse it)")
     p.add_argument("--steps", type=int, default=0, metavar="N", help="training steps of each setting (default: each recipe's)")
     p.add_argument("--eval-every", type=int, default=250, metavar="N", help="score a checkpoint every N steps (default 250)")
-    p.add_argument("--settings", default="chosen,previous", help="which settings: chosen, previous (default both)")
+    p.add_argument("--settings", default="chosen,previous",
+                   help="which settings to train: chosen, previous (default both), or none: only score and time the shipped "
+                        "generator (about a minute)")
     p.add_argument("--threads", type=non_negative_int, default=1, metavar="N", help="torch CPU threads (default 1, as the demo's lanes)")
     p.add_argument("--grid", metavar="FILE.png", help="also save the shipped generator's photos from the first 40 test captions as a grid")
     p.add_argument("--sweep", nargs="?", const="default", metavar="S:N:G,...",
                    help="also score the shipped generator on the dev split with each SAMPLER:STEPS:GUIDANCE "
-                        "(alone: DPM-Solver++ at 4-6 steps x guidance 2-5, and DDIM 20 at 3), how the demo's settings were chosen")
+                        "(alone: DPM-Solver++ at 3-6 steps x guidance 2-5, and DDIM 20 at 3), how the demo's settings were chosen")
     p.add_argument("--no-bundled", dest="bundled", action="store_false",
                    help="skip the shipped generator's scores and the byte comparison with it")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides of the chosen setting, e.g. model.tiny.latent_channels=8")
@@ -193,7 +195,8 @@ def _run_and_report(args, run, settings_on, summary_lines) -> int:
     chosen torch CPU threads (restored afterwards), then print or write the result.
     """
     # loaded when the command runs, not for --help
-    from photodialog.bench.machine import choose_threads, torch_threads
+    from photodialog.bench.machine import choose_threads
+    from photodialog.devices import torch_threads
     from photodialog.bench.report import emit
 
     settings = settings_on(str(_prepare(args)))
@@ -319,14 +322,17 @@ def run_generator(args) -> int:
 
     # loaded when the command runs, not for --help
     from photodialog.bench.generator import DEFAULT_SWEEP, SETTINGS, GeneratorBench, parse_sweep, run_generator_bench, summary_lines
-    from photodialog.bench.machine import describe_machine, torch_threads
+    from photodialog.bench.machine import describe_machine
+    from photodialog.devices import torch_threads
     from photodialog.bench.report import emit
     from photodialog.errors import UserError
 
     _positive(eval_every=args.eval_every, threads=args.threads)
-    chosen = [s.strip() for s in args.settings.split(",") if s.strip()]
-    if not chosen or any(s not in SETTINGS for s in chosen):
-        raise UserError(f"--settings: choose among {', '.join(SETTINGS)} (got {args.settings!r})")
+    chosen = [] if args.settings.strip() == "none" else [s.strip() for s in args.settings.split(",") if s.strip()]
+    if (not chosen and args.settings.strip() != "none") or any(s not in SETTINGS for s in chosen):
+        raise UserError(f"--settings: choose among {', '.join(SETTINGS)}, or none (got {args.settings!r})")
+    if not chosen and not args.bundled:
+        raise UserError("--settings none --no-bundled leaves nothing to measure; drop one of them")
     quiet_libraries()
     work = Path(args.work)
     if work.exists() and not work.is_dir():
