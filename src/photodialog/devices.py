@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import platform
 from contextlib import contextmanager
+from pathlib import Path
 
 from photodialog.errors import UserError
 
@@ -41,3 +43,15 @@ def torch_threads(count: int | None):
         yield count
     finally:
         torch.set_num_threads(previous)
+
+
+def cpu_model() -> str:
+    """The CPU's model name ("AMD EPYC", "Intel(R) Xeon(R) Processor"): float sums, and so trained
+    weights, are the same bytes only on the same CPU kind (and torch version)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

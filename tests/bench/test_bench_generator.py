@@ -71,3 +71,15 @@ def test_settings_none_without_the_shipped_generator_is_refused(tmp_path, capsys
 
     assert main(["bench", "generator", "--settings", "none", "--no-bundled", "--work", str(tmp_path / "w")]) == 2
     assert "nothing to measure" in capsys.readouterr().err and not (tmp_path / "w").exists()
+
+
+def test_a_rebuild_that_differs_says_whether_the_cpu_kind_explains_it():
+    from photodialog.bench.generator import summary_lines
+
+    bundled = {"steps": 8000, "folder": "tiny-sd", "object": 96.0, "colour": 98.5, "scene": 100.0, "all": 94.5,
+               "held_out_object": 92.0, "held_out_all": 89.0, "chosen_run_is_bundled": False,
+               "ms_per_photo": {"sampler": "dpm", "diffusion_steps": 4, "guidance_scale": 3.0, "batch_1": 45.0, "batch_16": 11.0}}
+    result = {"world": "w", "test_photos": 200, "held_out_photos": 100, "settings": {}}
+    other = "\n".join(summary_lines({**result, "bundled": {**bundled, "made_on_cpu": "AMD EPYC", "this_cpu": "Intel Xeon"}}))
+    same = "\n".join(summary_lines({**result, "bundled": {**bundled, "made_on_cpu": "AMD EPYC", "this_cpu": "AMD EPYC"}}))
+    assert "made on AMD EPYC, this is Intel Xeon" in other and "report it" in same

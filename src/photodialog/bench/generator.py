@@ -29,6 +29,7 @@ from photodialog.config import load_config
 from photodialog.data.photos import load_photo
 from photodialog.data.synth.probe import Probe
 from photodialog.data.synth.world import load_world
+from photodialog.devices import cpu_model
 from photodialog.export import EXPORT_PARTS, export_checkpoint
 from photodialog.models.image_generator import ImageGenerator, image_to_tensor, tensor_to_image
 from photodialog.models.loading import load_diffusion
@@ -154,6 +155,8 @@ def _bundled(captions: list[str], held_out: list[int], probe, chosen_run: Path |
         result["dev_sweep"] = [{**asdict(s), **_scores(s.draw(generator, dev), dev, [], probe)} for s in bench.sweep]
     if chosen_run is not None:
         result["chosen_run_is_bundled"] = _same_weights(chosen_run, record, bench)
+        # bit for bit only on the CPU kind the file was made on: other kernels sum in another order
+        result["made_on_cpu"], result["this_cpu"] = record.get("cpu"), cpu_model()
     return result
 
 
@@ -266,13 +269,20 @@ def summary_lines(result: dict) -> list[str]:
     if "bundled" in result:
         b = result["bundled"]
         same = {True: "; the chosen run's last checkpoint is this file, byte for byte",
-                False: "; the chosen run's last checkpoint differs from it"}.get(b.get("chosen_run_is_bundled"), "")
+                False: "; the chosen run's last checkpoint differs from it" + _cpu_note(b)}.get(b.get("chosen_run_is_bundled"), "")
         lines.append(f"  bundled ({b['steps']} steps, {b['folder']}): {_accuracy(b)}")
         lines.append(f"    {_times(b['ms_per_photo'])}{same}")
         for row in b.get("dev_sweep", []):
             lines.append(f"    dev split, {row['sampler']} {row['diffusion_steps']} steps, guidance {row['guidance_scale']:g}: "
                          f"object {row['object']:.1f}, colour {row['colour']:.1f}, scene {row['scene']:.1f}, all {row['all']:.1f}")
     return lines
+
+
+def _cpu_note(bundled: dict) -> str:
+    made, here = bundled.get("made_on_cpu"), bundled.get("this_cpu")
+    if made and here and made != here:
+        return f" (the file was made on {made}, this is {here}: trained weights are the same bytes only on the same CPU kind)"
+    return " (on the CPU kind it was made on: report it)" if made else ""
 
 
 def _accuracy(row: dict) -> str:

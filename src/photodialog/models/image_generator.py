@@ -10,6 +10,7 @@ the ``seed``, so the same seed draws the same photo whatever else used torch's g
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 
@@ -56,6 +57,32 @@ def _seeded_step_options(scheduler, generator: torch.Generator) -> dict:
     """
     accepts = "generator" in inspect.signature(scheduler.step).parameters
     return {"generator": generator} if accepts else {}
+
+
+# ATen's own bound (Convolution.cpp, ``use_mkldnn``): below this many input elements its native
+# convolution is faster than oneDNN's, whose fixed cost per call dominates at these sizes.
+SMALL_CONVOLUTION_INPUT = 20480
+
+
+@contextlib.contextmanager
+def _convolutions_for(elements: int, device: torch.device):
+    """The UNet's convolutions on ATen's native CPU kernels while its input batch has at most
+    ``SMALL_CONVOLUTION_INPUT`` elements (the tiny generator's 8 x 8 latents), else unchanged.
+
+    ATen itself sends such small inputs to its native kernel, but only for a batch of one, and
+    classifier-free guidance makes every batch two: the tiny generator's UNet would then pay
+    oneDNN's fixed cost per call, most of its time (``photodialog bench generator``). A paper-size
+    UNet (64 x 64 latents) stays on oneDNN. The switch is process-wide while the loop runs.
+    """
+    if device.type != "cpu" or elements > SMALL_CONVOLUTION_INPUT:
+        yield
+        return
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 class ImageGenerator(nn.Module):
@@ -181,12 +208,13 @@ class ImageGenerator(nn.Module):
         dtype = self.unet.dtype
         guided = uncond is not None
         conditioning = (torch.cat([uncond, cond]) if guided else cond).to(dtype)
-        for t in scheduler.timesteps:
-            prediction = self._prediction(scheduler.scale_model_input(sample, t).to(dtype), t, conditioning,
-                                          guidance_scale if guided else None)
-            sample = scheduler.step(prediction, t, sample, **step_options).prev_sample
-            if progress is not None:
-                progress()
+        with _convolutions_for(sample.numel() * (2 if guided else 1), sample.device):
+            for t in scheduler.timesteps:
+                prediction = self._prediction(scheduler.scale_model_input(sample, t).to(dtype), t, conditioning,
+                                              guidance_scale if guided else None)
+                sample = scheduler.step(prediction, t, sample, **step_options).prev_sample
+                if progress is not None:
+                    progress()
         return [tensor_to_image(img) for img in self.from_model_space(sample)]
 
     def _guidance_pair(self, texts: list[str], text_hidden: torch.Tensor | None, guided: bool):
