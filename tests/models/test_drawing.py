@@ -64,16 +64,19 @@ def test_hidden_states_given_instead_of_texts_draw_the_texts_photos(generator):
 
 
 def test_small_latents_draw_on_native_convolutions_and_the_setting_comes_back(generator):
-    from photodialog.models.image_generator import SMALL_CONVOLUTION_INPUT, _convolutions_for
+    from photodialog.models.image_generator import _convolutions_for
 
     seen = []
     original = generator.unet.forward
     generator.unet.forward = lambda *a, **k: (seen.append(torch.backends.mkldnn.enabled), original(*a, **k))[1]
     generator.generate(CAPTIONS[:1], seed=0, **DRAW)
     assert seen == [False] * DRAW["steps"] and torch.backends.mkldnn.enabled  # 2 x 8 x 8 x 8 latents: native
-    with _convolutions_for(SMALL_CONVOLUTION_INPUT + 1, torch.device("cpu")):
-        assert torch.backends.mkldnn.enabled  # a paper-size UNet's input keeps oneDNN
-    with pytest.raises(RuntimeError), _convolutions_for(8, torch.device("cpu")):
+    seen.clear()
+    generator.generate(CAPTIONS, seed=0, **DRAW)
+    assert seen == [True] * DRAW["steps"]  # several photos: oneDNN, faster for batches
+    with _convolutions_for(torch.zeros(1, 4, 64, 64), widest=320):
+        assert torch.backends.mkldnn.enabled  # a paper-size UNet keeps oneDNN
+    with pytest.raises(RuntimeError), _convolutions_for(torch.zeros(1, 8, 8, 8), widest=32):
         raise RuntimeError("a failed draw")
     assert torch.backends.mkldnn.enabled
 
@@ -81,7 +84,7 @@ def test_small_latents_draw_on_native_convolutions_and_the_setting_comes_back(ge
 def test_native_and_onednn_convolutions_draw_the_same_photos(generator, monkeypatch):
     from photodialog.models import image_generator
 
-    native = pixels(generator.generate(CAPTIONS, seed=7, **DRAW))
+    native = pixels([generator.generate([caption], seed=7, **DRAW)[0] for caption in CAPTIONS])
     monkeypatch.setattr(image_generator, "SMALL_CONVOLUTION_INPUT", 0)  # every input is "large": oneDNN
-    onednn = pixels(generator.generate(CAPTIONS, seed=7, **DRAW))
+    onednn = pixels([generator.generate([caption], seed=7, **DRAW)[0] for caption in CAPTIONS])
     assert np.abs(native - onednn).max() <= 1 and (native == onednn).mean() > 0.99

@@ -347,7 +347,7 @@ def run_generator(args) -> int:
         result = run_generator_bench(GeneratorBench(world=world, work=work / "runs", steps=steps, eval_every=args.eval_every,
                                                     settings=chosen, overrides=list(args.overrides), bundled=args.bundled,
                                                     grid=Path(args.grid) if args.grid else None, sweep=sweep))
-    result["machine"] = describe_machine("cpu")
+        result["machine"] = describe_machine("cpu")  # inside: it records the threads the bench ran with
     emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
     return 0
 

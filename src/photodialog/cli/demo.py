@@ -18,8 +18,9 @@ end-to-end training beat training the parts apart? A controlled experiment:
   5. write DIR/report.md and report.html: mean ± std over training seeds, each difference to
      end-to-end with a 95% interval over seeds and a verdict per metric, learning checks,
      loss curves, examples of every arm, time per stage, the commands behind every number.
-Budgets are optimizer steps, so the same command gives the same numbers on any machine; two
-1-thread processes run side by side. Run it again with the same --out to resume.
+Budgets are optimizer steps, so the same command gives the same numbers on any machine with the
+same CPU kind and torch version (float sums differ between CPU kinds); two 1-thread processes run
+side by side. Run it again with the same --out to resume.
 
 examples:
   photodialog demo                        # about 15 minutes on an idle 2-core machine

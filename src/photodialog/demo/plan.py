@@ -1,7 +1,8 @@
 """What `photodialog demo` runs: the world, the pretraining stage, the arms x training seeds, the evaluation.
 
 Every budget is a number of optimizer steps (or samples), never minutes: the same command gives
-the same numbers on any machine, and a slow or busy machine only takes longer. The default plan is
+the same numbers on any machine of the same CPU kind and torch version (other CPU kinds sum floats
+in another order), and a slow or busy machine only takes longer. The default plan is
 sized for at most 20 minutes on an idle 2-core machine (14.2 measured when it also pretrained the
 generator), two lanes side by side
 (``docs/demo/time-spent.json`` holds the measured split).

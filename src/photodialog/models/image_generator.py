@@ -59,22 +59,24 @@ def _seeded_step_options(scheduler, generator: torch.Generator) -> dict:
     return {"generator": generator} if accepts else {}
 
 
-# ATen's own bound (Convolution.cpp, ``use_mkldnn``): below this many input elements its native
-# convolution is faster than oneDNN's, whose fixed cost per call dominates at these sizes.
+# ATen's own bound (Convolution.cpp, ``use_mkldnn``): a single input of at most this many elements
+# goes to its native convolution, faster there than oneDNN, whose fixed cost per call dominates.
 SMALL_CONVOLUTION_INPUT = 20480
 
 
 @contextlib.contextmanager
-def _convolutions_for(elements: int, device: torch.device):
-    """The UNet's convolutions on ATen's native CPU kernels while its input batch has at most
-    ``SMALL_CONVOLUTION_INPUT`` elements (the tiny generator's 8 x 8 latents), else unchanged.
+def _convolutions_for(photos: torch.Tensor, widest: int):
+    """ATen's rule for a single small input applied to one photo's UNet calls: native CPU
+    convolutions while ``photos`` (the initial noise, [C, c, h, w]) is one photo whose widest
+    activation (``widest`` channels, the UNet's first block, at h x w) has at most
+    ``SMALL_CONVOLUTION_INPUT`` elements (the tiny generator: 32 x 8 x 8), else unchanged.
 
-    ATen itself sends such small inputs to its native kernel, but only for a batch of one, and
-    classifier-free guidance makes every batch two: the tiny generator's UNet would then pay
-    oneDNN's fixed cost per call, most of its time (``photodialog bench generator``). A paper-size
-    UNet (64 x 64 latents) stays on oneDNN. The switch is process-wide while the loop runs.
+    Classifier-free guidance makes one photo's batch two, which sends it to oneDNN and its fixed
+    cost per call: most of the tiny generator's time for one photo (``photodialog bench
+    generator``). Batches of several photos, and a paper-size UNet (320 x 64 x 64), stay on
+    oneDNN, which is faster there. The switch is process-wide while the loop runs.
     """
-    if device.type != "cpu" or elements > SMALL_CONVOLUTION_INPUT:
+    if photos.device.type != "cpu" or photos.shape[0] != 1 or widest * photos.shape[-2] * photos.shape[-1] > SMALL_CONVOLUTION_INPUT:
         yield
         return
     before = torch.backends.mkldnn.enabled
@@ -208,7 +210,7 @@ class ImageGenerator(nn.Module):
         dtype = self.unet.dtype
         guided = uncond is not None
         conditioning = (torch.cat([uncond, cond]) if guided else cond).to(dtype)
-        with _convolutions_for(sample.numel() * (2 if guided else 1), sample.device):
+        with _convolutions_for(sample, self.unet.config.block_out_channels[0]):
             for t in scheduler.timesteps:
                 prediction = self._prediction(scheduler.scale_model_input(sample, t).to(dtype), t, conditioning,
                                               guidance_scale if guided else None)
