@@ -1,4 +1,4 @@
-"""Which torch device a command runs on: the one place that reads ``--device``; and with how many CPU threads."""
+"""Which torch device a command runs on (the one place that reads ``--device``), with how many CPU threads, on what CPU."""
 
 from __future__ import annotations
 
