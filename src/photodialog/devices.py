@@ -55,3 +55,22 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def made_on() -> dict:
+    """``{"cpu": ..., "torch": ...}``: what trained bytes depend on besides the command, for the
+    record of a file rebuilt bit for bit (``made_elsewhere`` reads it back)."""
+    # torch is slow to import: only this path needs it
+    import torch
+
+    return {"cpu": cpu_model(), "torch": torch.__version__}
+
+
+def made_elsewhere(record: dict) -> str | None:
+    """Why this machine cannot give a recorded file's bytes again (another or an unrecorded CPU
+    kind, another torch version), or None if it can."""
+    here = made_on()
+    for key, value in here.items():
+        if record.get(key) != value:
+            return f"its {key} was {record.get(key) or 'not recorded'}, here it is {value}: float sums differ"
+    return None

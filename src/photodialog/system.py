@@ -271,12 +271,12 @@ def assemble_system(config: RunConfig, sources, weights: Path, folder: Path) -> 
 
 def ready_for_inference(system: DialogueSystem, device: str | torch.device | None) -> DialogueSystem:
     """``system`` on ``device`` (unchanged when None) in eval mode, its generator's convolutions
-    in the channels-last layout they draw fastest in (``ImageGenerator.set_memory_format``); returns it."""
+    in the layout they draw fastest in (``ImageGenerator.ready_to_draw``); returns it."""
     if device is not None:
         system.model.to(device)
     system.model.eval()
     if system.model.generator is not None:
-        system.model.generator.set_memory_format(torch.channels_last)
+        system.model.generator.ready_to_draw()
     return system
 
 

@@ -80,6 +80,15 @@ def test_a_rebuild_that_differs_says_whether_the_cpu_kind_explains_it():
                "held_out_object": 92.0, "held_out_all": 89.0, "chosen_run_is_bundled": False,
                "ms_per_photo": {"sampler": "dpm", "diffusion_steps": 4, "guidance_scale": 3.0, "batch_1": 45.0, "batch_16": 11.0}}
     result = {"world": "w", "test_photos": 200, "held_out_photos": 100, "settings": {}}
-    other = "\n".join(summary_lines({**result, "bundled": {**bundled, "made_on_cpu": "AMD EPYC", "this_cpu": "Intel Xeon"}}))
-    same = "\n".join(summary_lines({**result, "bundled": {**bundled, "made_on_cpu": "AMD EPYC", "this_cpu": "AMD EPYC"}}))
-    assert "made on AMD EPYC, this is Intel Xeon" in other and "report it" in same
+    other = "\n".join(summary_lines({**result, "bundled": {**bundled, "why_not_rebuildable_here": "its cpu was AMD EPYC"}}))
+    same = "\n".join(summary_lines({**result, "bundled": {**bundled, "why_not_rebuildable_here": None}}))
+    assert "(expected: its cpu was AMD EPYC" in other and "report it" in same
+
+
+def test_a_record_says_where_its_bytes_can_be_made_again():
+    from photodialog.devices import made_elsewhere, made_on
+
+    here = made_on()
+    assert made_elsewhere(here) is None
+    assert "cpu was AMD EPYC-like" in made_elsewhere({**here, "cpu": "AMD EPYC-like"})
+    assert "torch was not recorded" in made_elsewhere({**here, "torch": None})

@@ -73,5 +73,10 @@ def test_a_vae_of_other_sizes_is_refused_with_the_keys_to_change(tmp_path):
 @pytest.mark.slow
 def test_the_documented_command_rebuilds_the_bundled_vae_bit_for_bit(tmp_path):
     """Minutes of one CPU thread; the same bytes on the same torch version and CPU kind."""
+    from photodialog.devices import made_elsewhere
+
+    shipped = json.loads((BUNDLED_VAE / "training.json").read_text())
+    if reason := made_elsewhere(shipped):
+        pytest.skip(f"the shipped VAE cannot be rebuilt bit for bit here: {reason}")
     record = rebuild_bundled(tmp_path / "tiny-vae", progress=False)
-    assert record["sha256"] == json.loads((BUNDLED_VAE / "training.json").read_text())["sha256"]
+    assert record["sha256"] == shipped["sha256"]

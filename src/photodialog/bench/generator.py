@@ -29,7 +29,7 @@ from photodialog.config import load_config
 from photodialog.data.photos import load_photo
 from photodialog.data.synth.probe import Probe
 from photodialog.data.synth.world import load_world
-from photodialog.devices import cpu_model
+from photodialog.devices import made_elsewhere
 from photodialog.export import EXPORT_PARTS, export_checkpoint
 from photodialog.models.image_generator import ImageGenerator, image_to_tensor, tensor_to_image
 from photodialog.models.loading import load_diffusion
@@ -142,8 +142,7 @@ def _bundled(captions: list[str], held_out: list[int], probe, chosen_run: Path |
     """The shipped generator drawn with the demo's settings (``tiny-finetune``'s eval section), and
     whether the chosen run's last checkpoint, exported, holds the same bytes."""
     sampling = Sampling.of(load_config(DEMO_RECIPE))
-    # in the layout every inference load draws in (system.ready_for_inference)
-    generator = ImageGenerator(*_diffusion_parts(BUNDLED_GENERATOR)).set_memory_format(torch.channels_last)
+    generator = ImageGenerator(*_diffusion_parts(BUNDLED_GENERATOR)).ready_to_draw()  # as every inference load
     record = json.loads((BUNDLED_GENERATOR / "training.json").read_text(encoding="utf-8"))
     photos = sampling.draw(generator, captions)
     result = {"folder": str(BUNDLED_GENERATOR), "steps": record["steps"], "sampling": asdict(sampling),
@@ -155,8 +154,8 @@ def _bundled(captions: list[str], held_out: list[int], probe, chosen_run: Path |
         result["dev_sweep"] = [{**asdict(s), **_scores(s.draw(generator, dev), dev, [], probe)} for s in bench.sweep]
     if chosen_run is not None:
         result["chosen_run_is_bundled"] = _same_weights(chosen_run, record, bench)
-        # bit for bit only on the CPU kind the file was made on: other kernels sum in another order
-        result["made_on_cpu"], result["this_cpu"] = record.get("cpu"), cpu_model()
+        # bit for bit only on the CPU kind and torch version the file was made with
+        result["why_not_rebuildable_here"] = made_elsewhere(record)
     return result
 
 
@@ -279,10 +278,8 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def _cpu_note(bundled: dict) -> str:
-    made, here = bundled.get("made_on_cpu"), bundled.get("this_cpu")
-    if made and here and made != here:
-        return f" (the file was made on {made}, this is {here}: trained weights are the same bytes only on the same CPU kind)"
-    return " (on the CPU kind it was made on: report it)" if made else ""
+    reason = bundled.get("why_not_rebuildable_here")
+    return f" (expected: {reason})" if reason else " (on the CPU kind and torch version it was made with: report it)"
 
 
 def _accuracy(row: dict) -> str:

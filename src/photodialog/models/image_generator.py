@@ -67,7 +67,7 @@ SMALL_CONVOLUTION_INPUT = 20480
 @contextlib.contextmanager
 def _convolutions_for(photos: torch.Tensor, widest: int):
     """ATen's rule for a single small input applied to one photo's UNet calls: native CPU
-    convolutions while ``photos`` (the initial noise, [C, c, h, w]) is one photo whose widest
+    convolutions while ``photos`` (the initial noise, [C, c, h, w]) is one photo whose top-level
     activation (``widest`` channels, the UNet's first block, at h x w) has at most
     ``SMALL_CONVOLUTION_INPUT`` elements (the tiny generator: 32 x 8 x 8), else unchanged.
 
@@ -265,3 +265,8 @@ class ImageGenerator(nn.Module):
             if module is not None:
                 module.to(memory_format=memory_format)
         return self
+
+    def ready_to_draw(self) -> "ImageGenerator":
+        """In the layout drawing is fastest in (channels last, ``set_memory_format``); returns self.
+        Every inference load calls it (``system.ready_for_inference``)."""
+        return self.set_memory_format(torch.channels_last)

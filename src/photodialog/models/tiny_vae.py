@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from photodialog.config import TinySizes
 from photodialog.data.photos import load_photo
-from photodialog.devices import torch_threads
+from photodialog.devices import made_on, torch_threads
 from photodialog.data.synth import ensure_world
 from photodialog.data.synth.world import load_world
 from photodialog.models.image_generator import image_to_tensor
@@ -134,6 +134,7 @@ def rebuild_bundled(out: Path, world: Path | None = None, steps: int = BUNDLED_S
     weights = out / "diffusion_pytorch_model.safetensors"
     record = {"photos": int(photos.shape[0]), "steps": steps, "world": BUNDLED_WORLD, **stats,
               "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+              **made_on(),  # the same bytes only on the same CPU kind and torch version
               "command": f"python -m photodialog.models.tiny_vae --out {out}"}
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return record

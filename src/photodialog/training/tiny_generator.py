@@ -18,14 +18,12 @@ import json
 import shutil
 from pathlib import Path
 
-import torch
-
 from photodialog.checkpoints import list_checkpoints
 from photodialog.config import load_config
 from photodialog.data.synth import ensure_world
 from photodialog.data.synth.world import GENERATOR_VERSION
 from photodialog.data.layout import WORLD_FILE
-from photodialog.devices import cpu_model, torch_threads
+from photodialog.devices import made_on, torch_threads
 from photodialog.errors import UserError
 from photodialog.export import EXPORT_PARTS, export_checkpoint
 from photodialog.models.tiny_generator import BUNDLED_GENERATOR
@@ -65,7 +63,7 @@ def rebuild_bundled(out: Path, world: Path | None = None, steps: int = BUNDLED_S
     shutil.rmtree(exported)
     record = {"recipe": RECIPE, "steps": steps, "world": BUNDLED_WORLD, "weights": "EMA",
               "sha256": {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in HASHED},
-              "cpu": cpu_model(), "torch": torch.__version__,  # the same bytes on the same CPU kind and torch version
+              **made_on(),  # the same bytes only on the same CPU kind and torch version
               "command": f"python -m photodialog.training.tiny_generator --out {out.name}"}
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return record
