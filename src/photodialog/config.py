@@ -74,7 +74,7 @@ class TinySizes:
     vae_source: str = "train"
     """Where a latent base's VAE comes from: ``train`` (trained on the run's training photos for
     ``vae_train_steps``), ``bundled`` (the VAE shipped with photodialog, trained on the default
-    synthetic world's photos; rebuilt by ``python -m photodialog.models.tiny_vae``), or an
+    synthetic world's photos; rebuilt by ``photodialog assets rebuild vae``), or an
     ``AutoencoderKL`` folder."""
     diffusion_source: str = "random"
     """Where a tiny base's Stable Diffusion parts come from: ``random`` (a new CLIP text encoder and
@@ -217,6 +217,9 @@ class TrainConfig:
     eval_every_steps: int = 0
     """Evaluate on dev every N steps instead of every epoch (0 = per epoch)."""
     save_every_steps: int = 200
+    competence_turns: int = 0
+    """On a synthetic world, score the first N dev target turns at every checkpoint (0 = off): the own
+    caption at gold photo turns, share F1, and whether replies read the photo (evaluation/competence.py)."""
     keep_last: int = 2
     log_every_steps: int = 10
     log_sample_ids: bool = False
@@ -342,6 +345,7 @@ RANGES: dict[str, Range] = {
     "train.ema_decay": Range(0, 1, high_open=True, why="0 = off"), "train.seed": Range(0, SEED_MAX),
     "train.early_stopping_patience": Range(0, why="0 = never stop early"), "train.eval_every_epochs": ABOVE_0,
     "train.eval_every_steps": Range(0, why="0 = per epoch"), "train.save_every_steps": AT_LEAST_1,
+    "train.competence_turns": Range(0, why="0 = off"),
     "train.keep_last": Range(0, why="0 = keep every checkpoint"), "train.log_every_steps": AT_LEAST_1,
     "train.max_bad_steps_in_row": AT_LEAST_1, "train.cache_max_gb": AT_LEAST_0,
     "eval.max_new_tokens": AT_LEAST_1, "eval.num_beams": AT_LEAST_1, "eval.temperature": ABOVE_0,

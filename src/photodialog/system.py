@@ -28,13 +28,12 @@ from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
 from photodialog.models.formatting import DialogueFormatter
 from photodialog.models.generation import GenerationSettings, Reply, Responder
 from photodialog.models.image_generator import image_to_tensor
-from photodialog.warm_start import copy_base, load_init_from, source_checkpoints
+from photodialog.warm_start import EXPORT_FILE, copy_base, is_export, load_init_from, source_checkpoints
 
 log = logging.getLogger(__name__)
 BASE_DIR = "base"
 
 # An export folder (``photodialog export``; written by ``photodialog.export``, read here).
-EXPORT_FILE = "export.json"
 EXPORT_SCHEMA = "photodialog.export/1"
 EXPORT_PARTS = {"llm": "llm", "blip2": "blip2", "diffusion": "diffusion"}  # PartSources field -> sub-folder
 EXTRA_WEIGHTS = "trainable.safetensors"  # weights outside the parts (projection, kept adapters)
@@ -195,19 +194,15 @@ def build_system(config: RunConfig, run_dir: Path, texts: list[str] | None = Non
     sources = source_checkpoints(config.model.init_from, run_dir) if config.model.init_from else []
     if config.model.preset == "tiny":
         base = run_dir / BASE_DIR
-        if not (sources and copy_base(sources, base)):  # a pretrained start brings its base parts along
-            ensure_tiny_base(config.model, base, texts, seed=config.train.seed, photos=photos, progress=progress)
+        if sources:
+            copy_base(sources, base)  # a pretrained start brings its base parts along
+        ensure_tiny_base(config.model, base, texts, seed=config.train.seed, photos=photos, progress=progress)
     torch.manual_seed(config.train.seed)  # the new parts (photo token rows, projection) start the same every time
     model = build_model(config.model, part_sources(config.model, base))
     if sources:
         start = load_init_from(model, sources)
         log.info("pretrained start: %s; %d tensors new", start.loaded, len(start.fresh))
     return DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model))
-
-
-def is_export(path: str | Path) -> bool:
-    """Whether ``path`` is a folder written by ``photodialog export``."""
-    return (Path(path).expanduser() / EXPORT_FILE).is_file()
 
 
 def read_export_info(folder: str | Path) -> dict:

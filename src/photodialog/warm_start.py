@@ -9,6 +9,12 @@ first step, so every run that names the same sources starts from byte-identical 
 For the ``tiny`` preset the untrained base parts (tokenizers, configs, and any part no source
 trained) are taken from the first source's run folder too, so nothing of the start depends on
 the fine-tuning run's own seed.
+
+A source may also be a folder written by ``photodialog export`` (its ``llm/`` and ``blip2/`` become
+the base parts, its ``trainable.safetensors`` holds the rest), and ``bundled`` names the one
+photodialog ships: ``assets/tiny-llm``, the tiny LLM and image perceptron pretrained on the
+default world by ``configs/tiny-pretrain-text.yaml`` (``photodialog assets rebuild llm`` makes it
+again; its ``training.json`` says how, on which CPU kind, and how well it does).
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from photodialog.errors import UserError
 
 log = logging.getLogger(__name__)
 BASE_DIR = "base"
+EXPORT_FILE = "export.json"  # what marks a folder written by `photodialog export`
+# The pretrained tiny LLM + perceptron photodialog ships (``model.init_from: [bundled]``).
+BUNDLED = "bundled"
+BUNDLED_TEXT = Path(__file__).resolve().parent / "assets" / "tiny-llm"
 
 
 @dataclass
@@ -46,26 +56,39 @@ def source_checkpoints(init_from: list[str], relative_to: Path | None = None) ->
     """
     found = []
     for entry in init_from:
+        if entry == BUNDLED:
+            found.append(BUNDLED_TEXT)
+            continue
         given = Path(entry).expanduser()
         candidates = [given] + ([relative_to.parent / given] if relative_to is not None and not given.is_absolute() else [])
         path = next((c for c in candidates if c.exists()), None)
         if path is None:
             raise UserError(f"model.init_from: '{entry}' was not found; give the pretraining run's folder (absolute, "
                             "or relative to the folder you run from)")
-        found.append(resolve_checkpoint(path))
+        found.append(path if is_export(path) else resolve_checkpoint(path))
     return found
 
 
+def is_export(path: str | Path) -> bool:
+    """Whether ``path`` is a folder written by ``photodialog export`` (or the bundled start)."""
+    return (Path(path).expanduser() / EXPORT_FILE).is_file()
+
+
 def copy_base(sources: list[Path], base: Path) -> bool:
-    """Copy the first source run's tiny ``base/`` to ``base`` (if absent); False when it has none."""
+    """Copy the first source's tiny base parts to ``base`` (if absent): a run's ``base/``, or an
+    export's ``llm/``, ``blip2/`` and ``diffusion/`` (those it has). False when it has no ``llm/``."""
     if (base / "llm").is_dir():
         return True
-    source_base = run_dir_of(sources[0]) / BASE_DIR
+    first = sources[0]
+    source_base = first if is_export(first) else run_dir_of(first) / BASE_DIR
     if not (source_base / "llm").is_dir():
         return False
     tmp = base.with_name(base.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source_base, tmp)
+    tmp.mkdir(parents=True)
+    for part in ("llm", "blip2", "diffusion"):
+        if (source_base / part).is_dir():
+            shutil.copytree(source_base / part, tmp / part)
     tmp.rename(base)
     return True
 

@@ -100,3 +100,25 @@ def test_cli_split_option_and_help_documents_exit_codes(capsys):
 def test_cli_missing_folder_is_a_usage_error(tmp_path, capsys):
     assert main(["data", "stats", str(tmp_path / "nope")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_caption_ceiling_of_the_default_world_is_every_attribute_at_every_share_target(tiny_world, capsys):
+    """Every share target's context says what its photo shows, and `data stats` prints that ceiling."""
+    stats = dataset_stats(tiny_world)
+    assert set(stats.ceiling) == {"train", "dev", "test"}
+    for split, row in stats.ceiling.items():
+        assert row["targets"] > 0
+        assert row["object"] == row["colour"] == row["scene"] == row["all"] == 100.0, (split, row)
+    assert main(["data", "stats", str(tiny_world)]) == 0
+    assert "caption ceiling, test" in capsys.readouterr().out
+
+
+def test_caption_ceiling_sees_an_attribute_left_unsaid(tmp_path, monkeypatch):
+    """A world whose sharer leaves the colour unsaid half of the time has a colour ceiling near 50%."""
+    from photodialog.data.synth import dialogues, write_world
+
+    monkeypatch.setattr(dialogues, "SAY_COLOUR_PROB", 0.5)
+    write_world(tmp_path / "world", dialogues=200, seed=3, image_size=16, progress=False)
+    row = dataset_stats(tmp_path / "world").ceiling["train"]
+    assert row["object"] == row["scene"] == 100.0
+    assert 35.0 < row["colour"] < 65.0 and row["all"] == row["colour"]

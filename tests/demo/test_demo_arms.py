@@ -85,6 +85,31 @@ def test_every_arm_and_seed_starts_from_byte_identical_pretrained_weights(world_
     assert all(torch.equal(first[f"generator.unet.{n}"], unet[n]) for n in unet)
 
 
+def test_the_shipped_start_and_an_export_of_a_pretraining_run_start_every_arm_from_their_weights(pretrained, world_with_probe, tmp_path):
+    """model.init_from names a run, an export of it (the same weights) or `bundled` (assets/tiny-llm)."""
+    from safetensors.torch import load_file
+
+    from photodialog.export import export_checkpoint
+    from photodialog.warm_start import BUNDLED_TEXT
+
+    export_checkpoint(pretrained[0], tmp_path / "export", progress=False)
+    from_run = _start("end-to-end", 0, world_with_probe, pretrained, tmp_path / "a")
+    from_export = _start("end-to-end", 0, world_with_probe, [tmp_path / "export"], tmp_path / "b")
+    assert from_run.keys() == from_export.keys()
+    assert all(torch.equal(from_run[n], from_export[n]) for n in from_run)
+    shipped = build_shipped_start(world_with_probe, tmp_path / "c")
+    llm = load_file(str(BUNDLED_TEXT / "llm" / "model.safetensors"))
+    assert llm and all(torch.equal(shipped[f"llm.{n}"], llm[n]) for n in llm)
+    extra = load_file(str(BUNDLED_TEXT / "trainable.safetensors"))
+    assert extra and all(torch.equal(shipped[n], extra[n]) for n in extra if n in shipped)
+
+
+def build_shipped_start(world, run_dir):
+    from photodialog.system import build_system
+
+    return build_system(arm_config("end-to-end", world), run_dir).model.state_dict()
+
+
 def test_different_training_seeds_give_different_weights(tiny_world, pretrained, tmp_path):
     from photodialog.checkpoints import list_checkpoints
     from safetensors.torch import load_file

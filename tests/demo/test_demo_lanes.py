@@ -9,7 +9,8 @@ import pytest
 
 from photodialog.demo import lanes
 from photodialog.demo.lanes import Job, run_lanes
-from photodialog.demo.run import DemoPaths, deal, eval_jobs, finetune_jobs, pretrain_jobs
+from photodialog.config import load_config
+from photodialog.demo.run import DemoPaths, deal, eval_jobs, finetune_jobs
 from photodialog.demo.plan import make_plan
 from photodialog.errors import UserError
 
@@ -60,13 +61,13 @@ def test_the_plan_gives_every_arm_and_seed_the_same_start_steps_and_data():
     assert len(jobs) == 9 and {j.steps for j in jobs} == {plan.finetune_steps}
     for job in jobs:
         args = " ".join(job.args)
-        assert "model.init_from=[/demo/pretrain/llm-perceptron]" in args  # its base holds the bundled generator
+        assert "model.init_from" not in args  # the recipe's own start: what photodialog ships
         assert f"train.max_steps={plan.finetune_steps}" in args and "data.path=/demo/world" in args
         assert "max_minutes" not in args  # budgets are steps, never wall time
     seeds = [next(a for a in j.args if a.startswith("train.seed=")) for j in jobs]
     assert sorted(set(seeds)) == ["train.seed=0", "train.seed=1", "train.seed=2"]
     assert [len(lane) for lane in deal(jobs)] == [5, 4]
-    assert [len(lane) for lane in pretrain_jobs(paths, plan)] == [1]
+    assert load_config("tiny-finetune").model.init_from == ["bundled"]
     evals = eval_jobs(paths, plan)
     assert len(evals) == 9 and all("--seeds" in j.args and j.args[j.args.index("--seeds") + 1] == "0" for j in evals)
 

@@ -104,3 +104,30 @@ def test_probe_fid_metric_set():
     assert ok.values["probe_fid"] > 0 and not ok.unavailable
     too_small = probe_fid_metric_set(rng.normal(size=(1, 3)), rng.normal(size=(6, 3)))
     assert "probe_fid" in too_small.unavailable and not too_small.values
+
+
+def test_caption_accuracy_counts_every_gold_photo_turn_a_missing_caption_as_wrong():
+    from photodialog.evaluation.attribute_metrics import caption_accuracy
+
+    gold = ["a red car at night", "a blue cup in the snow", "a green fish at the beach", "a red car at night"]
+    own = ["a red car at night", None, "a green star at the beach", "a photo of something"]
+    scores = caption_accuracy(own, gold)
+    assert scores.counts == {"caption_turns": 4}
+    assert scores.values["caption_acc_object"] == 25.0  # only the first names the gold object
+    assert scores.values["caption_acc_colour"] == 50.0 and scores.values["caption_acc_scene"] == 50.0
+    assert scores.values["caption_acc_all"] == 25.0
+    assert scores.chance["caption_acc_object"] == 12.5
+    with pytest.raises(ValueError):
+        caption_accuracy(own[:2], gold)
+
+
+def test_the_reply_to_an_unannounced_photo_is_found_and_scored():
+    from photodialog.data.schema import Photo, Sample, Turn
+    from photodialog.evaluation.attribute_metrics import reply_object_accuracy, unannounced_photo_turns
+
+    photo = Turn("A", "hi! look! [IMG] a red car at night [/IMG]", [Photo("a red car at night", "x.png")])
+    told = Turn("A", "i got a red car [IMG] a red car at night [/IMG]", [Photo("a red car at night", "x.png")])
+    samples = [Sample("1", 1, [photo], Turn("B", "nice car!")), Sample("2", 1, [told], Turn("B", "nice car!")),
+               Sample("3", 1, [Turn("A", "hi")], Turn("B", "hello"))]
+    assert unannounced_photo_turns(samples) == {0: "car"}  # the second says "car" in its text: no photo needed
+    assert reply_object_accuracy(["what a cute car", "love that cup"], ["car", "car"]) == 50.0

@@ -41,7 +41,13 @@ def said_before_photo(messages):
     return said
 
 
-def test_one_photo_with_an_empty_message_and_a_length_of_5_to_10(many):
+def opens_with_photo(messages) -> bool:
+    """The photo is in the first turn: only the sharer speaks before it."""
+    i = photo_index(messages)
+    return all(m.user_id == messages[i].user_id for m in messages[:i])
+
+
+def test_one_photo_with_an_empty_message_and_a_length_of_5_to_14(many):
     for _, messages in many:
         assert MIN_MESSAGES <= len(messages) <= MAX_MESSAGES
         i = photo_index(messages)
@@ -49,19 +55,27 @@ def test_one_photo_with_an_empty_message_and_a_length_of_5_to_10(many):
         assert {m.user_id for m in messages} == {0, 1}
 
 
-def test_sharer_names_the_object_and_only_true_attributes_before_sharing(many):
+def test_an_announced_photo_has_all_three_attributes_said_truly_before_its_turn(many):
+    """The ceiling of the caption at a share target: everything the photo shows is in its context."""
     for triple, messages in many:
+        if opens_with_photo(messages):
+            continue
         said = said_before_photo(messages)
-        assert said["object"] == triple.object
-        for kind, value in said.items():
-            assert value == getattr(triple, kind)
+        assert said == triple.as_dict(), (said, triple)
+        # The friend speaks between the sharer's statements and the photo, so the loader's turn
+        # merging cannot pull a statement into the photo turn (the target).
+        i = photo_index(messages)
+        last_friend = max(k for k in range(i) if messages[k].user_id != messages[i].user_id)
+        assert not any(any(find_attributes(m.text).values()) for m in messages[last_friend + 1:i])
 
 
-def test_colour_and_scene_are_told_about_three_times_in_four(many):
-    told = [said_before_photo(messages) for _, messages in many]
-    for kind in ("colour", "scene"):
-        rate = sum(kind in s for s in told) / len(told)
-        assert 0.65 <= rate <= 0.85, (kind, rate)
+def test_about_a_quarter_open_with_an_unannounced_photo_whose_reply_names_its_object(many):
+    first = [(triple, messages) for triple, messages in many if opens_with_photo(messages)]
+    assert 0.18 <= len(first) / len(many) <= 0.32, len(first)
+    for triple, messages in first:
+        i = photo_index(messages)
+        assert not any(any(find_attributes(m.text).values()) for m in messages[:i])
+        assert find_attributes(messages[i + 1].text)["object"] == triple.object
 
 
 def test_reply_after_photo_is_the_friend_naming_something_in_it(many):
@@ -71,17 +85,6 @@ def test_reply_after_photo_is_the_friend_naming_something_in_it(many):
         assert reply.user_id != messages[i].user_id
         named = {k: v for k, v in find_attributes(reply.text).items() if v}
         assert named and all(getattr(triple, k) == v for k, v in named.items()), reply.text
-
-
-def test_reply_prefers_what_the_sharer_did_not_say(many):
-    with_unsaid = hits = 0
-    for triple, messages in many:
-        unsaid = {"colour", "scene"} - set(said_before_photo(messages))
-        if unsaid:
-            with_unsaid += 1
-            reply = find_attributes(messages[photo_index(messages) + 1].text)
-            hits += any(reply[k] for k in unsaid)
-    assert with_unsaid > 100 and hits / with_unsaid > 0.75
 
 
 def test_speakers_sharers_and_turn_merging_vary(many):

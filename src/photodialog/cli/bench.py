@@ -1,4 +1,4 @@
-"""`photodialog bench bridge|step|chat|startup|memory|generator`: performance benchmarks with JSON output and targets."""
+"""`photodialog bench bridge|step|chat|startup|memory|generator|llm`: performance benchmarks with JSON output and targets."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     _startup_parser(commands)
     _memory_parser(commands)
     _generator_parser(commands)
+    _llm_parser(commands)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -151,6 +152,41 @@ def _generator_parser(commands) -> None:
                    help="skip the shipped generator's scores and the byte comparison with it")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides of the chosen setting, e.g. model.tiny.latent_channels=8")
     p.set_defaults(func=run_generator)
+
+
+def _llm_parser(commands) -> None:
+    p = commands.add_parser(
+        "llm", help="the shipped tiny LLM: caption accuracy, share F1 and 'sees the photo' against steps; rebuild cost",
+        description="Score every checkpoint of a pretraining run of configs/tiny-pretrain-text.yaml (the OUT.run folder "
+                    "of `photodialog assets rebuild llm --out OUT`) on the test split of its world: does its own caption "
+                    "name the gold photo's object, colour and scene (over every gold photo turn), share F1, and does its "
+                    "reply to an unannounced photo name the photo's object (and with the photo blanked). Adds the "
+                    "rebuild's CPU time on one thread (OUT/training.json) and the shipped start's scores. One thread; "
+                    "about 30 CPU-seconds per checkpoint.",
+    )
+    p.add_argument("--run", required=True, metavar="DIR", help="the pretraining run folder (e.g. tiny-llm.run)")
+    p.add_argument("--world", metavar="DIR", help="data to score on (default: the run's own data.path)")
+    p.add_argument("--split", default="test", help="split to score (default: test)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON instead of a summary")
+    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.set_defaults(func=run_llm)
+
+
+def run_llm(args) -> int:
+    # loaded when the command runs, not for --help
+    from pathlib import Path
+    from photodialog.bench.llm import llm_curve, summary_lines
+    from photodialog.bench.machine import describe_machine
+    from photodialog.bench.report import emit
+    from photodialog.devices import torch_threads
+
+    quiet_libraries()
+    with torch_threads(1):
+        result = llm_curve(Path(args.run), Path(args.world) if args.world else None, args.split, progress=args.progress)
+        result["machine"] = describe_machine("cpu")
+    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
+    return 0
 
 
 def _memory_parser(commands) -> None:

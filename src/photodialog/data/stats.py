@@ -15,6 +15,11 @@ Counted from the published messages (``loading.load_messages``), not from merged
   photo appears in two splits;
 - ``I/D`` = photos / dialogues;
 - ``local_photos`` (not in the paper): photos with a file under ``photos/``.
+
+On a synthetic world (captions that name an object, colour and scene) it also gives the
+**caption ceiling** (``caption_ceiling``): of the share targets (turns ``i >= 1`` that share a
+photo, after turn merging), the share whose context says each attribute of the photo. A model that
+writes its caption from the context can be right at most that often.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from photodialog.data.layout import SPLITS
-from photodialog.data.loading import load_messages
+from photodialog.data.loading import load_messages, merge_messages
 from photodialog.data.report import LoadReport
-from photodialog.data.schema import Dialogue, Photo, Turn
+from photodialog.data.samples import build_samples
+from photodialog.data.schema import PHOTO_SPAN, Dialogue, Photo, Turn
+from photodialog.data.synth.attributes import KINDS, find_attributes
 
 NO_SPLIT = "(none)"  # how dialogues from files without a split are listed
 
@@ -101,15 +108,18 @@ class DatasetStats:
     splits: list[SplitStats]
     total: SplitStats
     report: LoadReport
+    ceiling: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        """Table 1 as JSON: per split, the total, the formats read and the load report."""
+        """Table 1 as JSON: per split, the total, the formats read and the load report (and the
+        caption ceiling on a synthetic world)."""
         return {
             "path": self.path,
             "formats": dict(self.report.formats),
             "splits": {row.split: row.as_dict() for row in self.splits},
             "total": self.total.as_dict(),
             "load_report": self.report.as_dict(),
+            **({"caption_ceiling": self.ceiling} if self.ceiling else {}),
         }
 
     def table(self) -> str:
@@ -122,6 +132,9 @@ class DatasetStats:
             lines.append("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
         lines.append("U/D = # CUtter / # Dial; I/D = # Img / # Dial; # Utter excludes photo-sharing messages;")
         lines.append("# CUtter counts a run of one speaker's messages once; # Local = photos with a local file")
+        for split, row in self.ceiling.items():
+            lines.append(f"caption ceiling, {split} ({row['targets']:.0f} share targets): the context says the photo's "
+                         + ", ".join(f"{kind} {row[kind]:.1f}%" for kind in (*KINDS, "all")))
         return "\n".join(lines)
 
 
@@ -178,7 +191,32 @@ def dataset_stats(
     report = LoadReport() if report is None else report
     messages = load_messages(path, split, strict=strict, report=report, check_photos=check_photos)
     rows, total = table1(messages)
-    return DatasetStats(path=str(path), splits=rows, total=total, report=report)
+    return DatasetStats(path=str(path), splits=rows, total=total, report=report, ceiling=caption_ceiling(messages))
+
+
+def caption_ceiling(dialogues: list[Dialogue]) -> dict[str, dict[str, float]]:
+    """Per split, of the share targets whose gold caption names an object, colour and scene: the %
+    whose context text (context photos' captions left out: a model reads their pixels) names each
+    of the photo's attributes, and all three (``all``); ``targets`` = how many. ``{}`` when no
+    caption names all three (not a synthetic world)."""
+    counts: dict[str, dict[str, float]] = {}
+    for dialogue in dialogues:
+        for sample in build_samples([merge_messages(dialogue)]):
+            if not sample.response.photos:
+                continue
+            gold = find_attributes(sample.response.photos[0].caption)
+            if any(value is None for value in gold.values()):
+                continue
+            said = [find_attributes(PHOTO_SPAN.sub(" ", turn.text)) for turn in sample.context]
+            hit = {kind: any(s[kind] == gold[kind] for s in said) for kind in KINDS}
+            row = counts.setdefault(dialogue.split or NO_SPLIT, dict.fromkeys((*KINDS, "all", "targets"), 0.0))
+            row["targets"] += 1
+            for kind in KINDS:
+                row[kind] += hit[kind]
+            row["all"] += all(hit.values())
+    order = {name: i for i, name in enumerate(SPLITS)}
+    return {split: {k: (100.0 * v / row["targets"] if k != "targets" else v) for k, v in row.items()}
+            for split, row in sorted(counts.items(), key=lambda item: order.get(item[0], len(order)))}
 
 
 def _row_cells(row: SplitStats) -> list[str]:

@@ -1,11 +1,13 @@
-"""What `photodialog demo` runs: the world, the pretraining stage, the arms x training seeds, the evaluation.
+"""What `photodialog demo` runs: the world, the arms x training seeds from the shipped start, the evaluation.
 
 Every budget is a number of optimizer steps (or samples), never minutes: the same command gives
 the same numbers on any machine of the same CPU kind and torch version (other CPU kinds sum floats
 in another order), and a slow or busy machine only takes longer. The default plan is
-sized for at most 20 minutes on an idle 2-core machine (14.2 measured when it also pretrained the
-generator), two lanes side by side
-(``docs/demo/time-spent.json`` holds the measured split).
+sized for at most 20 minutes on an idle 2-core machine, two lanes side by side
+(``docs/demo/time-spent.json`` holds the measured split). Nothing is pretrained here: every arm
+starts from the pretrained parts photodialog ships (``model.init_from: [bundled]``, the tiny LLM
+and perceptron of ``assets/tiny-llm``; ``model.tiny.diffusion_source: bundled``, the generator of
+``assets/tiny-sd``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,6 @@ from dataclasses import asdict, dataclass, field
 
 from photodialog.demo.arms import DEFAULT_ARMS
 
-# The run name of the pretraining stage (a folder under pretrain/). The image generator is not
-# pretrained here: every recipe of the demo starts it from the pretrained tiny Stable Diffusion
-# photodialog ships (model.tiny.diffusion_source=bundled; models/tiny_generator.py).
-PRETRAIN_TEXT = "llm-perceptron"
 
 
 @dataclass
@@ -27,7 +25,6 @@ class DemoPlan:
     seeds: list[int]
     """Training seeds: every arm is fine-tuned once per seed (new weights' init, data order, noise)."""
     arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
-    pretrain_text_steps: int = 0
     finetune_steps: int = 0
     eval_samples: int = 0
     """Test turns evaluated per model (0 = the whole test split, the protocol)."""
@@ -45,7 +42,7 @@ class DemoPlan:
 def make_plan(seeds: int, arms: list[str], quick: bool) -> DemoPlan:
     """The default plan (or ``--quick``: a smoke run of every stage, too small to show anything)."""
     if quick:
-        return DemoPlan(dialogues=300, seeds=list(range(seeds)), arms=arms, pretrain_text_steps=40, finetune_steps=12,
+        return DemoPlan(dialogues=300, seeds=list(range(seeds)), arms=arms, finetune_steps=12,
                         eval_samples=24, probe_epochs=3, quick=True)
-    return DemoPlan(dialogues=2000, seeds=list(range(seeds)), arms=arms, pretrain_text_steps=1600, finetune_steps=200,
+    return DemoPlan(dialogues=2000, seeds=list(range(seeds)), arms=arms, finetune_steps=200,
                     eval_samples=0)

@@ -16,13 +16,14 @@ from pathlib import Path
 from photodialog.demo.arms import ARMS, REFERENCE, run_name
 from photodialog.demo.baseline import most_frequent_reply_scores
 from photodialog.demo.intervals import Difference, paired_difference, summary
-from photodialog.demo.lanes import trained_steps
-from photodialog.demo.plan import PRETRAIN_TEXT, DemoPlan
+from photodialog.demo.plan import DemoPlan
 from photodialog.evaluation.results import SeedResult, build_result, load_result, metric_info
 from photodialog.evaluation.runner import load_targets
 from photodialog.evaluation.tables import report as tables_report
 from photodialog.files import write_text
+from photodialog.models.tiny_generator import BUNDLED_GENERATOR
 from photodialog.training.run_files import read_metrics
+from photodialog.warm_start import BUNDLED_TEXT
 
 FILES = "report-files"
 SHOWN_EXAMPLES = 4
@@ -80,11 +81,26 @@ def differences(results: dict[str, dict[int, dict]]) -> dict[str, list[Differenc
     return out
 
 
+# What a photo-sharing bot must keep from its start (evaluation/competence.py), as the shipped
+# start's own record promises it on the default world: (key, claim, threshold %).
+COMPETENCE_CHECKS = (
+    ("caption_acc_object", "its own caption at every gold photo turn names the gold photo's object", 90.0),
+    ("caption_acc_colour", "... its colour", 90.0),
+    ("caption_acc_scene", "... its scene", 90.0),
+    ("share_f1", "it shares a photo at the turns where the gold response does (share F1)", 85.0),
+    ("reply_acc_object", "it sees: its reply to an unannounced photo names the photo's object", 80.0),
+)
+
+
 def learning_checks(results: dict[str, dict[int, dict]], baseline: dict) -> list[tuple[str, bool, str]]:
     """(claim, holds, numbers) per arm, on the means over training seeds."""
     checks = []
     for arm, by_seed in results.items():
         combined = arm_result(arm, by_seed)
+        for key, claim, threshold in COMPETENCE_CHECKS:
+            value = metric(combined, key)
+            if value is not None:
+                checks.append((f"{arm}: {claim} (>= {threshold:.0f}%)", value >= threshold, f"{value:.1f}%"))
         obj, colour = metric(combined, "probe_acc_generator_object"), metric(combined, "probe_acc_generator_colour")
         if colour is not None:
             checks.append((f"{arm}: photos drawn from test captions have the caption's colour (probe, >= 60%)", colour >= 60.0, f"{colour:.1f}%"))
@@ -224,8 +240,7 @@ def write_report(paths, plan: DemoPlan, timer) -> Path:
         "differences": difference_table(diffs), "diffs": diffs,
         "verdicts": [summary(REFERENCE, arm, rows) for arm, rows in diffs.items()],
         "checks": learning_checks(results, baseline), "baseline": baseline,
-        "pretrain_steps": {PRETRAIN_TEXT: trained_steps(paths.pretrain(PRETRAIN_TEXT))},
-        "generator": generator_record(paths.pretrain(PRETRAIN_TEXT)),
+        "start": shipped_record(BUNDLED_TEXT), "generator": shipped_record(BUNDLED_GENERATOR),
         "plot": f"{FILES}/{plot_losses(paths, plan, files / 'losses.png').name}",
         "examples": examples(paths, plan, files),
     }
@@ -237,10 +252,10 @@ def write_report(paths, plan: DemoPlan, timer) -> Path:
     return markdown
 
 
-def generator_record(run: Path) -> dict:
-    """The ``training.json`` of the generator in ``run``'s base parts (steps, command), or {} without one."""
+def shipped_record(folder: Path) -> dict:
+    """The ``training.json`` of a part photodialog ships (steps, competence, command), or {} without one."""
     try:
-        return json.loads((run / "base" / "diffusion" / "training.json").read_text(encoding="utf-8"))
+        return json.loads((folder / "training.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 
@@ -265,11 +280,17 @@ def _intro(c: dict) -> list[str]:
     plan, timer = c["plan"], c["timer"]
     stages = ", ".join(f"{stage} {seconds / 60:.1f}" for stage, seconds in timer.seconds.items())
     runs = len(plan.arms) * len(plan.seeds)
+    start, generator = c["start"], c["generator"]
+    known = start.get("competence_test", {})
+    competence = (f" (on the default world's test split its own caption names the gold photo's object "
+                  f"{known['caption_acc_object']:.0f}%, colour {known['caption_acc_colour']:.0f}%, scene "
+                  f"{known['caption_acc_scene']:.0f}%; share F1 {known['share_f1']:.0f}%)") if known else ""
     return [
-        f"A synthetic photo-sharing world of {plan.dialogues} dialogues. One pretrained start, shared by every arm: "
-        f"the pretrained tiny image generator photodialog ships ({c['generator'].get('steps', '?')} steps on the default world's "
-        f"(caption, photo) pairs; `{c['generator'].get('command', 'python -m photodialog.training.tiny_generator --out DIR')}` "
-        f"rebuilds it), the LLM and the perceptron pretrained for {c['pretrain_steps'][PRETRAIN_TEXT]} steps on this world's dialogues. "
+        f"A synthetic photo-sharing world of {plan.dialogues} dialogues. One pretrained start, shared by every arm, the one "
+        f"photodialog ships: the tiny LLM and image perceptron ({start.get('steps', '?')} steps of "
+        f"`{start.get('recipe', 'tiny-pretrain-text')}` on the default world's dialogues{competence}) and the tiny image "
+        f"generator ({generator.get('steps', '?')} steps on the default world's (caption, photo) pairs); "
+        f"`photodialog assets rebuild llm|generator` rebuilds them. "
         f"Then {len(plan.arms)} arms x {len(plan.seeds)} training seed(s) ({plan.seeds}) = {runs} fine-tuning runs of "
         f"{plan.finetune_steps} optimizer steps each, every one with the paper's STGS settings (Gumbel noise, tau 1 -> 0.01, "
         f"mean pooling) and the same data order per seed; each model evaluated on the test split "
@@ -286,10 +307,14 @@ def _arms_lines(plan: DemoPlan) -> list[str]:
 def _commands(c: dict) -> list[str]:
     paths, plan = c["paths"], c["plan"]
     seed = plan.seeds[0]
+
+    def shown(path: Path) -> str:  # relative to the demo folder's parent: no machine's absolute path in the report
+        return str(Path(paths.out.name) / path.relative_to(paths.out))
+
     ref = paths.run(run_name(REFERENCE, seed)) if REFERENCE in plan.arms else paths.run(run_name(plan.arms[0], seed))
-    return [f"photodialog chat --checkpoint {ref}", f"photodialog serve --checkpoint {ref}",
-            "photodialog eval compare " + " ".join(str(paths.eval_json(run_name(a, seed))) for a in plan.arms),
-            f"# every training and evaluation command the demo ran, with its output: {paths.logs}/*.log"]
+    return [f"photodialog chat --checkpoint {shown(ref)}", f"photodialog serve --checkpoint {shown(ref)}",
+            "photodialog eval compare " + " ".join(shown(paths.eval_json(run_name(a, seed))) for a in plan.arms),
+            f"# every training and evaluation command the demo ran, with its output: {shown(paths.logs)}/*.log"]
 
 
 def _quick_note(plan: DemoPlan) -> list[str]:
@@ -329,21 +354,61 @@ def _markdown(c: dict) -> str:
     return "\n".join(lines)
 
 
+def _inline_html(text: str) -> str:
+    """Markdown's inline marks that the tables use (**bold**, `code`) as HTML, the rest escaped."""
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def markdown_html(text: str) -> str:
+    """The Markdown the tables and differences are written in (pipe tables, headings, paragraphs)
+    as HTML: real tables, so a browser lays them out (a wide one scrolls in its own box)."""
+    out: list[str] = []
+    rows: list[list[str]] = []
+
+    def flush() -> None:
+        if rows:
+            head, *body = rows
+            out.append("<div class='table'><table><thead><tr>" + "".join(f"<th>{_inline_html(c)}</th>" for c in head)
+                       + "</tr></thead><tbody>" + "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>"
+                                                          for row in body) + "</tbody></table></div>")
+            rows.clear()
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("|"):
+            cells = [cell.strip() for cell in stripped.strip("|").split("|")]
+            if not all(re.fullmatch(r":?-{3,}:?", cell) for cell in cells):  # not the separator row
+                rows.append(cells)
+            continue
+        flush()
+        heading = re.match(r"(#+)\s+(.*)", stripped)
+        if heading:
+            level = min(6, len(heading.group(1)) + 2)
+            out.append(f"<h{level}>{_inline_html(heading.group(2))}</h{level}>")
+        elif stripped:
+            out.append(f"<p>{_inline_html(stripped)}</p>")
+    flush()
+    return "\n".join(out)
+
+
 def _html(c: dict) -> str:
     esc = html.escape
     plan = c["plan"]
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>photodialog demo report</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
              "pre{background:#f4f4f4;padding:.6em;overflow:auto}.pass{color:#176f2c}.fail{color:#b00020}"
-             ".chat p{margin:.2em 0}.ex{display:flex;gap:1.5em}.ex div{flex:1}img.photo{image-rendering:pixelated;border:1px solid #ccc}"
+             ".table{overflow-x:auto}table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:.2em .5em;text-align:right}"
+             "th:first-child,td:first-child{text-align:left}.chat p{margin:.2em 0}.ex{display:flex;gap:1.5em}.ex div{flex:1}img.photo{image-rendering:pixelated;border:1px solid #ccc}"
              "</style></head><body><h1>photodialog demo report</h1>"]
     parts += [f"<p>{esc(line)}</p>" for line in _quick_note(plan) + _intro(c) if line]
     parts.append("<h2>Arms</h2><ul>" + "".join(f"<li><b>{esc(a)}</b>: {esc(ARMS[a].meaning)}</li>" for a in plan.arms) + "</ul>")
     parts.append("<h2>Verdict</h2><ul>" + "".join(f"<li>{esc(s)}</li>" for s in c["verdicts"]) + "</ul>")
-    parts.append(f"<h2>Differences</h2><pre>{esc(c['differences'])}</pre><p>{esc(IDENTICAL_NOTE)}</p><h2>Did the models learn?</h2><ul>")
+    parts.append(f"<h2>Differences</h2>{markdown_html(c['differences'])}<p>{esc(IDENTICAL_NOTE)}</p><h2>Did the models learn?</h2><ul>")
     for claim, ok, numbers in c["checks"]:
         parts.append(f"<li class='{'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}: {esc(claim)}: {esc(numbers)}</li>")
-    parts += ["</ul>", f"<h2>Results per arm</h2><pre>{esc(c['tables'])}</pre>",
+    parts += ["</ul>", f"<h2>Results per arm</h2>{markdown_html(c['tables'])}",
               f"<h2>Loss curves</h2><img src='{c['plot']}' width='900'>", f"<h2>Examples</h2><img src='{c['grid']}'>"]
     for n, ex in enumerate(c["examples"], 1):
         chat = "".join(f"<p><b>{esc(s)}</b>: {esc(t)}</p>" for s, t in ex["context"])

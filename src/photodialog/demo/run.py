@@ -3,12 +3,11 @@
 Stages (each skipped when its output is already there, so a rerun resumes):
 
 1. world: a synthetic photo-sharing world (``data synth``) and its probe (``data probe``);
-2. pretraining, once, shared by every arm: the image generator on the world's (caption, photo)
-   pairs, and the LLM with the perceptron on the world's dialogues (two lanes side by side);
-3. fine-tuning: every arm (``demo/arms.py``) once per training seed, from that same start, with
-   the same data order per seed and the same number of steps;
-4. evaluation of every (arm, seed) model on the test split, with one sampling seed;
-5. the report: per-arm means over training seeds, each difference to the end-to-end arm with a
+2. fine-tuning: every arm (``demo/arms.py``) once per training seed, all from the pretrained start
+   photodialog ships (the tiny LLM + perceptron of ``assets/tiny-llm``, the generator of
+   ``assets/tiny-sd``), with the same data order per seed and the same number of steps;
+3. evaluation of every (arm, seed) model on the test split, with one sampling seed;
+4. the report: per-arm means over training seeds, each difference to the end-to-end arm with a
    95% interval over seeds and its verdict, learning checks, loss curves, examples, time spent.
 """
 
@@ -23,7 +22,7 @@ from photodialog.data.synth import ensure_world
 from photodialog.data.synth.probe import Probe, train_probe
 from photodialog.demo.arms import ARMS, run_name
 from photodialog.demo.lanes import Job, run_lanes
-from photodialog.demo.plan import PRETRAIN_TEXT, DemoPlan
+from photodialog.demo.plan import DemoPlan
 from photodialog.demo.report import write_report
 from photodialog.errors import UserError
 from photodialog.files import write_text
@@ -39,9 +38,6 @@ class DemoPaths:
     @property
     def world(self) -> Path:
         return self.out / "world"
-
-    def pretrain(self, name: str) -> Path:
-        return self.out / "pretrain" / name
 
     def run(self, name: str) -> Path:
         return self.out / "runs" / name
@@ -69,19 +65,10 @@ def make_world(paths: DemoPaths, plan: DemoPlan, progress: bool) -> None:
         say(f"probe test accuracy: {', '.join(f'{k} {v:.1%}' for k, v in report.accuracy.items())}")
 
 
-def pretrain_jobs(paths: DemoPaths, plan: DemoPlan) -> list[list[Job]]:
-    """One lane: the LLM with the perceptron (its base's generator is the bundled pretrained one)."""
-    data = [f"data.path={paths.world.resolve()}"]
-    text = _train_job(PRETRAIN_TEXT, "tiny-pretrain-text", paths.pretrain(PRETRAIN_TEXT), plan.pretrain_text_steps, data)
-    return [[text]]
-
-
 def finetune_jobs(paths: DemoPaths, plan: DemoPlan) -> list[Job]:
-    """Every arm once per training seed, from the same pretrained start: the text pretraining run's
-    weights, and its base parts (whose ``diffusion/`` is the bundled pretrained generator)."""
-    start = [str(paths.pretrain(PRETRAIN_TEXT).resolve())]
-    shared = [f"data.path={paths.world.resolve()}", f"model.init_from=[{', '.join(start)}]",
-              f"train.tau_anneal_steps={plan.finetune_steps}"]
+    """Every arm once per training seed, from the same pretrained start: the one photodialog ships
+    (the recipe's ``model.init_from: [bundled]`` and ``model.tiny.diffusion_source: bundled``)."""
+    shared = [f"data.path={paths.world.resolve()}", f"train.tau_anneal_steps={plan.finetune_steps}"]
     jobs = []
     for seed in plan.seeds:
         for arm in plan.arms:
@@ -123,22 +110,18 @@ def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True) -> Path:
         raise UserError(f"cannot make the demo folder {paths.out} ({err.strerror or err}); choose another --out") from None
     _check_plan(paths.out, plan)
     timer = StageTimer(paths.out)
-    say(f"1/5 world ({plan.dialogues} dialogues) and its probe")
+    say(f"1/4 world ({plan.dialogues} dialogues) and its probe")
     with timer("world"):
         make_world(paths, plan, progress)
-    say(f"2/5 pretraining, once for every arm: LLM + perceptron ({plan.pretrain_text_steps} steps); "
-        "the image generator is the pretrained one photodialog ships")
-    with timer("pretraining"):
-        run_lanes(pretrain_jobs(paths, plan), paths.logs, title="pretrain", progress=progress)
     runs = len(plan.arms) * len(plan.seeds)
-    say(f"3/5 fine-tuning {len(plan.arms)} arms x {len(plan.seeds)} training seeds = {runs} runs of "
-        f"{plan.finetune_steps} steps each, two side by side")
+    say(f"2/4 fine-tuning {len(plan.arms)} arms x {len(plan.seeds)} training seeds = {runs} runs of "
+        f"{plan.finetune_steps} steps each, two side by side, all from the pretrained start photodialog ships")
     with timer("fine-tuning"):
         run_lanes(deal(finetune_jobs(paths, plan)), paths.logs, title="fine-tune", progress=progress)
-    say(f"4/5 evaluating the {runs} models on the test split")
+    say(f"3/4 evaluating the {runs} models on the test split")
     with timer("evaluation"):
         run_lanes(deal(eval_jobs(paths, plan)), paths.logs, title="eval", progress=progress)
-    say("5/5 report")
+    say("4/4 report")
     with timer("report"):
         report = write_report(paths, plan, timer)
     say(f"done in {timer.this_invocation() / 60:.1f} min: {report} and {report.with_suffix('.html')}")

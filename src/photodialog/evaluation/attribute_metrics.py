@@ -27,6 +27,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from photodialog.data.schema import PHOTO_SPAN, Sample
+from photodialog.data.synth.attributes import COLOURS, OBJECTS, SCENES, find_attributes
 from photodialog.errors import DataError
 from photodialog.evaluation.results import MetricSet, unavailable_entry
 
@@ -187,3 +189,61 @@ def probe_fid_metric_set(generated_features, reference_features, *, eps: float =
         return MetricSet(unavailable={"probe_fid": unavailable_entry(reason)}, counts=counts)
     distance = frechet_distance(generated_features, reference_features, eps=eps)
     return MetricSet(values={"probe_fid": distance}, counts=counts)
+
+
+# --- What the language model says about a photo (text only: no probe, no generator) -----------
+# Keys ``caption_acc_<kind>`` / ``caption_acc_all`` and ``reply_acc_object``, percentages.
+CAPTION_KINDS = ("object", "colour", "scene")
+
+
+def caption_accuracy(own: Sequence[str | None], gold: Sequence[str]) -> MetricSet:
+    """Does the model's own caption at each gold photo turn name what the gold photo shows?
+
+    ``own[i]``: the first caption the model wrote at gold photo turn ``i`` (None when it shared no
+    photo there); ``gold[i]``: that turn's gold caption. Counted over **all** gold photo turns: a
+    turn where the model shares nothing, or shares a caption that names no attribute, is wrong.
+    Attributes are read with the synthetic world's word lists (``find_attributes``); a gold
+    caption that names none of an attribute leaves that turn out of that attribute (and of
+    ``all``'s requirement). Keys ``caption_acc_{object,colour,scene,all}`` (%), their chance levels
+    (uniform guessing over the world's classes), and the count ``caption_turns``. Raises
+    ``ValueError`` on a length mismatch; no turn gives every key unavailable.
+    """
+    if len(own) != len(gold):
+        raise ValueError(f"{len(own)} own captions but {len(gold)} gold captions")
+    keys = [f"caption_acc_{kind}" for kind in (*CAPTION_KINDS, "all")]
+    targets = [find_attributes(text) for text in gold]
+    checkable = [i for i, target in enumerate(targets) if any(target.values())]
+    if not checkable:
+        entry = unavailable_entry("no gold photo turn whose caption names an object, colour or scene")
+        return MetricSet(unavailable={key: dict(entry) for key in keys}, counts={"caption_turns": 0})
+    predicted = [find_attributes(own[i]) if own[i] else {} for i in checkable]
+    classes = {"object": len(OBJECTS), "colour": len(COLOURS), "scene": len(SCENES)}
+    scores = attribute_scores(predicted, [targets[i] for i in checkable], attributes=CAPTION_KINDS, num_classes=classes)
+    values = {f"caption_acc_{kind}": acc.accuracy for kind, acc in scores.per_attribute.items()}
+    values["caption_acc_all"] = scores.all_correct_accuracy
+    chance = {f"caption_acc_{kind}": acc.chance for kind, acc in scores.per_attribute.items()}
+    chance["caption_acc_all"] = scores.all_correct_chance
+    return MetricSet(values=values, counts={"caption_turns": len(checkable)}, chance=chance)
+
+
+def reply_object_accuracy(replies: Sequence[str], objects: Sequence[str]) -> float:
+    """% of ``replies`` that name the object ``objects[i]`` of the photo they answer (the first
+    object word of the reply must be it). The measure of "the model reads the photo": used on
+    contexts whose text does not name the object. Raises ``ValueError`` on a length mismatch or none."""
+    if len(replies) != len(objects) or not replies:
+        raise ValueError(f"{len(replies)} replies for {len(objects)} photos")
+    return 100.0 * sum(find_attributes(r)["object"] == o for r, o in zip(replies, objects)) / len(replies)
+
+
+def unannounced_photo_turns(samples: list[Sample]) -> dict[int, str]:
+    """Sample index -> object of the photo it answers, for samples right after a context photo
+    whose object the context's text (photo captions left out) never names."""
+    found = {}
+    for index, sample in enumerate(samples):
+        if not sample.context or not sample.context[-1].photos:
+            continue
+        photo_object = find_attributes(sample.context[-1].photos[-1].caption)["object"]
+        said = " ".join(PHOTO_SPAN.sub(" ", turn.text) for turn in sample.context)
+        if photo_object is not None and find_attributes(said)["object"] != photo_object:
+            found[index] = photo_object
+    return found

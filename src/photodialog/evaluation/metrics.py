@@ -16,6 +16,8 @@ from typing import Any, Mapping, Protocol, Sequence
 
 TABLE2_METRICS = ("bleu1", "bleu2", "rouge_l", "is", "fid")
 SHARE_MOMENT_METRICS = ("share_precision", "share_recall", "share_f1")
+# What the text says about photos, on a synthetic world (attribute_metrics.caption_accuracy).
+CAPTION_METRICS = ("caption_acc_object", "caption_acc_colour", "caption_acc_scene", "caption_acc_all", "reply_acc_object")
 REQUIRED_METRICS = TABLE2_METRICS + SHARE_MOMENT_METRICS
 # Per-seed only: folded into the aggregate of "is" as its "split_std".
 IS_SPLIT_STD = "is_split_std"
@@ -44,6 +46,12 @@ _KNOWN_METRICS = {
         MetricInfo("share_recall", "share R", True, "share-moment recall, %"),
         MetricInfo("share_f1", "share F1", True, "share-moment F1, %"),
         MetricInfo("probe_all_correct", "all correct", True, "probe: every attribute right, %"),
+        MetricInfo("caption_acc_object", "caption object", True, "own caption at gold photo turns names the gold object, %"),
+        MetricInfo("caption_acc_colour", "caption colour", True, "own caption at gold photo turns names the gold colour, %"),
+        MetricInfo("caption_acc_scene", "caption scene", True, "own caption at gold photo turns names the gold scene, %"),
+        MetricInfo("caption_acc_all", "caption all", True, "own caption at gold photo turns names all three, %"),
+        MetricInfo("reply_acc_object", "sees: object", True,
+                   "reply right after an unannounced photo names its object, %"),
         MetricInfo(
             "probe_fid", "probe-FID", False, "Frechet distance in the probe's feature space, not Inception"
         ),
@@ -102,6 +110,7 @@ def metric_order(keys) -> list[str]:
     table2 = [k for k in TABLE2_METRICS if k in keys]
     bleus = sorted((k for k in keys if re.fullmatch(r"bleu\d+", k) and k not in table2), key=lambda k: int(k[4:]))
     share = [k for k in SHARE_MOMENT_METRICS if k in keys]
+    share += [k for k in CAPTION_METRICS if k in keys]
     # sorted() is stable: probe keys of an unknown group or attribute keep the order first seen.
     probe_accs = sorted((k for k in keys if k.startswith("probe_acc_")), key=_probe_accuracy_rank)
     probe_rest = [k for k in ("probe_all_correct", *PROBE_FID_KEYS) if k in keys]

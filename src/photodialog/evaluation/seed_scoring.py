@@ -24,6 +24,7 @@ from typing import Any
 from photodialog.data.photos import load_photo
 from photodialog.data.schema import Sample
 from photodialog.data.synth import find_attributes
+from photodialog.evaluation.attribute_metrics import caption_accuracy, reply_object_accuracy, unannounced_photo_turns
 from photodialog.evaluation.eval_files import EvalPaths, save_photos
 from photodialog.evaluation.image_metrics import (
     INCEPTION,
@@ -116,6 +117,8 @@ class SeedScorer:
         for metric in TEXT_METRICS.names:  # every registered text metric (photodialog.registry)
             result.add(TEXT_METRICS.load(metric)(predicted, self.gold.texts))
         result.counts["reference_photos_missing"] = self.gold.missing_photos
+        if self.is_world:
+            self._text_world_scores(result, replies)
         if self.generator is None:
             result.mark_unavailable(["is", "fid"] + (all_probe_keys() if self.is_world else []), NO_GENERATOR)
             return result, {}
@@ -134,6 +137,17 @@ class SeedScorer:
         elif self.probe_problem is not None:
             result.mark_unavailable(all_probe_keys(), self.probe_problem["reason"], self.probe_problem.get("fix"))
         return result, saved
+
+    def _text_world_scores(self, result: SeedResult, replies: Sequence[Reply]) -> None:
+        """On a synthetic world, what the replies say about photos: the own caption at every gold
+        photo turn (``caption_acc_*``), and the reply to an unannounced photo (``reply_acc_object``)."""
+        gold = self.gold.captions
+        result.add(caption_accuracy([(replies[i].captions or [None])[0] for i in gold], list(gold.values())))
+        unannounced = unannounced_photo_turns(self.gold.samples)
+        if unannounced:
+            result.metrics["reply_acc_object"] = reply_object_accuracy(
+                [replies[i].text for i in unannounced], list(unannounced.values()))
+            result.counts["reply_turns"] = len(unannounced)
 
     def _draw_and_save(self, captions: dict[int, str], seed: int, folder: Path, desc: str):
         """Draw ``{target: caption}``, saving each photo as it comes: ({target: file}, {target: photo}).

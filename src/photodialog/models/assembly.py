@@ -21,7 +21,7 @@ from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
 from photodialog.models.image_generator import ImageGenerator, image_to_tensor
 from photodialog.models.loading import load_blip2_parts, load_diffusion, load_llm
 from photodialog.models.perceptron import ImagePerceptron
-from photodialog.models.tiny import save_tiny_parts
+from photodialog.models.tiny import save_tiny_diffusion, save_tiny_parts
 from photodialog.models.tokenizers import add_photo_tokens
 
 
@@ -55,6 +55,13 @@ def ensure_tiny_base(config: ModelConfig, base_dir: str | Path, texts: Iterable[
     """
     base = Path(base_dir)
     if (base / "llm" / "config.json").is_file():
+        if "generator" in config.parts and not (base / "diffusion").is_dir():
+            # A start that brought only the text side (an export of an LLM + perceptron run, the
+            # bundled start): the generator comes from model.tiny.diffusion_source.
+            if config.tiny.diffusion_source == "random":
+                raise UserError("the pretrained start has no image generator and model.tiny.diffusion_source is random: "
+                                "set it to bundled (the one photodialog ships) or to a Stable Diffusion folder")
+            save_tiny_diffusion(base / "diffusion", [], config.tiny, latent=config.tiny.latent)
         return base
     texts = list(texts or [])
     if not texts:

@@ -6,7 +6,7 @@ sizes: the CLIP text encoder and the UNet pretrained on the default synthetic wo
 photo) pairs by ``configs/tiny-pretrain-generator.yaml``, with the bundled VAE
 (``models/tiny_vae.py``). ``model.tiny.diffusion_source=bundled`` makes it a run's
 ``base/diffusion``, so a demo or fine-tuning run starts from a generator that already draws the
-world's objects, as the paper starts from SD-2.1. ``python -m photodialog.training.tiny_generator
+world's objects, as the paper starts from SD-2.1. ``photodialog assets rebuild generator
 --out DIR`` rebuilds it bit for bit (same torch version and CPU kind); its ``training.json``
 holds the weights' SHA-256, the steps and the command.
 """

@@ -11,7 +11,7 @@ folder's ``vae/`` and is frozen from then on, like SD's.
 run's photos when the base parts are made; ``bundled`` copies the one shipped in
 ``photodialog/assets/tiny-sd/vae`` (2,500 steps on the demo world's 1,600 training photos: on the
 test photos its reconstructions keep the probe's object 98%, colour 99.5% and scene 100% right),
-which ``python -m photodialog.models.tiny_vae --out DIR`` rebuilds bit for bit (same torch
+which ``photodialog assets rebuild vae --out DIR`` rebuilds bit for bit (same torch
 version and CPU kind). Why bundled: a good VAE takes 2,500 steps (about 11 minutes of one
 thread), too long for the demo's generator share; 500 steps left colours wrong 27% of the time.
 
@@ -24,7 +24,6 @@ latent sample, and the global RNG left as it was.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -42,7 +41,7 @@ from photodialog.models.image_generator import image_to_tensor
 
 KL_WEIGHT = 1e-6  # SD's VAE scale: the latent stays close to a deterministic code
 # The VAE shipped with photodialog (``model.tiny.vae_source=bundled``), trained on the default
-# synthetic world's training photos; ``python -m photodialog.models.tiny_vae --out DIR`` rebuilds it.
+# synthetic world's training photos; ``photodialog assets rebuild vae --out DIR`` rebuilds it.
 BUNDLED_VAE = Path(__file__).resolve().parent.parent / "assets" / "tiny-sd" / "vae"
 BUNDLED_STEPS = 2500
 BUNDLED_WORLD = {"dialogues": 2000, "seed": 0, "image_size": 64}  # `photodialog demo`'s world
@@ -135,25 +134,6 @@ def rebuild_bundled(out: Path, world: Path | None = None, steps: int = BUNDLED_S
     record = {"photos": int(photos.shape[0]), "steps": steps, "world": BUNDLED_WORLD, **stats,
               "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
               **made_on(),  # the same bytes only on the same CPU kind and torch version
-              "command": f"python -m photodialog.models.tiny_vae --out {out}"}
+              "command": f"photodialog assets rebuild vae --out {out}"}
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return record
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m photodialog.models.tiny_vae --out DIR``: rebuild the bundled VAE (``rebuild_bundled``)."""
-    parser = argparse.ArgumentParser(prog="python -m photodialog.models.tiny_vae",
-                                     description="Rebuild the tiny VAE that photodialog ships (model.tiny.vae_source=bundled): "
-                                                 "the demo's world, then the VAE's training on its photos, one CPU thread.")
-    parser.add_argument("--out", required=True, type=Path, help="folder to write the VAE to (must not exist)")
-    parser.add_argument("--world", type=Path, help="the default synthetic world, if already made (default: made beside --out)")
-    args = parser.parse_args(argv)
-    if args.out.exists():
-        parser.error(f"{args.out} exists; give a new folder (the shipped one is {BUNDLED_VAE})")
-    record = rebuild_bundled(args.out, args.world)
-    print(json.dumps(record, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

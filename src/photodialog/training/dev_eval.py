@@ -8,7 +8,10 @@ As the paper (§3.1.2) stops on dev BLEU-2 and an image score, so does this:
   the negative teacher-forced dev image loss (FID needs Inception weights and thousands of photos);
 * ``selection`` = ``dev_bleu2 / 100 + dev_image`` (whichever the model has), higher is better.
 
-The teacher-forced dev losses are logged too. Every random generator (python, numpy, torch, CUDA)
+The teacher-forced dev losses are logged too. ``dev_competence`` scores, at every checkpoint of a run
+on a synthetic world with ``train.competence_turns``, what matters for a photo-sharing bot: does
+its own caption name the gold photo, does it share at the right turns, does it read the photos
+(``evaluation/competence.py``), so that a run stopped before it learned shows it in its own numbers. Every random generator (python, numpy, torch, CUDA)
 is seeded with ``DEV_SEED`` for the evaluation and put back afterwards, so evaluating never
 changes the training run's random stream (a resumed run stays exact).
 """
@@ -26,6 +29,8 @@ import torch
 from photodialog.config import RunConfig
 from photodialog.data.synth import find_attributes
 from photodialog.data.synth.probe import Probe
+from photodialog.data.synth.world import WORLD_FILE
+from photodialog.evaluation.competence import text_competence
 from photodialog.evaluation.runner import draw_photos, generate_replies
 from photodialog.evaluation.text_metrics import text_scores
 from photodialog.models.generation import settings_from_config
@@ -66,6 +71,18 @@ def dev_selection(system, model, dev: DevSet | None, config: RunConfig) -> dict:
         result = _losses(system, model, dev.dataset, config)
         result.update(_scores(system, dev.samples, config, result))
     return result
+
+
+def dev_competence(system, samples, config: RunConfig) -> dict:
+    """``text_competence`` (%) of ``system`` on the first ``train.competence_turns`` of ``samples``
+    (dev targets, dataset order), ``{}`` when off, without an LLM, or off a synthetic world. Runs
+    on its own random stream in eval mode, like ``dev_selection``."""
+    turns = config.train.competence_turns
+    if not turns or not samples or system.formatter is None or not (Path(config.data.path) / WORLD_FILE).is_file():
+        return {}
+    settings = settings_from_config(config.eval, {"seed": DEV_SEED})
+    with _own_random_stream(), _eval_mode(system.model), torch.no_grad():
+        return text_competence(system, samples[:turns], settings, batch_size=config.eval.batch_size)
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from photodialog.system import build_system
 from photodialog.training import checkpoint as ckpt
 from photodialog.training import engines
 from photodialog.training.data import epoch_order, load_split, tokenizer_texts, training_dataset, training_photos
-from photodialog.training.dev_eval import dev_selection, dev_set
+from photodialog.training.dev_eval import dev_competence, dev_selection, dev_set
 from photodialog.training.ema import WeightAverage
 from photodialog.training.run_files import MetricsLog, attach_log_file, read_metrics, write_environment
 from photodialog.training.schedules import tau_at, warmup_then_constant
@@ -190,6 +190,7 @@ class Trainer:
             system = build_system(self.config, self.run_dir, texts, photos)
         dataset = training_dataset(samples, system.formatter)
         self._check_one_step_fits(len(dataset))
+        self.dev_samples = dev_samples
         return system, dataset, dev_set(system, dev_samples, self.config)
 
     def _check_one_step_fits(self, samples: int) -> None:
@@ -495,6 +496,19 @@ class Trainer:
                                  config_text, keep_last=self.config.train.keep_last, average=average, started=sharded)
         self.accelerator.wait_for_everyone()
         self._saved_step = state.step
+        self._competence(state)
+
+    def _competence(self, state: ckpt.TrainState) -> None:
+        """Print and log ``dev_competence`` of the weights just saved (their average when kept).
+        Main process only, and not where a forward pass needs every process's shard."""
+        if not (self.main and self.config.train.competence_turns) or self.engine.shards_weights:
+            return
+        with self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext():
+            scores = dev_competence(self.system, self.dev_samples, self.config)
+        if scores:
+            self.metrics.write({"step": state.step, "epoch": state.epoch, **scores}, prefix="competence")
+            log.info("competence at step %d (first %d dev turns): %s", state.step, self.config.train.competence_turns,
+                     ", ".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.1f}" for k, v in scores.items()))
 
     # ------------------------------------------------------------ dev evaluation and the end
 

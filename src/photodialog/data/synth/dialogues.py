@@ -3,14 +3,26 @@
 The shape of every dialogue (docs/architecture.md, "The synthetic world"):
 
 1. greetings (sometimes two messages in a row by one speaker, to exercise turn merging);
-2. the sharer talks about the photo's content before sharing it: always the object, the colour
-   and the scene each about three times in four, in varied order and words, with the friend
-   sometimes asking about them ("what colour is it?");
-3. the friend sometimes asks to see it; the sharer shares the photo (an empty message with
-   ``share_photo: true``), sometimes after "here it is!" in the same turn;
-4. the friend's reply to the photo names what is in it, preferring an attribute the sharer did
-   *not* mention, so a model that cannot see the photo says less of the right thing;
+2. the sharer talks about the photo's content before sharing it: the object, the colour and the
+   scene, in varied order and words, with the friend sometimes asking about them ("what colour
+   is it?");
+3. the friend asks to see it; the sharer shares the photo (an empty message with
+   ``share_photo: true``), sometimes after "here it is!" in the same turn. Because the friend
+   speaks between the sharer's last statement and the photo, the loader's turn merging never
+   pulls a statement into the photo turn: at every photo turn that is a target, its context
+   states what the photo shows (``data stats`` prints this ceiling);
+4. the friend's reply to the photo names what is in it;
 5. thanks and goodbyes, sometimes.
+
+A fraction of dialogues (``PHOTO_FIRST_PROB``) instead **open with the photo**: the sharer greets
+and sends it at once, unannounced, and the friend's reply names its object. Nothing in the text
+says what it shows, so predicting that reply needs the photo read: this is what teaches the image
+perceptron. The photo is in turn 0, which the protocol never makes a target (every turn
+``i >= 1`` is), so these dialogues leave the caption ceiling of the share targets at 100%.
+
+``SAY_COLOUR_PROB`` / ``SAY_SCENE_PROB`` below 1 make worlds in which the sharer leaves an
+attribute unsaid (the world of version 1 said each three times in four, and merged statements
+into the photo turn when the friend did not speak in between).
 
 All choices come from the caller's ``random.Random``, so a dialogue is a function of its seed.
 """
@@ -24,11 +36,12 @@ from photodialog.data.synth import phrasing as P
 from photodialog.data.synth.attributes import Triple, article
 
 MIN_MESSAGES = 5
-MAX_MESSAGES = 10
+MAX_MESSAGES = 14  # room for three statements, the friend's questions and the request to see it
 
-SAY_COLOUR_PROB = 0.75
-SAY_SCENE_PROB = 0.75
-ASK_TO_SEE_PROB = 0.6
+SAY_COLOUR_PROB = 1.0
+SAY_SCENE_PROB = 1.0
+# Dialogues that open with an unannounced photo (the perceptron's lesson; see the module docstring).
+PHOTO_FIRST_PROB = 0.25
 # How often the friend's reply names an attribute the sharer left unsaid, when there is one.
 REPLY_UNSAID_PROB = 0.85
 
@@ -56,20 +69,25 @@ def fill(template: str, triple: Triple, rng: random.Random) -> str:
 
 
 def compose_dialogue(triple: Triple, rng: random.Random) -> list[Message]:
-    """A dialogue of 5-10 messages in which one speaker shares a photo of ``triple``."""
+    """A dialogue of 5-14 messages in which one speaker shares a photo of ``triple``."""
+    # Chosen once, outside the retries: drafts of one kind are rejected more often than the other's.
+    photo_first = rng.random() < PHOTO_FIRST_PROB
     while True:
-        messages = _draft(triple, rng)
+        messages = _draft(triple, rng, photo_first)
         if MIN_MESSAGES <= len(messages) <= MAX_MESSAGES:
             return messages
 
 
-def _draft(triple: Triple, rng: random.Random) -> list[Message]:
+def _draft(triple: Triple, rng: random.Random, photo_first: bool) -> list[Message]:
     first, sharer = rng.randrange(2), rng.randrange(2)
     friend = 1 - sharer
     messages: list[Message] = []
 
     def say(user: int, templates: tuple[str, ...]) -> None:
         messages.append(Message(user, fill(rng.choice(templates), triple, rng)))
+
+    if photo_first:
+        return _photo_first(rng, say, messages, sharer, friend)
 
     say(first, P.GREETINGS)
     if rng.random() < 0.15:
@@ -90,6 +108,23 @@ def _draft(triple: Triple, rng: random.Random) -> list[Message]:
         say(closer, P.CLOSINGS)
         if rng.random() < 0.6:
             say(1 - closer, P.CLOSING_REPLIES)
+    return messages
+
+
+def _photo_first(rng, say, messages: list[Message], sharer: int, friend: int) -> list[Message]:
+    """The sharer greets and sends the photo unannounced (all in turn 0); the friend's reply names
+    its object (and maybe more), then thanks and goodbyes."""
+    say(sharer, P.GREETINGS)
+    if rng.random() < 0.7:
+        say(sharer, P.SHOWING_UNASKED)
+    messages.append(Message(sharer, "", share_photo=True))
+    options = sorted((kinds for kinds in P.PHOTO_REPLIES if "object" in kinds), key=sorted)
+    say(friend, P.PHOTO_REPLIES[rng.choice(options)])
+    say(sharer, P.AFTER_REPLY)
+    if rng.random() < 0.6:
+        say(friend, P.CLOSINGS)
+        if rng.random() < 0.6:
+            say(sharer, P.CLOSING_REPLIES)
     return messages
 
 
@@ -136,13 +171,11 @@ def _statement_plan(tell_colour: bool, tell_scene: bool, rng: random.Random) -> 
 
 
 def _share(rng, say, messages: list[Message], sharer: int, friend: int) -> None:
-    """The friend maybe asks to see it; the sharer maybe says "here it is!", then the photo."""
-    if rng.random() < ASK_TO_SEE_PROB:
-        say(friend, P.ASK_TO_SEE)
-        if rng.random() < 0.5:
-            say(sharer, P.HERE_IT_IS)
-    elif rng.random() < 0.6:
-        say(sharer, P.SHOWING_UNASKED)
+    """The friend asks to see it (so the sharer's statements stay in the context of the photo
+    turn); the sharer maybe says "here it is!", then the photo."""
+    say(friend, P.ASK_TO_SEE)
+    if rng.random() < 0.5:
+        say(sharer, P.HERE_IT_IS)
     messages.append(Message(sharer, "", share_photo=True))
 
 
