@@ -42,6 +42,7 @@ from photodialog import __version__
 from photodialog.checkpoints import EMA_WEIGHTS, read_state, resolve_checkpoint, run_dir_of
 from photodialog.config import save_config
 from photodialog.errors import UserError
+from photodialog.files import save_tensors, use_umask_modes
 from photodialog.model_card import files_section, model_card
 from photodialog.system import (
     EXPORT_FILE,
@@ -134,6 +135,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, keep_adapters:
         old_measured = files_section(info | {"load_seconds": None})
         _write_info_and_card(tmp, info, lambda: card.replace(old_measured, files_section(info)))
         bar.update()
+        use_umask_modes(tmp)  # save_pretrained's safetensors files are owner-only: others must load the export
         os.replace(tmp, out) if not out.exists() else _replace_empty(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -240,10 +242,7 @@ def _save_generator(model, folder: Path) -> None:
 
 
 def _save_weights(weights: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
-    # imports torch: only reading or writing weights needs it
-    from safetensors.torch import save_file
-
-    save_file({n: w.detach().cpu().contiguous() for n, w in weights.items()}, str(path), metadata=metadata)
+    save_tensors(weights, path, metadata=metadata)
 
 
 def exported_config(config, *, merged: bool):
