@@ -97,7 +97,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, keep_adapters:
     # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
 
-    out = Path(out).expanduser()
+    # "." and ".." have no name to put the temporary folder beside: use the folder they stand for
+    out = Path(os.path.normpath(Path(out).expanduser().absolute()))
     _check_out(out)
     source = resolve_checkpoint(checkpoint) if not is_export(checkpoint) else Path(checkpoint).expanduser()
     steps = ["load checkpoint", "merge adapters" if not keep_adapters else "set adapters apart", "save llm",
@@ -154,8 +155,14 @@ def _check_out(out: Path) -> None:
 
 
 def _replace_empty(tmp: Path, out: Path) -> None:
-    out.rmdir()  # empty, checked before any work; fails (and so refuses) if something appeared since
-    os.replace(tmp, out)
+    """Move the finished files into the empty folder ``out`` (kept: it may be the current folder, or
+    carry the modes and group a shared folder needs); export.json last, so that a folder cut short
+    is never taken for an export."""
+    if any(out.iterdir()):
+        raise UserError(f"--out {out} was empty when the export began and is not now; give a new or empty folder")
+    for entry in sorted(tmp.iterdir(), key=lambda path: path.name == EXPORT_FILE):
+        os.replace(entry, out / entry.name)
+    tmp.rmdir()
 
 
 def unload_adapters(model: torch.nn.Module, *, merge: bool) -> dict[str, torch.Tensor]:
