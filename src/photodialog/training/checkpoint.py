@@ -56,6 +56,7 @@ from photodialog.checkpoints import (  # noqa: F401  (the reading side lives in 
     step_folders,
     load_trainable,
     read_state,
+    read_weights,
     resolve_checkpoint,
     run_dir_of,
 )
