@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from photodialog.errors import UserError
 
@@ -160,13 +161,33 @@ def safetensors_problem(path: Path) -> str | None:
             if header_bytes > size - 8:
                 return f"{path.name} is cut short (its header alone needs {header_bytes} bytes)"
             header = json.loads(handle.read(header_bytes))
+        ends = [int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"]
     except (struct.error, ValueError, OSError):
         return f"{path.name} is not a readable safetensors file"
-    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+    except (AttributeError, KeyError, IndexError, TypeError):
+        # A header that parses but is malformed (an entry without data_offsets) is not what a cut-short
+        # write leaves: the checkpoint is listed, and reading it (read_weights) says what is wrong.
+        return None
     expected = 8 + header_bytes + max(ends, default=0)
     if size < expected:
         return f"{path.name} is cut short ({size} of {expected} bytes)"
     return None
+
+
+def read_weights(path: Path, advice: str) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path``, by name: the one place weights files are read.
+
+    Raises ``UserError`` naming the file, what is wrong with it and ``advice`` (what to do) when
+    it is missing, unreadable, or malformed (overlapping offsets, a shape whose size overflows, a
+    header entry without ``data_offsets``: safetensors' ``SafetensorError``).
+    """
+    # imports safetensors' torch half: only reading weights needs it
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:  # SafetensorError is not an OSError
+        raise UserError(f"{path} cannot be read ({err}); it is damaged: {advice}") from None
 
 
 def best_checkpoint(run_dir: Path) -> Path | None:
@@ -206,12 +227,7 @@ def load_trainable(model: torch.nn.Module, folder: Path, *, file: str = WEIGHTS)
     Raises ``UserError`` when the file cannot be read, holds a parameter the model lacks or one
     of another shape, or lacks one that this config trains (``requires_grad``).
     """
-    from safetensors.torch import load_file  # only needed when weights are read, not to list checkpoints
-
-    try:
-        weights = load_file(str(folder / file))
-    except (OSError, ValueError, RuntimeError) as err:  # safetensors' own error types derive from these
-        raise UserError(f"{folder / file} cannot be read ({err}); it is damaged: use another checkpoint of the run") from None
+    weights = read_weights(folder / file, "use another checkpoint of the run")
     weights.pop("__updates__", None)
     params = dict(model.named_parameters())
     unknown = [name for name in weights if name not in params]

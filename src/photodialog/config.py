@@ -516,7 +516,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         key, text = item.split("=", 1)
         full = resolve_key(key.strip())
         try:
-            value = json_limits.check_value_depth(yaml.safe_load(text) if text.strip() else "")
+            value = json_limits.load_yaml(text) if text.strip() else ""
+        except json_limits.YamlAlias as err:
+            raise ConfigError(f"the value of '{key}' has {err}") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"the value of '{key}' is not valid YAML: {text!r} ({err})") from err
         except (RecursionError, json_limits.TooDeep) as err:  # PyYAML's parser recurses per level
@@ -594,7 +596,9 @@ def load_config(path: str | None, overrides: list[str] | None = None) -> RunConf
         if too_large:
             raise ConfigError(f"{too_large}; is it a recipe? A recipe is a short YAML file (see configs/)")
         try:
-            data = json_limits.check_value_depth(yaml.safe_load(file.read_text(encoding="utf-8")) or {})
+            data = json_limits.load_yaml(file.read_text(encoding="utf-8")) or {}
+        except json_limits.YamlAlias as err:
+            raise ConfigError(f"{file} has {err}; a recipe is plain keys and values (see configs/)") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"{file} is not valid YAML: {err}") from err
         except (RecursionError, json_limits.TooDeep) as err:  # PyYAML's parser recurses per level

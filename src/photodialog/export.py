@@ -42,6 +42,7 @@ from photodialog import __version__
 from photodialog.checkpoints import EMA_WEIGHTS, read_state, resolve_checkpoint, run_dir_of
 from photodialog.config import save_config
 from photodialog.errors import UserError
+from photodialog.files import save_tensors, use_umask_modes
 from photodialog.model_card import files_section, model_card
 from photodialog.system import (
     EXPORT_FILE,
@@ -96,7 +97,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, keep_adapters:
     # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
 
-    out = Path(out).expanduser()
+    # "." and ".." have no name to put the temporary folder beside: use the folder they stand for
+    out = Path(os.path.normpath(Path(out).expanduser().absolute()))
     _check_out(out)
     source = resolve_checkpoint(checkpoint) if not is_export(checkpoint) else Path(checkpoint).expanduser()
     steps = ["load checkpoint", "merge adapters" if not keep_adapters else "set adapters apart", "save llm",
@@ -134,6 +136,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, keep_adapters:
         old_measured = files_section(info | {"load_seconds": None})
         _write_info_and_card(tmp, info, lambda: card.replace(old_measured, files_section(info)))
         bar.update()
+        use_umask_modes(tmp)  # save_pretrained's safetensors files are owner-only: others must load the export
         os.replace(tmp, out) if not out.exists() else _replace_empty(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -152,8 +155,14 @@ def _check_out(out: Path) -> None:
 
 
 def _replace_empty(tmp: Path, out: Path) -> None:
-    out.rmdir()  # empty, checked before any work; fails (and so refuses) if something appeared since
-    os.replace(tmp, out)
+    """Move the finished files into the empty folder ``out`` (kept: it may be the current folder, or
+    carry the modes and group a shared folder needs); export.json last, so that a folder cut short
+    is never taken for an export."""
+    if any(out.iterdir()):
+        raise UserError(f"--out {out} was empty when the export began and is not now; give a new or empty folder")
+    for entry in sorted(tmp.iterdir(), key=lambda path: path.name == EXPORT_FILE):
+        os.replace(entry, out / entry.name)
+    tmp.rmdir()
 
 
 def unload_adapters(model: torch.nn.Module, *, merge: bool) -> dict[str, torch.Tensor]:
@@ -240,10 +249,7 @@ def _save_generator(model, folder: Path) -> None:
 
 
 def _save_weights(weights: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
-    # imports torch: only reading or writing weights needs it
-    from safetensors.torch import save_file
-
-    save_file({n: w.detach().cpu().contiguous() for n, w in weights.items()}, str(path), metadata=metadata)
+    save_tensors(weights, path, metadata=metadata)
 
 
 def exported_config(config, *, merged: bool):

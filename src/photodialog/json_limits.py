@@ -10,6 +10,10 @@ traceback or a process killed for memory.
 
 The depth is measured on the text, before parsing, without recursion: the brackets outside
 JSON strings (``nesting_depth``). Parsed values (YAML) are measured by ``value_depth``.
+
+YAML is read by ``load_yaml``, which refuses anchors' aliases (``*name``): a few hundred bytes of
+nested aliases ("billion laughs") stand for billions of nodes, which every walk over the value
+(the depth check, a copy, the config schema) would visit. No photodialog file needs them.
 """
 
 from __future__ import annotations
@@ -74,6 +78,35 @@ def loads(text: str, *, max_depth: int = MAX_DEPTH) -> Any:
         return json.loads(text)
     except RecursionError:  # unreachable below the limit; kept so that no parser recursion escapes
         raise TooDeep(depth, max_depth) from None
+
+
+class YamlAlias(ValueError):
+    """YAML text that uses an alias (``*name``), which ``load_yaml`` refuses."""
+
+
+def load_yaml(text: str, *, max_depth: int = MAX_DEPTH) -> Any:
+    """``yaml.safe_load(text)`` without aliases, checked for depth.
+
+    Raises ``YamlAlias`` at the first alias (``*name``, also ``<<: *name``), before any value is
+    built; ``yaml.YAMLError`` for text that is not YAML; ``TooDeep`` (or ``RecursionError`` from
+    PyYAML's recursive parser) for a value nested deeper than ``max_depth``.
+    """
+    # only reading a recipe needs PyYAML
+    import yaml
+
+    class _NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise YamlAlias(f"an alias (*{event.anchor}) at line {event.start_mark.line + 1}; anchors (&name) and "
+                                "aliases are not accepted: write each value out")
+            return super().compose_node(parent, index)
+
+    loader = _NoAliasLoader(text)
+    try:
+        return check_value_depth(loader.get_single_data(), max_depth)
+    finally:
+        loader.dispose()
 
 
 def value_depth(value: Any) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from photodialog.checkpoints import EMA_WEIGHTS, WEIGHTS, resolve_checkpoint, run_dir_of
+from photodialog.checkpoints import EMA_WEIGHTS, WEIGHTS, read_weights, resolve_checkpoint, run_dir_of
 from photodialog.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,6 @@ def load_init_from(model: torch.nn.Module, sources: list[Path]) -> WarmStart:
     shape that differs is a ``UserError``: the sources must be pretraining runs of this model's
     parts. Parameters that no source holds keep their initialisation and are listed in ``WarmStart.fresh``.
     """
-    # imports torch: only reading or writing weights needs it
-    from safetensors.torch import load_file
-
     params = dict(model.named_parameters())
     owner: dict[str, Path] = {}
     loaded: dict[str, int] = {}
@@ -111,10 +108,7 @@ def load_init_from(model: torch.nn.Module, sources: list[Path]) -> WarmStart:
     with torch.no_grad():
         for folder in sources:
             file = folder / (EMA_WEIGHTS if (folder / EMA_WEIGHTS).is_file() else WEIGHTS)
-            try:
-                weights = load_file(str(file))
-            except (OSError, ValueError, RuntimeError) as err:
-                raise UserError(f"model.init_from: {file} cannot be read ({err})") from None
+            weights = read_weights(file, "model.init_from names a damaged checkpoint; name another one")
             weights.pop("__updates__", None)
             parts = {name.split(".", 1)[0] for name in params}
             for name, value in weights.items():

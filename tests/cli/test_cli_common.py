@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from photodialog.cli.common import non_negative_int, positive_float, positive_int
+from photodialog.cli.common import float_between, int_between, non_negative_int, positive_float, positive_int, seed
 
 
 @pytest.mark.parametrize("parse, text, value", [
@@ -31,5 +31,41 @@ def test_eval_and_download_use_the_shared_types():
     from photodialog.cli.data import download
 
     assert eval_cli.positive_int is download.positive_int is positive_int
-    assert eval_cli.non_negative_int is download.non_negative_int is non_negative_int
-    assert download.positive_float is positive_float
+    assert eval_cli.non_negative_int is non_negative_int
+    # download's counts and durations have upper bounds now: the shared bounded types
+    assert download.int_between is int_between and download.float_between is float_between
+
+
+@pytest.mark.parametrize("parse, text, complaint", [
+    (positive_float, "inf", "finite"), (positive_float, "1e999", "finite"),
+    (int_between(10, 200_000), "99999999999999", "from 10 to 200,000"), (int_between(10, 200_000), "9", "from 10"),
+    (float_between(0, 3600), "inf", "at most 3600"), (float_between(0, 3600), "nan", "above 0"),
+    (float_between(0, 3600), "0", "above 0"), (seed, "-1", "from 0 to 4,294,967,295"),
+    (seed, str(2**32), "from 0 to"),
+])
+def test_sizes_counts_and_durations_have_finite_bounds(parse, text, complaint):
+    with pytest.raises(argparse.ArgumentTypeError, match=complaint):
+        parse(text)
+    assert int_between(1, 5)("5") == 5 and float_between(0, 3600)("3600") == 3600.0 and seed("4294967295") == 2**32 - 1
+
+
+def test_every_count_flag_states_its_upper_bound_in_help():
+    """Every flag whose type is a bounded count says its bounds in --help (no 14-digit typo runs)."""
+    from photodialog.cli.main import build_parser
+
+    parser = build_parser()
+    missing = []
+
+    def walk(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+            elif getattr(action.type, "__name__", "").startswith("whole number from "):
+                low, high = action.type.__name__.removeprefix("whole number from ").split(" to ")
+                bound = f"{int(high):,}" if int(high) < 2**32 - 1 else "2^32-1"
+                if bound not in (action.help or "") and high not in (action.help or ""):
+                    missing.append((parser.prog, action.option_strings, bound))
+
+    walk(parser)
+    assert not missing

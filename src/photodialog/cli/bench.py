@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from photodialog.cli.common import non_negative_int, quiet_libraries
+from photodialog.cli.common import int_between, quiet_libraries
+from photodialog.errors import UserError
+from photodialog.output_files import writable_file
 
 EPILOG = """examples:
   photodialog bench bridge --json --out bench/bridge.json
@@ -34,12 +36,22 @@ def register(subparsers) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
+def _result_file(text: str) -> str:
+    """``--out``: a file that can be written, checked when the flags are read, before the benchmark runs
+    (some take minutes or hours: a typo in the folder must not lose their result)."""
+    try:
+        writable_file(text, "--out", create=False)
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _common(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the full result as JSON instead of a summary")
-    parser.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    parser.add_argument("--out", metavar="FILE", type=_result_file, help="also write the JSON result to FILE")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (the GPU when there is one; default)")
-    parser.add_argument("--threads", type=non_negative_int, default=0, metavar="N",
-                        help="torch CPU threads (default: the idle cores, at least 1, so that a busy machine does not stall)")
+    parser.add_argument("--threads", type=int_between(0, 1024), default=0, metavar="N",
+                        help="torch CPU threads, 0 to 1,024 (default: the idle cores, at least 1, so that a busy machine does not stall)")
 
 
 def _bridge_parser(commands) -> None:
@@ -51,15 +63,15 @@ def _bridge_parser(commands) -> None:
     )
     _common(p)
     p.add_argument("--modes", default="sentence,word,exact", help="bridge modes, comma-separated (default: sentence,word,exact)")
-    p.add_argument("--captions", type=int, default=32, help="captions in the batch (default 32, the paper's batch)")
-    p.add_argument("--caption-tokens", type=int, default=20, help="LLM tokens per caption (default 20)")
-    p.add_argument("--width", type=int, default=1024, help="text encoder embedding width (default 1024, OpenCLIP ViT-H)")
-    p.add_argument("--llm-vocab", type=int, default=32_002, help="LLM vocabulary size (default 32,002: Llama-2 + [IMG] [/IMG])")
-    p.add_argument("--sd-vocab", type=int, default=49_408, help="CLIP vocabulary size (default 49,408)")
-    p.add_argument("--sd-length", type=int, default=77, help="text encoder positions (default 77)")
-    p.add_argument("--repeats", type=int, default=7, help="timed runs of the bridge (default 7)")
+    p.add_argument("--captions", type=int, default=32, help="captions in the batch (1 to 4,096; default 32, the paper's batch)")
+    p.add_argument("--caption-tokens", type=int, default=20, help="LLM tokens per caption (1 to 1,024; default 20)")
+    p.add_argument("--width", type=int, default=1024, help="text encoder embedding width (1 to 16,384; default 1024, OpenCLIP ViT-H)")
+    p.add_argument("--llm-vocab", type=int, default=32_002, help="LLM vocabulary size (2 to 1,000,000; default 32,002: Llama-2 + [IMG] [/IMG])")
+    p.add_argument("--sd-vocab", type=int, default=49_408, help="CLIP vocabulary size (2 to 1,000,000; default 49,408)")
+    p.add_argument("--sd-length", type=int, default=77, help="text encoder positions (1 to 4,096; default 77)")
+    p.add_argument("--repeats", type=int, default=7, help="timed runs of the bridge (1 to 1,000; default 7)")
     p.add_argument("--baseline-repeats", type=int, default=0,
-                   help="extra timed runs of the slow baselines (default 0: their memory-tracking run is their timing)")
+                   help="extra timed runs of the slow baselines (0 to 1,000; default 0: their memory-tracking run is their timing)")
     p.add_argument("--dense", choices=["auto", "skip"], default="auto",
                    help="auto: run the dense matrices when they fit in half the free memory, else report their size")
     p.add_argument("--train-text-encoder", action="store_true", help="E also gets a gradient (the paper's recipe freezes it)")
@@ -78,11 +90,11 @@ def _step_parser(commands) -> None:
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny", help="tiny (CPU, default) or paper (GPU)")
     p.add_argument("--random-weights", action="store_true", help="paper preset: random weights from the published configs, no download")
     p.add_argument("--data", metavar="DIR", help="tiny preset: a world/dataset folder (default: a fresh 60-dialogue world)")
-    p.add_argument("--batch-size", type=int, default=0, help="samples per step (default: 16 tiny, 4 paper = the recipe's micro-batch)")
-    p.add_argument("--steps", type=int, default=5, help="timed steps per setting after warmup (default 5)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
-    p.add_argument("--seq-len", type=int, default=256, help="paper preset: tokens per sample (default 256)")
-    p.add_argument("--image-targets", type=int, default=1, help="paper preset: photos shared in the batch (default 1)")
+    p.add_argument("--batch-size", type=int, default=0, help="samples per step (0 to 4,096; default: 16 tiny, 4 paper = the recipe's micro-batch)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per setting after warmup (1 to 1,000,000; default 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (0 to 1,000; default 2)")
+    p.add_argument("--seq-len", type=int, default=256, help="paper preset: tokens per sample (1 to 32,768; default 256)")
+    p.add_argument("--image-targets", type=int, default=1, help="paper preset: photos shared in the batch (1 to 64; default 1)")
     p.add_argument("--no-gradient-checkpointing", action="store_true",
                    help="paper preset: keep all activations (the recipe recomputes them in backward)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="paper preset: the GPU's dense bf16 peak for MFU (default: known GPUs)")
@@ -106,9 +118,9 @@ def _chat_parser(commands) -> None:
     )
     _common(p)
     p.add_argument("--checkpoint", metavar="DIR", help="checkpoint, run or export folder (default: train a tiny one for 2 steps)")
-    p.add_argument("--new-tokens", type=int, default=30, help="tokens generated per reply, forced (default 30, as the paper's eval)")
-    p.add_argument("--diffusion-steps", type=int, default=20, help="diffusion steps per photo (default 20)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs of each measurement (default 3)")
+    p.add_argument("--new-tokens", type=int, default=30, help="tokens generated per reply, forced (1 to 4,096; default 30, as the paper's eval)")
+    p.add_argument("--diffusion-steps", type=int, default=20, help="diffusion steps per photo (1 to 1,000; default 20)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each measurement (1 to 1,000; default 3)")
     p.set_defaults(func=run_chat)
 
 
@@ -119,8 +131,8 @@ def _startup_parser(commands) -> None:
                     "and the heavy libraries (torch, transformers, diffusers...) that building the parser imports.",
     )
     p.add_argument("--json", action="store_true", help="print the full result as JSON instead of a summary")
-    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
-    p.add_argument("--repeats", type=int, default=7, help="timed runs (default 7)")
+    p.add_argument("--out", metavar="FILE", type=_result_file, help="also write the JSON result to FILE")
+    p.add_argument("--repeats", type=int, default=7, help="timed runs (1 to 1,000; default 7)")
     p.set_defaults(func=run_startup)
 
 
@@ -135,15 +147,15 @@ def _generator_parser(commands) -> None:
                     "by default. Takes about 45 minutes on an idle machine (--steps 1200 --no-bundled: about 15).",
     )
     p.add_argument("--json", action="store_true", help="print the full result as JSON instead of a summary")
-    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    p.add_argument("--out", metavar="FILE", type=_result_file, help="also write the JSON result to FILE")
     p.add_argument("--world", metavar="DIR", help="a synthetic world with its probe (default: the demo's, made in --work)")
     p.add_argument("--work", metavar="DIR", default="bench-generator", help="folder for the world and the runs (default: bench-generator; reruns reuse it)")
-    p.add_argument("--steps", type=int, default=0, metavar="N", help="training steps of each setting (default: each recipe's)")
-    p.add_argument("--eval-every", type=int, default=250, metavar="N", help="score a checkpoint every N steps (default 250)")
+    p.add_argument("--steps", type=int, default=0, metavar="N", help="training steps of each setting (0 to 1,000,000; default: each recipe's)")
+    p.add_argument("--eval-every", type=int, default=250, metavar="N", help="score a checkpoint every N steps (1 to 1,000,000; default 250)")
     p.add_argument("--settings", default="chosen,previous",
                    help="which settings to train: chosen, previous (default both), or none: only score and time the shipped "
                         "generator (about a minute)")
-    p.add_argument("--threads", type=non_negative_int, default=1, metavar="N", help="torch CPU threads (default 1, as the demo's lanes)")
+    p.add_argument("--threads", type=int_between(0, 1024), default=1, metavar="N", help="torch CPU threads, 0 to 1,024 (default 1, as the demo's lanes)")
     p.add_argument("--grid", metavar="FILE.png", help="also save the shipped generator's photos from the first 40 test captions as a grid")
     p.add_argument("--sweep", nargs="?", const="default", metavar="S:N:G,...",
                    help="also score the shipped generator on the dev split with each SAMPLER:STEPS:GUIDANCE "
@@ -197,7 +209,7 @@ def _memory_parser(commands) -> None:
                     "(weights + gradients + AdamW state). See docs/performance.md.",
     )
     p.add_argument("--json", action="store_true", help="print the full result as JSON instead of a table")
-    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    p.add_argument("--out", metavar="FILE", type=_result_file, help="also write the JSON result to FILE")
     p.set_defaults(func=run_memory)
 
 
@@ -242,20 +254,32 @@ def _run_and_report(args, run, settings_on, summary_lines) -> int:
     return 0
 
 
-def _positive(**values) -> None:
-    # loaded when the command runs, not for --help
-    from photodialog.errors import UserError
+# The largest value of each count flag (its --help says so): a typo of many digits is refused at
+# once instead of allocating a matrix or looping for days.
+HIGHEST = {"captions": 4096, "caption_tokens": 1024, "width": 16_384, "llm_vocab": 1_000_000, "sd_vocab": 1_000_000,
+           "sd_length": 4096, "repeats": 1000, "baseline_repeats": 1000, "batch_size": 4096, "steps": 1_000_000,
+           "warmup": 1000, "seq_len": 32_768, "image_targets": 64, "new_tokens": 4096, "diffusion_steps": 1000,
+           "eval_every": 1_000_000, "threads": 1024}
 
+
+def _positive(**values) -> None:
+    """Each value above 0 and at most its ``HIGHEST``; ``UserError`` naming the flag otherwise."""
     for name, value in values.items():
         if value <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    _not_above(**values)
+
+
+def _not_above(**values) -> None:
+    for name, value in values.items():
+        if value > HIGHEST[name]:
+            raise UserError(f"--{name.replace('_', '-')} may be at most {HIGHEST[name]:,}, got {value:,}")
 
 
 def run_bridge(args) -> int:
     # loaded when the command runs, not for --help
     from photodialog.bench.bridge import BridgeBenchSettings, run_bridge_bench, summary_lines
     from photodialog.bench.vocab import VocabularySizes
-    from photodialog.errors import UserError
     from photodialog.models.bridge import BRIDGES
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -266,6 +290,7 @@ def run_bridge(args) -> int:
               sd_vocab=args.sd_vocab, repeats=args.repeats)
     if args.baseline_repeats < 0:
         raise UserError("--baseline-repeats cannot be negative")
+    _not_above(baseline_repeats=args.baseline_repeats, sd_length=args.sd_length)
     if args.sd_length < 3:
         raise UserError("--sd-length must be at least 3 (start, one token, end)")
     return _run_and_report(args, run_bridge_bench, lambda device: BridgeBenchSettings(
@@ -278,11 +303,11 @@ def run_bridge(args) -> int:
 
 def run_step(args) -> int:
     # loaded when the command runs, not for --help
-    from photodialog.errors import UserError
 
     _positive(steps=args.steps, seq_len=args.seq_len)
     if args.batch_size < 0 or args.warmup < 0 or args.image_targets < 0:
         raise UserError("--batch-size, --warmup and --image-targets cannot be negative")
+    _not_above(batch_size=args.batch_size, warmup=args.warmup, image_targets=args.image_targets)
     if args.preset == "paper":
         return _run_paper_step(args)
     if args.random_weights:
@@ -303,7 +328,6 @@ def run_step(args) -> int:
 def _run_paper_step(args) -> int:
     # loaded when the command runs, not for --help
     from photodialog.bench.paper import PaperStepSettings, require_gpu, run_paper_step_bench, summary_lines
-    from photodialog.errors import UserError
 
     if not args.random_weights:
         raise UserError("--preset paper needs --random-weights: the benchmark builds the paper's architectures from "
@@ -361,9 +385,9 @@ def run_generator(args) -> int:
     from photodialog.bench.machine import describe_machine
     from photodialog.devices import torch_threads
     from photodialog.bench.report import emit
-    from photodialog.errors import UserError
 
     _positive(eval_every=args.eval_every, threads=args.threads)
+    _not_above(steps=args.steps)
     chosen = [] if args.settings.strip() == "none" else [s.strip() for s in args.settings.split(",") if s.strip()]
     if (not chosen and args.settings.strip() != "none") or any(s not in SETTINGS for s in chosen):
         raise UserError(f"--settings: choose among {', '.join(SETTINGS)}, or none (got {args.settings!r})")

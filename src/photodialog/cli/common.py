@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from photodialog.config import SEED_MAX
 from photodialog.models.generation_settings import DECODINGS, SAMPLERS, GenerationSettings, check_settings
 
 
@@ -57,11 +58,44 @@ def non_negative_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """A number above 0 (``nan`` is not)."""
+    """A finite number above 0 (``nan`` and ``inf`` are not)."""
     value = _parsed(text, float, "a number")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
     return value
+
+
+def int_between(low: int, high: int):
+    """An argparse type: a whole number from ``low`` to ``high``. Every size or count a user gives
+    has an upper bound, so that a typo (99999999999999) is refused at once instead of filling the
+    memory or running for days; the flag's --help states the bounds."""
+
+    def parse(text: str) -> int:
+        value = _parsed(text, int, "a whole number")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low:,} to {high:,}, got {text!r}")
+        return value
+
+    parse.__name__ = f"whole number from {low} to {high}"  # argparse names the type in some messages
+    return parse
+
+
+def float_between(low: float, high: float):
+    """An argparse type: a number above ``low`` and at most ``high`` (``nan`` and ``inf`` are not)."""
+
+    def parse(text: str) -> float:
+        value = _parsed(text, float, "a number")
+        if not low < value <= high:
+            raise argparse.ArgumentTypeError(f"must be a number above {low:g} and at most {high:g}, got {text!r}")
+        return value
+
+    parse.__name__ = f"number above {low} and at most {high}"
+    return parse
+
+
+def seed(text: str) -> int:
+    """A random seed: a whole number from 0 to ``SEED_MAX`` (numpy's seeds are 32-bit)."""
+    return int_between(0, SEED_MAX)(text)
 
 
 def _parsed(text: str, convert, kind: str):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from photodialog.cli.common import int_between
+
 EPILOG = """The main job on the embedded default dataset, on a CPU with no internet: does the paper's
 end-to-end training beat training the parts apart? A controlled experiment:
   1. synthesise a photo-sharing world (PhotoChat format, rendered photos) and train its probe;
@@ -36,8 +38,8 @@ def register(subparsers) -> None:
                                    description="The paper's claim as a controlled experiment, at laptop scale.",
                                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo-out", metavar="DIR", help="output folder (default: demo-out)")
-    parser.add_argument("--seeds", type=int, default=None, metavar="N",
-                        help="training seeds per arm (default: 3, or 1 with --quick; 2 or more give intervals)")
+    parser.add_argument("--seeds", type=int_between(1, 100), default=None, metavar="N",
+                        help="training seeds per arm, 1 to 100 (default: 3, or 1 with --quick; 2 or more give intervals)")
     extra = [name for name in ARMS if name not in DEFAULT_ARMS]
     parser.add_argument("--arms", default="", metavar="A,B",
                         help=f"arms to add to {', '.join(DEFAULT_ARMS)}: {', '.join(extra)}")

@@ -37,13 +37,13 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default="serve-output", metavar="DIR",
                         help="folder for every file the server writes (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N",
-                        help="requests handled at once; replies still generate one at a time (default: %(default)s)")
+                        help="requests handled at once, at most 64; replies still generate one at a time (default: %(default)s)")
     parser.add_argument("--queue-size", type=int, default=64, metavar="N",
-                        help="requests that may wait; more are refused with a 'queue full' message (default: %(default)s)")
+                        help="requests that may wait, at most 10,000; more are refused with a 'queue full' message (default: %(default)s)")
     parser.add_argument("--max-upload-mb", type=float, default=10, metavar="MB",
-                        help="largest photo file accepted (default: %(default)s)")
+                        help="largest photo file accepted, at most 1024 (default: %(default)s)")
     parser.add_argument("--max-upload-cache-mb", type=float, default=512, metavar="MB",
-                        help="disk the uploads and served copies may take; the oldest go first (default: %(default)s)")
+                        help="disk the uploads and served copies may take, at most 1048576 (1 TB); the oldest go first (default: %(default)s)")
     add_generation_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -60,6 +60,12 @@ def run(args) -> int:
         raise UserError(f"--port must be between 1 and 65535 (got {args.port})")
     if args.concurrency < 1 or args.queue_size < 1 or not args.max_upload_mb > 0:
         raise UserError("--concurrency and --queue-size must be at least 1, --max-upload-mb above 0")
+    if args.concurrency > 64 or args.queue_size > 10_000:
+        raise UserError("--concurrency may be at most 64 and --queue-size at most 10,000 "
+                        f"(got {args.concurrency} and {args.queue_size})")
+    if not (args.max_upload_mb <= 1024 and args.max_upload_cache_mb <= 1 << 20):
+        raise UserError(f"--max-upload-mb may be at most 1024 and --max-upload-cache-mb at most 1048576 (1 TB) "
+                        f"(got {args.max_upload_mb:g} and {args.max_upload_cache_mb:g})")
     if not args.max_upload_cache_mb >= args.max_upload_mb * InputLimits.max_photos_per_message:
         raise UserError(f"--max-upload-cache-mb must hold one full message: at least "
                         f"{args.max_upload_mb * InputLimits.max_photos_per_message:g} (4 x --max-upload-mb)")

@@ -16,8 +16,13 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from photodialog.errors import UserError
+
+# What loading a part's folder raises for a missing, unreadable or malformed file: safetensors'
+# error (a damaged weights file) derives from Exception only.
+LOAD_ERRORS = (OSError, ValueError, SafetensorError)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BLIP2_PREFIXES = ("vision_model.", "qformer.", "query_tokens")
@@ -42,7 +47,7 @@ def load_llm(path_or_id: str, dtype: str = "float32"):
     try:
         tokenizer = AutoTokenizer.from_pretrained(path_or_id)
         model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=DTYPES[dtype])
-    except (OSError, ValueError) as err:
+    except LOAD_ERRORS as err:
         raise _hub_error("language model", path_or_id, err) from err
     return model, tokenizer
 
@@ -55,7 +60,7 @@ def load_blip2_parts(path_or_id: str, dtype: str = "float32"):
     try:
         config = Blip2Config.from_pretrained(path_or_id)
         state = _read_blip2_state(path_or_id)
-    except (OSError, ValueError) as err:
+    except LOAD_ERRORS as err:
         raise _hub_error("BLIP-2 vision tower and Q-Former", path_or_id, err) from err
     vision = Blip2VisionModel(config.vision_config)
     qformer = Blip2QFormerModel(config.qformer_config)
@@ -148,6 +153,6 @@ def load_diffusion(path_or_id: str, dtype: str = "float32"):
         vae = None
         if not _is_local(path_or_id) or (Path(path_or_id).expanduser() / "vae").is_dir():
             vae = AutoencoderKL.from_pretrained(path_or_id, subfolder="vae", torch_dtype=torch_dtype)
-    except (OSError, ValueError) as err:
+    except LOAD_ERRORS as err:
         raise _hub_error("Stable Diffusion components", path_or_id, err) from err
     return text_encoder, unet, vae, scheduler, tokenizer

@@ -24,6 +24,7 @@ import torch
 
 from photodialog.config import TinySizes
 from photodialog.errors import ConfigError
+from photodialog.files import use_umask_modes
 from photodialog.models.tiny_generator import copy_diffusion, unet_attention_flags
 from photodialog.models.tiny_vae import BUNDLED_VAE, tiny_vae_model, train_vae  # noqa: F401  (tiny_vae_model: also imported from here)
 from photodialog.models.tokenizers import train_clip_tokenizer, train_llama_tokenizer, train_llm_tokenizer
@@ -41,6 +42,7 @@ def save_tiny_parts(out: str | Path, texts: Iterable[str], sizes: TinySizes, *, 
     save_tiny_blip2(out / "blip2", sizes)
     latent = sizes.latent if latent is None else latent
     save_tiny_diffusion(out / "diffusion", texts, sizes, latent=latent, photos=photos, progress=progress)
+    use_umask_modes(out)  # save_pretrained's safetensors files are owner-only
     return out
 
 

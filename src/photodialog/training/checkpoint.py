@@ -56,11 +56,12 @@ from photodialog.checkpoints import (  # noqa: F401  (the reading side lives in 
     step_folders,
     load_trainable,
     read_state,
+    read_weights,
     resolve_checkpoint,
     run_dir_of,
 )
 from photodialog.errors import UserError
-from photodialog.files import write_text
+from photodialog.files import save_tensors, write_text
 
 log = logging.getLogger("photodialog.train")
 OPTIMIZER, SCHEDULER, RNG = "optimizer.pt", "scheduler.pt", "rng.json"
@@ -115,13 +116,10 @@ def save_checkpoint(run_dir: Path, weights: dict[str, torch.Tensor], optimizer, 
 
 
 def _write_folder(tmp: Path, weights, optimizer, scheduler, state: TrainState, config_text: str, average) -> None:
-    # imports torch: only reading or writing weights needs it
-    from safetensors.torch import save_file
-
     tmp.mkdir(parents=True, exist_ok=True)
-    save_file({name: w.detach().cpu().contiguous() for name, w in weights.items()}, str(tmp / WEIGHTS))
+    save_tensors(weights, tmp / WEIGHTS)
     if average is not None:
-        save_file({name: w.detach().cpu().contiguous() for name, w in average.items()}, str(tmp / EMA_WEIGHTS))
+        save_tensors(average, tmp / EMA_WEIGHTS)
     if optimizer is not None:
         torch.save(optimizer.state_dict(), tmp / OPTIMIZER)
     torch.save(scheduler.state_dict(), tmp / SCHEDULER)

@@ -316,10 +316,8 @@ class Trainer:
             return None
         average = WeightAverage({n: p for n, p in model.named_parameters() if p.requires_grad}, decay)
         if self._resumed_from is not None and (self._resumed_from / ckpt.EMA_WEIGHTS).is_file():
-            # imports torch: only reading or writing weights needs it
-            from safetensors.torch import load_file
-
-            average.load(load_file(str(self._resumed_from / ckpt.EMA_WEIGHTS)))
+            average.load(ckpt.read_weights(self._resumed_from / ckpt.EMA_WEIGHTS,
+                                           "resume from an earlier checkpoint of the run (pass its folder to --resume)"))
         return average
 
     def _drop_metrics_after(self, step: int) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from photodialog.cli.common import int_between
+
 DESCRIPTION = """\
 Read a whole dataset folder as training would, decode every local photo, and list what is
 wrong: malformed JSON, missing keys, wrong types, empty dialogues, photos without a caption,
@@ -35,7 +37,8 @@ def register(subparsers) -> None:
     parser.add_argument("path", metavar="DIR", help="dataset folder (or a single dataset file)")
     parser.add_argument("--split", help="check only this split (train, dev or test; 'valid' means dev)")
     parser.add_argument("--no-photos", action="store_true", help="do not decode photo files (faster)")
-    parser.add_argument("--max-messages", type=int, default=20, help="problems to list in full (default 20)")
+    parser.add_argument("--max-messages", type=int_between(0, 100_000), default=20, metavar="N",
+                        help="problems to list in full, 0 to 100,000 (default 20)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 

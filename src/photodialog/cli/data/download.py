@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from photodialog.cli.common import add_renamed_flag, non_negative_int, positive_float, positive_int
+from photodialog.cli.common import add_renamed_flag, float_between, int_between, positive_int, seed
 from photodialog.registry import DATASET_SOURCES
 
 DESCRIPTION = """\
@@ -39,7 +39,8 @@ Many photo URLs of both datasets are dead. Each photo is asked of these sources 
 one serves it: the Open Images file named by its photo_id (PhotoChat, with --open-images), its
 own URL, a mirror of the photos (--photo-source), and last the text-to-image model of
 --fallback-generator, which redraws it from its caption (as the paper did with Stable
-Diffusion 3 medium)."""
+Diffusion 3 medium). The dialogue files come from elsewhere: a record's own photo URL is fetched
+only over http(s), never file:// or another scheme, and its photo_id only as a plain name."""
 
 EPILOG = """\
 examples:
@@ -119,31 +120,32 @@ def _add_photo_arguments(parser) -> None:
     group = parser.add_argument_group("photos")
     group.add_argument("--no-photos", action="store_true", help="fetch the dialogue files only")
     group.add_argument(
-        "--workers", type=positive_int, default=16, metavar="N", help="photos fetched at the same time (default: 16)"
+        "--workers", type=int_between(1, 256), default=16, metavar="N",
+        help="photos fetched at the same time, 1 to 256 (default: 16)"
     )
     group.add_argument(
         "--timeout",
-        type=positive_float,
+        type=float_between(0, 3600),
         default=20.0,
         metavar="SECONDS",
-        help="per-request timeout for connecting and for each read (default: 20); "
+        help="per-request timeout for connecting and for each read, above 0 and at most 3600 (default: 20); "
         "one attempt may take at most 6 times this in all, headers included (a host that slow "
         "is not asked again)",
     )
     group.add_argument(
         "--retries",
-        type=non_negative_int,
+        type=int_between(0, 20),
         default=3,
         metavar="N",
-        help="further attempts after a timeout, a dropped connection, HTTP 5xx or 429, "
+        help="further attempts after a timeout, a dropped connection, HTTP 5xx or 429, 0 to 20, "
         "with exponential backoff; other HTTP 4xx are never retried (default: 3)",
     )
     group.add_argument(
         "--backoff",
-        type=positive_float,
+        type=float_between(0, 3600),
         default=1.0,
         metavar="SECONDS",
-        help="wait before the first retry, doubled for each next one (default: 1)",
+        help="wait before the first retry, doubled for each next one (at most 60 s); above 0 and at most 3600 (default: 1)",
     )
     group.add_argument(
         "--max-bytes",
@@ -165,7 +167,8 @@ def _add_photo_source_arguments(parser) -> None:
         "--open-images",
         metavar="DIR|TEMPLATE",
         help="PhotoChat: fetch each photo first from the Open Images file its photo_id names: a local folder "
-        "(DIR/train/ID.jpg or DIR/ID.jpg) or a URL template with {photo_id} (train/ID) or {image_id} (ID)",
+        "(DIR/train/ID.jpg or DIR/ID.jpg) or a URL template with {photo_id} (train/ID) or {image_id} (ID); "
+        "a photo_id that is not a plain name (../, /, ?) is not used",
     )
     group.add_argument(
         "--photo-source",
@@ -185,20 +188,22 @@ def _add_fallback_arguments(parser) -> None:
         "generated from its caption, saved under its stem and marked 'generated'",
     )
     group.add_argument(
-        "--fallback-steps", type=positive_int, default=28, metavar="N", help="denoising steps (default: 28)"
+        "--fallback-steps", type=int_between(1, 1000), default=28, metavar="N",
+        help="denoising steps, 1 to 1000 (default: 28)"
     )
     group.add_argument(
         "--fallback-seed",
-        type=int,
+        type=seed,
         default=0,
         metavar="SEED",
-        help="base seed; each photo adds a hash of its stem, so results do not depend on order (default: 0)",
+        help="base seed, 0 to 2^32-1; each photo adds a hash of its stem, so results do not depend on order (default: 0)",
     )
     group.add_argument(
         "--fallback-device", default="auto", metavar="DEVICE", help="cuda, mps, cpu or auto (default: auto)"
     )
     group.add_argument(
-        "--fallback-size", type=positive_int, metavar="PIXELS", help="square image side (default: the model's)"
+        "--fallback-size", type=int_between(16, 4096), metavar="PIXELS",
+        help="square image side, 16 to 4096 (default: the model's)"
     )
 
 

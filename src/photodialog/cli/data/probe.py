@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from photodialog.cli.common import add_renamed_flag
+from photodialog.cli.common import add_renamed_flag, int_between, seed
 
 DESCRIPTION = """\
 Train the photo probe of a synthetic world: a small CNN with three heads (object, colour, scene)
@@ -22,14 +23,16 @@ def register(subparsers) -> None:
                "  photodialog data probe worlds/default",
     )
     parser.add_argument("world", metavar="DIR", help="a world written by `photodialog data synth`")
-    parser.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
-    parser.add_argument("--image-size", type=int, default=32, metavar="PX",
-                        help="photos are resized to PX x PX for the probe (default: 32, the size "
+    parser.add_argument("--epochs", type=int_between(1, 1000), default=10, metavar="N",
+                        help="training epochs, 1 to 1000 (default: 10)")
+    parser.add_argument("--image-size", type=int_between(8, 256), default=32, metavar="PX",
+                        help="photos are resized to PX x PX for the probe, 8 to 256 (default: 32, the size "
                              "the tiny diffusion model draws at)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for training; 0 leaves torch's default (default: 1, "
+    parser.add_argument("--seed", type=seed, default=0, metavar="S", help="random seed, 0 to 2^32-1 (default: 0)")
+    parser.add_argument("--batch-size", type=int_between(1, 4096), default=32, metavar="N",
+                        help="batch size, 1 to 4096 (default: 32)")
+    parser.add_argument("--threads", type=int_between(0, 1024), default=1, metavar="N",
+                        help="CPU threads for training, 0 to 1024; 0 leaves torch's default (default: 1, "
                              "which keeps results identical across machines)")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="where to save the probe (default: WORLD/probe)")
@@ -40,7 +43,11 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     # loaded when the command runs, not for --help
-    from photodialog.data.synth.probe import train_probe
+    from photodialog.data.synth.probe import PROBE_DIR, train_probe
+    from photodialog.output_files import writable_folder
+
+    # a folder that cannot be written fails now, not after the training
+    writable_folder(args.out or Path(args.world) / PROBE_DIR, "--out", create=False)
 
     report = train_probe(args.world, out_dir=args.out, epochs=args.epochs,
                          image_size=args.image_size, seed=args.seed, batch_size=args.batch_size,

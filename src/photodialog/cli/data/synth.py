@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
-
 import time
 
 from photodialog.cli.common import add_renamed_flag
+from photodialog.config import SEED_MAX
+
+# data/synth/writer.py's bounds (checked there, with a message), repeated for --help, which imports no numpy;
+# a test keeps them equal
+MIN_DIALOGUES, MAX_DIALOGUES = 10, 200_000
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 
 DESCRIPTION = """\
 Write a synthetic photo-sharing world in PhotoChat's published format: DIR/{train,dev,test}/data_K.json
@@ -35,11 +40,12 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder to write the world into (created if missing)")
     parser.add_argument("--dialogues", type=int, default=2000, metavar="N",
-                        help="number of dialogues in all splits, split about 80/10/10 (default: 2000)")
+                        help=f"number of dialogues in all splits, split about 80/10/10; {MIN_DIALOGUES} to "
+                             f"{MAX_DIALOGUES:,} (default: 2000)")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
-                        help="random seed; the world is a function of it (default: 0)")
+                        help=f"random seed, 0 to {SEED_MAX}; the world is a function of it (default: 0)")
     parser.add_argument("--image-size", type=int, default=64, metavar="PX",
-                        help="side of the square photos in pixels (default: 64)")
+                        help=f"side of the square photos in pixels, {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} (default: 64)")
     parser.add_argument("--force", action="store_true",
                         help="write into a non-empty folder that is not a world; its train/, dev/, "
                              "test/, photos/, probe/ and world.json are replaced, nothing else")
@@ -51,7 +57,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     # loaded when the command runs, not for --help
     from photodialog.data.synth.writer import write_world
+    from photodialog.output_files import writable_folder
 
+    writable_folder(args.out, "--out", create=False)  # a path that cannot be written fails now, in words
     started = time.perf_counter()
     world = write_world(args.out, dialogues=args.dialogues, seed=args.seed,
                         image_size=args.image_size, force=args.force, progress=not args.quiet)

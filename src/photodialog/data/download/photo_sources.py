@@ -17,13 +17,23 @@ For each photo not yet in the folder, `data download` tries:
    (``fallback.py``).
 
 Every source ends in the same fetcher (``photos.fetch_photos``: limits, decode check, atomic
-placement, Ctrl-C), with ``file://`` URLs for local folders. The manifest line of each photo
+placement, Ctrl-C), with ``file://`` URLs for local folders.
+
+**What the records may name.** The dialogue files come from elsewhere (a mirror, an unpinned Hub
+dataset), so what they say is data, never a place on this machine: a record's own URL is fetched
+only when it is ``http(s)://`` (``photos.plan_photos``), and a ``photo_id`` is used only when it is
+a plain relative name (``safe_photo_id``: no ``..``, no leading ``/``, no backslash, no ``?#%``),
+so that it never leaves the ``--open-images`` folder or the template's path. The folders given on
+the command line (``--open-images DIR``, ``--photo-source DIR``, ``--base-url file://...``) are
+the user's own and stay allowed. The manifest line of each photo
 says which source served it (``source``) and why each earlier one failed (``tried``: a list of
 ``{"source", "reason"}``, in order).
 """
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +45,18 @@ from photodialog.errors import UserError
 
 OPEN_IMAGES, URL, HUB, GENERATOR = "open_images", "url", "hub", "generator"
 SOURCE_ORDER = (OPEN_IMAGES, URL, HUB, GENERATOR)
+TEMPLATE_FIELDS = ("photo_id", "image_id")
+# Open Images ids are "train/624e5f6dd7f64d89": folder names and hex digits.
+_PLAIN_ID_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def safe_photo_id(photo_id: str) -> str | None:
+    """``photo_id`` when it is a plain relative name (parts of letters, digits, ``_.-``, not
+    starting with a dot: no ``..``, no absolute path, no URL syntax), else None."""
+    parts = str(photo_id).rstrip("/").split("/")
+    if all(_PLAIN_ID_PART.fullmatch(part) for part in parts):
+        return "/".join(parts)
+    return None
 
 
 def tried_sources(entry: ManifestEntry | None) -> set[str]:
@@ -68,8 +90,8 @@ class OpenImages:
     def __init__(self, location: str):
         self.location = location
         self.folder = None if "{" in location else Path(location).expanduser()
-        if self.folder is None and "{photo_id}" not in location and "{image_id}" not in location:
-            raise UserError(f"--open-images {location!r}: a URL template needs {{photo_id}} or {{image_id}}")
+        if self.folder is None:
+            _check_template(location)
         if self.folder is not None and not self.folder.is_dir():
             raise UserError(
                 f"--open-images {location!r} is not a folder; give the folder of the Open Images files, "
@@ -85,11 +107,15 @@ class OpenImages:
             if not ref.photo_id:
                 found.misses[ref.stem] = "no photo_id in the record"
                 continue
-            image_id = ref.photo_id.rstrip("/").rsplit("/", 1)[-1]
-            if self.folder is None:
-                found.urls[ref.stem] = self.location.format(photo_id=ref.photo_id, image_id=image_id)
+            photo_id = safe_photo_id(ref.photo_id)
+            if photo_id is None:  # it would name a file outside the folder, or another URL
+                found.misses[ref.stem] = "the record's photo_id is not a plain Open Images id"
                 continue
-            path = _first_file(self.folder, [ref.photo_id, image_id])
+            image_id = photo_id.rsplit("/", 1)[-1]
+            if self.folder is None:
+                found.urls[ref.stem] = self.location.format(photo_id=photo_id, image_id=image_id)
+                continue
+            path = _first_file(self.folder, [photo_id, image_id])
             if path is None:
                 found.misses[ref.stem] = f"not in the Open Images folder {self.folder}"
             else:
@@ -150,6 +176,19 @@ class HubMirror:
 
                 found.urls[ref.stem] = huggingface_hub.hf_hub_url(self.repo, name, repo_type="dataset", revision=self.revision)
         return found
+
+
+def _check_template(location: str) -> None:
+    """``UserError`` unless ``location`` is a format string whose only fields are ``{photo_id}`` / ``{image_id}``."""
+    try:
+        fields = {name for _, name, spec, conversion in string.Formatter().parse(location) if name is not None}
+        location.format(photo_id="train/0", image_id="0")
+    except (ValueError, KeyError, IndexError, AttributeError) as err:
+        raise UserError(f"--open-images {location!r} is not a usable URL template ({err}); write it as "
+                        "https://HOST/{photo_id}.jpg, with {photo_id} or {image_id} and no other braces") from None
+    if not fields & set(TEMPLATE_FIELDS) or fields - set(TEMPLATE_FIELDS):
+        raise UserError(f"--open-images {location!r}: a URL template needs {{photo_id}} or {{image_id}} and no other "
+                        "{...} fields")
 
 
 def _first_file(folder: Path, names: list[str]) -> Path | None:

@@ -5,6 +5,8 @@ Planning decides, per photo, from the manifest and the files on disk:
 - a file that is present and matches its ``ok``/``generated`` manifest line is kept as is;
 - a file that is present without such a line is decode-checked (by a worker) and kept if whole;
 - a photo whose last fetch failed is left alone unless ``retry_failed``;
+- a URL that is not ``http(s)://`` is never requested: the records come from elsewhere, and a
+  ``file://`` (or ``ftp://``, ``data:``) URL in one would copy a file of this machine into the dataset;
 - everything else is fetched. Photos that share a URL are fetched once and copied.
 
 Each worker streams one URL into a hidden temporary file (size limit enforced while
@@ -22,6 +24,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from photodialog.data.download.http import Body, FetchError, HttpLimits, fetch
 from photodialog.data.download.images import (
@@ -40,6 +43,7 @@ UNTYPED_CONTENT = {"", "application/octet-stream", "binary/octet-stream"}
 # Dead photos that answer "200 OK" with a valid image saying so, after a redirect: Flickr sends
 # https://s.yimg.com/pw/images/en-us/photo_unavailable.png, imgur sends /removed.png.
 PLACEHOLDER_URL_PARTS = ("/photo_unavailable", "imgur.com/removed.png")
+RECORD_URL_SCHEMES = ("http", "https")  # what a dataset record's own photo URL may use
 
 
 @dataclass
@@ -93,6 +97,11 @@ def plan_photos(
         seen_stems.add(ref.stem)
         if not ref.url:
             plan.no_url.append(ManifestEntry(url=None, stem=ref.stem, status=FAILED, reason="no url"))
+            continue
+        scheme = urlsplit(ref.url).scheme.lower()
+        if scheme not in RECORD_URL_SCHEMES:
+            reason = f"not an http(s) URL ({scheme or 'no scheme'}:): a record's photo is fetched from the web only"
+            plan.no_url.append(ManifestEntry(url=ref.url, stem=ref.stem, status=FAILED, reason=reason))
             continue
         action = _resume_action(ref.stem, manifest.get(ref.stem), root, retry_failed)
         if action == "kept":

@@ -29,6 +29,7 @@ from photodialog.data.synth.probe_augment import augment
 from photodialog.data.synth.probe_model import ProbeConfig, build_network, images_to_tensor, read_rgb
 from photodialog.data.synth.world import LabelledPhoto, load_world
 from photodialog.errors import DataError, UserError
+from photodialog.files import save_tensors
 from photodialog.devices import torch_threads
 
 PROBE_DIR = "probe"
@@ -86,13 +87,9 @@ class Probe:
 
     def save(self, folder: str | Path, extra: dict | None = None) -> None:
         """Write weights and config (plus ``extra`` fields such as accuracies) to ``folder``."""
-        # imports torch: only reading or writing weights needs it
-        from safetensors.torch import save_file
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_FILE))
+        save_tensors(self.network.state_dict(), folder / WEIGHTS_FILE)
         meta = {**asdict(self.config), **(extra or {})}
         text = json.dumps(meta, indent=1, sort_keys=True) + "\n"
         (folder / CONFIG_FILE).write_text(text, encoding="utf-8")

@@ -29,9 +29,14 @@ from photodialog.data.synth.attributes import (
 from photodialog.data.synth.dialogues import compose_dialogue
 from photodialog.data.synth.render import render_photo
 from photodialog.data.synth.world import GENERATOR, GENERATOR_VERSION, WORLD_FILE, World, load_world
+from photodialog.config import SEED_MAX
 from photodialog.errors import UserError
 
 DIALOGUES_PER_FILE = 500  # as in PhotoChat's published files
+# Every dialogue is planned and held in memory before the files are written (a few KB each):
+# 200,000 is 16 times PhotoChat and about 1 GB; a typo of 14 digits must not fill the memory.
+MIN_DIALOGUES, MAX_DIALOGUES = 10, 200_000
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 SPLIT_FRACTIONS = {"train": 0.8, "dev": 0.1}  # test gets the rest
 TEST_HELD_OUT_FRACTION = 0.5
 # Everything a world owns inside its folder; only these are removed when a world is rewritten.
@@ -97,7 +102,7 @@ def write_world(out_dir: str | Path, dialogues: int = 2000, seed: int = 0, image
     ``out_dir`` may be missing, empty, or an earlier world (which is replaced); any other
     non-empty folder is refused unless ``force`` (then only the paths a world owns are replaced).
     """
-    _check_arguments(dialogues, image_size)
+    _check_arguments(dialogues, seed, image_size)
     out = Path(out_dir)
     _prepare_folder(out, force)
     plan, held_out = plan_world(dialogues, seed)
@@ -126,12 +131,17 @@ def ensure_world(out_dir: str | Path, dialogues: int = 2000, seed: int = 0, imag
     return write_world(out, dialogues, seed, image_size, progress=progress)
 
 
-def _check_arguments(dialogues: int, image_size: int) -> None:
-    if dialogues < 10:
-        raise UserError(f"--dialogues must be at least 10 (got {dialogues}), so that train, "
+def _check_arguments(dialogues: int, seed: int, image_size: int) -> None:
+    if dialogues < MIN_DIALOGUES:
+        raise UserError(f"--dialogues must be at least {MIN_DIALOGUES} (got {dialogues}), so that train, "
                         "dev and test each get some")
-    if not 16 <= image_size <= 1024:
-        raise UserError(f"--image-size must be between 16 and 1024 pixels (got {image_size})")
+    if dialogues > MAX_DIALOGUES:
+        raise UserError(f"--dialogues must be at most {MAX_DIALOGUES:,} (got {dialogues:,}): every dialogue is "
+                        "held in memory until the files are written")
+    if not 0 <= seed <= SEED_MAX:
+        raise UserError(f"--seed must be a whole number from 0 to {SEED_MAX} (got {seed})")
+    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise UserError(f"--image-size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels (got {image_size})")
 
 
 def _prepare_folder(out: Path, force: bool) -> None:
