@@ -38,6 +38,13 @@ class TinySizes:
     llm_layers: int = 4
     llm_heads: int = 4
     llm_vocab: int = 1200
+    llm_tie_embeddings: bool = False
+    """Share the LLM's input embedding and output head (as many small LMs do): copying a word from the
+    context then needs no separate output row per word to be learnt (the shipped LLM's recipe sets it)."""
+    vision_pretrain_steps: int = 0
+    """Steps of pretraining the image perceptron (ViT, Q-Former, queries) as a classifier of the
+    synthetic world's training photos (object, colour, scene) before the LLM ever reads it, as BLIP-2's
+    parts are pretrained before the paper uses them (0 = random, as every other tiny part)."""
     vision_hidden: int = 64
     vision_layers: int = 2
     vision_patch: int = 8
@@ -172,6 +179,9 @@ class DataConfig:
     """Stop at the first bad record instead of skipping and counting it."""
     photo_sample_weight: float = 1.0
     """Sampling weight of samples whose response shares a photo (1 = uniform, as the paper)."""
+    photo_reply_sample_weight: float = 1.0
+    """Sampling weight of samples whose context ends with a photo (the reply to it: what teaches the
+    image perceptron to see; 1 = uniform)."""
     only_photo_turns: bool = False
     """Train only on responses that share a photo (the pipeline's diffusion part)."""
     max_dialogues: int = 0
@@ -323,6 +333,7 @@ AT_LEAST_0, AT_LEAST_1, ABOVE_0 = Range(0), Range(1), Range(0, low_open=True)
 FRACTION = Range(0, 1, high_open=True)
 RANGES: dict[str, Range] = {
     "model.tiny.llm_hidden": AT_LEAST_1, "model.tiny.llm_layers": AT_LEAST_1, "model.tiny.llm_heads": AT_LEAST_1,
+    "model.tiny.vision_pretrain_steps": Range(0, why="0 = a random perceptron"),
     "model.tiny.llm_vocab": Range(16, why="room for the special tokens and the text's characters"),
     "model.tiny.vision_hidden": AT_LEAST_1, "model.tiny.vision_layers": AT_LEAST_1, "model.tiny.vision_patch": AT_LEAST_1,
     "model.tiny.vision_image_size": AT_LEAST_1, "model.tiny.qformer_hidden": AT_LEAST_1,
@@ -335,7 +346,7 @@ RANGES: dict[str, Range] = {
     "model.max_context_tokens": AT_LEAST_1, "model.max_response_tokens": AT_LEAST_1, "model.max_caption_tokens": AT_LEAST_1,
     "model.image_size": AT_LEAST_0, "model.image_loss_repeats": AT_LEAST_1, "model.snr_gamma": AT_LEAST_0,
     "model.caption_dropout": FRACTION,
-    "data.photo_sample_weight": ABOVE_0, "data.max_dialogues": Range(0, why="0 = all"),
+    "data.photo_sample_weight": ABOVE_0, "data.photo_reply_sample_weight": ABOVE_0, "data.max_dialogues": Range(0, why="0 = all"),
     "train.lr": ABOVE_0, "train.weight_decay": AT_LEAST_0, "train.warmup_steps": AT_LEAST_0,
     "train.batch_size": AT_LEAST_1, "train.micro_batch_size": AT_LEAST_1, "train.epochs": AT_LEAST_1,
     "train.max_steps": Range(0, why="0 = run all epochs"), "train.max_minutes": Range(0, why="0 = no limit"),

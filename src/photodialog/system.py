@@ -196,7 +196,8 @@ def build_system(config: RunConfig, run_dir: Path, texts: list[str] | None = Non
         base = run_dir / BASE_DIR
         if sources:
             copy_base(sources, base)  # a pretrained start brings its base parts along
-        ensure_tiny_base(config.model, base, texts, seed=config.train.seed, photos=photos, progress=progress)
+        ensure_tiny_base(config.model, base, texts, seed=config.train.seed, photos=photos, progress=progress,
+                         data_path=config.data.path)
     torch.manual_seed(config.train.seed)  # the new parts (photo token rows, projection) start the same every time
     model = build_model(config.model, part_sources(config.model, base))
     if sources:

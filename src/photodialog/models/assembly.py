@@ -14,7 +14,11 @@ from pathlib import Path
 import torch
 
 from photodialog.config import ModelConfig
+from photodialog.data.loading import dataset_root
 from photodialog.data.photos import load_photo
+from photodialog.data.synth.attributes import KINDS
+from photodialog.data.synth.world import load_world
+from photodialog.models.perceptron import photo_to_tensor
 from photodialog.errors import DataError, UserError
 from photodialog.models.adapters import set_training_mode
 from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
@@ -47,11 +51,13 @@ def part_sources(config: ModelConfig, base_dir: str | Path | None = None) -> Par
 
 
 def ensure_tiny_base(config: ModelConfig, base_dir: str | Path, texts: Iterable[str] | None, seed: int,
-                     photos: Iterable[str] | None = None, progress: bool = False) -> Path:
+                     photos: Iterable[str] | None = None, progress: bool = False, data_path: str = "") -> Path:
     """Create the tiny preset's base parts in ``base_dir`` unless already there.
 
     ``texts`` train the tokenizers; with ``model.tiny.latent`` and the generator among the parts,
-    ``photos`` (training photo files) train the VAE. Raises ``UserError`` when either is needed and missing.
+    ``photos`` (training photo files) train the VAE; with ``model.tiny.vision_pretrain_steps`` the
+    perceptron is first pretrained on the training photos of the synthetic world at ``data_path``.
+    Raises ``UserError`` when any of them is needed and missing.
     """
     base = Path(base_dir)
     if (base / "llm" / "config.json").is_file():
@@ -69,10 +75,25 @@ def ensure_tiny_base(config: ModelConfig, base_dir: str | Path, texts: Iterable[
     pixels = None
     if config.tiny.latent and config.tiny.vae_source == "train" and "generator" in config.parts:
         pixels = _photo_tensor(list(photos or []), config.tiny.image_size)
+    labelled = _labelled_world_photos(data_path, config.tiny.vision_image_size) if config.tiny.vision_pretrain_steps else None
     tmp = base.with_name(base.name + ".tmp")
-    save_tiny_parts(tmp, texts, config.tiny, seed=seed, photos=pixels, progress=progress)
+    save_tiny_parts(tmp, texts, config.tiny, seed=seed, photos=pixels, labelled_photos=labelled, progress=progress)
     tmp.rename(base)
     return base
+
+
+def _labelled_world_photos(data_path: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training photos of the synthetic world at ``data_path`` at the vision tower's ``size``, and
+    their (object, colour, scene) class indices: what ``model.tiny.vision_pretrain_steps`` trains on."""
+    try:
+        world = load_world(dataset_root(data_path))
+    except DataError as err:
+        raise UserError(f"model.tiny.vision_pretrain_steps pretrains the perceptron on a synthetic world's labelled photos: {err}") from None
+    photos = world.photos("train")
+    pixels = torch.stack([photo_to_tensor(load_photo(p.path), size) for p in photos])
+    orders = (list(world.objects), list(world.colours), list(world.scenes))
+    labels = torch.tensor([[order.index(getattr(p.triple, kind)) for order, kind in zip(orders, KINDS)] for p in photos])
+    return pixels, labels
 
 
 def _photo_tensor(files: list[str], size: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ encodes nothing meaningful) and the UNet diffuses in its latent space, as Stable
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,17 +30,19 @@ from photodialog.models.tiny_generator import copy_diffusion, unet_attention_fla
 from photodialog.models.tiny_vae import BUNDLED_VAE, tiny_vae_model, train_vae  # noqa: F401  (tiny_vae_model: also imported from here)
 from photodialog.models.tokenizers import train_clip_tokenizer, train_llama_tokenizer, train_llm_tokenizer
 
+log = logging.getLogger(__name__)
 CAPTION_MAX_TOKENS = 32  # the tiny CLIP text encoder's positions (SD's is 77)
 
 
 def save_tiny_parts(out: str | Path, texts: Iterable[str], sizes: TinySizes, *, seed: int = 0, latent: bool | None = None,
-                    photos=None, progress: bool = False) -> Path:
-    """Build and save all tiny parts under ``out``; returns ``out``."""
+                    photos=None, labelled_photos=None, progress: bool = False) -> Path:
+    """Build and save all tiny parts under ``out``; returns ``out``. ``labelled_photos`` (see
+    ``save_tiny_blip2``) pretrain the perceptron when ``sizes.vision_pretrain_steps`` asks for it."""
     out = Path(out)
     texts = list(texts)
     torch.manual_seed(seed)
     save_tiny_llm(out / "llm", texts, sizes)
-    save_tiny_blip2(out / "blip2", sizes)
+    save_tiny_blip2(out / "blip2", sizes, labelled_photos)
     latent = sizes.latent if latent is None else latent
     save_tiny_diffusion(out / "diffusion", texts, sizes, latent=latent, photos=photos, progress=progress)
     use_umask_modes(out)  # save_pretrained's safetensors files are owner-only
@@ -80,13 +83,16 @@ def _tiny_llama(tokenizer, sizes: TinySizes):
         vocab_size=len(tokenizer), hidden_size=sizes.llm_hidden, intermediate_size=sizes.llm_hidden * 3,
         num_hidden_layers=sizes.llm_layers, num_attention_heads=sizes.llm_heads, num_key_value_heads=sizes.llm_heads,
         max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=sizes.llm_tie_embeddings,
     )
     return LlamaForCausalLM(config)
 
 
-def save_tiny_blip2(out: Path, sizes: TinySizes) -> None:
-    """Save a random BLIP-2 (vision model, Q-Former, query tokens; a stub OPT) of ``sizes`` to ``out``."""
+def save_tiny_blip2(out: Path, sizes: TinySizes, labelled_photos=None) -> None:
+    """Save a BLIP-2 (vision model, Q-Former, query tokens; a stub OPT) of ``sizes`` to ``out``: random,
+    or, with ``sizes.vision_pretrain_steps`` and ``labelled_photos`` (a [N, 3, S, S] tensor at the
+    vision tower's size, normalised as ``perceptron.photo_to_tensor`` does, and [N, 3] class indices of
+    object, colour and scene), pretrained first as their classifier (``pretrain_perceptron``)."""
     # the Hugging Face stack is slow to import: only this path needs it
     from transformers import Blip2Config, Blip2ForConditionalGeneration
 
@@ -104,7 +110,42 @@ def save_tiny_blip2(out: Path, sizes: TinySizes) -> None:
     )
     model = Blip2ForConditionalGeneration(config)
     torch.nn.init.normal_(model.query_tokens, std=0.02)  # BLIP-2 initialises them so; zeros make all queries equal
+    if sizes.vision_pretrain_steps and labelled_photos is not None:
+        accuracy = pretrain_perceptron(model, *labelled_photos, steps=sizes.vision_pretrain_steps)
+        log.info("perceptron pretrained for %d steps on %d labelled photos: all attributes right on %.0f%% of its last batch",
+                 sizes.vision_pretrain_steps, labelled_photos[0].shape[0], 100 * accuracy)
     model.save_pretrained(out)
+
+
+def pretrain_perceptron(model, pixels: torch.Tensor, labels: torch.Tensor, *, steps: int, batch: int = 64,
+                        lr: float = 1e-3) -> float:
+    """Train a BLIP-2's vision model, Q-Former and query tokens in place as a classifier of ``labels``
+    ([N, K] class indices, one column per attribute) from ``pixels`` ([N, 3, S, S]): a linear head per
+    attribute on the mean of the query outputs, cross-entropy summed, AdamW, ``steps`` batches drawn
+    with torch's global generator (seeded by the caller). The heads are thrown away: what stays is a
+    perceptron whose query outputs say what a photo shows, as BLIP-2's pretraining leaves its own.
+    Returns the last batch's accuracy (all attributes right, 0-1)."""
+    classes = [int(labels[:, k].max()) + 1 for k in range(labels.shape[1])]
+    width = model.config.qformer_config.hidden_size
+    heads = torch.nn.ModuleList(torch.nn.Linear(width, n) for n in classes)
+    params = [*model.vision_model.parameters(), *model.qformer.parameters(), model.query_tokens, *heads.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    model.train()
+    accuracy = 0.0
+    for _ in range(steps):
+        index = torch.randint(0, pixels.shape[0], (min(batch, pixels.shape[0]),))
+        image = model.vision_model(pixel_values=pixels[index]).last_hidden_state
+        queries = model.query_tokens.expand(image.shape[0], -1, -1)
+        pooled = model.qformer(query_embeds=queries, encoder_hidden_states=image).last_hidden_state.mean(1)
+        logits = [head(pooled) for head in heads]
+        loss = sum(torch.nn.functional.cross_entropy(lg, labels[index, k]) for k, lg in enumerate(logits))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            accuracy = float(torch.stack([lg.argmax(1) == labels[index, k] for k, lg in enumerate(logits)]).all(0).float().mean())
+    model.eval()
+    return accuracy
 
 
 def save_tiny_diffusion(out: Path, texts: list[str], sizes: TinySizes, *, latent: bool, photos=None, progress: bool = False) -> None:

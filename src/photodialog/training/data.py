@@ -69,6 +69,11 @@ class EncodedSamples(torch.utils.data.Dataset):
         """Whether sample ``index``'s response shares a photo (for oversampling those)."""
         return self.samples[index].response.shares_photo
 
+    def replies_to_photo(self, index: int) -> bool:
+        """Whether sample ``index``'s context ends with a photo (its response answers it)."""
+        context = self.samples[index].context
+        return bool(context) and context[-1].shares_photo
+
 
 class CaptionPairs(torch.utils.data.Dataset):
     """(caption, photo) pairs of the responses that share a photo: the pipeline's image part."""
@@ -86,6 +91,10 @@ class CaptionPairs(torch.utils.data.Dataset):
     def shares_photo(self, index: int) -> bool:
         """Always True: every caption pair is a shared photo."""
         return True
+
+    def replies_to_photo(self, index: int) -> bool:
+        """Always False: a caption pair answers nothing."""
+        return False
 
 
 def training_dataset(samples: list[Sample], formatter: DialogueFormatter | None):
@@ -112,13 +121,16 @@ class EpochOrder:
         return chunk[rank * per_process : (rank + 1) * per_process]
 
 
-def epoch_order(dataset, epoch: int, seed: int, global_micro_batch: int, photo_weight: float = 1.0) -> EpochOrder:
-    """Permutation (or weighted draws, when photo-sharing responses are oversampled) for ``epoch``."""
+def epoch_order(dataset, epoch: int, seed: int, global_micro_batch: int, photo_weight: float = 1.0,
+                reply_weight: float = 1.0) -> EpochOrder:
+    """Permutation (or weighted draws, when photo-sharing responses or replies to a photo are
+    oversampled) for ``epoch``."""
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     count = len(dataset)
-    if photo_weight == 1.0:
+    if photo_weight == 1.0 and reply_weight == 1.0:
         indices = torch.randperm(count, generator=generator).tolist()
     else:
-        weights = torch.tensor([photo_weight if dataset.shares_photo(i) else 1.0 for i in range(count)])
+        weights = torch.tensor([(photo_weight if dataset.shares_photo(i) else 1.0) * (reply_weight if dataset.replies_to_photo(i) else 1.0)
+                                for i in range(count)])
         indices = torch.multinomial(weights, count, replacement=True, generator=generator).tolist()
     return EpochOrder(indices, global_micro_batch)

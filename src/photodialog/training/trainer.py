@@ -352,7 +352,8 @@ class Trainer:
             if state.step >= total:
                 state.finished, state.stop_reason = True, "max_steps" if t.max_steps and state.step >= t.max_steps else "epochs"
                 break
-            order = epoch_order(self.dataset, state.epoch, t.seed, t.micro_batch_size * self.accelerator.num_processes, self.config.data.photo_sample_weight)
+            order = epoch_order(self.dataset, state.epoch, t.seed, t.micro_batch_size * self.accelerator.num_processes,
+                                self.config.data.photo_sample_weight, self.config.data.photo_reply_sample_weight)
             usable = self._steps_per_epoch() * self.accumulation  # micro-batches
             while state.batches_in_epoch + self.accumulation <= usable and state.step < total and not state.finished:
                 result = self._optimizer_step(order, state)

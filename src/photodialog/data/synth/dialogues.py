@@ -14,8 +14,9 @@ The shape of every dialogue (docs/architecture.md, "The synthetic world"):
 4. the friend's reply to the photo names what is in it;
 5. thanks and goodbyes, sometimes.
 
-A fraction of dialogues (``PHOTO_FIRST_PROB``) instead **open with the photo**: the sharer greets
-and sends it at once, unannounced, and the friend's reply names its object. Nothing in the text
+A fraction of dialogues (``PHOTO_FIRST_PROB``, two in five) instead **open with the photo**: the
+sharer greets and sends it at once, unannounced, and the friend's reply names its object (with its
+colour, its scene or both). Nothing in the text
 says what it shows, so predicting that reply needs the photo read: this is what teaches the image
 perceptron. The photo is in turn 0, which the protocol never makes a target (every turn
 ``i >= 1`` is), so these dialogues leave the caption ceiling of the share targets at 100%.
@@ -41,7 +42,7 @@ MAX_MESSAGES = 14  # room for three statements, the friend's questions and the r
 SAY_COLOUR_PROB = 1.0
 SAY_SCENE_PROB = 1.0
 # Dialogues that open with an unannounced photo (the perceptron's lesson; see the module docstring).
-PHOTO_FIRST_PROB = 0.25
+PHOTO_FIRST_PROB = 0.4
 # How often the friend's reply names an attribute the sharer left unsaid, when there is one.
 REPLY_UNSAID_PROB = 0.85
 

@@ -183,6 +183,13 @@ PHOTO_REPLIES: dict[frozenset[str], tuple[str, ...]] = {
         "wow, {colour} and {scene_noun}, perfect", "the {colour} pops against {scene_noun}",
         "i love the {colour} with {scene_noun}", "{colour} is perfect {where}",
     ),
+    frozenset({"colour", "object", "scene"}): (
+        "{a_colour} {object} {where}! amazing", "wow, {a_colour} {object} {where}",
+        "love the {colour} {object} {where}", "what a nice {colour} {object} {where}",
+        "{a_colour} {object} in {scene_noun}, so cool", "that {colour} {object} looks great {where}",
+        "oh, {a_colour} {object} {where}! nice", "such a cute {colour} {object} {where}",
+        "the {colour} {object} and {scene_noun} look perfect", "best {colour} {object} ever, {where} too",
+    ),
     frozenset({"object", "scene"}): (
         "{a_object} {where}, how fun", "the {object} looks great {where}",
         "love the {object} and {scene_noun}", "what a cool {object} {where}",

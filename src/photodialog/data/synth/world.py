@@ -11,7 +11,7 @@ from photodialog.data.synth.attributes import Triple, parse_caption
 from photodialog.errors import DataError
 
 GENERATOR = "photodialog.data.synth"
-# 2: every shared photo announced in full before its turn, a quarter of dialogues open with the
+# 2: every shared photo announced in full before its turn, two in five dialogues open with the
 # photo (data/synth/dialogues.py); photos and captions are those of version 1.
 GENERATOR_VERSION = 2
 
