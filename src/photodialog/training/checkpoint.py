@@ -244,10 +244,17 @@ def _load_tensors_only(path: Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # what weights_only=True raises for anything but tensors and containers
-        raise UserError(f"{path} holds more than tensors and plain values, so it is not loaded (it could run code): "
-                        f"{str(err).splitlines()[0]}. Use a checkpoint you trust, or start afresh") from None
+        raise UserError(f"{refusal(path, err)}. Use a checkpoint you trust, or start afresh") from None
     except (OSError, RuntimeError, EOFError) as err:
         raise UserError(f"{path} cannot be read ({err}); use another checkpoint of the run") from None
+
+
+def refusal(path: Path, err: pickle.UnpicklingError) -> str:
+    """What to say of a file that ``torch.load(weights_only=True)`` refused with ``err``: the type
+    it would have built (torch's own text also suggests loading it unsafely, which is not shown)."""
+    found = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line or "Unsupported" in line]
+    return (f"{path} holds more than tensors and plain values, so it is not loaded (it could run code: "
+            f"{found[0].rstrip('.') if found else 'not a tensor file'})")
 
 
 def _restore_rng_of(folder: Path) -> None:

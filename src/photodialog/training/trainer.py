@@ -240,7 +240,7 @@ class Trainer:
                                         accumulation=self.accumulation, grad_clip=self.config.train.grad_clip)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         if self._resumed_from is not None and self.engine.sharded:
-            engines.load_engine_state(self.accelerator, self.engine, self.optimizer, self._resumed_from)  # optimizer, generators
+            engines.load_engine_state(self.accelerator, self.engine, self.model, self.optimizer, self._resumed_from)  # optimizer, generators
         self.ema = self._weight_average(model)  # after prepare: the average lives where the weights now are
         self.scheduler, self.dataset, self.dev = scheduler, dataset, dev
         self.metrics = MetricsLog(self.run_dir, enabled=self.main)
