@@ -62,3 +62,35 @@ def test_two_processes_take_the_same_early_stopping_decision(tmp_path, quick_arg
     assert "early stopping" in state.stop_reason
     assert state.step == 2 and state.best_step == 1
     assert [row["step"] for row in state.history] == [1, 2]
+
+
+def _finite_on_each_process(rank: int, port: int, answers) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      OMP_NUM_THREADS="1")
+    import torch
+    from accelerate import Accelerator
+
+    from photodialog.training.trainer import Trainer
+
+    trainer = Trainer.__new__(Trainer)  # only its accelerator: _all_finite is what is checked
+    trainer.accelerator = Accelerator(cpu=True)
+    for name, losses in (("one NaN", [1.0, float("nan")]), ("both finite", [1.0, 2.0]), ("both NaN", [float("nan")] * 2)):
+        answers[(rank, name)] = trainer._all_finite(torch.tensor(losses[rank]))
+
+
+def test_a_nan_on_one_process_skips_the_step_on_every_process():
+    """Each process decides to skip a step from the loss of all of them: with a NaN on one process only,
+    neither steps (its NaN gradients would otherwise be averaged into every process's weights)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with mp.get_context("spawn").Manager() as manager:
+        answers = manager.dict()
+        mp.start_processes(_finite_on_each_process, args=(port, answers), nprocs=2, start_method="spawn")
+        answers = dict(answers)
+    assert answers == {(0, "one NaN"): False, (1, "one NaN"): False, (0, "both finite"): True, (1, "both finite"): True,
+                       (0, "both NaN"): False, (1, "both NaN"): False}

@@ -456,8 +456,13 @@ class Trainer:
         totals["image_targets"] += out.stats.get("image_targets", 0)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether ``loss`` is finite on every process; all of them get the same answer, so a NaN on
+        one process skips the step on all (its NaN gradients would reach every process's weights)."""
         flag = torch.tensor(float(torch.isfinite(loss.detach()).all()), device=self.accelerator.device)
-        return bool(self.accelerator.reduce(flag, reduction="min") > 0) if self.accelerator.num_processes > 1 else bool(flag > 0)
+        if self.accelerator.num_processes == 1:
+            return bool(flag > 0)
+        # Accelerate's reduce knows sum, mean and max only (any other name sums): all finite = a sum of 1 each.
+        return bool(self.accelerator.reduce(flag, reduction="sum") >= self.accelerator.num_processes)
 
     def _bad_step(self, state: ckpt.TrainState) -> None:
         state.bad_steps_in_row += 1
