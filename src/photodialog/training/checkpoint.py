@@ -21,7 +21,8 @@ A checkpoint is first written to ``step-N.tmp`` and renamed when complete, so a 
 moment leaves either the previous checkpoints or the new one, never half of one; the manifest
 catches what a power cut can still do to files the OS had not written yet. Pruning renames a
 folder away before deleting it, so a kill then leaves no half-deleted checkpoint. Nothing read
-back can run code: no pickle beyond ``torch.load(weights_only=True)``. Reading a checkpoint
+back can run code: no pickle beyond ``torch.load(weights_only=True)``, under a sharding engine
+``engine/`` too (``engines.load_engine_state``). Reading a checkpoint
 (list, verify, best, resolve, load weights) is in ``photodialog.checkpoints``, the library.
 """
 

@@ -8,7 +8,8 @@ state (and, under FSDP and ZeRO-3, of the weights), so a checkpoint also keeps w
 holds: ``engine/`` in the checkpoint folder (FSDP: each process's shard of the AdamW state;
 DeepSpeed: its own checkpoint through Accelerate's ``save_state``, ZeRO partitions per rank),
 with each process's random generators (``save_engine_state``). ``--resume`` reads it back with ``load_state``, so the
-resumed run repeats the uninterrupted one exactly.
+resumed run repeats the uninterrupted one exactly, and without unpickling code: every pickled file
+is read with ``weights_only=True`` (``load_engine_state``), DeepSpeed's own reads included.
 
 Under ZeRO-3 the models are built whole on every process, outside ``deepspeed.zero.Init``
 (``building_whole_models``), and ``prepare`` partitions them. A weight read outside its own
