@@ -210,8 +210,8 @@ def test_a_payload_in_any_engine_file_never_runs_on_resume_nor_on_loading(engine
     manifest["files"][key] = {"bytes": hostile.stat().st_size, "sha256": file_digest(hostile)}
     (last / "manifest.json").write_text(json.dumps(manifest))
     done = run(launch(engine, quick_args(*STEPS[1:], "train.max_steps=4"), run_dir, "--resume"))
-    # Each process exits 2 with the message (the launcher itself then reports the failed workers).
-    assert done.returncode != 0 and done.stderr.count("exitcode  : 2") == 2, done.stderr[-3000:]
+    # A process exits 2 with the message; torchrun then stops the other and reports the failed workers.
+    assert done.returncode != 0 and "exitcode  : 2" in done.stderr, done.stderr[-3000:]
     assert "could run code" in done.stderr and hostile.name in done.stderr
     assert str(Path(photodialog.__file__).parent) not in done.stderr  # no traceback through photodialog's code
     load_system(run_dir)  # what eval, chat, serve and export read
