@@ -20,7 +20,7 @@ def final_weights():
     return lambda run_dir: load_file(str(list_checkpoints(Path(run_dir))[-1] / "trainable.safetensors"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # a pure function of the session's world: module fixtures use it too
 def quick_args(tiny_world):
     def make(*extra: str) -> list[str]:
         return ["--config", "tiny-e2e", f"data.path={tiny_world}", *QUICK, *extra, "--no-progress"]

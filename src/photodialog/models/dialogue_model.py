@@ -9,11 +9,19 @@ may be absent (the pipeline trains its text and image parts apart). ``forward(ba
 with ``L_t`` the response NLL (Eq. 2) and ``L_v`` the diffusion loss (Eq. 12) of every photo the
 responses share, whose caption reaches the text encoder through STGS (Eq. 4-7) and the
 vocabulary bridge (Eq. 8-11), so that ``L_v`` has a gradient on the LLM.
+
+A batch without context photos does not run the perceptron, and one without a target photo does
+not run the generator; their weights then get no gradient. Under FSDP and DeepSpeed every process
+must give the same weights a gradient in every micro-batch (the gradients are reduced as one
+flat buffer), so the trainer names the parts another process runs (``parts_used``) and
+``forward(..., idle_parts=...)`` runs them here on one blank input times 0: a zero loss term
+whose gradient on their weights is exactly zero.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import torch
@@ -33,6 +41,17 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if torch.device(device).type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor.to(device)
+
+
+OPTIONAL_PARTS = ("perceptron", "generator")  # the parts a batch may leave out (``parts_used``), in a fixed order
+
+
+def random_state_kept(device: torch.device):
+    """A context after which the random generators (the CPU's, and ``device``'s if a GPU) are as
+    before it: an idle part's dropout draws leave the batch's own noise (Gumbel, diffusion) as it
+    would be without it."""
+    device = torch.device(device)
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type)
 
 
 @dataclass
@@ -101,12 +120,22 @@ class PhotoDialogModel(nn.Module):
     # ------------------------------------------------------------ LLM input
 
     def input_embeddings(self, input_ids: torch.Tensor, photo_slots: torch.Tensor, context_pixels: torch.Tensor,
-                         context_keys: list[str] | None = None) -> torch.Tensor:
+                         context_keys: list[str] | None = None, *, idle: bool = False) -> torch.Tensor:
         """Token embeddings with each context photo's 32 perceptron outputs at its slots
-        (``context_keys``: the photos' files, for the perceptron cache when there is one)."""
+        (``context_keys``: the photos' files, for the perceptron cache when there is one).
+        ``idle``: without context photos, still run the perceptron, on one blank photo times 0
+        (the embeddings keep their values; the perceptron's weights get a zero gradient)."""
         embeds = self.llm.get_input_embeddings()(input_ids)
-        if self.perceptron is None or context_pixels.shape[0] == 0:
+        if self.perceptron is None:
             return embeds
+        if context_pixels.shape[0] == 0:
+            if not idle:
+                return embeds
+            blank = context_pixels.new_zeros((1, *context_pixels.shape[1:])).to(embeds.device)
+            with part("perceptron"), random_state_kept(embeds.device):
+                # Through the embeddings, as real photos go: the gradient reaches the perceptron at the
+                # same point of the backward pass on every process.
+                return embeds + self.perceptron(blank).sum().to(embeds.dtype) * 0
         with part("perceptron"):
             pixels = context_pixels.to(embeds.device)
             if self.perceptron_cache is not None and context_keys and len(context_keys) == pixels.shape[0]:
@@ -121,28 +150,44 @@ class PhotoDialogModel(nn.Module):
             torch._assert_async(photo_slots.sum() == expected, f"photo slots != {visual.shape[0]} photos x {visual.shape[1]} embeddings")
         return embeds.masked_scatter(photo_slots[..., None].to(embeds.device), visual.to(embeds.dtype))
 
-    def _hidden_states(self, batch: Batch) -> torch.Tensor:
-        embeds = self.input_embeddings(batch.input_ids, batch.photo_slots, batch.context_pixels, batch.context_keys)
+    def _hidden_states(self, batch: Batch, idle_parts=frozenset()) -> torch.Tensor:
+        embeds = self.input_embeddings(batch.input_ids, batch.photo_slots, batch.context_pixels, batch.context_keys,
+                                       idle="perceptron" in idle_parts)
         decoder = self.llm.get_decoder()
         with part("llm"):
             return decoder(inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False).last_hidden_state
 
     # ------------------------------------------------------------ training forward
 
+    def parts_used(self, batch: Batch, *, alpha: float = 1.0) -> frozenset[str]:
+        """Which of the parts that a batch may leave out ``forward(batch, alpha=alpha)`` runs:
+        ``"perceptron"`` when the batch has context photos, ``"generator"`` when a caption has a
+        target photo (L_v, with ``alpha`` > 0). The LLM runs on every batch."""
+        used = set()
+        if self.perceptron is not None and self.llm is not None and batch.context_pixels.shape[0] > 0:
+            used.add("perceptron")
+        if self.generator is not None and alpha > 0 and any(c.target >= 0 for c in batch.captions):
+            used.add("generator")
+        return frozenset(used)
+
     def forward(self, batch: Batch, *, tau: float = 1.0, alpha: float = 1.0, text_weight: float = 1.0,
-                generator: torch.Generator | None = None) -> LossOutput:
+                generator: torch.Generator | None = None, idle_parts: Collection[str] = frozenset()) -> LossOutput:
         """The training losses of ``batch`` (Eq. 13: L = text_weight * L_t + alpha * L_v).
 
         L_t (Eq. 2) is the mean NLL of the response tokens; for every caption with a target photo the
         caption logits go through STGS at temperature ``tau`` (Eq. 4-7), the bridge (Eq. 8-11) and the
         diffusion loss L_v (Eq. 12). ``generator`` seeds the Gumbel and diffusion noise. A part the
         model lacks, or ``alpha`` = 0, leaves its loss None.
+
+        ``idle_parts`` (names as ``parts_used`` gives them): parts that run even when this batch
+        gives them nothing to do, on one blank input times 0, so that their trained weights get a
+        gradient of exactly zero and the loss keeps its value (the module doc says why).
         """
         stats: dict = {}
         text_loss = caption_sample = None
         caption_rows: list[list[int]] = []
         if self.llm is not None:
-            text_loss, caption_sample, caption_rows = self._text_forward(batch, tau, generator)
+            text_loss, caption_sample, caption_rows = self._text_forward(batch, tau, generator, idle_parts)
         image_loss = None
         if self.generator is not None and alpha > 0:
             image_loss = self._image_forward(batch, caption_sample, caption_rows, stats, generator)
@@ -151,10 +196,13 @@ class PhotoDialogModel(nn.Module):
             total = total + text_weight * text_loss
         if image_loss is not None:
             total = total + alpha * image_loss
+        elif "generator" in idle_parts and self.generator is not None and alpha > 0:
+            with part("diffusion_loss"), random_state_kept(total.device):
+                total = total + alpha * self.generator.idle_loss()
         return LossOutput(loss=total, text_loss=text_loss, image_loss=image_loss, stats=stats)
 
-    def _text_forward(self, batch: Batch, tau: float, generator):
-        hidden = self._hidden_states(batch)
+    def _text_forward(self, batch: Batch, tau: float, generator, idle_parts=frozenset()):
+        hidden = self._hidden_states(batch, idle_parts)
         # Position t predicts token t+1; only response positions get logits (memory: not B x T x V).
         # The positions are found on the host copy of the labels: a boolean mask on the GPU would make
         # the host wait for it (twice), and so would each caption's row lookup.

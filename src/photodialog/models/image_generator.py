@@ -156,6 +156,27 @@ class ImageGenerator(nn.Module):
         per_sample = (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
         return (per_sample * self._min_snr_weights(timesteps)).mean()
 
+    def idle_loss(self) -> torch.Tensor:
+        """A zero scalar whose gradient reaches every weight that ``loss`` trains (the text encoder
+        with its token embedding, the UNet, a VAE that trains) and is exactly zero there: one blank
+        caption and one blank photo at timestep 0, times 0. For a process whose micro-batch has no
+        target photo while another process's has (FSDP, DeepSpeed: every process must give the same
+        weights a gradient). Draws no noise (dropout aside: ``PhotoDialogModel`` keeps the random state)."""
+        embedding = self.token_embedding()
+        ids = torch.zeros(1, self.tokenizer.model_max_length, dtype=torch.long, device=embedding.device)
+        hidden = self.encode_embeddings(F.embedding(ids, embedding))
+        blank = torch.zeros(1, 3, self.image_size, self.image_size, device=hidden.device)
+        if self._vae_trains():
+            clean = self.vae.encode(blank.to(self.vae.dtype)).latent_dist.mode()  # the mode: no random draw
+        else:
+            size = self.image_size // self.latent_factor
+            clean = blank.new_zeros((1, self.unet.config.in_channels, size, size))
+        timesteps = torch.zeros(1, dtype=torch.long, device=clean.device)
+        unet_dtype = self.unet.dtype
+        with part("unet"):
+            prediction = self.unet(clean.to(unet_dtype), timesteps, encoder_hidden_states=hidden.to(unet_dtype)).sample
+        return prediction.float().sum() * 0
+
     def _min_snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
         """Min-SNR-gamma loss weights (Hang et al., 2023): the easy, low-noise timesteps stop
         dominating the gradient, which speeds training up several times from scratch."""

@@ -21,7 +21,8 @@ A checkpoint is first written to ``step-N.tmp`` and renamed when complete, so a 
 moment leaves either the previous checkpoints or the new one, never half of one; the manifest
 catches what a power cut can still do to files the OS had not written yet. Pruning renames a
 folder away before deleting it, so a kill then leaves no half-deleted checkpoint. Nothing read
-back can run code: no pickle beyond ``torch.load(weights_only=True)``. Reading a checkpoint
+back can run code: no pickle beyond ``torch.load(weights_only=True)``, under a sharding engine
+``engine/`` too (``engines.load_engine_state``). Reading a checkpoint
 (list, verify, best, resolve, load weights) is in ``photodialog.checkpoints``, the library.
 """
 
@@ -242,10 +243,17 @@ def _load_tensors_only(path: Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # what weights_only=True raises for anything but tensors and containers
-        raise UserError(f"{path} holds more than tensors and plain values, so it is not loaded (it could run code): "
-                        f"{str(err).splitlines()[0]}. Use a checkpoint you trust, or start afresh") from None
+        raise UserError(f"{refusal(path, err)}. Use a checkpoint you trust, or start afresh") from None
     except (OSError, RuntimeError, EOFError) as err:
         raise UserError(f"{path} cannot be read ({err}); use another checkpoint of the run") from None
+
+
+def refusal(path: Path, err: pickle.UnpicklingError) -> str:
+    """What to say of a file that ``torch.load(weights_only=True)`` refused with ``err``: the type
+    it would have built (torch's own text also suggests loading it unsafely, which is not shown)."""
+    found = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line or "Unsupported" in line]
+    return (f"{path} holds more than tensors and plain values, so it is not loaded (it could run code: "
+            f"{found[0].rstrip('.') if found else 'not a tensor file'})")
 
 
 def _restore_rng_of(folder: Path) -> None:

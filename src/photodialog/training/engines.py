@@ -8,7 +8,8 @@ state (and, under FSDP and ZeRO-3, of the weights), so a checkpoint also keeps w
 holds: ``engine/`` in the checkpoint folder (FSDP: each process's shard of the AdamW state;
 DeepSpeed: its own checkpoint through Accelerate's ``save_state``, ZeRO partitions per rank),
 with each process's random generators (``save_engine_state``). ``--resume`` reads it back with ``load_state``, so the
-resumed run repeats the uninterrupted one exactly.
+resumed run repeats the uninterrupted one exactly, and without unpickling code: every pickled file
+is read with ``weights_only=True`` (``load_engine_state``), DeepSpeed's own reads included.
 
 Under ZeRO-3 the models are built whole on every process, outside ``deepspeed.zero.Init``
 (``building_whole_models``), and ``prepare`` partitions them. A weight read outside its own
@@ -26,8 +27,11 @@ engines on two CPU processes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,20 +224,32 @@ def check_resumable(folder: Path, engine: Engine) -> None:
                         f"Resume it under that accelerate config and process count (or start a new --out)")
 
 
-def load_engine_state(accelerator, engine: Engine, optimizer, folder: Path) -> None:
+def load_engine_state(accelerator, engine: Engine, model, optimizer, folder: Path) -> None:
     """Every process reads back its shard of the optimizer state and its random generators from
-    ``folder/engine/`` (after ``prepare``; under DeepSpeed the weights too); collective.
-    Raises ``UserError`` when a file cannot be read."""
+    ``folder/engine/`` (after ``prepare``, ``model`` and ``optimizer`` as it returned them; under
+    DeepSpeed the weights too); collective.
+
+    Nothing read can run code: every pickled file of ``engine/`` is first read by every process
+    with ``torch.load(weights_only=True)`` (tensors, plain values and ``safe_types``), and one that
+    holds anything else is refused on every process before anything is loaded. DeepSpeed's own
+    reads (``weights_only=False``) are then made the same way (``deepspeed_reads_weights_only``).
+    Raises ``UserError`` when a file is refused or cannot be read.
+    """
     target = folder / ENGINE_STATE
+    allowed = safe_types(engine)
+    problems = _shared_problems(accelerator, unsafe_file_problem(target, allowed))
+    if problems:
+        raise UserError(f"{problems[0]}. Use a checkpoint you trust (or start afresh with another --out)")
     if engine.name != "fsdp":
-        accelerator.load_state(str(target), load_module_strict=False)  # frozen weights were left out
+        with deepspeed_reads_weights_only(model, allowed):
+            accelerator.load_state(str(target), load_module_strict=False)  # frozen weights were left out
         return
     rank = accelerator.process_index
     path = target / f"optimizer.rank{rank}.pt"
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         generators = json.loads((target / f"rng.rank{rank}.json").read_text(encoding="utf-8"))
-    except (OSError, RuntimeError, ValueError, EOFError) as err:
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as err:
         raise UserError(f"{target} cannot be read on process {rank} ({err}); use another checkpoint of the run") from None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for index, entry in saved["state"].items():
@@ -243,6 +259,78 @@ def load_engine_state(accelerator, engine: Engine, optimizer, folder: Path) -> N
                 entry[key] = _sharded_like(value, param)
     optimizer.load_state_dict(saved)
     ckpt.restore_rng(generators)
+
+
+PICKLED = (".pt", ".pkl", ".bin")  # what torch.save writes in engine/ (DeepSpeed, Accelerate, FSDP shards)
+
+
+def safe_types(engine: Engine) -> list:
+    """The classes besides tensors and plain values that ``engine``'s checkpoint files may hold:
+    the numpy arrays of Accelerate's random states and, under DeepSpeed, the records its ZeRO
+    checkpoints pickle (the ZeRO stage, the loss scaler's settings, where each weight's slice lies).
+    Unpickling them builds plain records and runs none of the file's code; anything else is refused."""
+    # the Hugging Face stack is slow to import: only resuming a sharded run needs it
+    from accelerate.utils.other import TORCH_SAFE_GLOBALS
+
+    allowed = list(TORCH_SAFE_GLOBALS)
+    if engine.weights_in_engine_state:
+        # DeepSpeed is optional and slow to import: only DeepSpeed runs need it
+        from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+        from deepspeed.runtime.zero.config import ZeroStageEnum
+        from deepspeed.utils.tensor_fragment import fragment_address
+
+        allowed += [ZeroStageEnum, LossScaler, DynamicLossScaler, fragment_address]
+    return allowed
+
+
+def weights_only_load(path, map_location=None, *, allowed: list):
+    """``torch.load(path)`` that unpickles tensors, plain values and the ``allowed`` classes only;
+    ``pickle.UnpicklingError`` for anything else (nothing of it is built or run)."""
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def unsafe_file_problem(target: Path, allowed: list) -> str | None:
+    """Why a pickled file under ``target`` (an ``engine/`` folder) must not be loaded, or None:
+    it holds more than tensors, plain values and ``allowed`` classes, or cannot be read. Each file
+    is read with ``weights_only=True``, memory-mapped where it can be, so its tensors stay on disk."""
+    for path in sorted(p for p in target.rglob("*") if p.suffix in PICKLED and p.is_file()):
+        try:
+            with torch.serialization.safe_globals(allowed):
+                torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        except pickle.UnpicklingError as err:  # what weights_only=True raises for anything else
+            return ckpt.refusal(path, err)
+        except (OSError, RuntimeError, ValueError, EOFError) as err:
+            return f"{path} cannot be read ({str(err).splitlines()[0] if str(err) else err.__class__.__name__})"
+    return None
+
+
+def _shared_problems(accelerator, problem: str | None) -> list[str]:
+    """Every process's ``problem`` (None left out), on every process: a file one process refuses
+    must stop all of them, or the others would wait for it in the next collective."""
+    if accelerator.num_processes == 1:
+        return [problem] if problem else []
+    # the Hugging Face stack is slow to import: only training needs it
+    from accelerate.utils import gather_object
+
+    return [each for each in gather_object([problem]) if each]
+
+
+@contextlib.contextmanager
+def deepspeed_reads_weights_only(model, allowed: list):
+    """While in the context, DeepSpeed reads ``model``'s checkpoint (model states, ZeRO partitions)
+    with ``weights_only_load`` instead of its ``torch.load(weights_only=False)``. DeepSpeed reads
+    every file through the engine's checkpoint engine (``TorchCheckpointEngine.load``); what it gets
+    back is the same tensors and records, so the resumed run is the same. No-op for a model without one."""
+    reader = getattr(model, "checkpoint_engine", None)
+    if reader is None:
+        yield
+        return
+    reader.load = functools.partial(weights_only_load, allowed=allowed)
+    try:
+        yield
+    finally:
+        del reader.load  # the class's own method again
 
 
 def _is_dtensor(value) -> bool:

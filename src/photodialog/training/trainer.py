@@ -24,6 +24,7 @@ from photodialog.data.report import PHOTO_LINK_OUTSIDE, UNREADABLE_PHOTO
 from photodialog.data.samples import build_samples
 from photodialog.errors import DataError, RunStopped, UserError
 from photodialog.files import write_text
+from photodialog.models.dialogue_model import OPTIONAL_PARTS
 from photodialog.system import build_system
 from photodialog.training import checkpoint as ckpt
 from photodialog.training import engines
@@ -241,7 +242,7 @@ class Trainer:
                                         accumulation=self.accumulation, grad_clip=self.config.train.grad_clip)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         if self._resumed_from is not None and self.engine.sharded:
-            engines.load_engine_state(self.accelerator, self.engine, self.optimizer, self._resumed_from)  # optimizer, generators
+            engines.load_engine_state(self.accelerator, self.engine, self.model, self.optimizer, self._resumed_from)  # optimizer, generators
         self.ema = self._weight_average(model)  # after prepare: the average lives where the weights now are
         self.scheduler, self.dataset, self.dev = scheduler, dataset, dev
         self.metrics = MetricsLog(self.run_dir, enabled=self.main)
@@ -402,8 +403,9 @@ class Trainer:
             seen += indices
             # Accelerate syncs gradients (DDP), scales the loss and, under DeepSpeed, steps the
             # engine only on the last micro-batch of each optimizer step.
+            idle = self._idle_parts(batch)
             with self.accelerator.accumulate(self.model), self.accelerator.autocast():
-                out = self.model(batch, tau=tau, alpha=t.alpha, text_weight=t.text_loss_weight)
+                out = self.model(batch, tau=tau, alpha=t.alpha, text_weight=t.text_loss_weight, idle_parts=idle)
                 ok = self._all_finite(out.loss)
                 finite = finite and ok
                 if ok:
@@ -429,6 +431,24 @@ class Trainer:
             totals["grad_norm"] = float(grad_norm)
         return totals
 
+    def _idle_parts(self, batch) -> frozenset[str]:
+        """The parts another process runs in this micro-batch and this one does not (FSDP, DeepSpeed).
+
+        Their gradients are reduced as flat buffers of every weight that has one, so a part with a
+        gradient on one process and none on another (a micro-batch with no context photo, or no
+        target photo, beside one with) makes the sizes disagree: gloo aborts, NCCL may hang. This
+        process then runs the part on a blank input times 0 (``PhotoDialogModel.forward``'s
+        ``idle_parts``). Parts that no process runs get no gradient anywhere, as on one process,
+        and DDP finds unused weights itself (``find_unused_parameters``): there, nothing changes.
+        """
+        if not self.engine.sharded:
+            return frozenset()
+        model = self.accelerator.unwrap_model(self.model)
+        used = model.parts_used(batch, alpha=self.config.train.alpha)
+        flags = torch.tensor([float(name in used) for name in OPTIONAL_PARTS], device=self.accelerator.device)
+        anywhere = self.accelerator.reduce(flags, reduction="sum")
+        return frozenset(name for name, count in zip(OPTIONAL_PARTS, anywhere.tolist()) if count > 0 and name not in used)
+
     def _add_losses(self, totals: dict, out) -> None:
         for key, value in (("loss", out.loss), ("text_loss", out.text_loss), ("image_loss", out.image_loss)):
             if value is not None:
@@ -436,8 +456,13 @@ class Trainer:
         totals["image_targets"] += out.stats.get("image_targets", 0)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether ``loss`` is finite on every process; all of them get the same answer, so a NaN on
+        one process skips the step on all (its NaN gradients would reach every process's weights)."""
         flag = torch.tensor(float(torch.isfinite(loss.detach()).all()), device=self.accelerator.device)
-        return bool(self.accelerator.reduce(flag, reduction="min") > 0) if self.accelerator.num_processes > 1 else bool(flag > 0)
+        if self.accelerator.num_processes == 1:
+            return bool(flag > 0)
+        # Accelerate's reduce knows sum, mean and max only (any other name sums): all finite = a sum of 1 each.
+        return bool(self.accelerator.reduce(flag, reduction="sum") >= self.accelerator.num_processes)
 
     def _bad_step(self, state: ckpt.TrainState) -> None:
         state.bad_steps_in_row += 1
