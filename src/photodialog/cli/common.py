@@ -8,6 +8,7 @@ import os
 import sys
 
 from photodialog.models.generation_settings import DECODINGS, SAMPLERS, GenerationSettings, check_settings
+from photodialog.output_files import empty_out_problem
 
 
 def quiet_libraries() -> None:
@@ -62,6 +63,14 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
     return value
+
+
+def output_path(text: str) -> str:
+    """An ``--out`` value: any path but an empty one (an unset shell variable would mean the current folder)."""
+    problem = empty_out_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError("is empty (an unset variable?); give the folder or file to write")
+    return text
 
 
 def _parsed(text: str, convert, kind: str):

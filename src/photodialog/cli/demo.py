@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from photodialog.cli.common import output_path
+
 EPILOG = """The main job on the embedded default dataset, on a CPU with no internet: does the paper's
 end-to-end training beat training the parts apart? A controlled experiment:
   1. synthesise a photo-sharing world (PhotoChat format, rendered photos) and train its probe;
@@ -35,7 +37,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="the main job: pretrain -> fine-tune every arm over seeds -> eval -> report",
                                    description="The paper's claim as a controlled experiment, at laptop scale.",
                                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="demo-out", metavar="DIR", help="output folder (default: demo-out)")
+    parser.add_argument("--out", default="demo-out", type=output_path, metavar="DIR", help="output folder (default: demo-out)")
     parser.add_argument("--seeds", type=int, default=None, metavar="N",
                         help="training seeds per arm (default: 3, or 1 with --quick; 2 or more give intervals)")
     extra = [name for name in ARMS if name not in DEFAULT_ARMS]

@@ -8,6 +8,7 @@ from photodialog.cli.common import (
     add_generation_arguments,
     generation_fields,
     non_negative_int,
+    output_path,
     positive_int,
     quiet_libraries,
 )
@@ -54,7 +55,7 @@ def register(subparsers) -> None:
     compare.add_argument("results", nargs="+", metavar="RESULT.json", help="eval result files (from photodialog eval)")
     compare.add_argument("--names", metavar="A,B,...", help="column names, one per result (default: each result's model name)")
     compare.add_argument("--format", choices=("markdown", "text"), default="markdown", help="table format (default: markdown)")
-    compare.add_argument("--out", metavar="FILE", help="also write the table to FILE")
+    compare.add_argument("--out", type=output_path, metavar="FILE", help="also write the table to FILE")
     compare.set_defaults(func=run_compare)
 
 
@@ -66,7 +67,7 @@ def add_eval_arguments(parser) -> None:
     parser.add_argument("--split", default="test", help="split to evaluate: train, dev or test (default: test)")
     parser.add_argument("--seeds", default="0,1,2", type=seed_list, metavar="S,S,...",
                         help="comma-separated seeds; metrics are averaged over them (default: 0,1,2, as the paper)")
-    parser.add_argument("--out", metavar="FILE", help="result JSON (default: <checkpoint>/eval/<split>.json)")
+    parser.add_argument("--out", type=output_path, metavar="FILE", help="result JSON (default: <checkpoint>/eval/<split>.json)")
     parser.add_argument("--max-samples", type=non_negative_int, default=0, metavar="N",
                         help="only the first N target turns, for a quick look (default: 0 = all, the protocol)")
     parser.add_argument("--inception-weights", metavar="PATH",

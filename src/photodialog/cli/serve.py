@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, settings_from_args
+from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, output_path, settings_from_args
 
 EPILOG = """examples:
   photodialog serve --checkpoint runs/tiny-e2e
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 for everyone)")
     parser.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
-    parser.add_argument("--out", default="serve-output", metavar="DIR",
+    parser.add_argument("--out", default="serve-output", type=output_path, metavar="DIR",
                         help="folder for every file the server writes (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N",
                         help="requests handled at once; replies still generate one at a time (default: %(default)s)")

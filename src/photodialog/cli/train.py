@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from photodialog.cli.common import add_recipe_arguments, add_renamed_flag
+from photodialog.cli.common import add_recipe_arguments, add_renamed_flag, output_path
 from pathlib import Path
 
 EPILOG = """examples:
@@ -30,8 +30,8 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_recipe_arguments(parser)
-    parser.add_argument("--out", dest="output_dir", metavar="DIR", help="run folder (default: runs/<recipe name>)")
-    add_renamed_flag(parser, "--output-dir", "--out", dest="output_dir", metavar="DIR")
+    parser.add_argument("--out", dest="output_dir", type=output_path, metavar="DIR", help="run folder (default: runs/<recipe name>)")
+    add_renamed_flag(parser, "--output-dir", "--out", dest="output_dir", type=output_path, metavar="DIR")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to train.log)")
     parser.set_defaults(func=run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from photodialog.cli.common import add_renamed_flag
+from photodialog.cli.common import add_renamed_flag, output_path
 
 DESCRIPTION = """\
 Train the photo probe of a synthetic world: a small CNN with three heads (object, colour, scene)
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for training; 0 leaves torch's default (default: 1, "
                              "which keeps results identical across machines)")
-    parser.add_argument("--out", metavar="DIR", default=None,
+    parser.add_argument("--out", type=output_path, metavar="DIR", default=None,
                         help="where to save the probe (default: WORLD/probe)")
     parser.add_argument("--no-progress", dest="quiet", action="store_true", help="no progress bar")
     add_renamed_flag(parser, "--quiet", "--no-progress", dest="quiet", switch=True)

@@ -6,7 +6,7 @@ import argparse
 
 import time
 
-from photodialog.cli.common import add_renamed_flag
+from photodialog.cli.common import add_renamed_flag, output_path
 
 DESCRIPTION = """\
 Write a synthetic photo-sharing world in PhotoChat's published format: DIR/{train,dev,test}/data_K.json
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
         "synth", help="write the synthetic photo-sharing world (the embedded default dataset)",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--out", required=True, metavar="DIR",
+    parser.add_argument("--out", required=True, type=output_path, metavar="DIR",
                         help="folder to write the world into (created if missing)")
     parser.add_argument("--dialogues", type=int, default=2000, metavar="N",
                         help="number of dialogues in all splits, split about 80/10/10 (default: 2000)")
