@@ -14,12 +14,13 @@ EPILOG = """examples:
 Open the printed address in a browser. Each visitor (each tab) has a conversation of their own;
 replies are generated one at a time by one shared model, streamed as they are written. The
 page's settings (temperature, diffusion steps, guidance, seed) start at the generation flags'
-values. Everything the server writes goes under --out: sessions/<id>/photos/ (uploaded photos,
-re-encoded as PNG at most 1024 pixels wide, and the model's photos), sessions/<id>/dialogue.json
-(Save dialogue; photo paths relative to it), and gradio-cache/ (the web framework's copies of
-uploads and served files, kept under --max-upload-cache-mb, oldest first). A session's folder is
-removed when the session ends (its tab closed for an hour, 6 hours without a message, or the
-server stopped).
+values. Everything the server writes goes under --out (a new or empty folder, or one an earlier
+serve made): sessions/<server>/<id>/photos/ (uploaded photos, re-encoded as PNG at most 1024
+pixels wide, and the model's photos), sessions/<server>/<id>/dialogue.json (Save dialogue; photo
+paths relative to it), and gradio-cache/ (the web framework's copies of uploads and served
+files, kept under --max-upload-cache-mb, oldest first). A session's folder is removed when the
+session ends (its tab closed for an hour, 6 hours without a message, or the server stopped);
+each server removes only the folders it made, so several servers may share one --out.
 Limits: 4 photos and 60 megapixels per message, 32 photos per conversation, 120 megapixels
 decoded at once over all visitors. Ctrl-C (or SIGTERM) stops it."""
 
@@ -51,7 +52,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     # loaded when the command runs, not for --help
     from photodialog.errors import UserError, require
-    from photodialog.output_files import writable_folder
+    from photodialog.output_files import claim_folder
     from photodialog.serving.limits import InputLimits
 
     require("gradio", "serve", "the web chat page (photodialog serve)")  # before the model loads
@@ -65,7 +66,8 @@ def run(args) -> int:
                         f"{args.max_upload_mb * InputLimits.max_photos_per_message:g} (4 x --max-upload-mb)")
     limits = InputLimits(max_photo_bytes=int(args.max_upload_mb * 2**20),
                          max_upload_cache_bytes=int(args.max_upload_cache_mb * 2**20))
-    writable_folder(Path(args.out), "--out (the server's files)")  # before the model loads
+    # Before the model loads; a folder of other files is refused (the janitor deletes files of its own names there).
+    claim_folder(args.out, "serve", made_before=lambda folder: (folder / "gradio-cache").is_dir())
     engine = load_engine(args)
     # loaded when the command runs, not for --help
     from photodialog.serving.web import build_app, launch, serve_forever
