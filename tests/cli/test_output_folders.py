@@ -41,3 +41,12 @@ def test_a_locked_folder_is_refused_until_its_holder_lets_go(tmp_path):
         with pytest.raises(UserError, match=r"the run folder .* is being written by pid \d+ on host"):
             lock_folder(tmp_path, "the run folder")
     lock_folder(tmp_path, "the run folder").release()
+
+
+def test_bench_refuses_to_replace_a_file_that_is_not_a_bench_result(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "startup", "--out", str(notes)])
+    assert stop.value.code == 2 and "is not the JSON result of a bench" in capsys.readouterr().err
+    assert notes.read_text() == "my notes"
