@@ -28,7 +28,9 @@ every gold turn that has one. Without --inception-weights (photodialog never dow
 IS and FID are reported unavailable with the reason, and the command still succeeds.
 
 Writes FILE (default <checkpoint>/eval/<split>.json), FILE's .md twin (Table 2, share moment,
-probe scores, per-seed tables), <name>-predictions.jsonl and <name>-photos/seed-N/ next to it.
+probe scores, per-seed tables), <name>-predictions.jsonl and <name>-photos/seed-N/ next to it,
+FILE last: killed at any moment, the earlier result stays whole with its photos (or there is
+none). Such files next to FILE that no eval of FILE wrote are refused, never replaced.
 On a synthetic world (world.json) the world's probe scores the generated photos too."""
 
 COMPARE_EPILOG = """example:

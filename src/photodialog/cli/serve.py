@@ -36,7 +36,7 @@ def register(subparsers) -> None:
                         help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 for everyone)")
     parser.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     parser.add_argument("--out", default="serve-output", type=output_path, metavar="DIR",
-                        help="folder for every file the server writes (default: %(default)s)")
+                        help="folder for every file the server writes: new, empty or an earlier serve's (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N",
                         help="requests handled at once; replies still generate one at a time (default: %(default)s)")
     parser.add_argument("--queue-size", type=int, default=64, metavar="N",

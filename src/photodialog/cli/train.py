@@ -14,9 +14,12 @@ EPILOG = """examples:
   accelerate launch --num_processes 2 -m photodialog train --config configs/paper-photochat.yaml
 
 The run folder holds config.yaml, environment.json, train.log, metrics.jsonl, tensorboard/ and
-checkpoints/ (the last train.keep_last and the best). Ctrl-C or a kill loses at most the steps
-since the last checkpoint: run the same command with --resume. A broken checkpoint (files that
-do not match its manifest.json) is skipped with a warning and the one before it is used.
+checkpoints/ (the last train.keep_last and the best). --out is a new or empty folder or a run
+folder of train (a folder of other files, or a checkpoint folder, is refused); it is locked while
+the run writes it, and a second trainer on it is refused, naming the first (pid, host). Ctrl-C
+or a kill loses at most the steps since the last checkpoint: run the same command with --resume.
+A broken checkpoint (files that do not match its manifest.json) is skipped with a warning and
+the one before it is used.
 
 exit codes: 0 done; 2 bad configuration or input (also a full disk); 3 unusable data (e.g. no
 readable photo for the image side); 4 stopped on purpose (train.max_bad_steps_in_row NaN/Inf steps

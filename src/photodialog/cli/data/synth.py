@@ -33,7 +33,7 @@ def register(subparsers) -> None:
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", required=True, type=output_path, metavar="DIR",
-                        help="folder to write the world into (created if missing)")
+                        help="folder to write the world into: new, empty, or a world (also one whose writing was killed)")
     parser.add_argument("--dialogues", type=int, default=2000, metavar="N",
                         help="number of dialogues in all splits, split about 80/10/10 (default: 2000)")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
