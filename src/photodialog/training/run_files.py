@@ -38,8 +38,9 @@ def run_folder_problem(run_dir: Path) -> str | None:
     """Why ``train --out run_dir`` may not write there (None: it may).
 
     A run folder is train's own: a new or empty folder, or one an earlier ``train`` made (its
-    owner file, or ``checkpoints/`` / ``metrics.jsonl`` of a version that wrote none). A checkpoint
-    folder, or any other folder with files, is refused: train would replace its ``config.yaml``.
+    owner file, or ``checkpoints/``, ``metrics.jsonl`` or ``environment.json`` of a version that
+    wrote none). A checkpoint folder, or any other folder with files, is refused: train would
+    replace its ``config.yaml``.
     """
     if any((run_dir / name).is_file() for name in (STATE, MANIFEST)):
         return (f"--out {run_dir} is a checkpoint folder, not a run folder: train would rewrite its config.yaml; give a "
@@ -48,7 +49,8 @@ def run_folder_problem(run_dir: Path) -> str | None:
 
 
 def _made_by_train(folder: Path) -> bool:
-    return (folder / CHECKPOINTS).is_dir() or (folder / "metrics.jsonl").is_file()
+    # environment.json: written by train alone, also by a run that stopped before its first step
+    return (folder / CHECKPOINTS).is_dir() or any((folder / name).is_file() for name in ("metrics.jsonl", "environment.json"))
 
 
 def write_environment(run_dir: Path) -> None:
