@@ -16,10 +16,12 @@ from photodialog.errors import UserError
 
 
 class FakeJob(Job):
-    """A job whose command writes its output file (as eval does) and exits with 1 when its name says "broken"."""
+    """A job whose command writes its output files (as eval does: the Markdown and predictions, the
+    result last) and exits with 1 when its name says "broken"."""
 
     def command(self) -> list[str]:
         script = ("import pathlib, sys; out = pathlib.Path(sys.argv[1]); out.parent.mkdir(parents=True, exist_ok=True); "
+                  "out.with_suffix('.md').write_text('#'); out.with_name(out.stem + '-predictions.jsonl').write_text(''); "
                   "out.write_text('{}'); sys.exit(int(sys.argv[2]))")
         return [sys.executable, "-c", script, str(self.output), "1" if "broken" in self.name else "0"]
 
@@ -34,7 +36,7 @@ def test_every_job_runs_once_and_a_rerun_skips_what_is_done(tmp_path, progress, 
     run_lanes(jobs, tmp_path / "logs", title="test", progress=progress)
     assert all((tmp_path / f"{n}.json").is_file() for n in "abc")
     started = []
-    monkeypatch.setattr(lanes.subprocess, "call", lambda *a, **k: started.append(a) or 0)
+    monkeypatch.setattr(lanes.subprocess, "Popen", lambda *a, **k: started.append(a))
     run_lanes(jobs, tmp_path / "logs", title="test", progress=False)
     assert started == []  # every output is there: nothing runs again
 
@@ -44,6 +46,55 @@ def test_a_failed_job_stops_its_lane_and_names_its_log(tmp_path):
     with pytest.raises(UserError, match=r"broken exited with code 1 \(see .*broken.log\)"):
         run_lanes(jobs, tmp_path / "logs", title="test", progress=False)
     assert not (tmp_path / "after.json").exists() and (tmp_path / "other.json").is_file()
+
+
+def test_an_eval_result_without_its_other_files_is_not_done(tmp_path):
+    job = fake(tmp_path, "a")
+    job.output.write_text("{}")  # a kill after the JSON, before the predictions (an eval of an older version)
+    assert not job.done() and job.progress() == 0
+    run_lanes([[job]], tmp_path / "logs", title="test", progress=False)
+    assert job.done() and (tmp_path / "a-predictions.jsonl").is_file()
+    (tmp_path / ".a.eval-partial").mkdir()  # an eval of it killed half-way
+    assert not job.done()
+
+
+SLEEPER = """
+import os, sys, time
+from pathlib import Path
+from photodialog.demo.lanes import Job, run_lanes
+
+class Sleeper(Job):
+    def command(self):
+        return [sys.executable, "-c", "import os, time; open(os.environ['PIDS'], 'a').write(f'{os.getpid()} '); time.sleep(300)"]
+
+root = Path(sys.argv[1])
+os.environ["PIDS"] = str(root / "pids")
+run_lanes([[Sleeper("a", [], root / "a.json")], [Sleeper("b", [], root / "b.json")]], root / "logs", title="test",
+          progress=sys.argv[2] == "1")
+"""
+
+
+@pytest.mark.parametrize("progress", ["0", "1"])
+def test_sigterm_stops_the_running_jobs_before_the_lanes_exit(tmp_path, progress):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    demo = subprocess.Popen([sys.executable, "-c", SLEEPER, str(tmp_path), progress], stderr=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    for _ in range(600):
+        pids = [int(p) for p in (tmp_path / "pids").read_text().split()] if (tmp_path / "pids").is_file() else []
+        if len(pids) == 2:
+            break
+        time.sleep(0.05)
+    assert len(pids) == 2, "the jobs did not start"
+    demo.send_signal(signal.SIGTERM)
+    assert demo.wait(timeout=60) == 128 + signal.SIGTERM
+    assert "stopping" in demo.stderr.read()
+    for pid in pids:  # the jobs ended with the demo, none orphaned (a zombie's /proc entry says Z)
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().split(")")[-1].split()[0] == "Z", pid
 
 
 def test_a_training_job_resumes_its_run_folder_and_counts_steps(tmp_path):

@@ -137,12 +137,13 @@ def test_a_flood_of_fresh_uploads_is_trimmed_too(tmp_path):
 
 
 def test_the_janitor_removes_sessions_nobody_used_for_long(tmp_path):
-    old, fresh = ChatSession(tmp_path / SESSIONS_DIR / "old"), ChatSession(tmp_path / SESSIONS_DIR / "fresh")
+    janitor = DiskJanitor(tmp_path, max_cache_bytes=1 << 30, session_ttl=7 * 3600)
+    old, fresh = ChatSession(janitor.sessions / "old"), ChatSession(janitor.sessions / "fresh")  # this server's sessions
     for session in (old, fresh):
         session.save_photo(Image.new("RGB", (4, 4)), "0")
     for path in [old.out_dir, *old.out_dir.rglob("*")]:
         _age(path, 10 * 3600)
-    DiskJanitor(tmp_path, max_cache_bytes=1 << 30, session_ttl=7 * 3600).sweep()
+    janitor.sweep()
     assert not old.out_dir.exists() and fresh.out_dir.exists()
 
 

@@ -76,7 +76,8 @@ def test_sessions_do_not_share_history_or_folders(tiny_system, tmp_path, model_a
     _send(page, first, "still the first")
     assert "I am the second" not in " ".join(t.text for t in first.history)
     assert [t.text for t in second.history][0] == "I am the second" and len(second.history) == 2
-    assert first.out_dir != second.out_dir and first.out_dir.parent == second.out_dir.parent == tmp_path / "sessions"
+    assert first.out_dir != second.out_dir and first.out_dir.parent == second.out_dir.parent == page.sessions_dir
+    assert page.sessions_dir.parent == tmp_path / "sessions"  # sessions/<this server>/<session>
 
 
 def test_a_failed_reply_is_reported_and_undone(tiny_system, tmp_path):
@@ -158,7 +159,7 @@ def test_over_http_a_visitor_chats_with_photos_and_bad_uploads_are_explained(ser
     chat, _, status = _api_send(client, "look", [world_photo])
     assert status == "" and len(chat) == 4
     assert [c["type"] for c in chat[2]["content"]] == ["text", "file"]
-    assert list(out.glob("sessions/*/photos/user-001.png")), "the upload was not kept in the session folder"
+    assert list(out.glob("sessions/*/*/photos/user-001.png")), "the upload was not kept in the session folder"
     assert any((out / "gradio-cache").rglob(world_photo.name)), "Gradio's upload cache is not under --out"
     chat, _, status = _api_send(client, "and this", [not_an_image])
     assert "'notes.png' cannot be used as a photo" in status and len(chat) == 4

@@ -6,14 +6,14 @@ import json
 import sys
 from pathlib import Path
 
+from photodialog.files import write_text
+
 
 def emit(result: dict, *, as_json: bool, out: str | None, summary_lines: list[str]) -> None:
     """Write ``result`` as JSON to ``out`` (if given) and print JSON or the summary."""
     text = json.dumps(result, indent=2)
     if out:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n", encoding="utf-8")
+        write_text(Path(out), text + "\n")  # atomic: a kill leaves the earlier result or the new one
     if as_json:
         sys.stdout.write(text + "\n")
     else:

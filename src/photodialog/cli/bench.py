@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 
-from photodialog.cli.common import int_between, quiet_libraries
+from photodialog.cli.common import int_between, output_path, quiet_libraries
 from photodialog.errors import UserError
 from photodialog.output_files import writable_file
 
@@ -36,19 +37,34 @@ def register(subparsers) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
-def _result_file(text: str) -> str:
-    """``--out``: a file that can be written, checked when the flags are read, before the benchmark runs
-    (some take minutes or hours: a typo in the folder must not lose their result)."""
+def result_file(text: str) -> str:
+    """A ``--out`` FILE bench may write: new, or a JSON object (an earlier result); checked before the work,
+    so that a file of something else is never replaced."""
+    # loaded when the command runs, not for --help
+    from pathlib import Path
+
+    path = Path(output_path(text))
     try:
-        writable_file(text, "--out", create=False)
+        writable_file(text, "--out", create=False)  # a folder that cannot be written: said before the work
     except UserError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name, e.g. {path / 'bench.json'}")
+    if path.exists():
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            earlier = None
+        if not isinstance(earlier, dict):
+            raise argparse.ArgumentTypeError(f"{text} exists and is not the JSON result of a bench, which would replace "
+                                             "it; give a new file name")
     return text
 
 
 def _common(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the full result as JSON instead of a summary")
-    parser.add_argument("--out", metavar="FILE", type=_result_file, help="also write the JSON result to FILE")
+    parser.add_argument("--out", type=result_file, metavar="FILE",
+                   help="also write the JSON result to FILE (new, or the JSON of an earlier bench)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (the GPU when there is one; default)")
     parser.add_argument("--threads", type=int_between(0, 1024), default=0, metavar="N",
                         help="torch CPU threads, 0 to 1,024 (default: the idle cores, at least 1, so that a busy machine does not stall)")
@@ -131,7 +147,8 @@ def _startup_parser(commands) -> None:
                     "and the heavy libraries (torch, transformers, diffusers...) that building the parser imports.",
     )
     p.add_argument("--json", action="store_true", help="print the full result as JSON instead of a summary")
-    p.add_argument("--out", metavar="FILE", type=_result_file, help="also write the JSON result to FILE")
+    p.add_argument("--out", type=result_file, metavar="FILE",
+                   help="also write the JSON result to FILE (new, or the JSON of an earlier bench)")
     p.add_argument("--repeats", type=int, default=7, help="timed runs (1 to 1,000; default 7)")
     p.set_defaults(func=run_startup)
 
@@ -147,7 +164,8 @@ def _generator_parser(commands) -> None:
                     "by default. Takes about 45 minutes on an idle machine (--steps 1200 --no-bundled: about 15).",
     )
     p.add_argument("--json", action="store_true", help="print the full result as JSON instead of a summary")
-    p.add_argument("--out", metavar="FILE", type=_result_file, help="also write the JSON result to FILE")
+    p.add_argument("--out", type=result_file, metavar="FILE",
+                   help="also write the JSON result to FILE (new, or the JSON of an earlier bench)")
     p.add_argument("--world", metavar="DIR", help="a synthetic world with its probe (default: the demo's, made in --work)")
     p.add_argument("--work", metavar="DIR", default="bench-generator", help="folder for the world and the runs (default: bench-generator; reruns reuse it)")
     p.add_argument("--steps", type=int, default=0, metavar="N", help="training steps of each setting (0 to 1,000,000; default: each recipe's)")
@@ -209,7 +227,8 @@ def _memory_parser(commands) -> None:
                     "(weights + gradients + AdamW state). See docs/performance.md.",
     )
     p.add_argument("--json", action="store_true", help="print the full result as JSON instead of a table")
-    p.add_argument("--out", metavar="FILE", type=_result_file, help="also write the JSON result to FILE")
+    p.add_argument("--out", type=result_file, metavar="FILE",
+                   help="also write the JSON result to FILE (new, or the JSON of an earlier bench)")
     p.set_defaults(func=run_memory)
 
 

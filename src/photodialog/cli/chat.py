@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, settings_from_args
+from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, output_path, settings_from_args
 
 EPILOG = """examples:
   photodialog chat --checkpoint runs/tiny-e2e
@@ -41,7 +41,7 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
-    parser.add_argument("--out", metavar="DIR",
+    parser.add_argument("--out", type=output_path, metavar="DIR",
                         help="folder for your photos, the model's photos and saved dialogues "
                              "(default: chat-output/<timestamp>)")
     once = parser.add_argument_group("one reply, no conversation (scripts)")

@@ -9,6 +9,7 @@ import sys
 
 from photodialog.config import SEED_MAX
 from photodialog.models.generation_settings import DECODINGS, SAMPLERS, GenerationSettings, check_settings
+from photodialog.output_files import empty_out_problem
 
 
 def quiet_libraries() -> None:
@@ -96,6 +97,14 @@ def float_between(low: float, high: float):
 def seed(text: str) -> int:
     """A random seed: a whole number from 0 to ``SEED_MAX`` (numpy's seeds are 32-bit)."""
     return int_between(0, SEED_MAX)(text)
+
+
+def output_path(text: str) -> str:
+    """An ``--out`` value: any path but an empty one (an unset shell variable would mean the current folder)."""
+    problem = empty_out_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError("is empty (an unset variable?); give the folder or file to write")
+    return text
 
 
 def _parsed(text: str, convert, kind: str):

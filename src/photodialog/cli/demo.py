@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from photodialog.cli.common import int_between
+from photodialog.cli.common import int_between, output_path
 
 EPILOG = """The main job on the embedded default dataset, on a CPU with no internet: does the paper's
 end-to-end training beat training the parts apart? A controlled experiment:
@@ -22,7 +22,9 @@ end-to-end training beat training the parts apart? A controlled experiment:
      loss curves, examples of every arm, time per stage, the commands behind every number.
 Budgets are optimizer steps, so the same command gives the same numbers on any machine with the
 same CPU kind and torch version (float sums differ between CPU kinds); two 1-thread processes run
-side by side. Run it again with the same --out to resume.
+side by side. --out is a new or empty folder or an earlier demo's (a folder of other files is
+refused). Run it again with the same --out to resume, after any interruption; Ctrl-C or SIGTERM
+also stops the demo's running train and eval jobs.
 
 examples:
   photodialog demo                        # about 15 minutes on an idle 2-core machine
@@ -37,7 +39,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="the main job: pretrain -> fine-tune every arm over seeds -> eval -> report",
                                    description="The paper's claim as a controlled experiment, at laptop scale.",
                                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="demo-out", metavar="DIR", help="output folder (default: demo-out)")
+    parser.add_argument("--out", default="demo-out", type=output_path, metavar="DIR", help="output folder: new, empty or an earlier demo's (default: demo-out)")
     parser.add_argument("--seeds", type=int_between(1, 100), default=None, metavar="N",
                         help="training seeds per arm, 1 to 100 (default: 3, or 1 with --quick; 2 or more give intervals)")
     extra = [name for name in ARMS if name not in DEFAULT_ARMS]

@@ -8,6 +8,7 @@ from photodialog.cli.common import (
     add_generation_arguments,
     generation_fields,
     non_negative_int,
+    output_path,
     positive_int,
     quiet_libraries,
 )
@@ -27,7 +28,9 @@ every gold turn that has one. Without --inception-weights (photodialog never dow
 IS and FID are reported unavailable with the reason, and the command still succeeds.
 
 Writes FILE (default <checkpoint>/eval/<split>.json), FILE's .md twin (Table 2, share moment,
-probe scores, per-seed tables), <name>-predictions.jsonl and <name>-photos/seed-N/ next to it.
+probe scores, per-seed tables), <name>-predictions.jsonl and <name>-photos/seed-N/ next to it,
+FILE last: killed at any moment, the earlier result stays whole with its photos (or there is
+none). Such files next to FILE that no eval of FILE wrote are refused, never replaced.
 On a synthetic world (world.json) the world's probe scores the generated photos too."""
 
 COMPARE_EPILOG = """example:
@@ -54,7 +57,7 @@ def register(subparsers) -> None:
     compare.add_argument("results", nargs="+", metavar="RESULT.json", help="eval result files (from photodialog eval)")
     compare.add_argument("--names", metavar="A,B,...", help="column names, one per result (default: each result's model name)")
     compare.add_argument("--format", choices=("markdown", "text"), default="markdown", help="table format (default: markdown)")
-    compare.add_argument("--out", metavar="FILE", help="also write the table to FILE")
+    compare.add_argument("--out", type=output_path, metavar="FILE", help="also write the table to FILE")
     compare.set_defaults(func=run_compare)
 
 
@@ -66,7 +69,7 @@ def add_eval_arguments(parser) -> None:
     parser.add_argument("--split", default="test", help="split to evaluate: train, dev or test (default: test)")
     parser.add_argument("--seeds", default="0,1,2", type=seed_list, metavar="S,S,...",
                         help="comma-separated seeds; metrics are averaged over them (default: 0,1,2, as the paper)")
-    parser.add_argument("--out", metavar="FILE", help="result JSON (default: <checkpoint>/eval/<split>.json)")
+    parser.add_argument("--out", type=output_path, metavar="FILE", help="result JSON (default: <checkpoint>/eval/<split>.json)")
     parser.add_argument("--max-samples", type=non_negative_int, default=0, metavar="N",
                         help="only the first N target turns, for a quick look (default: 0 = all, the protocol)")
     parser.add_argument("--inception-weights", metavar="PATH",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from photodialog.cli.common import add_renamed_flag
+from photodialog.cli.common import add_renamed_flag, output_path
 
 DESCRIPTION = """\
 Write a trained checkpoint as a self-contained folder that others can load without the run
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--checkpoint", required=True, metavar="RUN",
                         help="a run folder (its best checkpoint, else its latest) or a checkpoint folder")
-    parser.add_argument("--out", required=True, metavar="DIR", help="the new folder (must not exist, or be empty)")
+    parser.add_argument("--out", required=True, type=output_path, metavar="DIR", help="the new folder (must not exist, or be empty)")
     parser.add_argument("--keep-adapters", action="store_true",
                         help="keep LoRA adapters apart, beside the untouched base weights (default: merge them in)")
     parser.add_argument("--no-average", action="store_true",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, settings_from_args
+from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, output_path, settings_from_args
 
 EPILOG = """examples:
   photodialog serve --checkpoint runs/tiny-e2e
@@ -14,12 +14,13 @@ EPILOG = """examples:
 Open the printed address in a browser. Each visitor (each tab) has a conversation of their own;
 replies are generated one at a time by one shared model, streamed as they are written. The
 page's settings (temperature, diffusion steps, guidance, seed) start at the generation flags'
-values. Everything the server writes goes under --out: sessions/<id>/photos/ (uploaded photos,
-re-encoded as PNG at most 1024 pixels wide, and the model's photos), sessions/<id>/dialogue.json
-(Save dialogue; photo paths relative to it), and gradio-cache/ (the web framework's copies of
-uploads and served files, kept under --max-upload-cache-mb, oldest first). A session's folder is
-removed when the session ends (its tab closed for an hour, 6 hours without a message, or the
-server stopped).
+values. Everything the server writes goes under --out (a new or empty folder, or one an earlier
+serve made): sessions/<server>/<id>/photos/ (uploaded photos, re-encoded as PNG at most 1024
+pixels wide, and the model's photos), sessions/<server>/<id>/dialogue.json (Save dialogue; photo
+paths relative to it), and gradio-cache/ (the web framework's copies of uploads and served
+files, kept under --max-upload-cache-mb, oldest first). A session's folder is removed when the
+session ends (its tab closed for an hour, 6 hours without a message, or the server stopped);
+each server removes only the folders it made, so several servers may share one --out.
 Limits: 4 photos and 60 megapixels per message, 32 photos per conversation, 120 megapixels
 decoded at once over all visitors. Ctrl-C (or SIGTERM) stops it."""
 
@@ -34,8 +35,8 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 for everyone)")
     parser.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
-    parser.add_argument("--out", default="serve-output", metavar="DIR",
-                        help="folder for every file the server writes (default: %(default)s)")
+    parser.add_argument("--out", default="serve-output", type=output_path, metavar="DIR",
+                        help="folder for every file the server writes: new, empty or an earlier serve's (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N",
                         help="requests handled at once, at most 64; replies still generate one at a time (default: %(default)s)")
     parser.add_argument("--queue-size", type=int, default=64, metavar="N",
@@ -51,7 +52,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     # loaded when the command runs, not for --help
     from photodialog.errors import UserError, require
-    from photodialog.output_files import writable_folder
+    from photodialog.output_files import claim_folder
     from photodialog.serving.limits import InputLimits
 
     require("gradio", "serve", "the web chat page (photodialog serve)")  # before the model loads
@@ -71,7 +72,8 @@ def run(args) -> int:
                         f"{args.max_upload_mb * InputLimits.max_photos_per_message:g} (4 x --max-upload-mb)")
     limits = InputLimits(max_photo_bytes=int(args.max_upload_mb * 2**20),
                          max_upload_cache_bytes=int(args.max_upload_cache_mb * 2**20))
-    writable_folder(Path(args.out), "--out (the server's files)")  # before the model loads
+    # Before the model loads; a folder of other files is refused (the janitor deletes files of its own names there).
+    claim_folder(args.out, "serve", made_before=lambda folder: (folder / "gradio-cache").is_dir())
     engine = load_engine(args)
     # loaded when the command runs, not for --help
     from photodialog.serving.web import build_app, launch, serve_forever

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from photodialog.cli.common import add_recipe_arguments, add_renamed_flag
+from photodialog.cli.common import add_recipe_arguments, add_renamed_flag, output_path
 from pathlib import Path
 
 EPILOG = """examples:
@@ -14,9 +14,12 @@ EPILOG = """examples:
   accelerate launch --num_processes 2 -m photodialog train --config configs/paper-photochat.yaml
 
 The run folder holds config.yaml, environment.json, train.log, metrics.jsonl, tensorboard/ and
-checkpoints/ (the last train.keep_last and the best). Ctrl-C or a kill loses at most the steps
-since the last checkpoint: run the same command with --resume. A broken checkpoint (files that
-do not match its manifest.json) is skipped with a warning and the one before it is used.
+checkpoints/ (the last train.keep_last and the best). --out is a new or empty folder or a run
+folder of train (a folder of other files, or a checkpoint folder, is refused); it is locked while
+the run writes it, and a second trainer on it is refused, naming the first (pid, host). Ctrl-C
+or a kill loses at most the steps since the last checkpoint: run the same command with --resume.
+A broken checkpoint (files that do not match its manifest.json) is skipped with a warning and
+the one before it is used.
 
 exit codes: 0 done; 2 bad configuration or input (also a full disk); 3 unusable data (e.g. no
 readable photo for the image side); 4 stopped on purpose (train.max_bad_steps_in_row NaN/Inf steps
@@ -30,8 +33,8 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_recipe_arguments(parser)
-    parser.add_argument("--out", dest="output_dir", metavar="DIR", help="run folder (default: runs/<recipe name>)")
-    add_renamed_flag(parser, "--output-dir", "--out", dest="output_dir", metavar="DIR")
+    parser.add_argument("--out", dest="output_dir", type=output_path, metavar="DIR", help="run folder (default: runs/<recipe name>)")
+    add_renamed_flag(parser, "--output-dir", "--out", dest="output_dir", type=output_path, metavar="DIR")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to train.log)")
     parser.set_defaults(func=run)

@@ -6,14 +6,19 @@ an unfinished training run continues with ``--resume``, so an interrupted demo p
 stopped. One thread per process also makes every number the same on every run: no result
 depends on how many cores a machine has or how busy it is, only on the seeds.
 
+A stop of the demo (Ctrl-C, SIGTERM) stops its running jobs and waits for them, so that no trainer
+outlives it and writes its run folder beside the rerun's (run folders are also locked).
+
 Progress: one bar per lane, in optimizer steps (training) or models (evaluation), with tqdm's
 rate and ETA; each training job's step is read from its ``metrics.jsonl``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -23,9 +28,11 @@ from pathlib import Path
 
 from photodialog.checkpoints import list_checkpoints, read_state
 from photodialog.errors import UserError
+from photodialog.evaluation.eval_files import EvalPaths
 
 # One thread, and a fixed string hash order, in every job: nothing may depend on the machine or the process.
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0"}
+STOP_GRACE = 30.0  # seconds a job has to end after SIGTERM before it is killed
 
 
 @dataclass
@@ -48,15 +55,16 @@ class Job:
         return cmd + (["--resume"] if self.trains and self.output.exists() else [])
 
     def done(self) -> bool:
+        """A finished run, or an eval result with every file beside it (a half-written one runs again)."""
         if not self.trains:
-            return self.output.is_file()
+            return EvalPaths(self.output).finished()
         found = list_checkpoints(self.output)
         return bool(found) and read_state(found[-1]).finished
 
     def progress(self) -> int:
         """Units done: optimizer steps logged so far (training), or 1 once the result exists (eval)."""
         if not self.trains:
-            return int(self.output.is_file())
+            return int(self.done())
         return min(self.steps, logged_step(self.output))
 
     @property
@@ -84,25 +92,96 @@ def trained_steps(run_dir: Path) -> int:
     return read_state(found[-1]).step if found else 0
 
 
+class Children:
+    """The lanes' running subprocesses, so that a stop of the demo stops them too (and no new one starts)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running: list[subprocess.Popen] = []
+        self.stopping = False
+
+    def call(self, command: list[str], **kwargs) -> int | None:
+        """Run ``command`` to its end and return its exit code; None when the lanes are stopping."""
+        with self._lock:
+            if self.stopping:
+                return None
+            child = subprocess.Popen(command, **kwargs)
+            self._running.append(child)
+        try:
+            return child.wait()
+        finally:
+            with self._lock:
+                self._running.remove(child)
+
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """SIGTERM to every running child, then SIGKILL to any still running after ``grace`` seconds; waits for them."""
+        with self._lock:
+            self.stopping = True
+            children = list(self._running)
+        for child in children:
+            child.terminate()
+        deadline = time.monotonic() + grace
+        for child in children:
+            try:
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+class Terminated(SystemExit):
+    """SIGTERM (``kill``, ``timeout``, a scheduler) while jobs run: the lanes stop their children, then exit."""
+
+
+@contextlib.contextmanager
+def _terminate_stops_lanes():
+    """SIGTERM raises ``Terminated`` in the main thread (as Ctrl-C raises KeyboardInterrupt), so that the
+    children are stopped before the demo exits; outside the main thread signals cannot be handled."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame):
+        raise Terminated(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_lanes(lanes: list[list[Job]], log_dir: Path, *, title: str, progress: bool = True) -> None:
-    """Run every lane in parallel; raise ``UserError`` naming the log of a job that failed."""
+    """Run every lane in parallel; raise ``UserError`` naming the log of a job that failed.
+
+    Ctrl-C (SIGINT) or SIGTERM stops the running jobs (SIGTERM to each, waited for) before the
+    exception goes on: no job outlives the demo, and a rerun resumes each from what it saved.
+    """
     lanes = [lane for lane in lanes if lane]
     log_dir.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     running: list[Job | None] = [None] * len(lanes)
-    threads = [threading.Thread(target=_run_lane, args=(lane, log_dir, errors, running, i), daemon=True)
+    children = Children()
+    threads = [threading.Thread(target=_run_lane, args=(lane, log_dir, errors, running, i, children), daemon=True)
                for i, lane in enumerate(lanes)]
-    for thread in threads:
-        thread.start()
-    if progress:
-        _watch(lanes, threads, running, title)
-    for thread in threads:
-        thread.join()
+    with _terminate_stops_lanes():
+        try:
+            for thread in threads:
+                thread.start()
+            if progress:
+                _watch(lanes, threads, running, title)
+            for thread in threads:
+                thread.join()
+        except BaseException:
+            print(f"[demo] stopping: ending the running {title} jobs (what they saved is kept; run the same "
+                  "command again to resume)", file=sys.stderr, flush=True)
+            children.stop()
+            raise
     if errors:
         raise UserError(f"{title} failed: " + "; ".join(errors))
 
 
-def _run_lane(lane: list[Job], log_dir: Path, errors: list[str], running: list, index: int) -> None:
+def _run_lane(lane: list[Job], log_dir: Path, errors: list[str], running: list, index: int, children: Children) -> None:
     env = {**os.environ, **SINGLE_THREAD}
     for job in lane:
         if job.done():
@@ -110,7 +189,9 @@ def _run_lane(lane: list[Job], log_dir: Path, errors: list[str], running: list, 
         running[index] = job
         log = log_dir / f"{job.name}.log"
         with log.open("a", encoding="utf-8") as handle:
-            code = subprocess.call(job.command(), stdout=handle, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+            code = children.call(job.command(), stdout=handle, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+        if code is None:  # the lanes are stopping
+            return
         if code != 0:
             errors.append(f"{job.name} exited with code {code} (see {log})")
             return

@@ -26,6 +26,7 @@ from photodialog.demo.plan import DemoPlan
 from photodialog.demo.report import write_report
 from photodialog.errors import UserError
 from photodialog.files import write_text
+from photodialog.output_files import claim_folder, lock_folder
 
 LANES = 2  # two 1-thread processes side by side: the demo's machine has 2 cores
 COMMON = ["train.epochs=1000", "train.early_stopping_patience=0", "train.eval_every_epochs=1000"]
@@ -102,12 +103,18 @@ def deal(jobs: list[Job], lanes: int = LANES) -> list[list[Job]]:
 
 
 def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True) -> Path:
-    """Run every stage; returns the path of ``report.md``."""
-    paths = DemoPaths(Path(out))
-    try:
-        paths.out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # a file of that name, a read-only or missing parent
-        raise UserError(f"cannot make the demo folder {paths.out} ({err.strerror or err}); choose another --out") from None
+    """Run every stage; returns the path of ``report.md``.
+
+    ``out`` must be missing, empty or a folder an earlier demo made (else ``UserError``); it is
+    locked while the demo runs, so a second demo on it is refused, naming the first.
+    """
+    # Only a folder this command made (or a new or empty one): the report replaces files of its own names.
+    paths = DemoPaths(claim_folder(out, "demo", made_before=lambda folder: (folder / "plan.json").is_file()))
+    with lock_folder(paths.out, "the demo folder"):  # one demo at a time writes it
+        return _run_stages(paths, plan, progress)
+
+
+def _run_stages(paths: DemoPaths, plan: DemoPlan, progress: bool) -> Path:
     _check_plan(paths.out, plan)
     timer = StageTimer(paths.out)
     say(f"1/4 world ({plan.dialogues} dialogues) and its probe")

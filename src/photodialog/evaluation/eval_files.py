@@ -11,17 +11,27 @@ For ``--out DIR/test.json`` (default: ``<checkpoint>/eval/<split>.json``)::
     DIR/test-photos/seed-0-gold-captions/00042.png   drawn from target 42's gold caption (probe check)
 
 Photos are named by the target's index, which the predictions file maps to the dialogue and turn.
+
+The result JSON is written last, and only once every other file is in place: a result that
+exists is complete, and a kill at any moment leaves either the earlier result with its own
+photos or no result (``EvalPaths.finished`` says which). While an eval runs, its new photos are
+drawn in ``DIR/.test.eval-partial/`` (whose presence also marks the files as this eval's); the
+earlier set is replaced as one unit at the end. The Markdown, predictions and photos are derived
+names the user did not give: when they exist but no eval of this ``--out`` wrote them, the eval
+is refused before any work (``eval_paths``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from photodialog import json_limits
 from photodialog.errors import UserError
 from photodialog.files import write_text  # noqa: F401  (also imported from here)
 from photodialog.output_files import writable_file
@@ -52,9 +62,42 @@ class EvalPaths:
     def seed_photos(self, seed: int, *, gold_captions: bool = False) -> Path:
         return self.photos / (f"seed-{seed}-gold-captions" if gold_captions else f"seed-{seed}")
 
+    @property
+    def partial(self) -> Path:
+        """The folder of an eval that has not finished: its new photos (``photos/``), and the earlier
+        photos while they are swapped out (``old-photos/``). Removed once the result is written."""
+        return self.folder / f".{self.json.stem}.eval-partial"
+
+    def drawn_photos(self, seed: int, *, gold_captions: bool = False) -> Path:
+        """Where this eval draws the seed's photos: under ``partial`` until the result is written."""
+        return self.partial / "photos" / self.seed_photos(seed, gold_captions=gold_captions).name
+
     def relative(self, path: Path) -> str:
-        """``path`` relative to the result's folder (how the predictions file names photos)."""
+        """``path`` relative to the result's folder (how the predictions file names photos); a photo
+        still under ``partial`` is named where it will be once the result is written."""
+        staged = self.partial / "photos"
+        if path.is_relative_to(staged):
+            path = self.photos / path.relative_to(staged)
         return path.relative_to(self.folder).as_posix()
+
+    @property
+    def derived(self) -> tuple[Path, ...]:
+        """The files an eval writes beside its result JSON."""
+        return self.markdown, self.predictions, self.photos
+
+    def finished(self) -> bool:
+        """Whether a complete result is here: the JSON (written last) and the files beside it, with no
+        eval of it left half-done."""
+        return (self.json.is_file() and self.markdown.is_file() and self.predictions.is_file()
+                and not self.partial.exists())
+
+    def foreign_files(self) -> list[Path]:
+        """Existing files an eval here would replace that no eval of this result wrote (the user's)."""
+        if self.partial.is_dir():  # an eval of this result was interrupted: what is here is its own
+            return []
+        if self.json.exists():
+            return [] if is_eval_result(self.json) else [self.json]
+        return [path for path in self.derived if path.exists()]
 
 
 def eval_paths(out: str | os.PathLike | None, checkpoint: str | os.PathLike, split: str) -> EvalPaths:
@@ -65,7 +108,49 @@ def eval_paths(out: str | os.PathLike | None, checkpoint: str | os.PathLike, spl
     if path.is_dir():
         raise UserError(f"--out {path} is a folder; give a file name such as {path / (split + '.json')}")
     writable_file(path, "the eval result (--out)", create=False)  # now, not after every reply was generated
-    return EvalPaths(path)
+    paths = EvalPaths(path)
+    foreign = paths.foreign_files()
+    if foreign:
+        names = ", ".join(str(p) for p in foreign)
+        raise UserError(f"{names} {'exists' if len(foreign) == 1 else 'exist'} and no eval of {path} wrote "
+                        f"{'it' if len(foreign) == 1 else 'them'}: eval writes {path.name}, {paths.markdown.name}, "
+                        f"{paths.predictions.name} and {paths.photos.name}/ there and would replace them; move "
+                        f"{'it' if len(foreign) == 1 else 'them'} or give --out another name")
+    return paths
+
+
+def is_eval_result(path: Path) -> bool:
+    """Whether ``path`` is a JSON eval result (its ``schema`` says so); False for anything unreadable."""
+    if json_limits.file_too_large(path, json_limits.MAX_RESULT_BYTES):
+        return False
+    try:
+        value = json_limits.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, json_limits.TooDeep):
+        return False
+    return isinstance(value, dict) and str(value.get("schema", "")).startswith("photodialog.eval/")
+
+
+def start_writing(paths: EvalPaths) -> None:
+    """A fresh ``partial`` folder (a killed eval's leftovers removed), before the first photo is drawn."""
+    shutil.rmtree(paths.partial, ignore_errors=True)
+    (paths.partial / "photos").mkdir(parents=True)
+
+
+def finish_writing(paths: EvalPaths, rows: Sequence[Mapping[str, Any]], markdown: str,
+                   write_result: Callable[[Path], None]) -> None:
+    """Put a finished eval in place: the earlier result given up first, the new photos swapped in as
+    one folder, the predictions and Markdown, and ``write_result(paths.json)`` last."""
+    paths.json.unlink(missing_ok=True)  # from here the earlier result no longer claims these photos
+    staged, old = paths.partial / "photos", paths.partial / "old-photos"
+    shutil.rmtree(old, ignore_errors=True)
+    if paths.photos.exists():
+        os.replace(paths.photos, old)
+    if any(staged.iterdir()):
+        os.replace(staged, paths.photos)
+    write_predictions(paths.predictions, rows)
+    write_text(paths.markdown, markdown)
+    write_result(paths.json)
+    shutil.rmtree(paths.partial, ignore_errors=True)
 
 
 def photo_file(folder: Path, index: int) -> Path:

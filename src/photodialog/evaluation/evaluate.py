@@ -12,8 +12,8 @@
    set vs the first gold photo of every target turn that shares one; unavailable, with the
    reason and the flag, without Inception weights), and in a synthetic world the probe scores
    (``probe_scores``);
-5. aggregate over seeds and write the result JSON, its Markdown, the photos and the
-   predictions (``eval_files``).
+5. aggregate over seeds and write the photos, the predictions, the Markdown and, last, the
+   result JSON (``eval_files``: a kill at any moment leaves the earlier result whole, or none).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from photodialog.checkpoints import resolve_checkpoint
 from photodialog.config import load_config
 from photodialog.devices import resolve_device
 from photodialog.errors import UserError
-from photodialog.evaluation.eval_files import EvalPaths, eval_paths, write_predictions, write_text
+from photodialog.evaluation.eval_files import EvalPaths, eval_paths, finish_writing, start_writing
 from photodialog.evaluation.eval_record import data_info, markdown_document, model_info, prediction_rows, settings_info
 from photodialog.evaluation.request import EvalRequest
 from photodialog.evaluation.results import build_result, save_result
@@ -105,6 +105,7 @@ def evaluate(request: EvalRequest) -> EvalOutputs:
     plan = plan_evaluation(request)
     system = load_system(request.checkpoint, plan.options.device, data_path=plan.request.data)
     scorer = SeedScorer(system, plan.gold, plan.settings, plan.paths, plan.options)
+    start_writing(plan.paths)
     seed_results, replies_by_seed, photos_by_seed = [], {}, {}
     shared = _replies(system, plan, plan.settings, "replies") if plan.text_once else None
     for seed in plan.seeds:
@@ -118,10 +119,9 @@ def evaluate(request: EvalRequest) -> EvalOutputs:
         seed_results=seed_results,
         settings=settings_info(plan.settings, plan.request, scorer, plan.text_once),
     )
-    save_result(result, plan.paths.json)
     rows = prediction_rows(plan.gold, replies_by_seed, photos_by_seed, plan.paths, plan.text_once)
-    write_predictions(plan.paths.predictions, rows)
-    write_text(plan.paths.markdown, markdown_document(result, plan.paths))
+    # The result last: a kill before it leaves the earlier result whole, or none (never one naming missing photos).
+    finish_writing(plan.paths, rows, markdown_document(result, plan.paths), lambda path: save_result(result, path))
     return EvalOutputs(result, plan.paths)
 
 

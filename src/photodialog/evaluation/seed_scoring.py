@@ -123,7 +123,7 @@ class SeedScorer:
             result.mark_unavailable(["is", "fid"] + (all_probe_keys() if self.is_world else []), NO_GENERATOR)
             return result, {}
         captions = {i: reply.captions[0] for i, reply in enumerate(replies) if reply.captions}
-        saved, photos = self._draw_and_save(captions, seed, self.paths.seed_photos(seed), f"photos, seed {seed}")
+        saved, photos = self._draw_and_save(captions, seed, self.paths.drawn_photos(seed), f"photos, seed {seed}")
         scores = fidelity_scores(
             [saved[i] for i in sorted(saved)], self.reference_set,
             inception_weights=self.options.inception_weights, device=self.options.device,
@@ -181,7 +181,7 @@ class SeedScorer:
         result.add(probe.accuracy("gold", [photos[i] for i in both], [find_attributes(self.gold.captions[i]) for i in both]))
         # The image generator alone: the gold captions, with the same noise seeds as the model's photos.
         gold_captions = {i: self.gold.captions[i] for i in sorted(self.gold.captions)}
-        folder = self.paths.seed_photos(seed, gold_captions=True)
+        folder = self.paths.drawn_photos(seed, gold_captions=True)
         _, by_target = self._draw_and_save(gold_captions, seed, folder, f"gold-caption photos, seed {seed}")
         drawn = [by_target[i] for i in gold_captions]
         result.add(probe.accuracy("generator", drawn, [find_attributes(text) for text in gold_captions.values()]))

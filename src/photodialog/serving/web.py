@@ -2,7 +2,9 @@
 
 One ``ChatEngine`` (one model) serves every visitor. Each browser tab (each API client) has its
 own ``ChatSession`` in Gradio's per-session state, with its own folder
-``OUT/sessions/<random id>/``: histories never mix. Requests go through Gradio's queue with a
+``OUT/sessions/<server id>/<random id>/``: histories never mix. Each server process writes its
+sessions under a folder of its own (locked while it runs), so two servers on one ``OUT`` never
+remove each other's sessions, and nothing else under ``OUT/sessions/`` is ever removed. Requests go through Gradio's queue with a
 concurrency limit, and the engine's lock lets one reply generate at a time while the others
 wait (and are told so). A reply is streamed into the page as it is generated.
 
@@ -17,7 +19,8 @@ decoding), photos per conversation, megapixels decoded at once over all visitors
 (``PixelBudget``), a person's photo kept at most ``kept_photo_side`` pixels wide. The
 ``DiskJanitor`` keeps the upload cache under ``max_upload_cache_bytes`` (oldest files first,
 also uploads that were never sent) and removes a session's folder when the session ends (its
-tab closed for an hour, or idle for ``SESSION_TTL``). An upload the web framework cannot parse
+tab closed for an hour, or idle for ``SESSION_TTL``), and the folder of a server that is gone (its
+lock free) once it has been idle as long. An upload the web framework cannot parse
 (an empty file name) is answered with HTTP 400 and a message (``UploadErrors``), not 500.
 """
 
@@ -35,6 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from photodialog.errors import UserError
+from photodialog.output_files import LOCK_FILE, folder_is_locked, lock_folder
 from photodialog.models.generation import GenerationSettings, check_settings
 from photodialog.serving.chat_view import chat_messages, pending_message
 from photodialog.serving.engine import ChatEngine, DrawingStep, Finished, TextSoFar, Waiting
@@ -44,6 +48,7 @@ from photodialog.serving.session import ChatSession
 log = logging.getLogger(__name__)
 
 SESSIONS_DIR = "sessions"
+SERVER_PREFIX = "server-"  # OUT/sessions/server-<pid>-<random>/: one server's sessions
 CACHE_DIR = "gradio-cache"
 CACHE_CLEANUP = (600, 6 * 3600)  # every 10 minutes, Gradio deletes its cached copies older than 6 hours
 SESSION_TTL = 6 * 3600  # a conversation idle this long ends (its state and folder are removed)
@@ -58,8 +63,14 @@ with a photo of its own. Your conversation is yours alone; **New chat** starts o
 dialogue** gives it to you in PhotoChat's format."""
 
 
+def server_sessions_dir(out_dir: Path) -> Path:
+    """A new folder name for one server's sessions: ``OUT/sessions/server-<pid>-<random>``."""
+    return Path(out_dir) / SESSIONS_DIR / f"{SERVER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 class SessionEnd:
-    """Gradio's ``delete_callback`` of the session state: removes the ended session's folder.
+    """Gradio's ``delete_callback`` of the session state: removes the ended session's folder
+    (a folder ``new_session`` made: ``sessions_dir/<server>/<session>``, nothing else).
 
     It holds only the sessions' folder, never the page: Gradio copies a state component's
     attributes for every new visitor, and a callback bound to the page would drag the
@@ -70,19 +81,22 @@ class SessionEnd:
         self.sessions_dir = sessions_dir
 
     def __call__(self, session) -> None:
-        if isinstance(session, ChatSession) and session.out_dir.parent == self.sessions_dir:
+        if (isinstance(session, ChatSession) and session.out_dir.parent.parent == self.sessions_dir
+                and session.out_dir.parent.name.startswith(SERVER_PREFIX)):
             shutil.rmtree(session.out_dir, ignore_errors=True)
 
 
 class ChatPage:
     """The page's event handlers, bound to one engine and one output folder."""
 
-    def __init__(self, engine: ChatEngine, out_dir: Path, defaults: GenerationSettings, limits: InputLimits):
+    def __init__(self, engine: ChatEngine, out_dir: Path, defaults: GenerationSettings, limits: InputLimits,
+                 *, sessions_dir: Path | None = None):
         self.engine, self.out_dir, self.defaults, self.limits = engine, out_dir, defaults, limits
+        self.sessions_dir = sessions_dir or server_sessions_dir(out_dir)  # this server's: OUT/sessions/server-.../
         self.decoding = PixelBudget(limits.max_decoding_pixels)
 
     def new_session(self) -> ChatSession:
-        return ChatSession(self.out_dir / SESSIONS_DIR / uuid.uuid4().hex[:16])
+        return ChatSession(self.sessions_dir / uuid.uuid4().hex[:16])
 
     def end_session(self, session) -> None:
         """Remove what an ended session wrote."""
@@ -231,20 +245,24 @@ class DiskJanitor:
 
     ``sweep`` deletes the oldest files of Gradio's cache (uploads never sent included) until it
     holds at most ``max_cache_bytes``, sparing files younger than ``grace`` seconds (an upload
-    whose message is being typed) unless the cache holds over twice its budget, and removes session folders untouched for longer than
-    ``session_ttl`` (their state has ended: Gradio drops it after ``SESSION_TTL``).
-    ``start`` sweeps every ``every`` seconds in a daemon thread until ``stop``.
+    whose message is being typed) unless the cache holds over twice its budget, and removes this
+    server's session folders (``sessions``) untouched for longer than ``session_ttl`` (their state
+    has ended: Gradio drops it after ``SESSION_TTL``), and the sessions folder of a server that is
+    gone (its lock free) untouched as long. A folder under ``OUT/sessions/`` that no server made
+    is never removed. ``start`` locks this server's folder and sweeps every ``every`` seconds in a
+    daemon thread until ``stop``; ``remove_sessions`` removes this server's folder.
     """
 
     def __init__(self, out_dir: Path, max_cache_bytes: int, *, grace: float = UPLOAD_GRACE,
-                 session_ttl: float = SESSION_TTL + 3600):
-        self.cache, self.sessions = out_dir / CACHE_DIR, out_dir / SESSIONS_DIR
+                 session_ttl: float = SESSION_TTL + 3600, sessions_dir: Path | None = None):
+        self.cache, self.sessions = out_dir / CACHE_DIR, sessions_dir or server_sessions_dir(out_dir)
         self.max_cache_bytes, self.grace, self.session_ttl = max_cache_bytes, grace, session_ttl
         self._stop = threading.Event()
+        self._lock = None
 
     def sweep(self) -> int:
         """One pass; returns the bytes it freed."""
-        return self._trim_cache() + self._remove_idle_sessions()
+        return self._trim_cache() + self._remove_idle_sessions() + self._remove_abandoned_servers()
 
     def _trim_cache(self) -> int:
         files = []
@@ -272,24 +290,46 @@ class DiskJanitor:
         return freed
 
     def _remove_idle_sessions(self) -> int:
-        freed, now = 0, time.time()
-        for folder in self.sessions.iterdir() if self.sessions.is_dir() else []:
-            try:
-                entries = [folder, *folder.rglob("*")]
-                newest = max(entry.stat().st_mtime for entry in entries)
-                size = sum(entry.stat().st_size for entry in entries if entry.is_file())
-            except OSError:
-                continue
-            if now - newest > self.session_ttl:
-                shutil.rmtree(folder, ignore_errors=True)
-                freed += size
-        return freed
+        folders = [f for f in self.sessions.iterdir() if f.is_dir()] if self.sessions.is_dir() else []
+        return sum(self._remove_if_idle(folder) for folder in folders)
+
+    def _remove_abandoned_servers(self) -> int:
+        """The sessions folders of servers that are gone: named and locked by a server, the lock now free."""
+        root = self.sessions.parent
+        folders = [f for f in root.iterdir() if f.is_dir()] if root.is_dir() else []
+        return sum(self._remove_if_idle(folder) for folder in folders
+                   if folder != self.sessions and folder.name.startswith(SERVER_PREFIX)
+                   and (folder / LOCK_FILE).is_file() and not folder_is_locked(folder))
+
+    def _remove_if_idle(self, folder: Path) -> int:
+        """Remove ``folder`` when nothing in it changed for ``session_ttl``; the bytes freed."""
+        try:
+            entries = [folder, *folder.rglob("*")]
+            newest = max(entry.stat().st_mtime for entry in entries)
+            size = sum(entry.stat().st_size for entry in entries if entry.is_file())
+        except (OSError, ValueError):
+            return 0
+        if time.time() - newest <= self.session_ttl:
+            return 0
+        shutil.rmtree(folder, ignore_errors=True)
+        return size
 
     def remove_sessions(self) -> None:
-        """Remove every session's folder (when the server stops, every session has ended)."""
+        """Remove this server's sessions folder (when the server stops, every session of it has ended)."""
         shutil.rmtree(self.sessions, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        try:
+            self.sessions.parent.rmdir()  # OUT/sessions/, when no other server's folder is left
+        except OSError:
+            pass
 
     def start(self, every: float = JANITOR_EVERY) -> "DiskJanitor":
+        self.sessions.mkdir(parents=True, exist_ok=True)
+        # Held while the server runs (the kernel drops it if the process dies): other servers' janitors
+        # leave this folder alone while it is held, and may remove it, once idle, when it is not.
+        self._lock = lock_folder(self.sessions, "the server's sessions folder")
         def loop():
             while not self._stop.wait(every):
                 try:
@@ -358,7 +398,7 @@ def build_app(engine: ChatEngine, out_dir: str | Path, defaults: GenerationSetti
     out_dir = Path(out_dir).absolute()
     use_cache_under(out_dir)
     defaults = defaults or GenerationSettings()
-    page = ChatPage(engine, out_dir, defaults, limits or InputLimits())
+    page = ChatPage(engine, out_dir, defaults, limits or InputLimits())  # this server's sessions folder
     with gr.Blocks(title="photodialog chat", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as app:
         gr.Markdown(INTRO + (f"\n\nModel: `{title}`" if title else ""))
         chatbot = gr.Chatbot(label="conversation", height=520, elem_id="chat", feedback_options=None,
@@ -385,7 +425,7 @@ def build_app(engine: ChatEngine, out_dir: str | Path, defaults: GenerationSetti
         chatbot.clear(page.new_chat, [session], [chatbot, session, status], api_visibility="private")  # its bin icon
         save.click(page.save, [session], [download, status], api_name="save")
     app.queue(default_concurrency_limit=concurrency, max_size=queue_size)
-    app.photodialog_janitor = DiskJanitor(out_dir, page.limits.max_upload_cache_bytes)
+    app.photodialog_janitor = DiskJanitor(out_dir, page.limits.max_upload_cache_bytes, sessions_dir=page.sessions_dir)
     return app
 
 
@@ -413,7 +453,7 @@ def launch(app, host: str, port: int, limits: InputLimits | None = None) -> str:
 
 
 def serve_forever(app) -> None:
-    """Wait while ``app`` serves; Ctrl-C (or SIGTERM) closes it cleanly and removes the sessions' folders."""
+    """Wait while ``app`` serves; Ctrl-C (or SIGTERM) closes it cleanly and removes its sessions' folder."""
     def stop(_signal, _frame):
         raise KeyboardInterrupt
 

@@ -9,7 +9,9 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from photodialog.checkpoints import CHECKPOINTS, MANIFEST, STATE, run_dir_of
 from photodialog.files import write_text
+from photodialog.output_files import folder_owner_problem
 
 log = logging.getLogger("photodialog.train")
 
@@ -30,6 +32,25 @@ def environment() -> dict:
     return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
             "cuda": torch.version.cuda if torch.cuda.is_available() else None,
             "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+
+
+def run_folder_problem(run_dir: Path) -> str | None:
+    """Why ``train --out run_dir`` may not write there (None: it may).
+
+    A run folder is train's own: a new or empty folder, or one an earlier ``train`` made (its
+    owner file, or ``checkpoints/``, ``metrics.jsonl`` or ``environment.json`` of a version that
+    wrote none). A checkpoint folder, or any other folder with files, is refused: train would
+    replace its ``config.yaml``.
+    """
+    if any((run_dir / name).is_file() for name in (STATE, MANIFEST)):
+        return (f"--out {run_dir} is a checkpoint folder, not a run folder: train would rewrite its config.yaml; give a "
+                f"new folder (to continue its run: --out {run_dir_of(run_dir)} --resume)")
+    return folder_owner_problem(run_dir, "train", made_before=_made_by_train)
+
+
+def _made_by_train(folder: Path) -> bool:
+    # environment.json: written by train alone, also by a run that stopped before its first step
+    return (folder / CHECKPOINTS).is_dir() or any((folder / name).is_file() for name in ("metrics.jsonl", "environment.json"))
 
 
 def write_environment(run_dir: Path) -> None:

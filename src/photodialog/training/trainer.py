@@ -25,13 +25,14 @@ from photodialog.data.samples import build_samples
 from photodialog.errors import DataError, RunStopped, UserError
 from photodialog.files import write_text
 from photodialog.models.dialogue_model import OPTIONAL_PARTS
+from photodialog.output_files import claim_folder, folder_is_locked, lock_folder
 from photodialog.system import build_system
 from photodialog.training import checkpoint as ckpt
 from photodialog.training import engines
 from photodialog.training.data import epoch_order, load_split, tokenizer_texts, training_dataset, training_photos
 from photodialog.training.dev_eval import dev_competence, dev_selection, dev_set
 from photodialog.training.ema import WeightAverage
-from photodialog.training.run_files import MetricsLog, attach_log_file, read_metrics, write_environment
+from photodialog.training.run_files import MetricsLog, attach_log_file, read_metrics, run_folder_problem, write_environment
 from photodialog.training.schedules import tau_at, warmup_then_constant
 from photodialog.training.micro_batch import choose_on_cuda, fixed_micro_batch
 from photodialog.training.speed import adamw, setup_for_speed
@@ -129,14 +130,20 @@ class Trainer:
             path = Path(text_from).expanduser().resolve()
             ckpt.resolve_checkpoint(path)  # the text part must be trained first: fail before any work
             self.config.model.text_from = str(path)
+        # Every process checks (and refuses alike) before the main one writes anything.
+        problem = run_folder_problem(self.run_dir)
+        if problem:
+            raise UserError(problem)
         existing = ckpt.step_folders(self.run_dir)  # broken ones too: never overwritten without --resume
         if existing and not self.resume:
             raise UserError(f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose another --out")
+        if folder_is_locked(self.run_dir):
+            lock_folder(self.run_dir, "the run folder")  # raises, naming the trainer that holds it
+        self.accelerator.wait_for_everyone()
         if self.main:
-            try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as err:  # a file of that name, a read-only or missing parent
-                raise UserError(f"cannot make the run folder {self.run_dir} ({err.strerror or err}); choose another --out") from None
+            claim_folder(self.run_dir, "train", made_before=lambda _: True)  # checked above
+            # Held for the run's life (dropped by the kernel if the process dies): a second trainer is refused.
+            self._lock = lock_folder(self.run_dir, "the run folder")
             save_config(self.config, self.run_dir / "config.yaml")
             write_environment(self.run_dir)
         self.accelerator.wait_for_everyone()
@@ -217,11 +224,20 @@ class Trainer:
     def run(self) -> TrainResult:
         """Train until ``max_steps``, the epochs, ``max_minutes`` or early stopping; returns how it ended.
 
-        Raises ``UserError`` for a bad data path or run folder (before any work) and ``RunStopped``
-        after too many non-finite losses in a row.
+        Raises ``UserError`` for a bad data path or run folder (before any work: a folder train did
+        not make, a checkpoint folder, one another trainer is writing) and ``RunStopped`` after
+        too many non-finite losses in a row. The run folder is locked while the run writes it.
         """
         self._check_data_path()  # before _prepare_run_dir, so a wrong path leaves no run folder behind
-        self._prepare_run_dir()
+        self._lock = None
+        try:
+            self._prepare_run_dir()
+            return self._train()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _train(self) -> TrainResult:
         handler = attach_log_file(self.run_dir) if self.main else None
         # the Hugging Face stack is slow to import: only this path needs it
         from accelerate.utils import set_seed

@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from photodialog.cli.common import add_renamed_flag, float_between, int_between, positive_int, seed
+from photodialog.cli.common import add_renamed_flag, float_between, int_between, output_path, positive_int, seed
 from photodialog.registry import DATASET_SOURCES
 
 DESCRIPTION = """\
@@ -85,7 +85,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("dataset", choices=DATASET_SOURCES.names, help="which dataset to fetch")
     parser.add_argument(
-        "--out", required=True, type=Path, metavar="DIR", help="the dataset folder (created if missing)"
+        "--out", required=True, type=lambda text: Path(output_path(text)), metavar="DIR", help="the dataset folder (created if missing)"
     )
     _add_source_arguments(parser)
     _add_photo_arguments(parser)

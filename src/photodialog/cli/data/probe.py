@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from photodialog.cli.common import add_renamed_flag, int_between, seed
+from photodialog.cli.common import add_renamed_flag, int_between, output_path, seed
 
 DESCRIPTION = """\
 Train the photo probe of a synthetic world: a small CNN with three heads (object, colour, scene)
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument("--threads", type=int_between(0, 1024), default=1, metavar="N",
                         help="CPU threads for training, 0 to 1024; 0 leaves torch's default (default: 1, "
                              "which keeps results identical across machines)")
-    parser.add_argument("--out", metavar="DIR", default=None,
+    parser.add_argument("--out", type=output_path, metavar="DIR", default=None,
                         help="where to save the probe (default: WORLD/probe)")
     parser.add_argument("--no-progress", dest="quiet", action="store_true", help="no progress bar")
     add_renamed_flag(parser, "--quiet", "--no-progress", dest="quiet", switch=True)

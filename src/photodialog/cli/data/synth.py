@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from photodialog.cli.common import add_renamed_flag
+from photodialog.cli.common import add_renamed_flag, output_path
 from photodialog.config import SEED_MAX
 
 # data/synth/writer.py's bounds (checked there, with a message), repeated for --help, which imports no numpy;
@@ -37,8 +37,8 @@ def register(subparsers) -> None:
         "synth", help="write the synthetic photo-sharing world (the embedded default dataset)",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="folder to write the world into (created if missing)")
+    parser.add_argument("--out", required=True, type=output_path, metavar="DIR",
+                        help="folder to write the world into: new, empty, or a world (also one whose writing was killed)")
     parser.add_argument("--dialogues", type=int, default=2000, metavar="N",
                         help=f"number of dialogues in all splits, split about 80/10/10; {MIN_DIALOGUES} to "
                              f"{MAX_DIALOGUES:,} (default: 2000)")

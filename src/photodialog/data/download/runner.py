@@ -31,6 +31,7 @@ from photodialog.data.download.photos import PhotoJob, PhotoPlan, fetch_photos, 
 from photodialog.data.download.sources import PhotoRef, get_source
 from photodialog.data.layout import PHOTO_DIR, SPLITS
 from photodialog.errors import UserError
+from photodialog.output_files import claim_folder
 
 
 @dataclass
@@ -127,8 +128,9 @@ def download_dataset(options: DownloadOptions) -> DownloadSummary:
 
 def _prepare_folder(out: Path) -> Path:
     root = Path(out).expanduser()
-    if root.exists() and not root.is_dir():
-        raise UserError(f"--out {root} is a file; give a folder (it is created if missing)")
+    # A dataset folder this command made (a rerun goes on), a new or empty one, or one in the dataset's layout
+    # (photos/ of photos already at hand, checked and kept): never a folder of other files.
+    claim_folder(root, "data download", made_before=lambda folder: (folder / PHOTO_DIR).is_dir())
     (root / PHOTO_DIR).mkdir(parents=True, exist_ok=True)
     remove_stale_parts(root)  # partial files of a killed run
     return root

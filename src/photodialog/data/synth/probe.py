@@ -31,6 +31,7 @@ from photodialog.data.synth.world import LabelledPhoto, load_world
 from photodialog.errors import DataError, UserError
 from photodialog.files import save_tensors
 from photodialog.devices import torch_threads
+from photodialog.output_files import claim_folder
 
 PROBE_DIR = "probe"
 WEIGHTS_FILE = "model.safetensors"
@@ -160,7 +161,8 @@ def train_probe(world_dir: str | Path, out_dir: str | Path | None = None, epochs
                 threads: int | None = 1, progress: bool = True) -> ProbeReport:
     """Train a probe on the world's train photos, test it on its test photos, save it.
 
-    ``out_dir`` defaults to ``<world_dir>/probe``. Returns the measured accuracies.
+    ``out_dir`` defaults to ``<world_dir>/probe``; a non-empty folder that is not a probe's is
+    refused (``UserError``) before training. Returns the measured accuracies.
     ``threads`` is the number of CPU threads torch uses while training (None: leave as is).
     One thread is the default: it makes the result independent of the machine's core count,
     and a network this small gains little from more threads but loses a lot when the cores
@@ -181,6 +183,9 @@ def _train_probe(world_dir, out_dir, epochs, image_size, seed, batch_size, lr,
         raise UserError(f"the probe's image size must be between 8 and 256 px (got {image_size})")
     started = time.perf_counter()
     world = load_world(world_dir)
+    out_dir = Path(out_dir or Path(world_dir) / PROBE_DIR)
+    # Before training: a folder of someone else's files is refused, not written into.
+    claim_folder(out_dir, "data probe", made_before=lambda folder: (folder / CONFIG_FILE).is_file())
     config = ProbeConfig(objects=list(world.objects), colours=list(world.colours),
                          scenes=list(world.scenes), image_size=image_size)
     train_set = _labelled_tensors(world.photos("train"), config)
@@ -192,7 +197,7 @@ def _train_probe(world_dir, out_dir, epochs, image_size, seed, batch_size, lr,
         network = build_network(config)
         losses = _fit(network, train_set, epochs, batch_size, lr, seed, progress)
     probe = Probe(network, config)
-    report = _evaluate(probe, test_photos, out_dir or Path(world_dir) / PROBE_DIR, epochs,
+    report = _evaluate(probe, test_photos, out_dir, epochs,
                        len(train_set[0]), started, losses)
     probe.save(report.out_dir, extra={"training": {"epochs": epochs, "seed": seed,
                "batch_size": batch_size, "lr": lr, "train_photos": report.train_photos},

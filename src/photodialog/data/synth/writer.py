@@ -31,6 +31,7 @@ from photodialog.data.synth.render import render_photo
 from photodialog.data.synth.world import GENERATOR, GENERATOR_VERSION, WORLD_FILE, World, load_world
 from photodialog.config import SEED_MAX
 from photodialog.errors import UserError
+from photodialog.output_files import claim_folder, folder_owner_problem
 
 DIALOGUES_PER_FILE = 500  # as in PhotoChat's published files
 # Every dialogue is planned and held in memory before the files are written (a few KB each):
@@ -41,6 +42,7 @@ SPLIT_FRACTIONS = {"train": 0.8, "dev": 0.1}  # test gets the rest
 TEST_HELD_OUT_FRACTION = 0.5
 # Everything a world owns inside its folder; only these are removed when a world is rewritten.
 OWNED_PATHS = (*SPLITS, PHOTO_DIR, WORLD_FILE, "probe")
+SYNTH = "data synth"  # the command named in a world folder's owner file
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,10 @@ def write_world(out_dir: str | Path, dialogues: int = 2000, seed: int = 0, image
                 force: bool = False, progress: bool = True) -> World:
     """Generate a world into ``out_dir`` and return its metadata (see the module docstring).
 
-    ``out_dir`` may be missing, empty, or an earlier world (which is replaced); any other
-    non-empty folder is refused unless ``force`` (then only the paths a world owns are replaced).
+    ``out_dir`` may be missing, empty, an earlier world (which is replaced) or a world whose
+    writing was interrupted; any other non-empty folder is refused (``UserError``) unless
+    ``force`` (then only the paths a world owns are replaced). ``world.json`` is written last:
+    a folder without it is not a world.
     """
     _check_arguments(dialogues, seed, image_size)
     out = Path(out_dir)
@@ -145,18 +149,23 @@ def _check_arguments(dialogues: int, seed: int, image_size: int) -> None:
 
 
 def _prepare_folder(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / WORLD_FILE).is_file() and not force:
-        raise UserError(f"{out} is not empty and is not a synthetic world; choose an empty or "
-                        "new folder, or pass --force to write the world's files into it anyway")
+    """Make ``out`` this world's folder: a missing or empty one, an earlier world, or a world whose
+    writing was killed (its owner file says ``data synth`` made it, so a rerun resumes without
+    --force); anything else only with ``force``. Only the paths a world owns are removed."""
+    problem = folder_owner_problem(out, SYNTH, made_before=_is_world)
+    if problem and (not force or not out.is_dir()):
+        raise UserError(problem + ("" if not out.is_dir() else "; or pass --force to write the world's files into it anyway"))
     for name in OWNED_PATHS:
         path = out / name
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, SYNTH, made_before=lambda _: True)  # checked above (--force: the user's choice)
+
+
+def _is_world(folder: Path) -> bool:
+    return (folder / WORLD_FILE).is_file()
 
 
 def _progress(plan: list[PlannedDialogue], enabled: bool):
