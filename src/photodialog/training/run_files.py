@@ -32,9 +32,10 @@ def environment() -> dict:
             "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
 
 
-def write_environment(run_dir: Path) -> None:
-    """Write ``RUN/environment.json``: versions of Python, torch and the Hugging Face stack (atomically)."""
-    write_text(run_dir / "environment.json", json.dumps(environment(), indent=2))
+def write_environment(run_dir: Path, launch: dict | None = None) -> None:
+    """Write ``RUN/environment.json``: versions of Python, torch and the Hugging Face stack, and the
+    ``launch`` (engine, processes, effective batch: ``engines.launch_info``), atomically."""
+    write_text(run_dir / "environment.json", json.dumps({**environment(), "launch": launch}, indent=2))
 
 
 def attach_log_file(run_dir: Path) -> logging.Handler:
