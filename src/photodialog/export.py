@@ -11,9 +11,16 @@ published layouts, so that ``DialogueSystem.from_pretrained(DIR)`` and every com
     DIR/state.json             the checkpoint's training state (steps trained, dev evaluations)
     DIR/trainable.safetensors  weights outside the three parts (the perceptron's projection into
                                the LLM; with --keep-adapters also the LoRA adapters)
-    DIR/llm/                   causal LM + tokenizer (``save_pretrained``), trained weights merged
-    DIR/blip2/                 BLIP-2 config + the vision tower, Q-Former and query tokens
-    DIR/diffusion/             unet/ text_encoder/ tokenizer/ scheduler/ [vae/] model_index.json
+    DIR/llm/                   causal LM + tokenizer (``save_pretrained``), trained weights merged;
+                               the tokenizer's chat template is photodialog's prompt layout
+    DIR/blip2/                 a Blip2VisionModelWithProjection: vision tower, Q-Former, query tokens,
+                               the projection into the LLM (vision_projection), its image processor
+    DIR/diffusion/             unet/ text_encoder/ tokenizer/ scheduler/ vae/ model_index.json (a
+                               StableDiffusionPipeline; a pixel-space generator: no vae/, no index)
+    DIR/probe/                 a pipeline's context-photo captioner, when it is its world's probe
+
+Every part loads with its stock class and no photodialog code (``export.json``'s ``classes``
+and the card name them); no file names a folder of the training machine.
 
 By default LoRA adapters are merged into their base weights (``W + scale * B @ A``): one set
 of weights per part, loadable by any ``transformers``/``diffusers`` code. ``keep_adapters``
@@ -300,7 +307,7 @@ def portable_path(value: str | None) -> str | None:
     anything else (a Hub id, a relative path) stays."""
     if not value:
         return value
-    path = Path(value)
+    path = Path(value).expanduser()
     return path.name if path.is_absolute() else value
 
 
