@@ -11,9 +11,16 @@ published layouts, so that ``DialogueSystem.from_pretrained(DIR)`` and every com
     DIR/state.json             the checkpoint's training state (steps trained, dev evaluations)
     DIR/trainable.safetensors  weights outside the three parts (the perceptron's projection into
                                the LLM; with --keep-adapters also the LoRA adapters)
-    DIR/llm/                   causal LM + tokenizer (``save_pretrained``), trained weights merged
-    DIR/blip2/                 BLIP-2 config + the vision tower, Q-Former and query tokens
-    DIR/diffusion/             unet/ text_encoder/ tokenizer/ scheduler/ [vae/] model_index.json
+    DIR/llm/                   causal LM + tokenizer (``save_pretrained``), trained weights merged;
+                               the tokenizer's chat template is photodialog's prompt layout
+    DIR/blip2/                 a Blip2VisionModelWithProjection: vision tower, Q-Former, query tokens,
+                               the projection into the LLM (vision_projection), its image processor
+    DIR/diffusion/             unet/ text_encoder/ tokenizer/ scheduler/ vae/ model_index.json (a
+                               StableDiffusionPipeline; a pixel-space generator: no vae/, no index)
+    DIR/probe/                 a pipeline's context-photo captioner, when it is its world's probe
+
+Every part loads with its stock class and no photodialog code (``export.json``'s ``classes``
+and the card name them); no file names a folder of the training machine.
 
 By default LoRA adapters are merged into their base weights (``W + scale * B @ A``): one set
 of weights per part, loadable by any ``transformers``/``diffusers`` code. ``keep_adapters``
@@ -44,18 +51,24 @@ from photodialog.config import save_config
 from photodialog.errors import UserError
 from photodialog.files import save_tensors, use_umask_modes
 from photodialog.model_card import files_section, model_card
+from photodialog.models.formatting import CHAT_TEMPLATE
+from photodialog.models.perceptron import BLIP_MEAN, BLIP_STD
 from photodialog.system import (
     EXPORT_FILE,
     EXPORT_PARTS,
     EXPORT_SCHEMA,
     EXTRA_WEIGHTS,
+    PROBE_FOLDER,
     DialogueSystem,
+    ProbeCaptioner,
     is_export,
     load_system,
     read_export_info,
 )
 
 CARD_FILE = "README.md"
+DIFFUSION_PIPELINE = "StableDiffusionPipeline"  # what a latent generator's diffusion/ loads as
+PERCEPTRON_CLASS = "Blip2VisionModelWithProjection"  # what blip2/ loads as
 # Parameters under these prefixes are saved inside the part folders; everything else is "extra".
 PART_PREFIXES = ("llm.", "perceptron.vision_model.", "perceptron.qformer.", "perceptron.query_tokens",
                  "generator.text_encoder.", "generator.unet.", "generator.vae.")
@@ -123,6 +136,10 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, keep_adapters:
         save_config(config, tmp / "config.yaml")
         if state is not None:
             shutil.copyfile(source / "state.json", tmp / "state.json")
+        captioner = system.formatter.captioner if system.formatter is not None else None
+        if isinstance(captioner, ProbeCaptioner):  # a pipeline's context photos are captioned by its world's probe
+            captioner.probe.save(tmp / PROBE_FOLDER)
+        _without_local_paths(tmp)
         evals = [Path(f) for f in eval_files] if eval_files is not None else find_eval_files(source)
         info = _export_info(source, system, state, keep_adapters, use_average, evals)
         card = _write_info_and_card(tmp, info, lambda: model_card(system, state, info, evals))
@@ -199,26 +216,41 @@ def _save_llm(model, folder: Path) -> None:
         return
     target = folder / EXPORT_PARTS["llm"]
     model.llm.save_pretrained(target, safe_serialization=True)
+    # tokenizer.apply_chat_template of stock transformers lays a dialogue out as photodialog does
+    model.tokenizer.chat_template = CHAT_TEMPLATE
     model.tokenizer.save_pretrained(target)
 
 
 def _save_perceptron(model, folder: Path) -> None:
-    """A BLIP-2 folder holding only what the perceptron uses: ViT, Q-Former, query tokens."""
+    """A ``Blip2VisionModelWithProjection`` folder: ViT, Q-Former, query tokens, and the projection
+    into the LLM as its ``vision_projection`` (``image_text_hidden_size`` = the LLM's width), with
+    the BLIP image processor the perceptron preprocesses photos as.
+
+    Stock ``transformers`` loads every weight of it; its ``image_embeds`` are the perceptron's
+    output [N, queries, LLM width] scaled to unit length (the class normalises them), and
+    ``vision_projection(qformer(...))`` is the output itself.
+    """
     perceptron = model.perceptron
     if perceptron is None:
         return
     # the Hugging Face stack is slow to import: only this path needs it
-    from transformers import Blip2Config
+    from transformers import BlipImageProcessor, Blip2Config
 
     target = folder / EXPORT_PARTS["blip2"]
     target.mkdir()
     config = Blip2Config(vision_config=perceptron.vision_model.config.to_dict(),
                          qformer_config=perceptron.qformer.config.to_dict(),
-                         num_query_tokens=perceptron.query_tokens.shape[1])
+                         num_query_tokens=perceptron.query_tokens.shape[1],
+                         image_text_hidden_size=perceptron.projection.out_features)
+    config.architectures = [PERCEPTRON_CLASS]
     config.save_pretrained(target)
+    size = perceptron.image_size
+    BlipImageProcessor(size={"height": size, "width": size}, image_mean=list(BLIP_MEAN), image_std=list(BLIP_STD),
+                       resample=3, do_convert_rgb=True).save_pretrained(target)  # 3: bicubic, as photo_to_tensor
     weights = {f"vision_model.{k}": v for k, v in perceptron.vision_model.state_dict().items()}
     weights.update({f"qformer.{k}": v for k, v in perceptron.qformer.state_dict().items()})
     weights["query_tokens"] = perceptron.query_tokens
+    weights.update({f"vision_projection.{k}": v for k, v in perceptron.projection.state_dict().items()})
     _save_weights(weights, target / "model.safetensors", metadata={"format": "pt"})
 
 
@@ -237,15 +269,64 @@ def _save_generator(model, folder: Path) -> None:
                   "tokenizer": ["transformers", type(generator.tokenizer).__name__],
                   "unet": ["diffusers", type(generator.unet).__name__],
                   "scheduler": ["diffusers", type(generator.noise_scheduler).__name__]}
-    if generator.vae is not None:
-        generator.vae.save_pretrained(target / "vae")
-        components["vae"] = ["diffusers", type(generator.vae).__name__]
+    if generator.vae is None:
+        # A pixel-space UNet: no diffusers pipeline draws with it (StableDiffusionPipeline needs a
+        # VAE), so no model_index.json claims one; each component loads with its own class.
+        return
+    generator.vae.save_pretrained(target / "vae")
+    components["vae"] = ["diffusers", type(generator.vae).__name__]
     # the Hugging Face stack is slow to import: only this path needs it
     import diffusers
 
-    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": diffusers.__version__, **components,
+    index = {"_class_name": DIFFUSION_PIPELINE, "_diffusers_version": diffusers.__version__, **components,
              "safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False}
     (target / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+
+
+def stock_classes(system) -> dict[str, str]:
+    """The stock ``transformers``/``diffusers`` class each part folder of the export loads with."""
+    model = system.model
+    classes = {}
+    if model.llm is not None:
+        classes[EXPORT_PARTS["llm"]] = "AutoModelForCausalLM"
+    if model.perceptron is not None:
+        classes[EXPORT_PARTS["blip2"]] = PERCEPTRON_CLASS
+    if model.generator is not None:
+        # A pixel-space generator has no pipeline: its UNet and text encoder load apart.
+        classes[EXPORT_PARTS["diffusion"]] = DIFFUSION_PIPELINE if model.generator.vae is not None else \
+            "UNet2DConditionModel (unet/) + CLIPTextModel (text_encoder/); pixel space, no pipeline"
+    return classes
+
+
+def _without_local_paths(folder: Path) -> None:
+    """Drop ``_name_or_path`` (the training machine's folder the part was loaded from) from every
+    config that ``save_pretrained`` wrote: an export names no local path of the machine it came from."""
+    for config in folder.rglob("*.json"):
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "_name_or_path" in data:
+            del data["_name_or_path"]
+            config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def portable_path(value: str | None) -> str | None:
+    """``value`` without the machine's folders: an absolute path becomes its last part ("world"),
+    anything else (a Hub id, a relative path) stays."""
+    if not value:
+        return value
+    path = Path(value).expanduser()
+    return path.name if path.is_absolute() else value
+
+
+def source_name(source: Path) -> str:
+    """The checkpoint as its run's name and the path inside the run ("tiny-e2e/checkpoints/step-0000002")."""
+    run = run_dir_of(source)
+    try:
+        return str(Path(run.name) / source.relative_to(run)) if source != run else run.name
+    except ValueError:
+        return source.name
 
 
 def _save_weights(weights: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
@@ -264,6 +345,13 @@ def exported_config(config, *, merged: bool):
     config.model.train = replace(train, **{part: "lora" if mode == "lora" and not merged else "frozen"
                                            for part, mode in asdict(train).items()})
     config.model.lora = replace(config.model.lora, train_embeddings=False)
+    # Every weight is in this folder: the pretrained start is not read again. Paths of the
+    # training machine are cut to their last part (the dataset's folder name; give --data).
+    config.model.init_from = []
+    config.data.path = portable_path(config.data.path)
+    config.model.text_from = portable_path(config.model.text_from)
+    for part in ("llm", "blip2", "diffusion"):
+        setattr(config.model, part, portable_path(getattr(config.model, part)))
     return config
 
 
@@ -300,14 +388,15 @@ def _export_info(source: Path, system, state, keep_adapters: bool, use_average: 
         "schema": EXPORT_SCHEMA,
         "photodialog_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source_checkpoint": str(source),
+        "source_checkpoint": source_name(source),
         "step": state.step if state is not None else None,
         "kind": system.kind,
         "weights": "adapters" if keep_adapters else "merged",
         "lora_parts": sorted(part for part, mode in asdict(system.config.model.train).items() if mode == "lora"),
         "weights_averaged": bool(use_average and (source / EMA_WEIGHTS).is_file()),
         "parts": {name: sub for name, sub in EXPORT_PARTS.items()},
-        "eval_files": [str(f) for f in evals],
+        "classes": stock_classes(system),
+        "eval_files": [f.name for f in evals],
     }
 
 

@@ -37,6 +37,7 @@ BASE_DIR = "base"
 EXPORT_SCHEMA = "photodialog.export/1"
 EXPORT_PARTS = {"llm": "llm", "blip2": "blip2", "diffusion": "diffusion"}  # PartSources field -> sub-folder
 EXTRA_WEIGHTS = "trainable.safetensors"  # weights outside the parts (projection, kept adapters)
+PROBE_FOLDER = "probe"  # a pipeline's context-photo captioner (its world's probe), copied into the export
 
 
 class ProbeCaptioner:
@@ -92,16 +93,18 @@ class ModelCaptioner:
         return self.cache[photo.path]
 
 
-def make_captioner(model: ModelConfig, data_path: str):
+def make_captioner(model: ModelConfig, data_path: str, probe: Path | None = None):
     """What turns context photos into text for a pipeline (``model.context_photos=caption``).
 
     None for ``captioner=gold`` (the dataset's descriptions) or when photos are perceived as pixels;
-    the world's probe for ``probe`` (``UserError`` without ``data_path``); else a ``transformers``
-    image-to-text model id or folder.
+    for ``probe``, the probe folder ``probe`` (an export's copy) or else the world's at ``data_path``
+    (``UserError`` without either); else a ``transformers`` image-to-text model id or folder.
     """
     if model.context_photos != "caption" or model.captioner == "gold":
         return None
     if model.captioner == "probe":
+        if probe is not None:
+            return ProbeCaptioner(str(probe))
         if not data_path:
             raise UserError("captioner=probe needs data.path: the synthetic world whose probe/ captions the photos")
         return ProbeCaptioner(data_path)
@@ -154,7 +157,8 @@ class DialogueSystem:
         if info.get("schema") != EXPORT_SCHEMA:
             raise UserError(f"{root / EXPORT_FILE} has schema {info.get('schema')!r}; this photodialog reads {EXPORT_SCHEMA}")
         sources = PartSources(**{part: str(root / sub) for part, sub in EXPORT_PARTS.items()})
-        system = assemble_system(read_config(root, data_path), sources, root / EXTRA_WEIGHTS, root)
+        probe = root / PROBE_FOLDER if not data_path and (root / PROBE_FOLDER).is_dir() else None
+        system = assemble_system(read_config(root, data_path), sources, root / EXTRA_WEIGHTS, root, probe=probe)
         return ready_for_inference(system, device)
 
     @property
@@ -164,16 +168,16 @@ class DialogueSystem:
         return "pipeline" if model.text_from or model.bridge == "none" else "end-to-end"
 
 
-def make_formatter(model: PhotoDialogModel, config: RunConfig) -> DialogueFormatter | None:
+def make_formatter(model: PhotoDialogModel, config: RunConfig, probe: Path | None = None) -> DialogueFormatter | None:
     """The token layout of ``model``'s dialogues (``num_query_tokens`` slots per context photo), or None
-    without an LLM (a generator trained alone).
+    without an LLM (a generator trained alone); ``probe``: see ``make_captioner``.
     """
     if model.llm is None:
         return None
     slots = model.perceptron.num_query_tokens if model.perceptron is not None else 0
     return DialogueFormatter(
         model.tokenizer, photo_slots=slots, context_photos=config.model.context_photos,
-        captioner=make_captioner(config.model, config.data.path),
+        captioner=make_captioner(config.model, config.data.path, probe),
         max_context_tokens=config.model.max_context_tokens, max_response_tokens=config.model.max_response_tokens,
     )
 
@@ -249,10 +253,11 @@ def read_config(folder: Path, data_path: str | None = None) -> RunConfig:
     return config
 
 
-def assemble_system(config: RunConfig, sources, weights: Path, folder: Path) -> DialogueSystem:
+def assemble_system(config: RunConfig, sources, weights: Path, folder: Path, probe: Path | None = None) -> DialogueSystem:
     """The parts of ``config`` read from ``sources``, with the trained ``weights`` file copied in.
 
-    Shared by run checkpoints (``load_system``) and exports (``DialogueSystem.from_pretrained``).
+    Shared by run checkpoints (``load_system``) and exports (``DialogueSystem.from_pretrained``,
+    whose copy of a pipeline's probe captioner is ``probe``).
     """
     # As in build_system: weights that are new and never trained (the photo tokens' embedding rows
     # of a LoRA LLM without train_embeddings) are drawn again here, so draw them as training did.
@@ -262,7 +267,7 @@ def assemble_system(config: RunConfig, sources, weights: Path, folder: Path) -> 
         # Frozen parts were never saved by this run: they are the pretrained start's.
         load_init_from(model, source_checkpoints(config.model.init_from, run_dir_of(weights.parent)))
     load_trainable(model, weights.parent, file=weights.name)
-    return DialogueSystem(config, model, make_formatter(model, config), make_photo_tensors(model), folder)
+    return DialogueSystem(config, model, make_formatter(model, config, probe), make_photo_tensors(model), folder)
 
 
 def ready_for_inference(system: DialogueSystem, device: str | torch.device | None) -> DialogueSystem:

@@ -131,3 +131,29 @@ def test_photochat_plus_hub_parquet(tmp_path):
     datasets.Dataset.from_list(records).to_parquet(str(tmp_path / "data" / "test-00000-of-00001.parquet"))
     expected = _summary(load_dialogues(FIXTURES / "photochat_plus", strict=True))
     assert _summary(load_dialogues(tmp_path, "test", strict=True)) == [(i, "test", t) for i, _, t in expected]
+
+
+def test_hub_converted_parquet_branch_layout(tmp_path, splits, expected):
+    """A download of the Hub's ``refs/convert/parquet`` branch: ``CONFIG/SPLIT/NNNN.parquet``."""
+    for name, folder in (("train", "train"), ("valid", "partial-validation")):
+        (tmp_path / "default" / folder).mkdir(parents=True)
+        datasets.Dataset.from_list(splits[name]).to_parquet(str(tmp_path / "default" / folder / "0000.parquet"))
+    assert _summary(load_dialogues(tmp_path, "dev", strict=True)) == expected["valid"]
+    assert _summary(load_dialogues(tmp_path, "train", strict=True)) == expected["train"]
+    assert _summary(load_dialogues(tmp_path / "default", "train", strict=True)) == expected["train"]  # the config folder too
+    (tmp_path / "other" / "train").mkdir(parents=True)
+    datasets.Dataset.from_list(splits["train"]).to_parquet(str(tmp_path / "other" / "train" / "0000.parquet"))
+    from photodialog.errors import DataError
+
+    with pytest.raises(DataError, match="several configurations \\(default, other\\); give one of them"):
+        load_dialogues(tmp_path, "train", strict=True)
+
+
+def test_no_dataset_files_names_the_layouts_it_reads(tmp_path):
+    from photodialog.errors import DataError
+
+    (tmp_path / "notes.txt").write_text("nothing here")
+    with pytest.raises(DataError, match="no dataset files") as err:
+        load_dialogues(tmp_path, strict=True)
+    for layout in ("*.parquet", "DIR/data/", "refs/convert/parquet", "DIR/CONFIG/{train,validation,test}/*.parquet", "save_to_disk"):
+        assert layout in str(err.value)

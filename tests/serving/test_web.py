@@ -116,7 +116,7 @@ def test_new_chat_and_save(tiny_system, tmp_path):
     assert "nothing to save" in page.save(None)[1]
     session = _send(page, None, "hello")[-1][2]
     download, status = page.save(session)
-    assert Path(download["value"]).is_file() and Path(download["value"]).parent == session.out_dir
+    assert Path(download).is_file() and Path(download).parent == session.out_dir  # the path: what /save returns
     chat, same, status = page.new_chat(session)
     assert chat == [] and same.history == [] and "New conversation" in status
 

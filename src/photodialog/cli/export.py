@@ -12,7 +12,10 @@ Write a trained checkpoint as a self-contained folder that others can load witho
 folder: the language model, perceptron and generator in their published layouts with the trained
 weights in place, both tokenizers, the resolved config, and a model card (README.md: parts and
 their licences, data, recipe, steps trained, eval numbers, intended use and limits, size and
-load time). Load it with DialogueSystem.from_pretrained(DIR) or any command's --checkpoint DIR."""
+load time). Load it with DialogueSystem.from_pretrained(DIR) or any command's --checkpoint DIR, or
+part by part without photodialog: DIR/diffusion with diffusers' DiffusionPipeline (a latent
+generator; a pixel-space one has no pipeline), DIR/llm with AutoModelForCausalLM and its chat
+template, DIR/blip2 with Blip2VisionModelWithProjection. No exported file names a local path."""
 
 EPILOG = """\
 examples:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
 import pkgutil
 import sys
 
@@ -43,7 +44,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr:
+    """A stream that writes to whatever ``sys.stderr`` is at the time (pytest swaps it per test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _to_stderr(handler: logging.Handler) -> None:
+    stream = getattr(handler, "stream", None)
+    if isinstance(handler, logging.StreamHandler) and stream is not None and stream in (sys.stdout, sys.__stdout__):
+        handler.setStream(_Stderr())
+
+
+class _StderrLogger(logging.getLoggerClass()):
+    """A logger whose handlers never write to stdout: a log handler a library adds on stdout
+    (DeepSpeed's, at import) writes to stderr instead."""
+
+    def addHandler(self, handler: logging.Handler) -> None:  # noqa: N802 - logging's name
+        _to_stderr(handler)
+        super().addHandler(handler)
+
+
+def send_library_logs_to_stderr() -> None:
+    """Keep stdout for what a command prints (``--json`` output must parse): every log handler,
+    of loggers made before and after this call, writes to stderr. DeepSpeed, for one, logs its
+    "Setting accelerator to CPU" warning through a stdout handler it adds when imported."""
+    if not issubclass(logging.getLoggerClass(), _StderrLogger):
+        logging.setLoggerClass(_StderrLogger)
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            _to_stderr(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
+    send_library_logs_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

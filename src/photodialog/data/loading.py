@@ -179,6 +179,26 @@ def dataset_name(path: str | Path) -> str:
     return "synthetic" if (root / WORLD_FILE).is_file() else root.resolve().name
 
 
+def dataset_format(path: str | Path) -> str | None:
+    """What the dataset is, from its own files, not its folder's name: ``synthetic`` for a synthetic
+    world (its ``world.json``), else the format (``photochat``, ``dialogcc``) of the records of its
+    first readable file; None when there is no such file or no record of a known format."""
+    root = dataset_root(path)
+    if (root / WORLD_FILE).is_file():
+        return "synthetic"
+    try:
+        sources = find_sources(Path(path))
+    except (UserError, DataError):
+        return None
+    # The smallest file first: its records say the same, and a DialogCC train.json is hundreds of MB.
+    for source in sorted(sources, key=lambda s: s.path.stat().st_size if s.path.is_file() else 0):
+        records = read_records(source, LoadReport(), strict=False)
+        parser = _pick_format(records) if records else None
+        if parser is not None:
+            return DATASET_FORMATS.names[FORMATS.index(parser)]  # the registry's name: photochat, dialogcc
+    return None
+
+
 @contextmanager
 def _gc_paused():
     """Pause the cyclic garbage collector while building many small objects.
@@ -214,11 +234,14 @@ def find_sources(path: Path, split: str | None = None) -> list[SourceFile]:
         sources = [s for s in sources if s.split in (split, "")]
     if not sources:
         wanted = f" for split '{split}'" if split else ""
-        raise DataError(
-            f"no dataset files{wanted} in {path} (found: {', '.join(found) or 'none'}); expected "
-            "DIR/{train,dev,test}/*.json|*.jsonl (PhotoChat) or DIR/{train,valid,test}.json|.jsonl (DialogCC)"
-        )
+        raise DataError(f"no dataset files{wanted} in {path} (found: {', '.join(found) or 'none'}); expected {LAYOUTS}")
     return sources
+
+
+# The folder layouts find_sources reads, named in its message when it finds none.
+LAYOUTS = ("DIR/{train,dev,test}/*.json|*.jsonl|*.parquet (PhotoChat), DIR/{train,valid,test}.json|.jsonl|.parquet "
+           "(DialogCC), the Hub's Parquet files DIR/data/{train,validation,test}-*.parquet or its converted-Parquet "
+           "branch (refs/convert/parquet) DIR/CONFIG/{train,validation,test}/*.parquet, or a datasets save_to_disk folder")
 
 
 def _split_layout_sources(folder: Path) -> list[SourceFile]:
@@ -233,7 +256,24 @@ def _split_layout_sources(folder: Path) -> list[SourceFile]:
         sources = _data_files(folder, _split_named(folder.name))
     if not sources and (folder / "data").is_dir():  # the Hugging Face hub's Parquet layout
         sources = [s for s in _data_files(folder / "data", "") if s.split]
+    if not sources:
+        sources = _converted_parquet_sources(folder)
     return sources
+
+
+def _converted_parquet_sources(folder: Path) -> list[SourceFile]:
+    """The Hub's converted-Parquet branch (``refs/convert/parquet``): ``CONFIG/SPLIT/NNNN.parquet``
+    (``SPLIT`` also ``partial-SPLIT``). One configuration only: with several, which one trains is
+    the user's choice, and the message names them."""
+    configs = [child for child in sorted(folder.iterdir()) if child.is_dir() and not child.name.startswith(".")
+               and any(sub.is_dir() and _split_named(sub.name) and list(sub.glob("*.parquet")) for sub in child.iterdir())]
+    if len(configs) > 1:
+        raise DataError(f"{folder} holds the converted Parquet files of several configurations "
+                        f"({', '.join(c.name for c in configs)}); give one of them, e.g. {configs[0]}")
+    if not configs:
+        return []
+    return [SourceFile(file, _split_named(sub.name)) for sub in sorted(configs[0].iterdir())
+            if sub.is_dir() and _split_named(sub.name) for file in sorted(sub.glob("*.parquet"))]
 
 
 def _data_files(folder: Path, split: str) -> list[SourceFile]:
@@ -243,6 +283,7 @@ def _data_files(folder: Path, split: str) -> list[SourceFile]:
 
 def _split_named(name: str) -> str:
     """The split a file or folder name stands for ("train", "valid.jsonl", "test-00000-of-00001"), or ""."""
+    name = name.removeprefix("partial-")  # the Hub's converted-Parquet name of a split it converted in part
     split = canonical_split(_NAME_PARTS.split(name, maxsplit=1)[0])
     return split if split in SPLITS else ""
 

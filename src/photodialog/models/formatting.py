@@ -153,3 +153,28 @@ class DialogueFormatter:
                 photo_index += 1
                 start = None
         return ids, captions
+
+
+# The prompt layout above as a Jinja chat template (``tokenizer.chat_template``), written into an
+# export's llm/ so that stock ``transformers`` (``tokenizer.apply_chat_template``) lays a dialogue
+# out as photodialog does: roles ``user``/``assistant`` are tagged A/B by order of appearance, the
+# generation prompt is the assistant's tag, and a photo is given as its caption,
+# ``[IMG] caption [/IMG]`` (perceived pixels need photodialog's perceptron). The space before
+# ``[IMG]`` becomes a literal ``▁``: encode_turn tokenizes the text before a photo on its own, so
+# that space is a token of its own, which the marker's left-strip would otherwise swallow.
+# Context truncation (max_context_tokens) is photodialog's, not the template's.
+CHAT_TEMPLATE = (
+    "{%- set ns = namespace(first=none) -%}"
+    "{{- bos_token -}}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] not in ['user', 'assistant'] -%}"
+    "{{- raise_exception('photodialog dialogues have two speakers: roles user and assistant, not ' + message['role']) -}}"
+    "{%- endif -%}"
+    "{%- if ns.first is none -%}{%- set ns.first = message['role'] -%}{%- endif -%}"
+    "{{- (' ' if not loop.first else '') + ('A' if message['role'] == ns.first else 'B') + ': ' -}}"
+    "{{- message['content'] | replace(' " + IMG_START + "', '\u2581" + IMG_START + "') -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}"
+    "{{- (' ' if messages else '') + ('A' if ns.first in [none, 'assistant'] else 'B') + ':' -}}"
+    "{%- endif -%}"
+)

@@ -158,18 +158,19 @@ class ChatPage:
         return [], session, "New conversation: the model forgot everything said so far."
 
     def save(self, session):
-        """The dialogue as a PhotoChat file to download (written in the session's folder)."""
-        # optional dependency (the [serve] extra), slow to import
-        import gradio as gr
+        """(the saved PhotoChat file's path or None, status): the dialogue written in the session's folder.
 
+        The path itself, not a component update, so that ``/save`` of the page's API returns the
+        file (``gradio_client`` downloads it); ``show_download`` then shows or hides the link.
+        """
         if session is None or not session.history:
-            return gr.update(value=None, visible=False), problem("nothing to save yet: send a message first")
+            return None, problem("nothing to save yet: send a message first")
         try:
             path = session.save()
         except UserError as err:
             log.warning("%s", err)
-            return gr.update(value=None, visible=False), "**Could not save:** the server could not write the file; try again later."
-        return gr.update(value=str(path), visible=True), "Saved: download the dialogue below."
+            return None, "**Could not save:** the server could not write the file; try again later."
+        return str(path), "Saved: download the dialogue below."
 
     # ------------------------------------------------------------ input
 
@@ -209,6 +210,14 @@ class ChatPage:
         except (TypeError, ValueError) as err:
             raise UserError(f"a setting is not a number ({err})") from None
         return check_settings(chosen)
+
+
+def show_download(saved):
+    """The download link shown when a file was saved, hidden otherwise."""
+    # optional dependency (the [serve] extra), slow to import
+    import gradio as gr
+
+    return gr.update(visible=saved is not None)
 
 
 def with_temperature(settings: GenerationSettings, temperature: float) -> GenerationSettings:
@@ -403,13 +412,14 @@ def build_app(engine: ChatEngine, out_dir: str | Path, defaults: GenerationSetti
         gr.Markdown(INTRO + (f"\n\nModel: `{title}`" if title else ""))
         chatbot = gr.Chatbot(label="conversation", height=520, elem_id="chat", feedback_options=None,
                              buttons=["copy", "copy_all"])
-        message = gr.MultimodalTextbox(file_count="multiple", show_label=False, elem_id="message",
+        # Labels name the API's parameters and results (gradio_client's view_api), shown or not.
+        message = gr.MultimodalTextbox(file_count="multiple", show_label=False, label="message", elem_id="message",
                                        placeholder="Type a message, attach photos with the clip, press Enter")
-        status = gr.Markdown(elem_id="status")
+        status = gr.Markdown(label="status", elem_id="status")
         with gr.Row():
             new_chat = gr.Button("New chat", elem_id="new-chat")
             save = gr.Button("Save dialogue", elem_id="save")
-        download = gr.File(label="dialogue (PhotoChat JSON)", visible=False, elem_id="download")
+        download = gr.File(label="dialogue", visible=False, elem_id="download")
         with gr.Accordion("Settings", open=False):
             temperature = gr.Slider(0, 2, step=0.05, label="temperature (0: no sampling)",
                                     value=defaults.temperature if defaults.decoding == "sample" else 0)
@@ -423,7 +433,8 @@ def build_app(engine: ChatEngine, out_dir: str | Path, defaults: GenerationSetti
                        [chatbot, message, session, status], api_name="send")
         new_chat.click(page.new_chat, [session], [chatbot, session, status], api_name="new_chat")
         chatbot.clear(page.new_chat, [session], [chatbot, session, status], api_visibility="private")  # its bin icon
-        save.click(page.save, [session], [download, status], api_name="save")
+        save.click(page.save, [session], [download, status], api_name="save").then(
+            show_download, [download], [download], api_visibility="private")
     app.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     app.photodialog_janitor = DiskJanitor(out_dir, page.limits.max_upload_cache_bytes, sessions_dir=page.sessions_dir)
     return app

@@ -15,7 +15,8 @@ A part is cached only when it cannot change between steps: no trainable paramete
 as training) and no dropout (an ``nn.Dropout`` with p > 0 or a ``*dropout*`` config value > 0).
 The loss is bitwise the same when an entry was computed in a batch of the same composition;
 otherwise within float rounding (a convolution or matmul kernel may take another path for another
-batch size). Entries live in host memory, up to ``train.cache_max_gb`` for both caches together;
+batch size); so a resumed run, which encodes its photos again in other batches, matches an
+uninterrupted one within float rounding, not bit for bit (``train.cache_frozen=false`` for that). Entries live in host memory, up to ``train.cache_max_gb`` for both caches together;
 past that, a photo's output is computed every time, as without the cache.
 Memory per photo: SD-2.1's VAE at 512 px, 2 x 4 x 64 x 64 values (64 KiB in bf16); BLIP-2's
 ViT-g at 224 px, 257 x 1408 values (707 KiB in bf16).

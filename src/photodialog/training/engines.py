@@ -74,6 +74,34 @@ class Engine:
         return {"engine": self.name, "processes": self.processes}
 
 
+def ignored_processes(environ=os.environ) -> str | None:
+    """Why this process trains alone although its launch asked for several, or None.
+
+    ``accelerate launch --cpu --num_processes N`` (or a config with ``use_cpu: true`` or
+    ``distributed_type: MULTI_CPU``, without ``mpirun``) runs Accelerate's one-process launcher: it
+    sets ``MASTER_ADDR`` for the N processes it asked for, but starts one and no ``WORLD_SIZE``.
+    """
+    launched_cpu = environ.get("ACCELERATE_USE_CPU", "").lower() == "true"
+    if launched_cpu and environ.get("MASTER_ADDR") and int(environ.get("WORLD_SIZE", "1")) < 2:
+        return ("accelerate launch asked for several processes but started one: with --cpu (or use_cpu: true, or "
+                "distributed_type: MULTI_CPU without mpirun) Accelerate runs a single process. On CPUs, launch "
+                "`accelerate launch --multi_gpu --num_processes N --num_machines 1 --mixed_precision no "
+                "--dynamo_backend no -m photodialog train ...` (N gloo processes; docs/multi-gpu.md)")
+    return None
+
+
+def launch_info(engine: Engine, *, batch_size: int, micro_batch_size: int, accumulation: int, environ=os.environ) -> dict:
+    """What a run records of its launch (``environment.json``'s ``launch``): engine, processes, the
+    effective batch and how it is made, and a launch that asked for more processes than it runs."""
+    info = {"engine": engine.name, "processes": engine.processes, "effective_batch": batch_size,
+            "micro_batch_size": micro_batch_size, "accumulation": accumulation,
+            "launcher": "accelerate launch" if any(k.startswith("ACCELERATE_") for k in environ) else "python"}
+    ignored = ignored_processes(environ)
+    if ignored:
+        info["processes_requested_but_not_started"] = ignored
+    return info
+
+
 def _launched_with(name: str) -> bool:
     return os.environ.get(f"ACCELERATE_USE_{name}", "false").lower() == "true"
 

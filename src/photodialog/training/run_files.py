@@ -53,9 +53,10 @@ def _made_by_train(folder: Path) -> bool:
     return (folder / CHECKPOINTS).is_dir() or any((folder / name).is_file() for name in ("metrics.jsonl", "environment.json"))
 
 
-def write_environment(run_dir: Path) -> None:
-    """Write ``RUN/environment.json``: versions of Python, torch and the Hugging Face stack (atomically)."""
-    write_text(run_dir / "environment.json", json.dumps(environment(), indent=2))
+def write_environment(run_dir: Path, launch: dict | None = None) -> None:
+    """Write ``RUN/environment.json``: versions of Python, torch and the Hugging Face stack, and the
+    ``launch`` (engine, processes, effective batch: ``engines.launch_info``), atomically."""
+    write_text(run_dir / "environment.json", json.dumps({**environment(), "launch": launch}, indent=2))
 
 
 def attach_log_file(run_dir: Path) -> logging.Handler:

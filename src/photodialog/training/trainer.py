@@ -85,6 +85,15 @@ class Trainer:
         self.accumulation = config.train.batch_size // (micro * world)
         self.accelerator.gradient_accumulation_steps = self.accumulation
 
+    def _log_launch(self) -> None:
+        """Say how this run trains (in train.log too), and when its launch started fewer processes than it asked for."""
+        info = self.launch_info()
+        log.info("engine %s on %d process(es); effective batch %d = micro-batch %s x %d process(es) x %d accumulation",
+                 info["engine"], info["processes"], info["effective_batch"], info["micro_batch_size"], info["processes"],
+                 info["accumulation"])
+        if "processes_requested_but_not_started" in info:
+            log.warning("%s", info["processes_requested_but_not_started"])
+
     def _micro_batch_from_memory(self, model, dataset) -> None:
         """``train.micro_batch_size=auto`` on a GPU: probe two small steps, fit the largest micro-batch in free
         memory (``training/micro_batch.py``; every process takes the smallest choice) and record it in config.yaml."""
@@ -104,6 +113,7 @@ class Trainer:
         if self.main:
             log.info("train.micro_batch_size=auto: %d (%s; %s)", size, choice.rule, choice.details)
             save_config(self.config, self.run_dir / "config.yaml")
+            write_environment(self.run_dir, self.launch_info())
 
     def _mixed_precision(self) -> str:
         wanted = self.config.train.mixed_precision
@@ -145,8 +155,14 @@ class Trainer:
             # Held for the run's life (dropped by the kernel if the process dies): a second trainer is refused.
             self._lock = lock_folder(self.run_dir, "the run folder")
             save_config(self.config, self.run_dir / "config.yaml")
-            write_environment(self.run_dir)
+            write_environment(self.run_dir, self.launch_info())
         self.accelerator.wait_for_everyone()
+
+    def launch_info(self) -> dict:
+        """The engine, processes and effective batch of this run (logged, and in ``environment.json``)."""
+        t = self.config.train
+        return engines.launch_info(self.engine, batch_size=t.batch_size, micro_batch_size=t.micro_batch_size,
+                                   accumulation=self.accumulation)
 
     def _load_data(self):
         cfg = self.config
@@ -239,6 +255,8 @@ class Trainer:
 
     def _train(self) -> TrainResult:
         handler = attach_log_file(self.run_dir) if self.main else None
+        if self.main:
+            self._log_launch()
         # the Hugging Face stack is slow to import: only this path needs it
         from accelerate.utils import set_seed
 

@@ -17,7 +17,8 @@ Count a dataset the way Table 1 of the paper does, per split and in total:
   I/D       # Img / # Dial       # Local photos with a file under DIR/photos/
 
 DIR is a PhotoChat or DialogCC folder (DIR/{train,dev,test}/*.json|*.jsonl, or
-DIR/{train,valid,test}.json|.jsonl), or one file. Bad records (malformed JSON, missing keys,
+DIR/{train,valid,test}.json|.jsonl; Parquet too, and the Hub's layouts: DIR/data/SPLIT-*.parquet,
+a converted-Parquet download DIR/CONFIG/SPLIT/*.parquet, a save_to_disk folder), or one file. Bad records (malformed JSON, missing keys,
 wrong types, empty dialogues, photos without a caption, text that is not UTF-8) are skipped,
 counted and reported on stderr; --strict stops at the first one instead."""
 
