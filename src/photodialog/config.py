@@ -133,7 +133,9 @@ class ModelConfig:
     """For ``context_photos=caption``: ``gold`` (the dataset's descriptions), ``probe`` (the
     synthetic world's trained probe) or a ``transformers`` image-to-text model id/folder."""
     bridge: str = "sentence"
-    """``exact`` (Eq. 8), ``sentence`` (Eq. 10, the paper), ``word`` or ``none`` (no gradient)."""
+    """``exact`` (Eq. 8), ``sentence`` (Eq. 10, the paper), ``word``, ``aligned`` (beyond the paper: Eq. 8
+    position by position, no pooling, so each word of the caption gets its own gradient) or ``none``
+    (no gradient)."""
     pooling: str = "mean"
     """Eq. 11 pooling over caption positions: ``mean`` (paper) or ``sum`` (authors' code)."""
     caption_source: str = "sampled"

@@ -35,7 +35,7 @@ def image_loss_grad(system, batch, **settings) -> tuple[float, torch.Tensor]:
     return float(out.image_loss.detach()), norm
 
 
-@pytest.mark.parametrize("bridge", ["sentence", "word", "exact"])
+@pytest.mark.parametrize("bridge", ["sentence", "word", "exact", "aligned"])
 @pytest.mark.parametrize("source", ["sampled", "gold"])
 def test_image_loss_reaches_the_llm(system_and_batch, bridge, source):
     system, batch = system_and_batch
