@@ -139,9 +139,18 @@ class ModelConfig:
     pooling: str = "mean"
     """Eq. 11 pooling over caption positions: ``mean`` (paper) or ``sum`` (authors' code)."""
     caption_source: str = "sampled"
-    """Caption reaching the diffusion model in training: ``sampled`` (decoded STGS tokens) or ``gold``."""
+    """Caption reaching the diffusion model in training: ``sampled`` (decoded STGS tokens), ``argmax``
+    (the teacher-forced argmax of the caption logits, whatever the Gumbel noise; with
+    ``gumbel_noise=false`` the same as ``sampled``, the authors' code) or ``gold``."""
     gumbel_noise: bool = True
-    """Add Gumbel noise in STGS (paper) or use a plain straight-through softmax (authors' code)."""
+    """Add Gumbel noise in STGS (paper) or use a plain straight-through softmax (authors' code:
+    ``hard one-hot + softmax - sg[softmax]``; with ``train.tau_start=train.tau_end=1``, no temperature)."""
+    own_caption_path: str = "joint"
+    """What the LLM's own caption (``caption_source`` sampled or argmax) trains: ``joint`` (the paper:
+    it reaches the generator, training it, and through the bridge the LLM) or ``llm_only`` (beyond
+    the paper: L_v is computed twice per photo, on the gold caption to train the generator, and on
+    the own caption to train the LLM alone, the generator's parameters getting none of its
+    gradient; so a bad caption cannot teach the generator to ignore words)."""
     train: ComponentTraining = field(default_factory=ComponentTraining)
     lora: LoraSettings = field(default_factory=LoraSettings)
     max_context_tokens: int = 256
@@ -268,7 +277,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.context_photos": ("pixels", "caption"),
     "model.bridge": BRIDGES.names,
     "model.pooling": ("mean", "sum"),
-    "model.caption_source": ("sampled", "gold"),
+    "model.caption_source": ("sampled", "argmax", "gold"),
+    "model.own_caption_path": ("joint", "llm_only"),
     "model.dtype": ("float32", "bfloat16", "float16"),
     "model.tiny.llm_architecture": ("llama", "gpt2"),
     "model.tiny.llm_tokenizer": ("unigram", "llama_bpe"),
@@ -561,6 +571,9 @@ def validate(config: RunConfig) -> RunConfig:
 
 def _get(config: Any, key: str) -> Any:
     for part in key.split("."):
+    if model.own_caption_path == "llm_only" and model.caption_source == "gold":
+        raise ConfigError("'model.own_caption_path=llm_only' trains the LLM on its own caption; set "
+                          "model.caption_source=sampled or argmax (or own_caption_path=joint for gold captions)")
         config = getattr(config, part)
     return config
 

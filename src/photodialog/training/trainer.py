@@ -450,6 +450,8 @@ class Trainer:
             raise TrainingStopped(
                 f"{state.bad_steps_in_row} optimizer steps in a row had a NaN or Inf loss (train.max_bad_steps_in_row={limit}); "
                 f"stopped. {where}. Lower train.lr, keep train.grad_clip on, or check the data; then --resume."
+        if getattr(out, "own_caption_loss", None) is not None:  # own_caption_path=llm_only: L_v of the LLM's own captions
+            totals["own_caption_loss"] = totals.get("own_caption_loss", 0.0) + float(out.own_caption_loss.detach()) / self.accumulation
             )
 
     def _after_step(self, state: ckpt.TrainState, result: dict, bar, started: float) -> None:
