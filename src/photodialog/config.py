@@ -217,6 +217,11 @@ class TrainConfig:
     tau_schedule: str = "linear"
     """``linear`` or ``exponential`` from tau_start to tau_end, then constant."""
     grad_clip: float = 1.0
+    grad_clip_per_part: bool = False
+    """Clip each trained part's gradient (llm, perceptron, generator) to ``grad_clip`` on its own
+    norm instead of one norm over all, so that a large gradient on one part does not scale down
+    another's (arms that differ in one part's loss then share nothing but their inputs). One process
+    or DDP only: under FSDP and DeepSpeed the engine clips one norm over all."""
     ema_decay: float = 0.0
     """Keep an exponential moving average of the trainable weights (0 = off); inference uses it."""
     mixed_precision: str = "auto"
@@ -566,14 +571,14 @@ def validate(config: RunConfig) -> RunConfig:
         )
     if not 0 < config.train.tau_end <= config.train.tau_start:
         raise ConfigError("need 0 < train.tau_end <= train.tau_start")
+    if model.own_caption_path == "llm_only" and model.caption_source == "gold":
+        raise ConfigError("'model.own_caption_path=llm_only' trains the LLM on its own caption; set "
+                          "model.caption_source=sampled or argmax (or own_caption_path=joint for gold captions)")
     return config
 
 
 def _get(config: Any, key: str) -> Any:
     for part in key.split("."):
-    if model.own_caption_path == "llm_only" and model.caption_source == "gold":
-        raise ConfigError("'model.own_caption_path=llm_only' trains the LLM on its own caption; set "
-                          "model.caption_source=sampled or argmax (or own_caption_path=joint for gold captions)")
         config = getattr(config, part)
     return config
 

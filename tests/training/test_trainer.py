@@ -171,3 +171,29 @@ def test_dev_evaluation_scores_bleu_and_image_and_keeps_the_best(tmp_path, quick
         assert row["selection"] == pytest.approx(row["dev_bleu2"] / 100 + row["dev_image"])
     best = best_checkpoint(run)
     assert read_state(best).step == max(dev, key=lambda r: r["selection"])["step"]
+
+
+def _generator_after(tmp_path, quick_args, final_weights, name, *overrides):
+    run = tmp_path / name
+    assert main(["train", *quick_args("max_steps=2", "model.bridge=none", "model.caption_source=gold", "train.grad_clip=0.5",
+                                      *overrides), "--output-dir", str(run)]) == 0
+    weights = final_weights(run)
+    generator = {k: v for k, v in weights.items() if k.startswith("generator.")}
+    assert generator and len(generator) < len(weights)
+    return generator, read_metrics(run, "train")
+
+
+def test_per_part_clipping_keeps_the_generator_apart_from_the_llm(tmp_path, quick_args, final_weights):
+    """With L_v giving the LLM nothing (bridge none, gold captions), the generator's weights are bit for bit
+    the same whether L_t's gradient on the LLM is small or large, once each part is clipped on its own
+    norm; with one norm over all (the default) a large LLM gradient scales the generator's step down."""
+    small, rows = _generator_after(tmp_path, quick_args, final_weights, "small", "train.grad_clip_per_part=true")
+    large, _ = _generator_after(tmp_path, quick_args, final_weights, "large", "train.grad_clip_per_part=true",
+                                "train.text_loss_weight=100")
+    assert small.keys() == large.keys()
+    assert all(torch.equal(small[k], large[k]) for k in small)
+    assert {"grad_norm", "grad_norm_llm", "grad_norm_generator"} <= rows[0].keys()
+    shared_small, rows = _generator_after(tmp_path, quick_args, final_weights, "shared-small")
+    shared_large, _ = _generator_after(tmp_path, quick_args, final_weights, "shared-large", "train.text_loss_weight=100")
+    assert not all(torch.equal(shared_small[k], shared_large[k]) for k in shared_small)
+    assert "grad_norm_llm" not in rows[0]
