@@ -297,3 +297,42 @@ def test_aligned_bridge_has_no_per_caption_carrier(tokenizers, consecutive_capti
     with pytest.raises(ValueError, match="aligned_carrier"):
         bridge.gradient_carrier(bridge.plan(captions), straight_through_gumbel_softmax(torch.randn(rows, len(llm_tok)), 1.0),
                                 torch.randn(len(sd_tok), 4))
+
+
+# ------------------------------------------------------------ the authors' estimator, by hand
+
+
+def test_authors_estimator_gradient_equals_the_hand_derived_value(tokenizers):
+    """The authors' code: plain straight-through (argmax one-hot + softmax - sg[softmax], no noise,
+    tau 1), the caption's LLM tokens linked to all its CLIP tokens (0/1), one-hots summed over
+    positions first (model.gumbel_noise=false, bridge=sentence, pooling=sum, tau 1). Then every CLIP
+    position p gets the same carrier, so with a loss sum_p W[p] . out[p] and
+    c = (sum_p W[p]) . (sum_{j in T_SD} E[j]), the gradient on logit l at caption position i is
+
+        c * s_il * (1[l in T_LLM] - sum_{k in T_LLM} s_ik),   s_i = softmax(logits_i)."""
+    llm_tok, sd_tok = tokenizers
+    text = "a red car at the beach"
+    ids = llm_tok(text, add_special_tokens=False).input_ids
+    generator = torch.Generator().manual_seed(0)
+    base = torch.randn(len(ids), len(llm_tok), dtype=torch.float64, generator=generator)
+    base[torch.arange(len(ids)), ids] += 6.0  # the LLM's argmax caption is the text
+    logits = base.clone().requires_grad_()
+    sample = straight_through_gumbel_softmax(logits, tau=1.0, noise=False)
+    assert sample.tokens.tolist() == ids  # the argmax, no noise
+    assert llm_tok.decode(sample.tokens.tolist(), skip_special_tokens=True).strip() == text
+    bridge = VocabularyBridge("sentence", llm_tok, sd_tok, pooling="sum")
+    plan = bridge.plan([CaptionTokens(rows=list(range(len(ids))), llm_ids=sample.tokens.tolist(), text=text)])
+    embedding = torch.randn(len(sd_tok), 6, dtype=torch.float64, generator=generator)
+    out = bridge.inputs_embeds(plan, sample, embedding)
+    weights = torch.randn(out.shape, dtype=torch.float64, generator=generator)
+    (grad,) = torch.autograd.grad((out * weights).sum(), logits)
+
+    t_llm = sorted(set(ids) - set(llm_tok.all_special_ids))
+    t_sd = sorted(set(sd_tok(text, add_special_tokens=False).input_ids) - set(sd_tok.all_special_ids))
+    c = weights[0].sum(0) @ embedding[t_sd].sum(0)
+    s = torch.softmax(base, -1)
+    in_t = torch.zeros(len(llm_tok), dtype=torch.float64)
+    in_t[t_llm] = 1.0
+    hand = c * s * (in_t - s[:, t_llm].sum(1, keepdim=True))
+    torch.testing.assert_close(grad, hand, rtol=1e-5, atol=1e-7)  # STGS's softmax is float32
+    assert torch.equal(out, torch.nn.functional.embedding(plan.sd_input_ids, embedding))
