@@ -150,7 +150,9 @@ class ModelConfig:
     it reaches the generator, training it, and through the bridge the LLM) or ``llm_only`` (beyond
     the paper: L_v is computed twice per photo, on the gold caption to train the generator, and on
     the own caption to train the LLM alone, the generator's parameters getting none of its
-    gradient; so a bad caption cannot teach the generator to ignore words)."""
+    gradient; so a bad caption cannot teach the generator to ignore words). With
+    ``train.grad_clip_per_part`` the generator then trains the same, bit for bit, under every bridge
+    (``none`` included: its own-caption pass gives nobody a gradient), so arms differ in the LLM only."""
     train: ComponentTraining = field(default_factory=ComponentTraining)
     lora: LoraSettings = field(default_factory=LoraSettings)
     max_context_tokens: int = 256
