@@ -242,7 +242,7 @@ class Trainer:
             engines.configure_deepspeed(self.accelerator, micro_batch=self.config.train.micro_batch_size,
                                         accumulation=self.accumulation, grad_clip=self.config.train.grad_clip)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self._clip_groups = clip_groups(model)
+        self._clip_groups = clip_groups(model) if self.config.train.grad_clip_per_part else {}
         if self._resumed_from is not None and self.engine.sharded:
             engines.load_engine_state(self.accelerator, self.engine, self.optimizer, self._resumed_from)  # optimizer, generators
         self.ema = self._weight_average(model)  # after prepare: the average lives where the weights now are
