@@ -227,7 +227,8 @@ def run_bridge(args) -> int:
     pooled = [m for m in BRIDGES if m not in ("none", "aligned")]
     bad = [m for m in modes if m not in pooled]
     if bad or not modes:
-        raise UserError(f"--modes: choose among {', '.join(pooled)} (got {args.modes!r})")
+        raise UserError(f"--modes: choose among {', '.join(pooled)} (got {args.modes!r}; the benchmark compares the "
+                        "pooled bridges with the paper's matrix product, which aligned and none are not)")
     _positive(captions=args.captions, caption_tokens=args.caption_tokens, width=args.width, llm_vocab=args.llm_vocab,
               sd_vocab=args.sd_vocab, repeats=args.repeats)
     if args.baseline_repeats < 0:
