@@ -238,7 +238,7 @@ class PhotoDialogModel(nn.Module):
             gold_loss = self._diffusion_loss(gold, None, targets, keys, stats, generator)
             own = [self._caption_tokens(batch, i, tokens, caption_rows, dropout=False) for i in used]
             with generator_receives_no_gradient(self.generator):
-                own_loss = self._diffusion_loss(own, sample, targets, keys, {}, generator)
+                own_loss = self._diffusion_loss(own, sample, targets, keys, stats, generator)  # stats: unbridged captions
             return gold_loss, own_loss
         captions = [self._caption_tokens(batch, i, tokens, caption_rows) for i in used]
         return self._diffusion_loss(captions, sample, targets, keys, stats, generator), None
