@@ -47,6 +47,7 @@ from photodialog.registry import BRIDGES as BRIDGE_REGISTRY
 BRIDGES = BRIDGE_REGISTRY.names
 # (LLM token ids, SD token ids) blocks of one caption's matrix M: M[k, j] = 1 for k, j in a block.
 Blocks = list[tuple[list[int], list[int]]]
+WORD_CACHE_LIMIT = 100_000  # words whose SD tokens the aligned bridge keeps
 
 
 @dataclass
@@ -192,6 +193,8 @@ class VocabularyBridge:
         first; a truncated row simply ends early). A position no word's tokens match gets none.
         """
         labelled = []
+        if len(self._word_sd_ids) > WORD_CACHE_LIMIT:  # sampled captions make up words without end
+            self._word_sd_ids.clear()
         for index, word in enumerate(text.split()):
             if word not in self._word_sd_ids:
                 self._word_sd_ids[word] = self.content_sd_ids(word)
