@@ -140,13 +140,26 @@ class ModelConfig:
     """For ``context_photos=caption``: ``gold`` (the dataset's descriptions), ``probe`` (the
     synthetic world's trained probe) or a ``transformers`` image-to-text model id/folder."""
     bridge: str = "sentence"
-    """``exact`` (Eq. 8), ``sentence`` (Eq. 10, the paper), ``word`` or ``none`` (no gradient)."""
+    """``exact`` (Eq. 8), ``sentence`` (Eq. 10, the paper), ``word``, ``aligned`` (beyond the paper: Eq. 8
+    position by position, no pooling, so each word of the caption gets its own gradient) or ``none``
+    (no gradient)."""
     pooling: str = "mean"
     """Eq. 11 pooling over caption positions: ``mean`` (paper) or ``sum`` (authors' code)."""
     caption_source: str = "sampled"
-    """Caption reaching the diffusion model in training: ``sampled`` (decoded STGS tokens) or ``gold``."""
+    """Caption reaching the diffusion model in training: ``sampled`` (decoded STGS tokens), ``argmax``
+    (the teacher-forced argmax of the caption logits, whatever the Gumbel noise; with
+    ``gumbel_noise=false`` the same as ``sampled``, the authors' code) or ``gold``."""
     gumbel_noise: bool = True
-    """Add Gumbel noise in STGS (paper) or use a plain straight-through softmax (authors' code)."""
+    """Add Gumbel noise in STGS (paper) or use a plain straight-through softmax (authors' code:
+    ``hard one-hot + softmax - sg[softmax]``; with ``train.tau_start=train.tau_end=1``, no temperature)."""
+    own_caption_path: str = "joint"
+    """What the LLM's own caption (``caption_source`` sampled or argmax) trains: ``joint`` (the paper:
+    it reaches the generator, training it, and through the bridge the LLM) or ``llm_only`` (beyond
+    the paper: L_v is computed twice per photo, on the gold caption to train the generator, and on
+    the own caption to train the LLM alone, the generator's parameters getting none of its
+    gradient; so a bad caption cannot teach the generator to ignore words). With
+    ``train.grad_clip_per_part`` the generator then trains the same, bit for bit, under every bridge
+    (``none`` included: its own-caption pass gives nobody a gradient), so arms differ in the LLM only."""
     train: ComponentTraining = field(default_factory=ComponentTraining)
     lora: LoraSettings = field(default_factory=LoraSettings)
     max_context_tokens: int = 256
@@ -216,6 +229,11 @@ class TrainConfig:
     tau_schedule: str = "linear"
     """``linear`` or ``exponential`` from tau_start to tau_end, then constant."""
     grad_clip: float = 1.0
+    grad_clip_per_part: bool = False
+    """Clip each trained part's gradient (llm, perceptron, generator) to ``grad_clip`` on its own
+    norm instead of one norm over all, so that a large gradient on one part does not scale down
+    another's (arms that differ in one part's loss then share nothing but their inputs). One process
+    or DDP only: under FSDP and DeepSpeed the engine clips one norm over all."""
     ema_decay: float = 0.0
     """Keep an exponential moving average of the trainable weights (0 = off); inference uses it."""
     mixed_precision: str = "auto"
@@ -279,7 +297,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.context_photos": ("pixels", "caption"),
     "model.bridge": BRIDGES.names,
     "model.pooling": ("mean", "sum"),
-    "model.caption_source": ("sampled", "gold"),
+    "model.caption_source": ("sampled", "argmax", "gold"),
+    "model.own_caption_path": ("joint", "llm_only"),
     "model.dtype": ("float32", "bfloat16", "float16"),
     "model.tiny.llm_architecture": ("llama", "gpt2"),
     "model.tiny.llm_tokenizer": ("unigram", "llama_bpe"),
@@ -571,6 +590,9 @@ def validate(config: RunConfig) -> RunConfig:
         )
     if not 0 < config.train.tau_end <= config.train.tau_start:
         raise ConfigError("need 0 < train.tau_end <= train.tau_start")
+    if model.own_caption_path == "llm_only" and model.caption_source == "gold":
+        raise ConfigError("'model.own_caption_path=llm_only' trains the LLM on its own caption; set "
+                          "model.caption_source=sampled or argmax (or own_caption_path=joint for gold captions)")
     return config
 
 

@@ -193,7 +193,9 @@ def _data(system, eval_files: list[Path]) -> str:
 def _recipe(system, state) -> str:
     cfg, train = system.config.model, system.config.train
     lines = ["## Training recipe", "",
-             f"- loss `L_t + alpha * L_v`; caption source `{cfg.caption_source}`, Gumbel noise {cfg.gumbel_noise}",
+             f"- loss `L_t + alpha * L_v`; caption source `{cfg.caption_source}`, Gumbel noise {cfg.gumbel_noise}"
+             + ("; L_v of the own caption trains the LLM only, the generator learns from gold captions"
+                if cfg.own_caption_path == "llm_only" else ""),
              f"- AdamW lr {train.lr}, batch {train.batch_size}, warmup {train.warmup_steps} steps, weight decay {train.weight_decay}",
              f"- tau annealed over {train.tau_anneal_epochs} epochs; moving average decay {train.ema_decay or 'none'}",
              f"- seed {train.seed}; the full resolved recipe is `config.yaml` in this folder"]

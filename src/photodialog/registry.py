@@ -16,7 +16,8 @@ registry                  what an entry is
                           download NAME`` fetches the dialogue files, and which format parses them
 ``BRIDGES``               a function ``(bridge, caption, sd_row) -> [(llm ids, sd ids), ...]``
                           giving the blocks of the caption's matrix M (Eq. 9-10); ``exact``
-                          (Eq. 8, a static matrix) and ``none`` are the bridge's own modes
+                          (Eq. 8, a static matrix), ``aligned`` (Eq. 8 per position) and ``none``
+                          are the bridge's own modes
 ``SAMPLERS``              a diffusers scheduler class, built from the generator's noise schedule
 ``DECODINGS``             a function ``(settings) -> generate() keyword arguments``
 ``TEXT_METRICS``          a function ``(predicted texts, gold texts) -> MetricSet``, run on every seed
@@ -101,6 +102,8 @@ BRIDGES.add("exact", None, "Eq. 8: the static matrix of tokens whose text is equ
 BRIDGES.add("sentence", "photodialog.models.bridge:sentence_blocks", "Eq. 10 (the paper's): the caption's two token sets")
 BRIDGES.add("word", "photodialog.models.bridge:word_blocks", "the union over the caption's words of their token sets")
 BRIDGES.add("none", None, "no gradient from L_v to the LLM (the pipeline)")
+BRIDGES.add("aligned", None, "beyond the paper: Eq. 8's static matrix position by position, no pooling "
+            "(each caption position's whole LLM row to the SD positions of the same word)")
 
 SAMPLERS = Registry("sampler")
 SAMPLERS.add("ddim", "diffusers:DDIMScheduler", "DDIM (deterministic)")

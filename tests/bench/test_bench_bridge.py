@@ -77,7 +77,8 @@ def test_cli_summary_names_the_targets(capsys):
     assert "speedup_vs_sparse_coo" in text and "not run: skipped" in text
 
 
-@pytest.mark.parametrize("flags", [["--modes", "none"], ["--modes", "bogus"], ["--captions", "0"], ["--sd-length", "2"]])
+@pytest.mark.parametrize("flags", [["--modes", "none"], ["--modes", "aligned"], ["--modes", "bogus"], ["--captions", "0"],
+                                   ["--sd-length", "2"]])
 def test_cli_rejects_bad_input(flags, capsys):
     assert main(["bench", "bridge", *flags]) == 2
     assert "error:" in capsys.readouterr().err

@@ -316,3 +316,15 @@ def test_pipeline_export_needs_neither_run(pipeline_run, tmp_path, world):
     got = _params(system)
     assert expected.keys() == got.keys() and all(torch.equal(v, got[n]) for n, v in expected.items())
     assert run_reply["text"] and run_reply == {**export_reply, "photos": run_reply["photos"]}
+
+
+def test_model_card_says_when_the_own_caption_trained_the_llm_only():
+    from types import SimpleNamespace
+
+    from photodialog.config import load_config
+    from photodialog.model_card import _recipe
+
+    joint = _recipe(SimpleNamespace(config=load_config("tiny-e2e")), None)
+    apart = _recipe(SimpleNamespace(config=load_config("tiny-e2e", ["model.caption_source=argmax", "model.own_caption_path=llm_only"])), None)
+    assert "trains the LLM only" not in joint
+    assert "caption source `argmax`" in apart and "trains the LLM only" in apart

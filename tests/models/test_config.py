@@ -43,3 +43,32 @@ def test_a_number_in_exponent_form_is_read_as_a_number():
 
     config = load_config("tiny-e2e", ["train.lr=1e-4", "model.snr_gamma=5e0"])
     assert config.train.lr == 1e-4 and config.model.snr_gamma == 5.0
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+    return out
+
+
+def test_the_authors_recipe_is_the_papers_with_the_authors_settings():
+    """paper-photochat-authors.yaml differs from paper-photochat.yaml in the authors' code's settings
+    only (plain straight-through at tau 1, all-pairs summed, argmax captions, LoRA LLM with frozen
+    perceptron and text encoder, beam 2), and its header names each of them."""
+    from importlib.resources import files
+
+    paper = _flat(dataclasses.asdict(load_config("paper-photochat")))
+    authors = _flat(dataclasses.asdict(load_config("paper-photochat-authors")))
+    assert {k: authors[k] for k in authors if authors[k] != paper[k]} == {
+        "model.pooling": "sum", "model.caption_source": "argmax", "model.gumbel_noise": False,
+        "model.train.llm": "lora", "model.train.perceptron": "frozen", "model.train.text_encoder": "frozen",
+        "train.tau_end": 1.0, "train.tau_anneal_epochs": 0.0, "eval.decoding": "beam",
+    }
+    assert authors["model.bridge"] == "sentence" and authors["model.own_caption_path"] == "joint"
+    assert authors["model.lora.r"] == 32 and authors["model.lora.target_modules"] == ["q_proj", "k_proj", "v_proj"]
+    assert authors["model.lora.train_embeddings"] and authors["model.train.unet"] == "full" and authors["model.train.vae"] == "frozen"
+    assert (authors["eval.num_beams"], authors["eval.max_new_tokens"], authors["eval.diffusion_steps"], authors["train.seed"]) == (2, 30, 20, 0)
+    header = (files("photodialog") / "configs" / "paper-photochat-authors.yaml").read_text(encoding="utf-8")
+    for word in ("no Gumbel noise", "pooling: sum", "argmax", "LoRA r 32", "2 beams", "BLEU-2"):
+        assert word in header, word

@@ -35,7 +35,7 @@ def image_loss_grad(system, batch, **settings) -> tuple[float, torch.Tensor]:
     return float(out.image_loss.detach()), norm
 
 
-@pytest.mark.parametrize("bridge", ["sentence", "word", "exact"])
+@pytest.mark.parametrize("bridge", ["sentence", "word", "exact", "aligned"])
 @pytest.mark.parametrize("source", ["sampled", "gold"])
 def test_image_loss_reaches_the_llm(system_and_batch, bridge, source):
     system, batch = system_and_batch
@@ -147,3 +147,136 @@ def test_the_losses_are_a_dict_whose_tensors_a_hook_can_replace(system_and_batch
     out.loss.backward()
     assert called
     system.model.zero_grad(set_to_none=True)
+
+
+# ------------------------------------------------------------ the own caption trains the LLM only
+
+
+def loss_and_grads(system, batch, seed=0, **settings):
+    """The model's losses on ``batch`` (noise from ``seed``) and the gradients of its total loss's L_v
+    parts on the generator's and the LLM's trainable parameters (zeros where none)."""
+    parts = system.model
+    model = PhotoDialogModel(parts.llm, parts.tokenizer, parts.perceptron, parts.generator, JointSettings(**settings)).train()
+    out = model(batch, tau=0.5, generator=torch.Generator().manual_seed(seed))
+    image = out.image_loss + (out.own_caption_loss if out.own_caption_loss is not None else 0)
+    grads = {}
+    for name, module in (("generator", parts.generator), ("llm", parts.llm)):
+        params = [p for p in module.parameters() if p.requires_grad]
+        found = torch.autograd.grad(image, params, allow_unused=True, retain_graph=True)
+        grads[name] = [torch.zeros_like(p) if g is None else g for p, g in zip(params, found)]
+    return out, grads
+
+
+def norm(grads) -> float:
+    return float(torch.stack([g.double().pow(2).sum() for g in grads]).sum().sqrt())
+
+
+@pytest.mark.parametrize("bridge", ["aligned", "sentence"])
+@pytest.mark.parametrize("source", ["sampled", "argmax"])
+def test_llm_only_own_caption_trains_the_llm_and_not_the_generator(system_and_batch, bridge, source):
+    """own_caption_path=llm_only: the generator's gradient is the gold-caption gradient, bit for bit
+    (the same noise draws: STGS, then the gold pass), and the LLM gets L_v's gradient from its own caption."""
+    system, batch = system_and_batch
+    flags = [p.requires_grad for p in system.model.generator.parameters()]
+    out, grads = loss_and_grads(system, batch, bridge=bridge, caption_source=source, own_caption_path="llm_only")
+    gold_out, gold = loss_and_grads(system, batch, bridge="none", caption_source="gold")
+    assert out.own_caption_loss is not None and out.own_caption_loss > 0
+    assert torch.equal(out.image_loss, gold_out.image_loss)  # the gold pass is the gold-caption L_v
+    assert all(torch.equal(a, b) for a, b in zip(grads["generator"], gold["generator"]))
+    assert norm(grads["llm"]) > 0
+    # The gold pass gives the LLM nothing: all its L_v gradient comes from its own caption.
+    parts = system.model
+    llm_params = [p for p in parts.llm.parameters() if p.requires_grad]
+    model = PhotoDialogModel(parts.llm, parts.tokenizer, parts.perceptron, parts.generator,
+                             JointSettings(bridge=bridge, caption_source=source, own_caption_path="llm_only")).train()
+    again = model(batch, tau=0.5, generator=torch.Generator().manual_seed(0))
+    assert all(g is None or not g.any() for g in torch.autograd.grad(again.image_loss, llm_params, allow_unused=True, retain_graph=True))
+    assert [p.requires_grad for p in parts.generator.parameters()] == flags  # trainable again after the pass
+
+
+def test_joint_own_caption_trains_the_generator_on_it(system_and_batch):
+    """The default (the paper): the sampled caption's L_v trains the generator too, so its gradient is
+    not the gold caption's (what llm_only prevents)."""
+    system, batch = system_and_batch
+    out, grads = loss_and_grads(system, batch, bridge="sentence", caption_source="sampled")
+    _, gold = loss_and_grads(system, batch, bridge="none", caption_source="gold")
+    assert out.own_caption_loss is None
+    assert not all(torch.equal(a, b) for a, b in zip(grads["generator"], gold["generator"]))
+
+
+def test_llm_only_leaves_the_generator_trainable_after_an_error(system_and_batch, monkeypatch):
+    """The generator's parameters stop requiring grad only inside the own-caption pass, even when it fails."""
+    system, batch = system_and_batch
+    parts = system.model
+    trainable = [p for p in parts.generator.parameters() if p.requires_grad]
+    model = PhotoDialogModel(parts.llm, parts.tokenizer, parts.perceptron, parts.generator,
+                             JointSettings(bridge="sentence", caption_source="sampled", own_caption_path="llm_only")).train()
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        return original(self, *args, **kwargs)
+
+    original = type(parts.generator).loss
+    monkeypatch.setattr(type(parts.generator), "loss", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        model(batch, tau=0.5)
+    assert all(p.requires_grad for p in trainable)
+
+
+def test_llm_only_with_gold_captions_is_refused():
+    from photodialog.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="caption_source=sampled or argmax"):
+        load_config("tiny-e2e", ["model.own_caption_path=llm_only", "model.caption_source=gold"])
+    with pytest.raises(ValueError, match="sampled or argmax"):
+        PhotoDialogModel(settings=JointSettings(caption_source="gold", own_caption_path="llm_only"))
+
+
+# ------------------------------------------------------------ the authors' estimator
+
+
+def test_argmax_captions_are_the_teacher_forced_argmax(system_and_batch, monkeypatch):
+    """caption_source=argmax feeds the generator the argmax of the caption logits whatever the Gumbel
+    noise; with the noise off (the authors' code) sampled is the same caption."""
+    from photodialog.models import dialogue_model
+
+    system, batch = system_and_batch
+    parts = system.model
+    seen = {}
+    original = dialogue_model.PhotoDialogModel._caption_tokens
+
+    def record(self, batch, index, tokens, caption_rows, **kwargs):
+        caption = original(self, batch, index, tokens, caption_rows, **kwargs)
+        seen.setdefault(self.settings.caption_source + str(self.settings.gumbel_noise), []).append(caption.llm_ids)
+        return caption
+
+    monkeypatch.setattr(dialogue_model.PhotoDialogModel, "_caption_tokens", record)
+    for source, noise in (("argmax", True), ("argmax", False), ("sampled", False), ("sampled", True)):
+        model = PhotoDialogModel(parts.llm, parts.tokenizer, parts.perceptron, parts.generator,
+                                 JointSettings(bridge="sentence", caption_source=source, gumbel_noise=noise)).train()
+        with torch.no_grad():
+            model(batch, tau=1.0, generator=torch.Generator().manual_seed(0))
+    assert seen["argmaxTrue"] == seen["argmaxFalse"] == seen["sampledFalse"]
+    assert seen["sampledTrue"] != seen["argmaxTrue"]  # Gumbel samples at tau 1 differ from the argmax
+    # The argmax caption is that of the teacher-forced logits: the LLM's most likely caption token at every position.
+    hidden = PhotoDialogModel(parts.llm, parts.tokenizer, parts.perceptron, parts.generator)._hidden_states(batch)
+    captions = [c for c in batch.captions if c.target >= 0]
+    with torch.no_grad():
+        logits = parts.llm.get_output_embeddings()(hidden)
+    expected = [logits[c.sample, [p - 1 for p in c.positions]].argmax(-1).tolist() for c in captions]
+    assert seen["argmaxTrue"] == expected
+
+
+def test_inspect_gradients_counts_the_own_caption_pass(tiny_world, capsys):
+    """With own_caption_path=llm_only the LLM's L_v gradient is that of its own captions' pass."""
+    import json
+
+    from photodialog.cli.main import main
+
+    assert main(["inspect", "gradients", "--config", "tiny-e2e", f"data.path={tiny_world}", "model.bridge=aligned",
+                 "model.caption_source=argmax", "model.own_caption_path=llm_only", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["own_caption_path"] == "llm_only" and report["image_loss_grad_norm"]["llm"] > 0

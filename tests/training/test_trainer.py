@@ -171,3 +171,61 @@ def test_dev_evaluation_scores_bleu_and_image_and_keeps_the_best(tmp_path, quick
         assert row["selection"] == pytest.approx(row["dev_bleu2"] / 100 + row["dev_image"])
     best = best_checkpoint(run)
     assert read_state(best).step == max(dev, key=lambda r: r["selection"])["step"]
+
+
+def _generator_after(tmp_path, quick_args, final_weights, name, *overrides):
+    run = tmp_path / name
+    assert main(["train", *quick_args("max_steps=2", "model.bridge=none", "model.caption_source=gold", "train.grad_clip=0.5",
+                                      *overrides), "--output-dir", str(run)]) == 0
+    weights = final_weights(run)
+    generator = {k: v for k, v in weights.items() if k.startswith("generator.")}
+    assert generator and len(generator) < len(weights)
+    return generator, read_metrics(run, "train")
+
+
+def test_per_part_clipping_keeps_the_generator_apart_from_the_llm(tmp_path, quick_args, final_weights):
+    """With L_v giving the LLM nothing (bridge none, gold captions), the generator's weights are bit for bit
+    the same whether L_t's gradient on the LLM is small or large, once each part is clipped on its own
+    norm; with one norm over all (the default) a large LLM gradient scales the generator's step down."""
+    small, rows = _generator_after(tmp_path, quick_args, final_weights, "small", "train.grad_clip_per_part=true")
+    large, _ = _generator_after(tmp_path, quick_args, final_weights, "large", "train.grad_clip_per_part=true",
+                                "train.text_loss_weight=100")
+    assert small.keys() == large.keys()
+    assert all(torch.equal(small[k], large[k]) for k in small)
+    assert {"grad_norm", "grad_norm_llm", "grad_norm_generator"} <= rows[0].keys()
+    shared_small, rows = _generator_after(tmp_path, quick_args, final_weights, "shared-small")
+    shared_large, _ = _generator_after(tmp_path, quick_args, final_weights, "shared-large", "train.text_loss_weight=100")
+    assert not all(torch.equal(shared_small[k], shared_large[k]) for k in shared_small)
+    assert "grad_norm_llm" not in rows[0]
+
+
+def test_with_llm_only_own_captions_and_per_part_clipping_the_generator_is_the_same_under_every_bridge(
+        tmp_path, quick_args, final_weights):
+    """The arms' generators share nothing but their inputs: the own caption's L_v reaches the LLM
+    only, the gold caption's the generator only, each part clipped on its own norm."""
+    common = ("model.caption_source=sampled", "model.own_caption_path=llm_only", "train.grad_clip_per_part=true")
+    weights = {}
+    for bridge in ("none", "aligned"):
+        run = tmp_path / bridge
+        assert main(["train", *quick_args("max_steps=2", "train.grad_clip=0.5", f"model.bridge={bridge}", *common),
+                     "--output-dir", str(run)]) == 0
+        weights[bridge] = final_weights(run)
+        assert all(r["own_caption_loss"] > 0 for r in read_metrics(run, "train"))
+    generator = [k for k in weights["none"] if k.startswith("generator.")]
+    assert generator and all(torch.equal(weights["none"][k], weights["aligned"][k]) for k in generator)
+    llm = [k for k in weights["none"] if k.startswith("llm.")]
+    assert not all(torch.equal(weights["none"][k], weights["aligned"][k]) for k in llm)  # the bridge trained the LLM
+
+
+@pytest.mark.parametrize("engine", ["fsdp", "deepspeed-zero2", "deepspeed-zero3"])
+def test_per_part_clipping_is_refused_where_the_engine_clips(tmp_path, tiny_world, monkeypatch, engine):
+    from photodialog.config import load_config
+    from photodialog.errors import UserError
+    from photodialog.training import engines
+    from photodialog.training.trainer import Trainer
+
+    monkeypatch.setattr(engines, "engine_of", lambda accelerator: engines.Engine(engine, 1))
+    config = load_config("tiny-e2e", [f"data.path={tiny_world}", "train.grad_clip_per_part=true"])
+    with pytest.raises(UserError, match=f"grad_clip_per_part works with one process or DDP; under {engine}"):
+        Trainer(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

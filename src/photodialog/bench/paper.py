@@ -139,7 +139,8 @@ def build_paper_model(arch: PaperArchitecture, device, *, gradient_checkpointing
     perceptron = ImagePerceptron(vision, qformer, queries, llm.config.hidden_size)
     generator = ImageGenerator(text_encoder, unet, DDPMScheduler(**arch.scheduler), sd_tok, vae=vae, image_size=arch.image_size)
     settings = JointSettings(bridge=recipe.bridge, pooling=recipe.pooling, caption_source=recipe.caption_source,
-                             gumbel_noise=recipe.gumbel_noise, image_loss_repeats=recipe.image_loss_repeats)
+                             gumbel_noise=recipe.gumbel_noise, image_loss_repeats=recipe.image_loss_repeats,
+                             own_caption_path=recipe.own_caption_path)
     model = PhotoDialogModel(llm, llm_tok, perceptron, generator, settings)
     apply_training_modes(model, recipe)
     checkpointing = recipe.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing

@@ -133,6 +133,7 @@ def build_model(config: ModelConfig, sources: PartSources) -> PhotoDialogModel:
     settings = JointSettings(
         bridge=config.bridge, pooling=config.pooling, caption_source=config.caption_source, gumbel_noise=config.gumbel_noise,
         image_loss_repeats=config.image_loss_repeats, caption_dropout=config.caption_dropout,
+        own_caption_path=config.own_caption_path,
     )
     model = PhotoDialogModel(llm, tokenizer, perceptron, generator, settings)
     apply_training_modes(model, config)

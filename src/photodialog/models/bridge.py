@@ -16,6 +16,14 @@ size, is ever built. Modes:
 * ``word``: M = union over the caption's words of T_LLM(word) x T_SD(word).
 * ``exact`` (Eq. 8): the static matrix of tokens whose text is equal (ignoring case and the
   word-boundary marks); it touches the whole vocabulary, so it costs O(|V|) per caption.
+* ``aligned`` (beyond the paper): Eq. 8's static matrix applied position by position, with no
+  pooling: each SD position of the caption reads the straight-through rows of the LLM positions
+  of the same word, ``R_SD[p] = R~SD[p] - sg[X_p] + X_p`` with ``X_p = sum_{i in word(p)} R_LLM[i] M``.
+  Every LLM vocabulary entry at every caption position gets its own gradient (entry ``k`` the
+  gradient of the SD tokens whose text is ``k``'s), so L_v can rank words, which a pooled
+  sentence matrix cannot (it gives each caption one scalar). Costs one [rows, |V_LLM|] x
+  [|V_LLM|, d] product per batch. How positions align is ``VocabularyBridge.word_of_llm_positions``
+  and ``word_of_sd_positions``.
 * ``none``: no gradient (the pipeline): the text encoder reads ``E[sd_ids]``.
 
 A mode whose matrix is built per caption is a function ``(bridge, caption, sd_row) -> Blocks``
@@ -26,6 +34,7 @@ the gather and Eq. 11 are the same for every such mode.
 from __future__ import annotations
 
 from collections import defaultdict
+from difflib import SequenceMatcher
 from itertools import accumulate
 from dataclasses import dataclass, field
 
@@ -38,6 +47,7 @@ from photodialog.registry import BRIDGES as BRIDGE_REGISTRY
 BRIDGES = BRIDGE_REGISTRY.names
 # (LLM token ids, SD token ids) blocks of one caption's matrix M: M[k, j] = 1 for k, j in a block.
 Blocks = list[tuple[list[int], list[int]]]
+WORD_CACHE_LIMIT = 100_000  # words whose SD tokens the aligned bridge keeps
 
 
 @dataclass
@@ -67,6 +77,9 @@ class BridgePlan:
     # exact mode: rows of each caption and the pooling scale, for the full-vocabulary product
     caption_rows: list[list[int]] = field(default_factory=list)
     caption_scale: list[float] = field(default_factory=list)
+    # aligned mode: STGS row ``align_rows[e]`` reaches flat SD position ``align_slots[e]`` (caption * n + p)
+    align_rows: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    align_slots: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     unbridged: int = 0  # captions whose matrix is empty: they get no gradient
 
     def to(self, device) -> "BridgePlan":
@@ -94,10 +107,12 @@ class VocabularyBridge:
         self.sd_max_length = sd_tokenizer.model_max_length
         self.llm_specials = set(llm_tokenizer.all_special_ids)
         self.sd_specials = set(sd_tokenizer.all_special_ids)
-        self.static_pairs = self._static_pairs() if mode == "exact" else None
+        static = mode in ("exact", "aligned")
+        self.static_pairs = self._static_pairs() if static else None
         # exact mode reads the matched-id set for every caption and the pairs every step: build the
         # set once here, and copy the pairs to each device once (``_static_pairs_on``).
-        self._static_llm_ids = set(self.static_pairs[0].tolist()) if mode == "exact" else set()
+        self._static_llm_ids = set(self.static_pairs[0].tolist()) if static else set()
+        self._word_sd_ids: dict[str, list[int]] = {}  # aligned mode: each word's SD tokens, tokenized once
         self._static_pairs_by_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ------------------------------------------------------------ plans (CPU, ids only)
@@ -115,6 +130,9 @@ class VocabularyBridge:
             plan.caption_rows = [c.rows for c in captions]
             plan.caption_scale = [self._scale(c) for c in captions]
             plan.unbridged = sum(1 for c in captions if not self._has_static_match(c))
+            return plan
+        if self.mode == "aligned":
+            self._fill_alignment(plan, captions)
             return plan
         groups = []  # (caption index, llm ids, sd ids)
         for index, caption in enumerate(captions):
@@ -151,6 +169,61 @@ class VocabularyBridge:
         plan.group_scale = torch.tensor([self._scale(captions[index]) for index, _, _ in groups])
         plan.entry_sd_ids, plan.entry_group, plan.caption_offsets = long(sd_ids), long(entry_group), long(offsets)
 
+    # ------------------------------------------------------------ aligned mode: which positions meet
+
+    def word_of_llm_positions(self, llm_ids: list[int]) -> list[int]:
+        """The index of the word (in ``text.split()`` of the decoded caption) each LLM position writes.
+
+        A position belongs to the word its decoded prefix ends in; a position whose prefix ends in
+        a word break (a lone ``▁``, a special token, nothing yet) belongs to the word that follows,
+        the one it starts. Decoding prefixes works for any tokenizer (SentencePiece, byte-level BPE).
+        """
+        words = []
+        for end in range(1, len(llm_ids) + 1):
+            text = self.llm_tokenizer.decode(llm_ids[:end], skip_special_tokens=True)
+            count = len(text.split())
+            words.append(count if not text.strip() or text[-1].isspace() else count - 1)
+        return words
+
+    def word_of_sd_positions(self, text: str, sd_row: torch.Tensor) -> dict[int, int]:
+        """``{position in sd_row: word index}`` for the caption's SD content positions.
+
+        Each whitespace word of ``text`` is tokenized alone; the concatenation is matched to the
+        row's content tokens (``difflib``: equal for a CLIP tokenizer, which splits at whitespace
+        first; a truncated row simply ends early). A position no word's tokens match gets none.
+        """
+        labelled = []
+        if len(self._word_sd_ids) > WORD_CACHE_LIMIT:  # sampled captions make up words without end
+            self._word_sd_ids.clear()
+        for index, word in enumerate(text.split()):
+            if word not in self._word_sd_ids:
+                self._word_sd_ids[word] = self.content_sd_ids(word)
+            labelled += [(j, index) for j in self._word_sd_ids[word]]
+        row = sd_row.tolist()
+        content = [p for p, j in enumerate(row) if j not in self.sd_specials]
+        matcher = SequenceMatcher(None, [j for j, _ in labelled], [row[p] for p in content], autojunk=False)
+        found = {}
+        for a, b, size in matcher.get_matching_blocks():
+            for offset in range(size):
+                found[content[b + offset]] = labelled[a + offset][1]
+        return found
+
+    def _fill_alignment(self, plan: BridgePlan, captions: list[CaptionTokens]) -> None:
+        """The (STGS row, SD slot) pairs of every caption: each SD position with each LLM position of its word."""
+        n = plan.sd_input_ids.shape[1]
+        rows, slots = [], []
+        for c, caption in enumerate(captions):
+            by_word: dict[int, list[int]] = defaultdict(list)
+            for row, word in zip(caption.rows, self.word_of_llm_positions(caption.llm_ids)):
+                by_word[word].append(row)
+            before = len(rows)
+            for position, word in sorted(self.word_of_sd_positions(caption.text, plan.sd_input_ids[c]).items()):
+                rows += by_word.get(word, [])
+                slots += [c * n + position] * len(by_word.get(word, []))
+            plan.unbridged += len(rows) == before
+        plan.align_rows = torch.tensor(rows, dtype=torch.long)
+        plan.align_slots = torch.tensor(slots, dtype=torch.long)
+
     def _static_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 8's nonzero entries (llm id, sd id): tokens whose normalised text is equal."""
         sd_by_text: dict[str, list[int]] = defaultdict(list)
@@ -177,6 +250,8 @@ class VocabularyBridge:
         captions, dim = plan.sd_input_ids.shape[0], embedding.shape[1]
         if self.mode == "none" or captions == 0:
             return embedding.new_zeros(captions, dim)
+        if self.mode == "aligned":
+            raise ValueError("the aligned bridge has no per-caption carrier: it differs per position (aligned_carrier)")
         if self.mode == "exact":
             return self._static_carrier(plan, sample, embedding)
         values = sample.gather(plan.gather_rows, plan.gather_tokens)
@@ -196,11 +271,28 @@ class VocabularyBridge:
         pooled_sd = pooled.new_zeros(pooled.shape[0], embedding.shape[0]).index_add(1, sd_ids, pooled[:, llm_ids])
         return pooled_sd.to(embedding.dtype) @ embedding
 
+    def aligned_carrier(self, plan: BridgePlan, sample: STGSSample, embedding: torch.Tensor) -> torch.Tensor:
+        """``sum_{i in word(p)} (R_LLM[i] - sg R_LLM[i]) M E`` at every SD position p: exactly zero
+        forward, the aligned bridge's gradient backward. [C, n, d]
+
+        ``M E`` (|V_LLM| x d: row k the sum of the embeddings of the SD tokens whose text is k's) is
+        built from the static pairs each call, so the gradient reaches ``embedding`` as in Eq. 8.
+        """
+        captions, n = plan.sd_input_ids.shape
+        soft = sample.soft
+        llm_ids, sd_ids = self._static_pairs_on(embedding.device)
+        mapped = soft.new_zeros(soft.shape[1], embedding.shape[1]).index_add(0, llm_ids, embedding.index_select(0, sd_ids).to(soft.dtype))
+        rows = (soft - soft.detach()) @ mapped  # [m, d]: exactly zero forward
+        out = rows.new_zeros(captions * n, embedding.shape[1]).index_add(0, plan.align_slots, rows.index_select(0, plan.align_rows))
+        return out.view(captions, n, -1).to(embedding.dtype)
+
     def inputs_embeds(self, plan: BridgePlan, sample: STGSSample | None, embedding: torch.Tensor) -> torch.Tensor:
         """``R_SD @ E`` for every caption: [C, n, d], forward value ``E[R~SD ids]``."""
         base = torch.nn.functional.embedding(plan.sd_input_ids, embedding)
         if sample is None or self.mode == "none":
             return base
+        if self.mode == "aligned":
+            return base.add_(self.aligned_carrier(plan, sample, embedding))
         # In place: embedding's backward needs only the ids, so no second [C, n, d] buffer.
         return base.add_(self.gradient_carrier(plan, sample, embedding)[:, None, :])
 

@@ -16,12 +16,19 @@ must give the same weights a gradient in every micro-batch (the gradients are re
 flat buffer), so the trainer names the parts another process runs (``parts_used``) and
 ``forward(..., idle_parts=...)`` runs them here on one blank input times 0: a zero loss term
 whose gradient on their weights is exactly zero.
+
+With ``own_caption_path="llm_only"`` (beyond the paper) ``L_v`` is computed twice per photo:
+on the gold caption, which trains the generator and gives the LLM nothing, and on the LLM's own
+caption (sampled or argmax), whose gradient reaches the LLM through STGS and the bridge while the
+generator's parameters get none of it; so a bad caption cannot teach the generator to ignore
+words. ``L = w_t * L_t + alpha * (L_v(gold) + L_v(own))``.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Collection
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -61,7 +68,12 @@ class JointSettings:
     bridge: str = "sentence"
     pooling: str = "mean"
     caption_source: str = "sampled"
+    """``sampled`` (the STGS sample's tokens), ``argmax`` (the teacher-forced argmax of the caption
+    logits, whatever the noise) or ``gold``."""
     gumbel_noise: bool = True
+    own_caption_path: str = "joint"
+    """``joint``: the caption reaching the generator trains the generator and (through the bridge)
+    the LLM; ``llm_only``: the generator trains on gold captions, the own caption trains the LLM only."""
     image_loss_repeats: int = 1
     caption_dropout: float = 0.0
 
@@ -70,6 +82,9 @@ class JointSettings:
 class LossOutput(dict):
     """The losses of one batch: ``loss`` = text_weight * L_t + alpha * L_v (Eq. 13), the parts
     (None when a part is absent) and diagnostic ``stats`` (floats, for the metrics log).
+    ``own_caption_loss``: with ``own_caption_path="llm_only"``, L_v of the LLM's own captions
+    (its gradient reaches the LLM only; ``image_loss`` is then L_v of the gold captions, which
+    trains the generator only); ``loss`` adds ``alpha`` times it.
 
     Also a dict of its loss tensors (``out["loss"]`` is ``out.loss``): DeepSpeed ZeRO-3 finds a
     module's output tensors in dicts, tuples and lists only, and hooks them so that the weights the
@@ -82,15 +97,33 @@ class LossOutput(dict):
     text_loss: torch.Tensor | None = None
     image_loss: torch.Tensor | None = None
     stats: dict = field(default_factory=dict)
+    own_caption_loss: torch.Tensor | None = None
 
     def __post_init__(self):
-        for key in ("loss", "text_loss", "image_loss"):
+        for key in ("loss", "text_loss", "image_loss", "own_caption_loss"):
             if getattr(self, key) is not None:
                 dict.__setitem__(self, key, getattr(self, key))
 
     def __setitem__(self, key, value):
         dict.__setitem__(self, key, value)
         object.__setattr__(self, key, value)
+
+
+@contextmanager
+def generator_receives_no_gradient(generator):
+    """Inside, the generator's parameters do not require grad, so what is computed there gives them
+    no gradient while the gradient still flows through the generator to its inputs (the bridged
+    caption). Autograd records whether a parameter requires grad when the op runs, so the backward
+    pass after the block honours it; gradient checkpointing must be non-reentrant (diffusers' default
+    for the UNet), as a reentrant one recomputes in backward, when the flags are back on."""
+    params = [p for p in generator.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class PhotoDialogModel(nn.Module):
@@ -106,6 +139,12 @@ class PhotoDialogModel(nn.Module):
         super().__init__()
         self.llm, self.tokenizer, self.perceptron, self.generator = llm, tokenizer, perceptron, generator
         self.settings = settings or JointSettings()
+        if self.settings.caption_source not in ("sampled", "argmax", "gold"):
+            raise ValueError(f"caption_source must be sampled, argmax or gold, got {self.settings.caption_source!r}")
+        if self.settings.own_caption_path not in ("joint", "llm_only"):
+            raise ValueError(f"own_caption_path must be joint or llm_only, got {self.settings.own_caption_path!r}")
+        if self.settings.own_caption_path == "llm_only" and self.settings.caption_source == "gold":
+            raise ValueError("own_caption_path=llm_only needs the LLM's own caption: caption_source sampled or argmax")
         self.bridge = None
         # Outputs of frozen parts cached per photo (photodialog.training.caches); None = computed every step.
         self.latent_cache = self.perceptron_cache = None
@@ -188,9 +227,9 @@ class PhotoDialogModel(nn.Module):
         caption_rows: list[list[int]] = []
         if self.llm is not None:
             text_loss, caption_sample, caption_rows = self._text_forward(batch, tau, generator, idle_parts)
-        image_loss = None
+        image_loss = own_loss = None
         if self.generator is not None and alpha > 0:
-            image_loss = self._image_forward(batch, caption_sample, caption_rows, stats, generator)
+            image_loss, own_loss = self._image_forward(batch, caption_sample, caption_rows, stats, generator)
         total = torch.zeros((), device=self.device)
         if text_loss is not None and text_weight > 0:
             total = total + text_weight * text_loss
@@ -199,7 +238,9 @@ class PhotoDialogModel(nn.Module):
         elif "generator" in idle_parts and self.generator is not None and alpha > 0:
             with part("diffusion_loss"), random_state_kept(total.device):
                 total = total + alpha * self.generator.idle_loss()
-        return LossOutput(loss=total, text_loss=text_loss, image_loss=image_loss, stats=stats)
+        if own_loss is not None:
+            total = total + alpha * own_loss
+        return LossOutput(loss=total, text_loss=text_loss, image_loss=image_loss, stats=stats, own_caption_loss=own_loss)
 
     def _text_forward(self, batch: Batch, tau: float, generator, idle_parts=frozenset()):
         hidden = self._hidden_states(batch, idle_parts)
@@ -228,14 +269,30 @@ class PhotoDialogModel(nn.Module):
         return text_loss, sample, [[index[r] for r in rows] for rows in caption_rows]
 
     def _image_forward(self, batch: Batch, sample: STGSSample | None, caption_rows, stats, generator):
+        """(L_v of the captions that train the generator, L_v of the LLM's own captions when they train
+        the LLM alone, else None); (None, None) without a photo to draw."""
         used = [i for i, c in enumerate(batch.captions) if c.target >= 0]
         stats["image_targets"] = len(used)
         if not used:
-            return None
-        # The sampled tokens read back once for all captions (each read makes the host wait for the GPU).
-        tokens = sample.tokens.tolist() if sample is not None and self.settings.caption_source == "sampled" else None
-        captions = [self._caption_tokens(batch, i, tokens, caption_rows) for i in used]
+            return None, None
+        # The LLM's own caption (the sample's tokens, or the teacher-forced argmax), read back once for all
+        # captions (each read makes the host wait for the GPU); None with gold captions.
+        source = self.settings.caption_source
+        tokens = None if sample is None or source == "gold" else (sample.tokens if source == "sampled" else sample.argmax()).tolist()
         targets = batch.target_pixels[[batch.captions[i].target for i in used]]
+        keys = [batch.target_keys[batch.captions[i].target] for i in used] if len(batch.target_keys) == len(batch.target_pixels) else []
+        if self.settings.own_caption_path == "llm_only" and tokens is not None:
+            gold = [self._caption_tokens(batch, i, None, caption_rows) for i in used]
+            gold_loss = self._diffusion_loss(gold, None, targets, keys, stats, generator)
+            own = [self._caption_tokens(batch, i, tokens, caption_rows, dropout=False) for i in used]
+            with generator_receives_no_gradient(self.generator):
+                own_loss = self._diffusion_loss(own, sample, targets, keys, stats, generator)  # stats: unbridged captions
+            return gold_loss, own_loss
+        captions = [self._caption_tokens(batch, i, tokens, caption_rows) for i in used]
+        return self._diffusion_loss(captions, sample, targets, keys, stats, generator), None
+
+    def _diffusion_loss(self, captions: list[CaptionTokens], sample: STGSSample | None, targets, keys, stats, generator):
+        """L_v (Eq. 12) of ``captions`` drawing ``targets``; through the bridge when there is a ``sample``."""
         if self.bridge is not None and sample is not None:
             embedding = self.generator.token_embedding()
             with part("bridge"):
@@ -244,23 +301,27 @@ class PhotoDialogModel(nn.Module):
                 bridged = self.bridge.inputs_embeds(plan, sample, embedding)
             with part("text_encoder"):
                 hidden = self.generator.encode_embeddings(bridged)
+        elif self.bridge is not None:  # gold captions beside an LLM: read as the bridge reads them, no gradient to it
+            embedding = self.generator.token_embedding()
+            ids = self.bridge.sd_ids([c.text for c in captions]).to(embedding.device)
+            with part("text_encoder"):
+                hidden = self.generator.encode_embeddings(torch.nn.functional.embedding(ids, embedding))
         else:  # no gradient path to an LLM: the captions are encoded as text, as at inference
             with part("text_encoder"):
                 hidden = self.generator.encode_text([c.text for c in captions])
         targets = targets.to(hidden.device)
         clean = None
-        keys = [batch.target_keys[batch.captions[i].target] for i in used] if len(batch.target_keys) == len(batch.target_pixels) else []
         if self.latent_cache is not None and keys:
             with part("diffusion_loss"), part("vae_encode"):
                 clean = self.latent_cache.model_space(targets, keys)
         with part("diffusion_loss"):
             return self.generator.loss(hidden, targets, repeats=self.settings.image_loss_repeats, generator=generator, clean=clean)
 
-    def _caption_tokens(self, batch: Batch, index: int, tokens: list[int] | None, caption_rows) -> CaptionTokens:
-        """``tokens``: the STGS sample's token of every caption row (host list), or None without a sample
-        or with gold captions."""
+    def _caption_tokens(self, batch: Batch, index: int, tokens: list[int] | None, caption_rows, *, dropout: bool = True) -> CaptionTokens:
+        """``tokens``: the own caption's token of every caption row (host list), or None without a sample
+        or with gold captions. ``dropout``: may be replaced by the empty caption (``caption_dropout``)."""
         caption = batch.captions[index]
-        if self.training and self.settings.caption_dropout > 0 and random.random() < self.settings.caption_dropout:
+        if dropout and self.training and self.settings.caption_dropout > 0 and random.random() < self.settings.caption_dropout:
             return CaptionTokens(rows=[], llm_ids=[], text="")  # unconditional example for guidance
         if not caption_rows:  # generator trained alone (pipeline): the gold caption text
             return CaptionTokens(rows=[], llm_ids=[], text=caption.text)

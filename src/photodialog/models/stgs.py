@@ -31,6 +31,11 @@ class STGSSample:
 
     tokens: torch.Tensor  # [m] long
     soft: torch.Tensor  # [m, V] float, requires grad through the logits
+    argmax_tokens: torch.Tensor | None = None  # [m] long: the logits' argmax (no noise); None: ``tokens`` are it
+
+    def argmax(self) -> torch.Tensor:
+        """The teacher-forced argmax token of every row [m] (the authors' caption), whatever the noise."""
+        return self.tokens if self.argmax_tokens is None else self.argmax_tokens
 
     def one_hot(self) -> torch.Tensor:
         """The straight-through rows [m, |V|]: exactly one-hot forward, the soft sample's gradient backward (Eq. 7)."""
@@ -71,15 +76,18 @@ def straight_through_gumbel_softmax(
 ) -> STGSSample:
     """Sample one token per row of ``logits`` [m, V] with a straight-through gradient.
 
-    ``noise=False`` gives the plain straight-through softmax (argmax forward), as the authors'
-    code does. Computed in float32 whatever the logits' dtype: at tau = 0.01 half precision
+    ``noise=False`` gives the plain straight-through softmax (argmax forward); at ``tau=1`` it is
+    the authors' code's estimator (one-hot + softmax - sg[softmax], no temperature). The sample's
+    ``argmax()`` is the logits' argmax either way. Computed in float32 whatever the logits' dtype: at tau = 0.01 half precision
     overflows.
     """
     if tau <= 0:
         raise ValueError(f"tau must be positive, got {tau}")
     scores = logits.float()
+    argmax_tokens = None
     if noise:
+        argmax_tokens = scores.detach().argmax(dim=-1)  # ids only: the [m, V] logits are not kept
         scores = scores + gumbel_noise(scores.shape, generator=generator, device=scores.device)
     scores = scores / tau
     soft = torch.softmax(scores, dim=-1)
-    return STGSSample(tokens=scores.argmax(dim=-1), soft=soft)
+    return STGSSample(tokens=scores.argmax(dim=-1), soft=soft, argmax_tokens=argmax_tokens)

@@ -34,13 +34,16 @@ def gradient_report(config: RunConfig) -> dict:
         batch = system.make_batch([dataset[i] for i in range(min(len(dataset), micro))])
         model = system.model.train()
         out = model(batch, tau=config.train.tau_start, alpha=config.train.alpha, text_weight=config.train.text_loss_weight)
-        norms = _image_loss_norms(model, out.image_loss)
+        # with own_caption_path=llm_only L_v has two parts: gold captions (generator), own captions (LLM)
+        image = out.image_loss if out.own_caption_loss is None else out.image_loss + out.own_caption_loss
+        norms = _image_loss_norms(model, image)
     return {
         "image_loss_grad_norm": norms,
         "text_loss": None if out.text_loss is None else float(out.text_loss.detach()),
         "image_loss": None if out.image_loss is None else float(out.image_loss.detach()),
         "bridge": config.model.bridge,
         "caption_source": config.model.caption_source,
+        "own_caption_path": config.model.own_caption_path,
         "tau": config.train.tau_start,
         "trainable": {part: _trainable(model, part) for part in REPORTED_PARTS},
         "batch": {"samples": batch.size, "photos_to_draw": out.stats.get("image_targets", 0),

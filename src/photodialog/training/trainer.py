@@ -84,6 +84,9 @@ class Trainer:
             )
         self.accumulation = config.train.batch_size // (micro * world)
         self.accelerator.gradient_accumulation_steps = self.accumulation
+        if config.train.grad_clip_per_part and self.engine.name not in ("single", "ddp"):
+            raise UserError(f"train.grad_clip_per_part works with one process or DDP; under {self.engine.name} the engine "
+                            "clips one norm over all parameters. Set train.grad_clip_per_part=false or launch without it")
 
     def _log_launch(self) -> None:
         """Say how this run trains (in train.log too), and when its launch started fewer processes than it asked for."""
@@ -275,6 +278,7 @@ class Trainer:
             engines.configure_deepspeed(self.accelerator, micro_batch=self.config.train.micro_batch_size,
                                         accumulation=self.accumulation, grad_clip=self.config.train.grad_clip)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self._clip_groups = clip_groups(model) if self.config.train.grad_clip_per_part else {}
         if self._resumed_from is not None and self.engine.sharded:
             engines.load_engine_state(self.accelerator, self.engine, self.model, self.optimizer, self._resumed_from)  # optimizer, generators
         self.ema = self._weight_average(model)  # after prepare: the average lives where the weights now are
@@ -452,7 +456,7 @@ class Trainer:
             self._bad_step(state)
             return None
         state.bad_steps_in_row = 0
-        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), t.grad_clip) if t.grad_clip > 0 else None
+        grad_norm, part_norms = self._clip_gradients()
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -463,6 +467,7 @@ class Trainer:
         totals.update(tau=tau, lr=self.scheduler.get_last_lr()[0], samples=seen)
         if grad_norm is not None:
             totals["grad_norm"] = float(grad_norm)
+        totals.update({f"grad_norm_{name}": float(norm) for name, norm in part_norms.items()})
         return totals
 
     def _idle_parts(self, batch) -> frozenset[str]:
@@ -483,10 +488,24 @@ class Trainer:
         anywhere = self.accelerator.reduce(flags, reduction="sum")
         return frozenset(name for name, count in zip(OPTIONAL_PARTS, anywhere.tolist()) if count > 0 and name not in used)
 
+    def _clip_gradients(self) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        """Clip to ``train.grad_clip`` (0: not at all); returns the norm before clipping over all
+        parameters and, with ``train.grad_clip_per_part``, each part's (each clipped on its own)."""
+        t = self.config.train
+        if t.grad_clip <= 0:
+            return None, {}
+        if not t.grad_clip_per_part:
+            return self.accelerator.clip_grad_norm_(self.model.parameters(), t.grad_clip), {}
+        self.accelerator.unscale_gradients()  # once for all parts (fp16's scaler refuses a second unscale)
+        norms = {name: torch.nn.utils.clip_grad_norm_(params, t.grad_clip) for name, params in self._clip_groups.items()}
+        return torch.linalg.vector_norm(torch.stack([n.float() for n in norms.values()])), norms
+
     def _add_losses(self, totals: dict, out) -> None:
         for key, value in (("loss", out.loss), ("text_loss", out.text_loss), ("image_loss", out.image_loss)):
             if value is not None:
                 totals[key] += float(value.detach()) / self.accumulation
+        if getattr(out, "own_caption_loss", None) is not None:  # own_caption_path=llm_only: L_v of the LLM's own captions
+            totals["own_caption_loss"] = totals.get("own_caption_loss", 0.0) + float(out.own_caption_loss.detach()) / self.accumulation
         totals["image_targets"] += out.stats.get("image_targets", 0)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
@@ -628,3 +647,23 @@ class Trainer:
             ckpt.mark_best(self.run_dir, state.step)
         if self.main:
             log.info("finished at step %d (%s)", state.step, state.stop_reason)
+
+
+# The parts that ``train.grad_clip_per_part`` clips apart: the generator's modules are one part.
+CLIP_PARTS = {"llm": "llm", "perceptron": "perceptron", "unet": "generator", "text_encoder": "generator", "vae": "generator"}
+
+
+def clip_groups(model) -> dict[str, list[torch.nn.Parameter]]:
+    """The trainable parameters of ``model`` (a ``PhotoDialogModel``) by part: ``llm``, ``perceptron``,
+    ``generator`` (UNet, text encoder, VAE) and ``other`` (any outside them); empty parts left out."""
+    groups: dict[str, list[torch.nn.Parameter]] = {}
+    seen: set[int] = set()
+    for name, module in model.part_modules().items():
+        for p in module.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                groups.setdefault(CLIP_PARTS.get(name, name), []).append(p)
+    other = [p for p in model.parameters() if p.requires_grad and id(p) not in seen]
+    if other:
+        groups["other"] = other
+    return groups
