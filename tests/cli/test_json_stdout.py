@@ -51,6 +51,7 @@ def _args(command: tuple[str, ...], world: Path, run: Path, tmp: Path) -> list[s
         ("bench", "startup"): ["--repeats", "1"],
         ("bench", "memory"): [],
         ("bench", "generator"): ["--settings", "none", "--world", str(world), "--work", str(tmp / "work")],
+        ("bench", "llm"): ["--run", str(run), "--no-progress"],
         ("chat",): ["--checkpoint", str(run), "--device", "cpu", "--message", "look", "--photo", str(photo),
                     "--diffusion-steps", "1", "--out", str(tmp / "chat")],
         ("inspect", "gradients"): ["--config", "tiny-e2e", f"data.path={world}", "train.batch_size=4",
@@ -60,7 +61,7 @@ def _args(command: tuple[str, ...], world: Path, run: Path, tmp: Path) -> list[s
     }[command]
 
 
-SLOW = {("bench", "generator"), ("bench", "step"), ("bench", "chat"), ("chat",)}
+SLOW = {("bench", "generator"), ("bench", "llm"), ("bench", "step"), ("bench", "chat"), ("chat",)}
 
 
 @pytest.fixture(scope="module")

@@ -56,8 +56,21 @@ def test_learning_checks_use_the_thresholds_and_the_stored_chance(colour, obj, b
     by_seed = {s: eval_result("end-to-end", probe_acc_generator_colour=colour, probe_acc_generator_object=obj, bleu2=bleu2,
                               rouge_l=rouge) for s in (0, 1)}
     checks = learning_checks({"end-to-end": by_seed}, BASELINE)
-    assert [ok for _, ok, _ in checks] == expected
-    assert "37.5%" in checks[1][0]  # 3 x chance of 8 objects
+    assert checks[0][0].startswith("end-to-end: it shares a photo") and not checks[0][1]  # share F1 50% < 85%
+    assert [ok for _, ok, _ in checks[1:]] == expected
+    assert "37.5%" in checks[2][0]  # 3 x chance of 8 objects
+
+
+def test_learning_checks_see_a_bot_that_shares_the_wrong_photo():
+    """Every other check can pass while the own caption names the wrong object: the check that matters fails."""
+    competent = dict(caption_acc_object=97.0, caption_acc_colour=99.0, caption_acc_scene=98.0, share_f1=95.0, reply_acc_object=92.0)
+    wrong = {**competent, "caption_acc_object": 14.0}
+    results = {arm: {s: eval_result(arm, probe_acc_generator_colour=90.0, probe_acc_generator_object=60.0, bleu2=2.5, rouge_l=5.0, **scores)
+                     for s in (0, 1)} for arm, scores in (("end-to-end", competent), ("no-bridge", wrong))}
+    checks = {claim: ok for claim, ok, _ in learning_checks(results, BASELINE)}
+    assert all(ok for claim, ok in checks.items() if claim.startswith("end-to-end"))
+    failed = [claim for claim, ok in checks.items() if not ok]
+    assert failed == ["no-bridge: its own caption at every gold photo turn names the gold photo's object (>= 90%)"]
 
 
 def test_unavailable_metrics_are_none():

@@ -157,6 +157,7 @@ def loss_and_grads(system, batch, seed=0, **settings):
     parts on the generator's and the LLM's trainable parameters (zeros where none)."""
     parts = system.model
     model = PhotoDialogModel(parts.llm, parts.tokenizer, parts.perceptron, parts.generator, JointSettings(**settings)).train()
+    torch.manual_seed(seed)  # a latent generator samples its VAE latents from the global stream
     out = model(batch, tau=0.5, generator=torch.Generator().manual_seed(seed))
     image = out.image_loss + (out.own_caption_loss if out.own_caption_loss is not None else 0)
     grads = {}

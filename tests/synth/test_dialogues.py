@@ -92,7 +92,7 @@ def test_speakers_sharers_and_turn_merging_vary(many):
     sharers = {messages[photo_index(messages)].user_id for _, messages in many}
     assert first_speakers == {0, 1} and sharers == {0, 1}
     sharer_starts = sum(messages[0].user_id == messages[photo_index(messages)].user_id for _, messages in many)
-    assert 0.3 < sharer_starts / len(many) < 0.7
+    assert 0.5 < sharer_starts / len(many) < 0.85  # half the announced dialogues, and every one that opens with the photo
     # Two messages in a row by one speaker (before the photo message itself) happen often.
     runs = sum(any(a.user_id == b.user_id for a, b in zip(m[:photo_index(m)], m[1:photo_index(m)]))
                for _, m in many)
