@@ -103,7 +103,7 @@ def _chat(checkpoint, out, photo) -> dict:
 
 def _eval(checkpoint, data, out) -> dict:
     code = main(["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--split", "test", "--seeds", "0",
-                 "--max-samples", "12", "--diffusion-steps", "2", "--decoding", "sample", "--temperature", "3", "--device", "cpu",
+                 "--max-samples", "20", "--diffusion-steps", "2", "--decoding", "sample", "--temperature", "3", "--device", "cpu",
                  "--no-progress", "--out", str(out)])
     assert code == 0
     return json.loads(Path(out).read_text())

@@ -179,8 +179,7 @@ def test_the_session_state_never_carries_the_model(tmp_path):
 def test_a_saved_web_dialogue_names_photos_relative_to_itself(tmp_path, huge_png):
     page = _page(tmp_path)
     *_, (_, _, session, _) = _send(page, None, "look", [huge_png])
-    update, status = page.save(session)
-    saved = update["value"]
+    saved, status = page.save(session)  # the saved file's path (the page's API returns it)
     assert "Saved" in status
     text = open(saved, encoding="utf-8").read()
     assert str(tmp_path) not in text  # no server path

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from photodialog.cli.common import quiet_libraries
 
-EPILOG = """what each one makes, on one CPU thread, from the demo's world (made in OUT.run/world unless --world):
+EPILOG = """what each one makes, on one CPU thread, from the demo's world (made in OUT.world unless --world):
   vae        assets/tiny-sd/vae: the tiny VAE on the world's photos (about 11 minutes)
   generator  assets/tiny-sd: configs/tiny-pretrain-generator.yaml, 8,000 steps (about 35 minutes)
   llm        assets/tiny-llm: configs/tiny-pretrain-text.yaml, the tiny LLM + image perceptron, then its
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
                                   epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     rebuild.add_argument("part", choices=("vae", "generator", "llm"), help="which part")
     rebuild.add_argument("--out", required=True, type=Path, help="folder to write it to (must not exist)")
-    rebuild.add_argument("--world", type=Path, help="the default synthetic world, if already made (default: made in OUT.run/world)")
+    rebuild.add_argument("--world", type=Path, help="the default synthetic world, if already made (default: made in OUT.world)")
     rebuild.add_argument("--steps", type=int, default=0, metavar="N", help="optimizer steps (default: the shipped part's)")
     rebuild.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     rebuild.set_defaults(func=run_rebuild)

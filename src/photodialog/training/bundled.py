@@ -3,8 +3,8 @@
 Both rebuilds make the default synthetic world (``photodialog demo``'s: 2,000 dialogues, seed 0),
 train a recipe on its training split on one CPU thread, and export the run's weight average (EMA).
 On the same torch version and CPU kind the weights are the same bytes as the shipped ones (their
-``training.json`` holds the SHA-256). The run folder is kept beside ``DIR`` (``DIR.run``, with the
-world), so an interrupted rebuild resumes where it stopped.
+``training.json`` holds the SHA-256). The run folder and the world are kept beside ``DIR``
+(``DIR.run``, ``DIR.world``), so an interrupted rebuild resumes where it stopped.
 
 - ``photodialog assets rebuild generator --out DIR`` (``rebuild_generator``):
   ``configs/tiny-pretrain-generator.yaml`` for ``BUNDLED_STEPS`` (a random CLIP text encoder and
@@ -110,8 +110,8 @@ def _prepare(out: Path, world: Path | None, progress: bool) -> tuple[Path, Path,
     if out.exists():
         raise UserError(f"{out} exists; give a new folder")
     run = out.with_name(out.name + ".run")
-    if world is None:
-        world = run / "world"
+    if world is None:  # beside the run folder: a run folder holds only what train writes
+        world = out.with_name(out.name + ".world")
         ensure_world(world, progress=progress, **BUNDLED_WORLD)
     else:
         _check_world(Path(world))

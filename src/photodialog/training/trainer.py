@@ -22,6 +22,7 @@ import torch
 from photodialog.config import RunConfig, load_config, save_config
 from photodialog.data.report import PHOTO_LINK_OUTSIDE, UNREADABLE_PHOTO
 from photodialog.data.samples import build_samples
+from photodialog.data.schema import Sample
 from photodialog.errors import DataError, RunStopped, UserError
 from photodialog.files import write_text
 from photodialog.models.dialogue_model import OPTIONAL_PARTS
@@ -173,7 +174,12 @@ class Trainer:
         if not report.ok and self.main:
             log.warning("training data: %s", report.summary())
         samples = build_samples(train)
-        if cfg.data.only_photo_turns or "llm" not in cfg.model.parts:
+        if "llm" not in cfg.model.parts:
+            # A generator trained alone learns from every shared photo and its caption, the first
+            # turn's too (a dialogue may open with its photo, which is never a reply target).
+            samples = [Sample(d.dialogue_id, i, d.turns[:i], turn) for d in train for i, turn in enumerate(d.turns)
+                       if turn.shares_photo]
+        elif cfg.data.only_photo_turns:
             samples = [s for s in samples if s.response.shares_photo]
         self._check_photos_to_learn_from(samples, report)
         dev_samples = []
