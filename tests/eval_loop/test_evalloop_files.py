@@ -15,7 +15,7 @@ from photodialog.evaluation.eval_files import EvalPaths
 
 
 def _eval(tiny_run, eval_world, out, *flags) -> int:
-    return main(["eval", "--checkpoint", str(tiny_run), "--data", str(eval_world), "--seeds", "0", "--max-samples", "12",
+    return main(["eval", "--checkpoint", str(tiny_run), "--data", str(eval_world), "--seeds", "0", "--max-samples", "20",
                  "--out", str(out), *FAST_FLAGS, *flags])
 
 

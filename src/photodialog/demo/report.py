@@ -358,6 +358,7 @@ def _inline_html(text: str) -> str:
     """Markdown's inline marks that the tables use (**bold**, `code`) as HTML, the rest escaped."""
     text = html.escape(text)
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    text = re.sub(r"(?<![*\w])\*([^*\s][^*]*?)\*(?![*\w])", r"<i>\1</i>", text)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
 
@@ -402,10 +403,10 @@ def _html(c: dict) -> str:
              ".table{overflow-x:auto}table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:.2em .5em;text-align:right}"
              "th:first-child,td:first-child{text-align:left}.chat p{margin:.2em 0}.ex{display:flex;gap:1.5em}.ex div{flex:1}img.photo{image-rendering:pixelated;border:1px solid #ccc}"
              "</style></head><body><h1>photodialog demo report</h1>"]
-    parts += [f"<p>{esc(line)}</p>" for line in _quick_note(plan) + _intro(c) if line]
+    parts += [f"<p>{_inline_html(line)}</p>" for line in _quick_note(plan) + _intro(c) if line]
     parts.append("<h2>Arms</h2><ul>" + "".join(f"<li><b>{esc(a)}</b>: {esc(ARMS[a].meaning)}</li>" for a in plan.arms) + "</ul>")
     parts.append("<h2>Verdict</h2><ul>" + "".join(f"<li>{esc(s)}</li>" for s in c["verdicts"]) + "</ul>")
-    parts.append(f"<h2>Differences</h2>{markdown_html(c['differences'])}<p>{esc(IDENTICAL_NOTE)}</p><h2>Did the models learn?</h2><ul>")
+    parts.append(f"<h2>Differences</h2>{markdown_html(c['differences'])}<p>{_inline_html(IDENTICAL_NOTE)}</p><h2>Did the models learn?</h2><ul>")
     for claim, ok, numbers in c["checks"]:
         parts.append(f"<li class='{'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}: {esc(claim)}: {esc(numbers)}</li>")
     parts += ["</ul>", f"<h2>Results per arm</h2>{markdown_html(c['tables'])}",

@@ -166,8 +166,12 @@ class ImageGenerator(nn.Module):
         ids = torch.zeros(1, self.tokenizer.model_max_length, dtype=torch.long, device=embedding.device)
         hidden = self.encode_embeddings(F.embedding(ids, embedding))
         blank = torch.zeros(1, 3, self.image_size, self.image_size, device=hidden.device)
-        if self._vae_trains():
+        if self.vae is not None:
+            # Run the VAE even when it is frozen: the other process's loss encodes its photos, and under
+            # DeepSpeed ZeRO-3 every module forward gathers its sharded weights collectively.
             clean = self.vae.encode(blank.to(self.vae.dtype)).latent_dist.mode()  # the mode: no random draw
+            if not self._vae_trains():
+                clean = clean.detach()
         else:
             size = self.image_size // self.latent_factor
             clean = blank.new_zeros((1, self.unet.config.in_channels, size, size))

@@ -41,10 +41,14 @@ def compile_parts(model, **options) -> list[str]:
     return done
 
 
-def setup_for_speed(model, train_config) -> dict:
-    """Frozen-output caches and compilation as ``train_config`` asks; returns what was set, for the log."""
+def setup_for_speed(model, train_config, *, shards_weights: bool = False) -> dict:
+    """Frozen-output caches and compilation as ``train_config`` asks; returns what was set, for the log.
+
+    ``shards_weights`` (FSDP, DeepSpeed ZeRO-3): no frozen cache. Sharded weights are gathered by a
+    collective at every forward of their module, and a cache hit skips the forward on one process
+    while another process misses and runs it: the collectives would no longer match."""
     done = {}
-    if train_config.cache_frozen:
+    if train_config.cache_frozen and not shards_weights:
         done["cached"] = enable_frozen_caches(model, int(train_config.cache_max_gb * 1e9))
     if train_config.compile:
         done["compiled"] = compile_parts(model)

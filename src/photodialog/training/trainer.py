@@ -273,7 +273,7 @@ class Trainer:
         system, dataset, dev = self._build()
         self.system = system
         model = system.model
-        speed = setup_for_speed(model, self.config.train)  # frozen-output caches, torch.compile
+        speed = setup_for_speed(model, self.config.train, shards_weights=self.engine.shards_weights)  # caches, torch.compile
         if self.main and any(speed.values()):
             log.info("speed settings: %s", speed)
         if self._auto_micro and self.accelerator.device.type == "cuda":
