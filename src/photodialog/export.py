@@ -54,17 +54,16 @@ from photodialog.model_card import files_section, model_card
 from photodialog.models.formatting import CHAT_TEMPLATE
 from photodialog.models.perceptron import BLIP_MEAN, BLIP_STD
 from photodialog.system import (
-    EXPORT_FILE,
     EXPORT_PARTS,
     EXPORT_SCHEMA,
     EXTRA_WEIGHTS,
     PROBE_FOLDER,
     DialogueSystem,
     ProbeCaptioner,
-    is_export,
     load_system,
     read_export_info,
 )
+from photodialog.warm_start import EXPORT_FILE, is_export
 
 CARD_FILE = "README.md"
 DIFFUSION_PIPELINE = "StableDiffusionPipeline"  # what a latent generator's diffusion/ loads as

@@ -15,7 +15,8 @@ import torch
 
 from photodialog.cli.main import main
 from photodialog.errors import UserError
-from photodialog.export import EXPORT_FILE, export_checkpoint, is_export, push_to_hub
+from photodialog.export import export_checkpoint, push_to_hub
+from photodialog.warm_start import EXPORT_FILE, is_export
 from photodialog.system import DialogueSystem, load_system
 
 # The session's tiny_run recipe (tests/conftest.py), for the LoRA run below.
