@@ -30,8 +30,8 @@ def world_with_probe(tiny_world, tmp_path_factory):
     return world
 
 
-@pytest.mark.parametrize("arm, reaches_llm", [("end-to-end", True), ("no-bridge", False), ("pipeline", False), ("word", True),
-                                              ("end-to-end-sampled", True)])
+@pytest.mark.parametrize("arm, reaches_llm", [("paper", True), ("authors-code", True), ("aligned", True), ("no-bridge", False),
+                                              ("pipeline", False), ("word", True), ("end-to-end-gold", True)])
 def test_only_the_bridged_arms_put_image_loss_gradient_on_the_llm(world_with_probe, arm, reaches_llm):
     from photodialog.training.inspect import gradient_report
 
@@ -43,6 +43,24 @@ def test_only_the_bridged_arms_put_image_loss_gradient_on_the_llm(world_with_pro
         assert norms["llm"] > 0
     else:
         assert norms["llm"] == 0.0  # exactly zero, not small
+
+
+def test_the_default_arms_are_the_four_of_the_replication_with_their_settings():
+    """The reference, the paper, the authors' code and the word-level bridge; every one trains the
+    generator on gold captions only (own captions train the LLM alone) and loads as a valid config."""
+    from photodialog.demo.arms import DEFAULT_ARMS, REFERENCE
+
+    assert DEFAULT_ARMS == ("no-bridge", "paper", "authors-code", "aligned") and REFERENCE == "no-bridge"
+    settings = {arm: load_config("tiny-finetune", list(ARMS[arm].overrides)) for arm in DEFAULT_ARMS}
+    assert all(c.model.own_caption_path == "llm_only" and c.model.own_caption_weight == 10.0 for c in settings.values())
+    paper, authors, aligned = settings["paper"], settings["authors-code"], settings["aligned"]
+    assert (paper.model.bridge, paper.model.pooling, paper.model.gumbel_noise, paper.model.caption_source) == ("sentence", "mean", True, "sampled")
+    assert (authors.model.bridge, authors.model.pooling, authors.model.gumbel_noise, authors.model.caption_source) == ("sentence", "sum", False, "argmax")
+    assert authors.train.tau_start == authors.train.tau_end == 1.0
+    # aligned differs from the authors' code in the bridge alone
+    assert aligned.model.bridge == "aligned" and aligned.model.gumbel_noise is False and aligned.model.caption_source == "argmax"
+    assert aligned.train.tau_start == aligned.train.tau_end == 1.0
+    assert settings["no-bridge"].model.bridge == "none"
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +85,7 @@ def test_every_arm_and_seed_starts_from_byte_identical_pretrained_weights(world_
     from safetensors.torch import load_file
 
     tiny_world = world_with_probe
-    starts = [_start(arm, seed, tiny_world, pretrained, tmp_path / f"{arm}-{seed}") for arm in ("end-to-end", "no-bridge", "pipeline")
+    starts = [_start(arm, seed, tiny_world, pretrained, tmp_path / f"{arm}-{seed}") for arm in ("paper", "no-bridge", "pipeline")
               for seed in (0, 1)]
     first = starts[0]
     for other in starts[1:]:
@@ -93,8 +111,8 @@ def test_the_shipped_start_and_an_export_of_a_pretraining_run_start_every_arm_fr
     from photodialog.warm_start import BUNDLED_TEXT
 
     export_checkpoint(pretrained[0], tmp_path / "export", progress=False)
-    from_run = _start("end-to-end", 0, world_with_probe, pretrained, tmp_path / "a")
-    from_export = _start("end-to-end", 0, world_with_probe, [tmp_path / "export"], tmp_path / "b")
+    from_run = _start("paper", 0, world_with_probe, pretrained, tmp_path / "a")
+    from_export = _start("paper", 0, world_with_probe, [tmp_path / "export"], tmp_path / "b")
     assert from_run.keys() == from_export.keys()
     assert all(torch.equal(from_run[n], from_export[n]) for n in from_run)
     shipped = build_shipped_start(world_with_probe, tmp_path / "c")
@@ -107,7 +125,7 @@ def test_the_shipped_start_and_an_export_of_a_pretraining_run_start_every_arm_fr
 def build_shipped_start(world, run_dir):
     from photodialog.system import build_system
 
-    return build_system(arm_config("end-to-end", world), run_dir).model.state_dict()
+    return build_system(arm_config("paper", world), run_dir).model.state_dict()
 
 
 def test_different_training_seeds_give_different_weights(tiny_world, pretrained, tmp_path):
@@ -118,9 +136,9 @@ def test_different_training_seeds_give_different_weights(tiny_world, pretrained,
 
     weights = []
     for seed in (0, 1):
-        config = arm_config("end-to-end", tiny_world, f"model.init_from=[{', '.join(map(str, pretrained))}]",
+        config = arm_config("paper", tiny_world, f"model.init_from=[{', '.join(map(str, pretrained))}]",
                             f"train.seed={seed}", "train.max_steps=2", "train.ema_decay=0")
-        run = tmp_path / run_name("end-to-end", seed)
+        run = tmp_path / run_name("paper", seed)
         Trainer(config, run, progress=False).run()
         weights.append(load_file(str(list_checkpoints(run)[-1] / "trainable.safetensors")))
     changed = [n for n in weights[0] if not torch.equal(weights[0][n], weights[1][n])]
@@ -131,13 +149,13 @@ def test_a_missing_pretraining_run_is_named(tiny_world, tmp_path):
     from photodialog.errors import UserError
     from photodialog.system import build_system
 
-    config = arm_config("end-to-end", tiny_world, f"model.init_from=[{tmp_path / 'nowhere'}]")
+    config = arm_config("paper", tiny_world, f"model.init_from=[{tmp_path / 'nowhere'}]")
     with pytest.raises(UserError, match="init_from: .*nowhere.* was not found"):
         build_system(config, tmp_path / "run")
 
 
 def test_arms_parse_with_the_defaults_first_and_unknown_names_refused():
-    assert parse_arms([]) == ["end-to-end", "no-bridge", "pipeline"]
-    assert parse_arms(["exact"]) == ["end-to-end", "no-bridge", "pipeline", "exact"]
+    assert parse_arms([]) == ["no-bridge", "paper", "authors-code", "aligned"]
+    assert parse_arms(["exact", "pipeline"]) == ["no-bridge", "paper", "authors-code", "aligned", "pipeline", "exact"]
     with pytest.raises(ValueError, match="unknown arm"):
         parse_arms(["joint"])

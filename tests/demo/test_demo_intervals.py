@@ -1,10 +1,13 @@
-"""The demo's differences with 95% intervals over training seeds, and the verdicts they allow."""
+"""The demo's statistics: the primary endpoint's Holm-corrected tests, its power, and 95% intervals over training seeds."""
 
 from __future__ import annotations
 
 import pytest
 
-from photodialog.demo.intervals import BETTER, SAME, UNMEASURED, WORSE, paired_difference, summary, t_quantile
+from photodialog.demo.intervals import (
+    BETTER, IDENTICAL, SAME, UNMEASURED, WORSE, detectable_difference, paired_difference, primary_tests, t_quantile,
+    t_quantile_at, t_two_sided_p,
+)
 
 REFERENCE = {0: 40.0, 1: 47.0, 2: 43.0, 3: 50.0, 4: 45.0}  # a wide seed-to-seed spread
 
@@ -41,21 +44,9 @@ def test_the_interval_is_students_t_over_the_paired_differences():
         t_quantile(0)
 
 
-def test_one_seed_gives_no_verdict_and_the_summary_says_why():
+def test_one_seed_gives_no_interval():
     d = paired_difference("bleu2", {0: 5.0}, {0: 1.0}, higher_is_better=True)
     assert d.verdict == UNMEASURED and d.low is None
-    assert "no interval and no verdict" in summary("end-to-end", "pipeline", [d])
-
-
-def test_the_summary_follows_from_the_verdicts_not_from_raw_wins():
-    found = paired_difference("bleu2", REFERENCE, shifted(-3.0), higher_is_better=True)
-    # Four metrics where the reference is ahead by a little on average, none of them detectably.
-    noise = [paired_difference(f"m{i}", REFERENCE, shifted(-0.1, noise=(3, -3, 2, -2, 0)), higher_is_better=True)
-             for i in range(4)]
-    assert all(n.mean > 0 and n.verdict == SAME for n in noise)
-    text = summary("end-to-end", "no-bridge", [found, *noise])
-    assert "better on BLEU-2" in text and "no detectable difference on 4 other metric(s)" in text and "worse" not in text
-    assert "no detectable difference on any of 4 metrics" in summary("end-to-end", "no-bridge", noise)
 
 
 def test_arms_without_a_common_seed_cannot_be_compared():
@@ -63,13 +54,46 @@ def test_arms_without_a_common_seed_cannot_be_compared():
         paired_difference("bleu2", {0: 1.0}, {1: 1.0}, higher_is_better=True)
 
 
-def test_values_equal_on_every_seed_are_called_identical_and_counted_as_no_difference():
-    from photodialog.demo.intervals import IDENTICAL
-
+def test_values_equal_on_every_seed_are_called_identical():
     same = paired_difference("probe_acc_generator_all", REFERENCE, dict(REFERENCE), higher_is_better=True)
     assert same.verdict == IDENTICAL and (same.low, same.high) == (0.0, 0.0)
     one_seed = paired_difference("bleu2", {0: 1.0}, {0: 1.0}, higher_is_better=True)
     assert one_seed.verdict == UNMEASURED  # one seed says nothing, even when the values are equal
-    assert "no interval and no verdict" in summary("end-to-end", "no-bridge", [same, one_seed])
-    text = summary("end-to-end", "no-bridge", [same, paired_difference("bleu2", REFERENCE, shifted(0.0), True)])
-    assert "no detectable difference on any of 2 metrics" in text and "1 of them identical on every seed" in text
+
+
+@pytest.mark.parametrize("df, t, p", [(1, 12.706, 0.05), (2, 4.303, 0.05), (3, 3.182, 0.05), (3, 5.841, 0.01),
+                                      (4, 2.776, 0.05), (10, 2.228, 0.05), (30, 2.042, 0.05), (5, 0.0, 1.0)])
+def test_the_t_distribution_matches_the_published_table(df, t, p):
+    assert t_two_sided_p(t, df) == pytest.approx(p, abs=2e-4)
+    assert t_two_sided_p(-t, df) == t_two_sided_p(t, df)
+    if p < 1:
+        assert t_quantile_at(1 - p / 2, df) == pytest.approx(t, abs=2e-3)
+    assert t_quantile_at(0.8, 3) == pytest.approx(0.978, abs=1e-3)  # the power quantile the report uses
+
+
+def test_holm_judges_the_smallest_p_at_alpha_over_m_and_stops_at_the_first_that_fails():
+    reference = {0: 10.0, 1: 12.0, 2: 11.0, 3: 13.0}
+    arms = {
+        "big": {s: v + 10 + n for (s, v), n in zip(reference.items(), (0.1, -0.1, 0.2, -0.2))},  # a large clear gain
+        "worse": {s: v - 3 + n for (s, v), n in zip(reference.items(), (0.3, -0.3, 0.2, -0.2))},  # a clear loss
+        "noise": {s: v + n for (s, v), n in zip(reference.items(), (2.0, -2.0, 1.0, -1.5))},
+    }
+    tests = {t.arm: t for t in primary_tests(reference, arms)}
+    assert tests["big"].verdict == BETTER and tests["big"].level == pytest.approx(0.05 / 3)
+    assert tests["worse"].verdict == WORSE and tests["worse"].level == pytest.approx(0.05 / 2)
+    assert tests["noise"].verdict == SAME and tests["noise"].level == pytest.approx(0.05)
+    # A p that would pass on its own (0.03 < 0.05) is not a verdict when Holm's first step fails.
+    weak = {"a": {s: v + d for (s, v), d in zip(reference.items(), (1.0, 3.0, 2.0, 4.0))},
+            "b": {s: v + d for (s, v), d in zip(reference.items(), (1.0, 3.0, 2.0, 4.0))}}
+    assert all(0.01 < t.p < 0.05 and t.verdict == SAME for t in primary_tests(reference, weak))
+    assert primary_tests(reference, {"one": {0: 99.0}})[0].verdict == UNMEASURED
+    assert primary_tests(reference, {"same": dict(reference)})[0].verdict == IDENTICAL
+
+
+def test_the_detectable_difference_shrinks_with_seeds_and_grows_with_the_spread_and_the_contrasts():
+    four = detectable_difference(5.0, 4, 3)
+    # (t(1 - 0.05/6, 3) + t(0.8, 3)) * 5 / 2: Holm's strictest level for three contrasts
+    assert four == pytest.approx((t_quantile_at(1 - 0.05 / 6, 3) + 0.978) * 5.0 / 2, rel=1e-3)
+    assert detectable_difference(5.0, 8, 3) < four < detectable_difference(10.0, 4, 3)
+    assert detectable_difference(5.0, 4, 1) < four
+    assert detectable_difference(5.0, 1, 3) == float("inf")

@@ -106,7 +106,7 @@ def test_a_training_job_resumes_its_run_folder_and_counts_steps(tmp_path):
 
 
 def test_the_plan_gives_every_arm_and_seed_the_same_start_steps_and_data():
-    plan = make_plan(3, ["end-to-end", "no-bridge", "pipeline"], quick=False)
+    plan = make_plan(3, ["no-bridge", "paper", "pipeline"], quick=False)
     paths = DemoPaths(Path("/demo"))
     jobs = finetune_jobs(paths, plan)
     assert len(jobs) == 9 and {j.steps for j in jobs} == {plan.finetune_steps}
@@ -115,6 +115,8 @@ def test_the_plan_gives_every_arm_and_seed_the_same_start_steps_and_data():
         assert "model.init_from" not in args  # the recipe's own start: what photodialog ships
         assert f"train.max_steps={plan.finetune_steps}" in args and "data.path=/demo/world" in args
         assert "max_minutes" not in args  # budgets are steps, never wall time
+        assert "train.grad_clip_per_part=true" in args  # the arms share nothing but their inputs
+        assert "train.tau_anneal_steps=0" in args and "train.tau_anneal_epochs=3" in args  # tau as the paper anneals it
     seeds = [next(a for a in j.args if a.startswith("train.seed=")) for j in jobs]
     assert sorted(set(seeds)) == ["train.seed=0", "train.seed=1", "train.seed=2"]
     assert [len(lane) for lane in deal(jobs)] == [5, 4]
@@ -124,19 +126,40 @@ def test_the_plan_gives_every_arm_and_seed_the_same_start_steps_and_data():
 
 
 def test_quick_and_full_plans():
-    quick, full = make_plan(1, ["end-to-end", "no-bridge", "pipeline"], True), make_plan(3, ["end-to-end"], False)
+    quick, full = make_plan(1, ["no-bridge", "paper"], True), make_plan(4, ["no-bridge", "paper", "authors-code", "aligned"], False)
     assert quick.quick and quick.seeds == [0] and quick.eval_samples > 0 and quick.finetune_steps < full.finetune_steps
-    assert full.seeds == [0, 1, 2] and full.eval_samples == 0  # the whole test split, as the protocol
+    assert full.seeds == [0, 1, 2, 3] and full.eval_samples == 0  # the whole test split, as the protocol
+    assert full.omit_colour == 0.5  # the world where L_v can teach what the captions leave out
+    endpoint = full.primary_endpoint
+    assert endpoint["metric"] == "photo_match_colour" and endpoint["reference"] == "no-bridge" and endpoint["contrasts"] == 3
+    assert endpoint["detectable_difference"] > 0 and quick.primary_endpoint["detectable_difference"] is None
+
+
+def test_the_primary_endpoint_is_in_plan_json_before_anything_trains(tmp_path, monkeypatch):
+    import json
+
+    from photodialog.demo import run as demo_run
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stopped at the first stage")
+
+    monkeypatch.setattr(demo_run, "make_world", stop)
+    plan = make_plan(4, ["no-bridge", "paper", "authors-code", "aligned"], quick=False)
+    with pytest.raises(RuntimeError):
+        demo_run.run_demo(tmp_path / "demo", plan, progress=False)
+    saved = json.loads((tmp_path / "demo" / "plan.json").read_text())
+    assert saved["primary_endpoint"] == plan.primary_endpoint and saved["seeds"] == [0, 1, 2, 3]
+    assert not (tmp_path / "demo" / "runs").exists()
 
 
 def test_a_folder_made_with_another_plan_is_refused_and_the_same_plan_resumes(tmp_path):
     from photodialog.demo.run import _check_plan
 
-    plan = make_plan(3, ["end-to-end", "no-bridge", "pipeline"], quick=False)
+    plan = make_plan(3, ["no-bridge", "paper"], quick=False)
     _check_plan(tmp_path, plan)
     _check_plan(tmp_path, plan)  # the same plan: resumes
-    with pytest.raises(UserError, match="differs in seeds"):
-        _check_plan(tmp_path, make_plan(2, ["end-to-end", "no-bridge", "pipeline"], quick=False))
+    with pytest.raises(UserError, match="differs in .*seeds"):
+        _check_plan(tmp_path, make_plan(2, ["no-bridge", "paper"], quick=False))
 
 
 def test_the_removed_wall_clock_budget_is_refused_with_the_reason(capsys, tmp_path):

@@ -76,6 +76,8 @@ def test_probe_metrics_are_computed_on_a_synthetic_world(e2e_eval):
     assert chance["probe_acc_generator_object"] == 100.0 / 8  # 8 objects in the world
     assert e2e_eval.result["settings"]["probe"].endswith("world")
     # Columns keep the groups' order whichever were measured.
-    probe_columns = [key for key in aggregate if key.startswith("probe_")]
+    probe_columns = [key for key in aggregate if key.startswith(("probe_", "photo_match_"))]
     assert probe_columns == all_probe_keys()
+    # the primary endpoint of the demo: every gold photo turn counted (the 2 among the targets)
+    assert aggregate["photo_match_colour"]["available"] and e2e_eval.result["per_seed"][0]["counts"]["photo_match_turns"] == 2
     assert list(GROUPS) == ["caption", "gold", "generator"]

@@ -131,3 +131,47 @@ def test_the_reply_to_an_unannounced_photo_is_found_and_scored():
                Sample("3", 1, [Turn("A", "hi")], Turn("B", "hello"))]
     assert unannounced_photo_turns(samples) == {0: "car"}  # the second says "car" in its text: no photo needed
     assert reply_object_accuracy(["what a cute car", "love that cup"], ["car", "car"]) == 50.0
+
+
+def test_the_shared_photo_match_counts_every_gold_photo_turn_a_turn_without_a_photo_as_a_miss():
+    """The demo's primary endpoint: every gold photo turn is in the denominator, so two models are
+    scored on the same turns however often they share."""
+    from types import SimpleNamespace
+
+    from photodialog.evaluation.probe_scores import ProbeScorer
+
+    class ReadsTheName:  # a probe that reads a photo's attributes off its name
+        config = SimpleNamespace(classes=lambda kind: {"object": ["car", "cup"], "colour": ["red", "blue"],
+                                                      "scene": ["night", "snow"]}[kind])
+
+        def predict(self, photos):
+            return [dict(zip(("object", "colour", "scene"), p.split())) for p in photos]
+
+    scorer = ProbeScorer(ReadsTheName())
+    gold = [{"object": "car", "colour": "red", "scene": "night"}] * 3 + [{"object": "cup", "colour": "blue", "scene": "snow"}]
+    photos = ["car red night", None, "car blue night", "cup blue snow"]
+    scores = scorer.match_over_turns(photos, gold)
+    assert scores.counts == {"photo_match_turns": 4, "photo_match_shared": 3}
+    assert scores.values["photo_match_colour"] == 50.0  # 2 of 4: the turn without a photo is a miss
+    assert scores.values["photo_match_object"] == 75.0 and scores.values["photo_match_all"] == 50.0
+    assert scores.chance["photo_match_colour"] == 50.0 and scores.chance["photo_match_all"] == 12.5
+    assert scorer.match_over_turns([None] * 4, gold).values["photo_match_all"] == 0.0
+    with pytest.raises(ValueError):
+        scorer.match_over_turns(photos[:2], gold)
+
+
+def test_gold_attributes_come_from_the_world_where_the_caption_leaves_one_out():
+    from photodialog.data.schema import Photo, Sample, Turn
+    from photodialog.evaluation.attribute_metrics import caption_accuracy, gold_photo_attributes
+
+    hi = Turn("A", "i saw a red car at night")
+    samples = [Sample("1", 1, [hi], Turn("A", "", [Photo("a car at night", "x.png", photo_id="test/000001")])),
+               Sample("2", 1, [hi], Turn("B", "cool")),
+               Sample("3", 1, [hi], Turn("A", "", [Photo("a blue cup in the snow", "y.png", photo_id="test/000002")]))]
+    truth = {"test/000001": {"object": "car", "colour": "red", "scene": "night"}}
+    gold = gold_photo_attributes(samples, truth)
+    assert gold == {0: truth["test/000001"], 2: {"object": "cup", "colour": "blue", "scene": "snow"}}
+    assert gold_photo_attributes(samples)[0]["colour"] is None  # the caption alone does not say it
+    # a caption that drops the colour is wrong on colour against what the photo shows
+    scores = caption_accuracy(["a car at night", "a blue cup in the snow"], list(gold.values()))
+    assert scores.values["caption_acc_colour"] == 50.0 and scores.values["caption_acc_object"] == 100.0

@@ -170,9 +170,10 @@ def test_probe_accuracies_are_ordered_by_group_then_attribute_whatever_came_firs
 
 
 def test_aggregate_lists_probe_keys_in_table_order_when_a_group_is_unavailable():
+    from photodialog.evaluation.metrics import PHOTO_MATCH_KEYS
     from photodialog.evaluation.probe_scores import all_probe_keys, group_keys
 
     seed = SeedResult(0).add(MetricSet(values={key: 50.0 for key in group_keys("generator")}))
-    seed.mark_unavailable([*group_keys("caption"), *group_keys("gold"), "probe_fid"], "no photo")
+    seed.mark_unavailable([*group_keys("caption"), *group_keys("gold"), *PHOTO_MATCH_KEYS, "probe_fid"], "no photo")
     seed.add(MetricSet(values={"probe_fid_generator": 3.0}))
     assert list(aggregate_seeds([seed])) == all_probe_keys()

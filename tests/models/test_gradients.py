@@ -195,6 +195,34 @@ def test_llm_only_own_caption_trains_the_llm_and_not_the_generator(system_and_ba
     assert [p.requires_grad for p in parts.generator.parameters()] == flags  # trainable again after the pass
 
 
+def test_the_own_caption_weight_scales_the_bridges_lesson_and_leaves_the_generator_alone(system_and_batch):
+    """model.own_caption_weight multiplies L_v(own), the only loss that reaches the LLM through the bridge:
+    the LLM's gradient beyond L_t's scales with it, the generator's does not move."""
+    system, batch = system_and_batch
+    parts = system.model
+
+    def total_grads(weight):
+        model = PhotoDialogModel(parts.llm, parts.tokenizer, parts.perceptron, parts.generator,
+                                 JointSettings(bridge="aligned", caption_source="argmax", own_caption_path="llm_only",
+                                               own_caption_weight=weight)).train()
+        torch.manual_seed(0)
+        out = model(batch, tau=0.5, generator=torch.Generator().manual_seed(0))
+        grads = {}
+        for name, module in (("generator", parts.generator), ("llm", parts.llm)):
+            params = [p for p in module.parameters() if p.requires_grad]
+            found = torch.autograd.grad(out.loss, params, allow_unused=True, retain_graph=True)
+            grads[name] = [torch.zeros_like(p) if g is None else g for p, g in zip(params, found)]
+        return out, grads
+
+    (zero, g0), (one, g1), (three, g3) = total_grads(0.0), total_grads(1.0), total_grads(3.0)
+    assert torch.equal(one.own_caption_loss, three.own_caption_loss) and one.own_caption_loss > 0
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(g0["generator"], g1["generator"], g3["generator"]))
+    lesson_one = [b - a for a, b in zip(g0["llm"], g1["llm"])]
+    lesson_three = [c - a for a, c in zip(g0["llm"], g3["llm"])]
+    assert norm(lesson_one) > 0
+    assert all(torch.allclose(t, 3 * o, atol=1e-6, rtol=1e-4) for o, t in zip(lesson_one, lesson_three))
+
+
 def test_joint_own_caption_trains_the_generator_on_it(system_and_batch):
     """The default (the paper): the sampled caption's L_v trains the generator too, so its gradient is
     not the gold caption's (what llm_only prevents)."""

@@ -132,3 +132,23 @@ def test_perceptron_lora_adapts_the_vision_tower_and_the_qformer(paper_layouts):
         grads = [p.grad for n, p in perceptron.named_parameters() if n.startswith(part) and ".lora_B" in n]
         assert grads and all(g is not None for g in grads), part
         assert sum(float(g.abs().sum()) for g in grads) > 0, part
+
+
+def test_the_perceptrons_pretraining_photos_are_drawn_by_the_worlds_renderer_on_every_combination(tiny_world):
+    """model.tiny.vision_pretrain_photos: N fresh photos, the same N on every call (seeded from the
+    world), none of them a dialogue's photo, labelled with what was drawn, held-out combinations included."""
+    from photodialog.data.synth import load_world
+    from photodialog.models.assembly import _labelled_world_photos
+
+    world = load_world(tiny_world)
+    pixels, labels = _labelled_world_photos(str(tiny_world), 16, rendered=300)
+    again, same = _labelled_world_photos(str(tiny_world), 16, rendered=300)
+    assert pixels.shape == (300, 3, 16, 16) and labels.shape == (300, 3)
+    assert torch.equal(pixels, again) and torch.equal(labels, same)
+    orders = (list(world.objects), list(world.colours), list(world.scenes))
+    drawn = {tuple(order[i] for order, i in zip(orders, row.tolist())) for row in labels}
+    held = {(t.object, t.colour, t.scene) for t in world.held_out}
+    assert drawn & held  # like BLIP-2's corpus, it is not the dialogues': their held-out combinations are in it
+    photos, photo_labels = _labelled_world_photos(str(tiny_world), 16)  # 0: the world's own training photos
+    assert photos.shape[0] == len(world.photos("train"))
+    assert not any(torch.equal(p, q) for p in pixels[:20] for q in photos)

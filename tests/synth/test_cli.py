@@ -29,6 +29,16 @@ def test_bad_dialogue_count_is_a_message_not_a_traceback(tmp_path, capsys):
     assert "at least 10" in capsys.readouterr().err
 
 
+def test_synth_leaves_the_colour_out_of_a_fraction_of_captions_and_refuses_a_bad_one(tmp_path, capsys):
+    out = tmp_path / "w"
+    assert main(["data", "synth", "--out", str(out), "--dialogues", "20", "--image-size", "16", "--omit-colour", "0.5", "--quiet"]) == 0
+    assert json.loads((out / "world.json").read_text())["caption_colour_omitted"] == 0.5
+    assert "50% of captions leave the colour out" in capsys.readouterr().out
+    assert main(["data", "synth", "--out", str(tmp_path / "x"), "--dialogues", "20", "--omit-colour", "-0.1", "--quiet"]) == 2
+    assert "--omit-colour is a fraction of captions, from 0 to 1" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "world.json").exists()
+
+
 def test_probe_trains_and_prints_a_table(small_world, tmp_path, capsys):
     out = tmp_path / "probe"
     code = main(["data", "probe", str(small_world), "--epochs", "1", "--out", str(out), "--quiet"])

@@ -159,3 +159,46 @@ def test_the_photochat_loader_reads_a_world(small_world):
         photos = [p for turn in dialogue.turns for p in turn.photos]
         assert len(photos) == 1 and parse_caption(photos[0].caption)
         assert photos[0].path and Path(photos[0].path).resolve().is_relative_to(small_world.resolve() / "photos")
+
+
+def test_a_world_whose_captions_leave_the_colour_out_keeps_everything_else(small_world, tmp_path):
+    """--omit-colour: the same dialogues and photos as the complete world of that seed; about the
+    given fraction of captions lose their colour; what each photo shows is kept beside the caption,
+    and the world's labels (the probe's, the evaluation's) come from it."""
+    from photodialog.data.synth.attributes import caption_without_colour
+    from photodialog.data.synth.world import photo_attributes
+
+    complete_root = small_world
+    complete = load_world(small_world)
+    omitted = write_world(tmp_path / "w", dialogues=60, seed=complete.seed, image_size=complete.image_size, progress=False,
+                          omit_colour=0.5)
+    assert omitted.omit_colour == 0.5 and json.loads((omitted.root / "world.json").read_text())["caption_colour_omitted"] == 0.5
+    dropped = kept = 0
+    for split in ("train", "dev", "test"):
+        full = json.loads((complete_root / split / "data_0.json").read_text())
+        part = json.loads((omitted.root / split / "data_0.json").read_text())
+        for a, b in zip(full, part):
+            assert a["dialogue"] == b["dialogue"] and a["photo_id"] == b["photo_id"]
+            triple = parse_caption(a["photo_description"])
+            assert b["photo_attributes"] == triple
+            if b["photo_description"] == a["photo_description"]:
+                kept += 1
+            else:
+                dropped += 1
+                assert b["photo_description"] == caption_without_colour(Triple(**triple))
+                assert parse_caption(b["photo_description"]) is None  # a caption that no longer says it all
+    assert 0.35 < dropped / (dropped + kept) < 0.65
+    assert [p.triple for p in omitted.photos("test")] == [p.triple for p in complete.photos("test")]
+    assert len(photo_attributes(omitted.root)) == dropped + kept and photo_attributes(tmp_path / "not-a-world") == {}
+    for a, b in zip(sorted((omitted.root / "photos").rglob("*.png")), sorted((complete_root / "photos").rglob("*.png"))):
+        assert a.read_bytes() == b.read_bytes()
+    # a complete world is written without the new keys: its bytes are those of before
+    assert "caption_colour_omitted" not in json.loads((complete_root / "world.json").read_text())
+    with pytest.raises(UserError, match="--omit-colour"):
+        write_world(tmp_path / "bad", dialogues=20, omit_colour=1.5, progress=False)
+
+
+def test_ensure_world_rewrites_a_world_made_with_another_caption_fraction(tmp_path):
+    first = W.ensure_world(tmp_path / "w", dialogues=20, progress=False)
+    assert first.omit_colour == 0.0
+    assert W.ensure_world(tmp_path / "w", dialogues=20, progress=False, omit_colour=0.5).omit_colour == 0.5

@@ -29,7 +29,9 @@ def register(subparsers) -> None:
     rebuild.add_argument("part", choices=("vae", "generator", "llm"), help="which part")
     rebuild.add_argument("--out", required=True, type=Path, help="folder to write it to (must not exist)")
     rebuild.add_argument("--world", type=Path, help="the default synthetic world, if already made (default: made in OUT.world)")
-    rebuild.add_argument("--steps", type=int, default=0, metavar="N", help="optimizer steps (default: the shipped part's)")
+    rebuild.add_argument("--steps", type=int, default=0, metavar="N",
+                         help="optimizer steps, for a short smoke rebuild (default: the shipped part's; for llm it also caps the "
+                              "perceptron's pretraining at N steps on 64 x N photos)")
     rebuild.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     rebuild.set_defaults(func=run_rebuild)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])

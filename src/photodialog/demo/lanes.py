@@ -9,8 +9,10 @@ depends on how many cores a machine has or how busy it is, only on the seeds.
 A stop of the demo (Ctrl-C, SIGTERM) stops its running jobs and waits for them, so that no trainer
 outlives it and writes its run folder beside the rerun's (run folders are also locked).
 
-Progress: one bar per lane, in optimizer steps (training) or models (evaluation), with tqdm's
-rate and ETA; each training job's step is read from its ``metrics.jsonl``.
+Progress: one bar for the whole stage (every lane together, with tqdm's rate and the stage's
+ETA) and one per lane, in optimizer steps (training) or models (evaluation); each training job's
+step is read from its ``metrics.jsonl``. While a job loads its model and has logged no step yet,
+its lane says so ("starting <job>") instead of sitting silently at 0.
 """
 
 from __future__ import annotations
@@ -204,10 +206,15 @@ def _watch(lanes: list[list[Job]], threads: list[threading.Thread], running: lis
     from tqdm.auto import tqdm
 
     unit = "step" if any(job.trains for lane in lanes for job in lane) else "model"
+    done_before = sum(_units_done(lane, None) for lane in lanes)  # work an earlier invocation did
+    # The whole stage: its rate counts only this invocation's work, so its ETA is honest after a resume.
+    stage = tqdm(total=sum(job.units for lane in lanes for job in lane) - done_before, desc=f"{title} (all lanes)",
+                 unit=unit, dynamic_ncols=True, position=0)
     bars = []
     for i, lane in enumerate(lanes):
-        bar = tqdm(total=sum(job.units for job in lane), desc=f"{title} lane {i + 1}", unit=unit, dynamic_ncols=True)
-        bar.update(_units_done(lane, None))  # work an earlier invocation did
+        bar = tqdm(total=sum(job.units for job in lane), desc=f"{title} lane {i + 1}", unit=unit, dynamic_ncols=True,
+                   position=i + 1)
+        bar.update(_units_done(lane, None))
         bar.unpause()
         bars.append(bar)
     while any(t.is_alive() for t in threads):
@@ -215,10 +222,14 @@ def _watch(lanes: list[list[Job]], threads: list[threading.Thread], running: lis
         for bar, lane, job in zip(bars, lanes, running):
             bar.update(_units_done(lane, job) - bar.n)
             if job is not None:
-                bar.set_postfix_str(job.name, refresh=False)
+                starting = job.trains and job.progress() == 0
+                bar.set_postfix_str(f"starting {job.name} (loading the model)" if starting else job.name, refresh=False)
+        stage.update(sum(bar.n for bar in bars) - done_before - stage.n)
     for bar in bars:
         bar.update(bar.total - bar.n)
         bar.close()
+    stage.update(stage.total - stage.n)
+    stage.close()
 
 
 def _units_done(lane: list[Job], current: Job | None) -> int:

@@ -1,8 +1,10 @@
 """The demo's report: Markdown and HTML from the same content.
 
 Every number comes from the eval result JSON files, the runs' ``metrics.jsonl`` and
-``time-spent.json`` written by this demo; every sentence of the verdict follows from the
-per-metric verdicts of ``demo/intervals.py``, never from a count of raw wins.
+``time-spent.json`` written by this demo. The verdict is about the one primary endpoint the plan
+fixed before anything trained (``demo/plan.py``), tested with Holm's correction over the arms
+(``demo/intervals.py``); every other metric is exploratory: a difference and its 95% interval,
+no verdict words.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from pathlib import Path
 
 from photodialog.demo.arms import ARMS, REFERENCE, run_name
 from photodialog.demo.baseline import most_frequent_reply_scores
-from photodialog.demo.intervals import Difference, paired_difference, summary
+from photodialog.demo.intervals import Difference, PrimaryTest, paired_difference, primary_tests
 from photodialog.demo.plan import DemoPlan
 from photodialog.evaluation.results import SeedResult, build_result, load_result, metric_info
 from photodialog.evaluation.runner import load_targets
 from photodialog.evaluation.tables import report as tables_report
+from photodialog.devices import made_on
 from photodialog.files import write_text
 from photodialog.models.tiny_generator import BUNDLED_GENERATOR
 from photodialog.training.run_files import read_metrics
@@ -28,13 +31,13 @@ from photodialog.warm_start import BUNDLED_TEXT
 FILES = "report-files"
 SHOWN_EXAMPLES = 4
 PHOTO_PX = 96
-IDENTICAL_NOTE = ("*Identical on every seed*: both arms gave exactly the same value for every training seed. Between "
-                  "end-to-end and no-bridge that is expected where the bridge's gradient cannot reach: with gold captions "
-                  "the generator reads the same caption and gets the same gradient in both arms, so photos drawn from gold "
-                  "captions are the same photos; only the LLM (and through it the replies and their captions) can differ.")
+EXPLORATORY_NOTE = ("Every other metric, each arm minus the reference with a 95% interval (Student's t over the "
+                    "paired training seeds). No verdict and no multiplicity correction: these suggest, the primary "
+                    "endpoint decides.")
 # The metrics each difference is computed for, in table order.
-COMPARED = ("bleu1", "bleu2", "rouge_l", "share_f1", "probe_acc_caption_all", "probe_acc_gold_all",
-            "probe_acc_generator_object", "probe_acc_generator_all", "probe_fid", "is", "fid")
+COMPARED = ("photo_match_colour", "photo_match_all", "caption_acc_colour", "caption_acc_object", "caption_acc_scene",
+            "photo_match_object", "photo_match_scene", "bleu1", "bleu2", "rouge_l", "share_f1", "reply_acc_object",
+            "probe_acc_caption_all", "probe_acc_generator_all", "probe_fid", "is", "fid")
 
 
 # ------------------------------------------------------------ numbers
@@ -67,7 +70,8 @@ def arm_result(arm: str, results: dict[int, dict]) -> dict:
 
 
 def differences(results: dict[str, dict[int, dict]]) -> dict[str, list[Difference]]:
-    """For every arm but the reference: the reference minus it, per compared metric, over paired seeds."""
+    """For every arm but the reference: it minus the reference, per compared metric, over paired
+    seeds (exploratory: the interval is shown, its verdict is not)."""
     out = {}
     for arm in results:
         if arm == REFERENCE or REFERENCE not in results:
@@ -76,16 +80,43 @@ def differences(results: dict[str, dict[int, dict]]) -> dict[str, list[Differenc
         for key in COMPARED:
             ref, other = per_seed(results[REFERENCE], key), per_seed(results[arm], key)
             if set(ref) & set(other):
-                rows.append(paired_difference(key, ref, other, metric_info(key).higher_is_better))
+                rows.append(paired_difference(key, other, ref, metric_info(key).higher_is_better))
         out[arm] = rows
     return out
+
+
+def primary_verdicts(results: dict[str, dict[int, dict]], plan: DemoPlan) -> list[PrimaryTest]:
+    """The pre-registered test: every arm minus the reference on the plan's primary metric."""
+    key = plan.primary_endpoint["metric"]
+    if REFERENCE not in results:
+        return []
+    others = {arm: per_seed(by_seed, key) for arm, by_seed in results.items() if arm != REFERENCE}
+    return primary_tests(per_seed(results[REFERENCE], key), others, higher_is_better=True)
+
+
+def primary_sentences(tests: list[PrimaryTest], plan: DemoPlan, results: dict[str, dict[int, dict]]) -> list[str]:
+    """The verdict, one sentence per contrast, from the Holm-corrected tests only."""
+    endpoint = plan.primary_endpoint
+    label = "shared photo shows the gold photo's colour"
+    sentences = []
+    for t in tests:
+        ref = _mean(results[REFERENCE], endpoint["metric"])
+        arm = _mean(results[t.arm], endpoint["metric"])
+        sentences.append(f"{t.arm} vs {REFERENCE} on the primary endpoint ({label}): {arm:.1f}% vs {ref:.1f}%, "
+                         f"difference {t.mean:+.1f} points over {t.seeds} training seeds (p = {t.p:.3f}, Holm level "
+                         f"{t.level:.4f}): **{t.verdict}**.")
+    return sentences
+
+
+def _mean(by_seed: dict[int, dict], key: str) -> float:
+    values = list(per_seed(by_seed, key).values())
+    return sum(values) / len(values) if values else float("nan")
 
 
 # What a photo-sharing bot must keep from its start (evaluation/competence.py), as the shipped
 # start's own record promises it on the default world: (key, claim, threshold %).
 COMPETENCE_CHECKS = (
     ("caption_acc_object", "its own caption at every gold photo turn names the gold photo's object", 90.0),
-    ("caption_acc_colour", "... its colour", 90.0),
     ("caption_acc_scene", "... its scene", 90.0),
     ("share_f1", "it shares a photo at the turns where the gold response does (share F1)", 85.0),
     ("reply_acc_object", "it sees: its reply to an unannounced photo names the photo's object", 80.0),
@@ -115,21 +146,22 @@ def learning_checks(results: dict[str, dict[int, dict]], baseline: dict) -> list
 
 
 def difference_table(diffs: dict[str, list[Difference]]) -> str:
+    """Exploratory: every compared metric's difference and 95% interval, no verdict."""
     arms = list(diffs)
     if not arms:
         return "(only one arm: nothing to compare)"
-    header = "| metric | " + " | ".join(f"{REFERENCE} - {arm} [95% interval] | verdict" for arm in arms) + " |"
-    lines = [header, "| --- |" + " ---: | --- |" * len(arms)]
+    header = "| metric | " + " | ".join(f"{arm} - {REFERENCE} [95% interval]" for arm in arms) + " |"
+    lines = [header, "| --- |" + " ---: |" * len(arms)]
     keys = [d.metric for d in diffs[arms[0]]]
     for key in keys:
         cells = []
         for arm in arms:
             d = next((d for d in diffs[arm] if d.metric == key), None)
             if d is None:
-                cells += ["n/a", ""]
+                cells.append("n/a")
                 continue
             interval = f" [{d.low:+.2f}, {d.high:+.2f}]" if d.low is not None else ""
-            cells += [f"{d.mean:+.2f}{interval}", d.verdict]
+            cells.append(f"{d.mean:+.2f}{interval}")
         direction = "higher" if metric_info(key).higher_is_better else "lower"
         lines.append(f"| {metric_info(key).label} ({direction} is better) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -232,13 +264,14 @@ def write_report(paths, plan: DemoPlan, timer) -> Path:
     shutil.rmtree(files, ignore_errors=True)
     files.mkdir(parents=True)
     diffs = differences(results)
+    tests = primary_verdicts(results, plan)
     baseline = most_frequent_reply_scores(paths.world, max_samples=plan.eval_samples)
     arm_results = [arm_result(arm, results[arm]) for arm in plan.arms]
     content = {
         "plan": plan, "paths": paths, "timer": timer,
         "tables": _training_seed_note(tables_report(arm_results, plan.arms, seed_spread=True), plan),
-        "differences": difference_table(diffs), "diffs": diffs,
-        "verdicts": [summary(REFERENCE, arm, rows) for arm, rows in diffs.items()],
+        "differences": difference_table(diffs), "diffs": diffs, "tests": tests, "results": results,
+        "verdicts": primary_sentences(tests, plan, results), "machine": machine_record(),
         "checks": learning_checks(results, baseline), "baseline": baseline,
         "start": shipped_record(BUNDLED_TEXT), "generator": shipped_record(BUNDLED_GENERATOR),
         "plot": f"{FILES}/{plot_losses(paths, plan, files / 'losses.png').name}",
@@ -268,36 +301,92 @@ def _training_seed_note(tables: str, plan: DemoPlan) -> str:
 
 
 def write_json_summary(paths, plan: DemoPlan, content: dict, arm_results: list[dict]) -> None:
-    """``summary.json``: the per-arm means and the differences, for scripts and tests."""
+    """``summary.json``: the primary endpoint and its verdicts, the machine, the per-arm means and the
+    exploratory differences (without verdicts), for scripts and tests."""
+    endpoint = dict(plan.primary_endpoint)
+    results = content["results"]
+    endpoint["arm_means"] = {arm: {key: round(_mean(by_seed, key), 2) for key in
+                                   (endpoint["metric"], endpoint["also_reported"], endpoint["secondary"])}
+                             for arm, by_seed in results.items()}
     record = {"plan": plan.as_dict(),
+              "primary_endpoint": endpoint,
+              "primary_verdicts": {t.arm: t.as_dict() for t in content["tests"]},
+              "verdicts": content["verdicts"],
+              "machine": content["machine"], "minutes": round(content["timer"].total / 60, 2),
               "arms": {r["model"]["name"]: {k: v for k, v in r["aggregate"].items() if v.get("available")} for r in arm_results},
-              "differences": {arm: [d.as_dict() for d in rows] for arm, rows in content["diffs"].items()},
-              "verdicts": content["verdicts"]}
+              "exploratory_differences": {arm: [{k: v for k, v in d.as_dict().items() if k != "verdict"} for d in rows]
+                                          for arm, rows in content["diffs"].items()}}
     write_text(paths.out / "summary.json", json.dumps(record, indent=1) + "\n")
+
+
+def machine_record() -> dict:
+    """What the trained bytes depend on besides the command: the CPU kind and torch's version."""
+    return {**made_on(), "threads_per_run": 1}
 
 
 def _intro(c: dict) -> list[str]:
     plan, timer = c["plan"], c["timer"]
     stages = ", ".join(f"{stage} {seconds / 60:.1f}" for stage, seconds in timer.seconds.items())
     runs = len(plan.arms) * len(plan.seeds)
-    start, generator = c["start"], c["generator"]
+    start, generator, machine = c["start"], c["generator"], c["machine"]
     known = start.get("competence_test", {})
-    competence = (f" (on the default world's test split its own caption names the gold photo's object "
+    competence = (f" (on the complete-caption world's test split its own caption names the gold photo's object "
                   f"{known['caption_acc_object']:.0f}%, colour {known['caption_acc_colour']:.0f}%, scene "
                   f"{known['caption_acc_scene']:.0f}%; share F1 {known['share_f1']:.0f}%)") if known else ""
     return [
-        f"A synthetic photo-sharing world of {plan.dialogues} dialogues. One pretrained start, shared by every arm, the one "
-        f"photodialog ships: the tiny LLM and image perceptron ({start.get('steps', '?')} steps of "
-        f"`{start.get('recipe', 'tiny-pretrain-text')}` on the default world's dialogues{competence}) and the tiny image "
-        f"generator ({generator.get('steps', '?')} steps on the default world's (caption, photo) pairs); "
-        f"`photodialog assets rebuild llm|generator` rebuilds them. "
-        f"Then {len(plan.arms)} arms x {len(plan.seeds)} training seed(s) ({plan.seeds}) = {runs} fine-tuning runs of "
-        f"{plan.finetune_steps} optimizer steps each, every one with the paper's STGS settings (Gumbel noise, tau 1 -> 0.01, "
-        f"mean pooling) and the same data order per seed; each model evaluated on the test split "
+        f"**The question.** Does training the LLM through the image generator's loss (`L_v`, through STGS and the "
+        f"vocabulary bridge) make the bot share the right photo? The world is built so that `L_v` can teach "
+        f"something `L_t` cannot: {plan.omit_colour:.0%} of its gold captions leave the colour out (\"a car at night\"), "
+        f"while the dialogue states the colour and the photo shows it. Trained on the captions alone (`L_t`), the LLM "
+        f"learns to drop the colour; the generator, which knows complete captions, then draws any colour.",
+        "",
+        f"A synthetic photo-sharing world of {plan.dialogues} dialogues. One pretrained start, shared by every arm, the "
+        f"one photodialog ships: the tiny LLM and image perceptron ({start.get('steps', '?')} steps of "
+        f"`{start.get('recipe', 'tiny-pretrain-text')}`{competence}) and the tiny image generator "
+        f"({generator.get('steps', '?')} steps on the (caption, photo) pairs); `photodialog assets rebuild llm|generator` "
+        f"rebuilds them. Then {len(plan.arms)} arms x {len(plan.seeds)} training seeds ({plan.seeds}) = {runs} "
+        f"fine-tuning runs of {plan.finetune_steps} optimizer steps each, the same data order per seed, gradients "
+        f"clipped per part; each model evaluated on the test split "
         f"({'all turns' if not plan.eval_samples else f'first {plan.eval_samples} turns'}, sampling seed {plan.eval_seed}).",
         "",
-        f"Time: {timer.total / 60:.1f} min ({stages} min; {timer.invocations} invocation(s) of the command).",
+        f"Time: {timer.total / 60:.1f} min ({stages} min; {timer.invocations} invocation(s) of the command). "
+        f"Machine: {machine.get('cpu')}, torch {machine.get('torch')}, one thread per run.",
     ]
+
+
+def _endpoint_lines(c: dict) -> list[str]:
+    endpoint = c["plan"].primary_endpoint
+    detectable = endpoint.get("detectable_difference")
+    power = (f"With the pilot's spread of the per-seed difference (sd {endpoint['pilot_sd']:.1f} points, "
+             f"`docs/demo/pilot.json`), this run can "
+             f"detect a difference of {detectable:.1f} points at {endpoint['power']:.0%} power." if detectable is not None
+             else "One training seed: no test is possible.")
+    return [f"Fixed in `plan.json` before anything trained: **`{endpoint['metric']}`**, {endpoint['meaning']}. "
+            f"Reported beside it without a verdict of its own: `{endpoint['also_reported']}` (all three attributes) and "
+            f"the mechanism, `{endpoint['secondary']}` (the LLM's own caption names the photo's colour). "
+            f"Test: {endpoint['test']}. {power}"]
+
+
+def _primary_table(c: dict) -> str:
+    endpoint, results = c["plan"].primary_endpoint, c["results"]
+    keys = (endpoint["metric"], endpoint["also_reported"], endpoint["secondary"])
+    lines = ["| arm | " + " | ".join(f"`{k}` (%)" for k in keys) + " | vs " + REFERENCE + " (primary) |",
+             "| --- |" + " ---: |" * len(keys) + " --- |"]
+    verdict = {t.arm: t for t in c["tests"]}
+    for arm, by_seed in results.items():
+        cells = []
+        for key in keys:
+            values = list(per_seed(by_seed, key).values())
+            if not values:
+                cells.append("n/a")
+                continue
+            mean = sum(values) / len(values)
+            sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+            cells.append(f"{mean:.1f} ± {sd:.1f}")
+        t = verdict.get(arm)
+        cells.append(f"{t.mean:+.1f}, p = {t.p:.3f}: {t.verdict}" if t else "(the reference)")
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _arms_lines(plan: DemoPlan) -> list[str]:
@@ -330,11 +419,11 @@ def _quick_note(plan: DemoPlan) -> list[str]:
 def _markdown(c: dict) -> str:
     plan = c["plan"]
     lines = ["# photodialog demo report", "", *_quick_note(plan), *_intro(c), "", "## Arms", "", *_arms_lines(plan), "",
-             "## Verdict", ""]
+             "## Primary endpoint", "", *_endpoint_lines(c), "", "## Verdict", ""]
     lines += [f"- {sentence}" for sentence in c["verdicts"]] or ["- (one arm only)"]
-    lines += ["", "Interval: Student's t over the paired training seeds (each seed: same start, same data order for "
-              "every arm); see `photodialog/demo/intervals.py` for why seed-level.", "",
-              "## Differences", "", c["differences"], "", IDENTICAL_NOTE, "", "## Did the models learn?", ""]
+    lines += ["", _primary_table(c), "", "Mean ± std over training seeds. Each training seed is one paired "
+              "observation (same start, same data order for every arm); see `photodialog/demo/intervals.py`.", "",
+              "## Exploratory differences", "", EXPLORATORY_NOTE, "", c["differences"], "", "## Did the models learn?", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'}: {claim}: {numbers}" for claim, ok, numbers in c["checks"]]
     b = c["baseline"]
     lines += ["", f"Most frequent training reply ({b['reply']!r}) on the same {b['targets']} test turns: "
@@ -405,8 +494,11 @@ def _html(c: dict) -> str:
              "</style></head><body><h1>photodialog demo report</h1>"]
     parts += [f"<p>{_inline_html(line)}</p>" for line in _quick_note(plan) + _intro(c) if line]
     parts.append("<h2>Arms</h2><ul>" + "".join(f"<li><b>{esc(a)}</b>: {esc(ARMS[a].meaning)}</li>" for a in plan.arms) + "</ul>")
-    parts.append("<h2>Verdict</h2><ul>" + "".join(f"<li>{esc(s)}</li>" for s in c["verdicts"]) + "</ul>")
-    parts.append(f"<h2>Differences</h2>{markdown_html(c['differences'])}<p>{_inline_html(IDENTICAL_NOTE)}</p><h2>Did the models learn?</h2><ul>")
+    parts.append("<h2>Primary endpoint</h2>" + "".join(f"<p>{_inline_html(line)}</p>" for line in _endpoint_lines(c)))
+    parts.append("<h2>Verdict</h2><ul>" + "".join(f"<li>{_inline_html(s)}</li>" for s in c["verdicts"]) + "</ul>")
+    parts.append(markdown_html(_primary_table(c)))
+    parts.append(f"<h2>Exploratory differences</h2><p>{_inline_html(EXPLORATORY_NOTE)}</p>{markdown_html(c['differences'])}"
+                 "<h2>Did the models learn?</h2><ul>")
     for claim, ok, numbers in c["checks"]:
         parts.append(f"<li class='{'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}: {esc(claim)}: {esc(numbers)}</li>")
     parts += ["</ul>", f"<h2>Results per arm</h2>{markdown_html(c['tables'])}",

@@ -2,13 +2,16 @@
 
 Stages (each skipped when its output is already there, so a rerun resumes):
 
-1. world: a synthetic photo-sharing world (``data synth``) and its probe (``data probe``);
+1. world: a synthetic photo-sharing world whose gold captions leave the colour out of half the
+   photos (``data synth --omit-colour 0.5``) and its probe (``data probe``); ``plan.json``, written
+   before it, holds the pre-registered primary endpoint;
 2. fine-tuning: every arm (``demo/arms.py``) once per training seed, all from the pretrained start
    photodialog ships (the tiny LLM + perceptron of ``assets/tiny-llm``, the generator of
    ``assets/tiny-sd``), with the same data order per seed and the same number of steps;
 3. evaluation of every (arm, seed) model on the test split, with one sampling seed;
-4. the report: per-arm means over training seeds, each difference to the end-to-end arm with a
-   95% interval over seeds and its verdict, learning checks, loss curves, examples, time spent.
+4. the report: the primary endpoint's Holm-corrected verdict per arm against ``no-bridge`` and
+   what the run can detect; every other metric as an exploratory difference with its 95% interval;
+   learning checks, loss curves, examples, time spent, the machine.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from photodialog.data.synth import ensure_world
 from photodialog.data.synth.probe import Probe, train_probe
 from photodialog.demo.arms import ARMS, run_name
 from photodialog.demo.lanes import Job, run_lanes
-from photodialog.demo.plan import DemoPlan
+from photodialog.demo.plan import DemoPlan, expected_minutes
 from photodialog.demo.report import write_report
 from photodialog.errors import UserError
 from photodialog.files import write_text
@@ -56,7 +59,7 @@ def say(message: str) -> None:
 
 
 def make_world(paths: DemoPaths, plan: DemoPlan, progress: bool) -> None:
-    ensure_world(paths.world, dialogues=plan.dialogues, seed=0, image_size=64, progress=progress)
+    ensure_world(paths.world, dialogues=plan.dialogues, seed=0, image_size=64, progress=progress, omit_colour=plan.omit_colour)
     try:
         Probe.load(paths.world)
     except Exception:  # noqa: BLE001 - no probe yet (or an unreadable one): train it
@@ -69,7 +72,10 @@ def make_world(paths: DemoPaths, plan: DemoPlan, progress: bool) -> None:
 def finetune_jobs(paths: DemoPaths, plan: DemoPlan) -> list[Job]:
     """Every arm once per training seed, from the same pretrained start: the one photodialog ships
     (the recipe's ``model.init_from: [bundled]`` and ``model.tiny.diffusion_source: bundled``)."""
-    shared = [f"data.path={paths.world.resolve()}", f"train.tau_anneal_steps={plan.finetune_steps}"]
+    # tau as the paper anneals it: 1 -> 0.01 over the first three epochs (train.tau_anneal_epochs; the
+    # arms that fix tau ignore it), not over the run's few steps
+    shared = [f"data.path={paths.world.resolve()}", "train.tau_anneal_steps=0", "train.tau_anneal_epochs=3",
+              "train.grad_clip_per_part=true"]
     jobs = []
     for seed in plan.seeds:
         for arm in plan.arms:
@@ -117,6 +123,8 @@ def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True) -> Path:
 def _run_stages(paths: DemoPaths, plan: DemoPlan, progress: bool) -> Path:
     _check_plan(paths.out, plan)
     timer = StageTimer(paths.out)
+    say(f"about {expected_minutes(plan, LANES):.0f} min on {LANES} idle cores for the whole demo (the stages' bars give "
+        "their own ETAs); interrupt it any time, the same command resumes")
     say(f"1/4 world ({plan.dialogues} dialogues) and its probe")
     with timer("world"):
         make_world(paths, plan, progress)

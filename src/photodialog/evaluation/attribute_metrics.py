@@ -196,11 +196,26 @@ def probe_fid_metric_set(generated_features, reference_features, *, eps: float =
 CAPTION_KINDS = ("object", "colour", "scene")
 
 
-def caption_accuracy(own: Sequence[str | None], gold: Sequence[str]) -> MetricSet:
+def gold_photo_attributes(samples: Sequence[Sample], truth: Mapping[str, Mapping[str, str]] | None = None) -> dict[int, dict]:
+    """Sample index -> what its first gold photo shows, for every sample whose response shares a
+    photo: ``truth[photo_id]`` where the world keeps it (``data.synth.world.photo_attributes``: a
+    world whose captions leave the colour out), else its caption read back (``find_attributes``)."""
+    truth = truth or {}
+    found = {}
+    for index, sample in enumerate(samples):
+        if sample.response.photos:
+            photo = sample.response.photos[0]
+            known = truth.get(str(photo.photo_id)) if photo.photo_id is not None else None
+            found[index] = dict(known) if known else find_attributes(photo.caption)
+    return found
+
+
+def caption_accuracy(own: Sequence[str | None], gold: Sequence[str | Mapping[str, str | None]]) -> MetricSet:
     """Does the model's own caption at each gold photo turn name what the gold photo shows?
 
     ``own[i]``: the first caption the model wrote at gold photo turn ``i`` (None when it shared no
-    photo there); ``gold[i]``: that turn's gold caption. Counted over **all** gold photo turns: a
+    photo there); ``gold[i]``: that turn's gold caption, or what its photo shows (an attribute dict,
+    ``gold_photo_attributes``). Counted over **all** gold photo turns: a
     turn where the model shares nothing, or shares a caption that names no attribute, is wrong.
     Attributes are read with the synthetic world's word lists (``find_attributes``); a gold
     caption that names none of an attribute leaves that turn out of that attribute (and of
@@ -211,7 +226,7 @@ def caption_accuracy(own: Sequence[str | None], gold: Sequence[str]) -> MetricSe
     if len(own) != len(gold):
         raise ValueError(f"{len(own)} own captions but {len(gold)} gold captions")
     keys = [f"caption_acc_{kind}" for kind in (*CAPTION_KINDS, "all")]
-    targets = [find_attributes(text) for text in gold]
+    targets = [find_attributes(g) if isinstance(g, str) else {k: g.get(k) for k in CAPTION_KINDS} for g in gold]
     checkable = [i for i, target in enumerate(targets) if any(target.values())]
     if not checkable:
         entry = unavailable_entry("no gold photo turn whose caption names an object, colour or scene")

@@ -22,7 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from photodialog.data.schema import Sample, Turn
-from photodialog.evaluation.attribute_metrics import caption_accuracy, reply_object_accuracy, unannounced_photo_turns
+from photodialog.evaluation.attribute_metrics import (
+    caption_accuracy, gold_photo_attributes, reply_object_accuracy, unannounced_photo_turns,
+)
 from photodialog.evaluation.runner import generate_replies
 from photodialog.evaluation.share_moment import share_moment_scores
 from photodialog.models.generation import GenerationSettings
@@ -31,15 +33,15 @@ BLANK_GREY = (128, 128, 128)
 
 
 def text_competence(system, samples: list[Sample], settings: GenerationSettings, *, batch_size: int = 16,
-                    progress: bool = False) -> dict[str, float]:
+                    progress: bool = False, truth=None) -> dict[str, float]:
     """The module docstring's measures of ``system`` on ``samples`` (a split's targets), in percent,
     with ``caption_turns`` and ``reply_turns`` (how many turns each counts). Keys whose turns do not
-    occur (no gold photo turn, no unannounced photo) are left out."""
+    occur (no gold photo turn, no unannounced photo) are left out. ``truth``: {photo_id: attributes}
+    of a world whose captions leave something out (``data.synth.world.photo_attributes``)."""
     replies = generate_replies(system, samples, settings, batch_size=batch_size, progress=progress, desc="replies")
-    gold_photo = [i for i, s in enumerate(samples) if s.response.photos]
+    gold_photo = gold_photo_attributes(samples, truth)
     result: dict[str, float] = {}
-    captions = caption_accuracy([(replies[i].captions or [None])[0] for i in gold_photo],
-                                [samples[i].response.photos[0].caption for i in gold_photo])
+    captions = caption_accuracy([(replies[i].captions or [None])[0] for i in gold_photo], list(gold_photo.values()))
     result.update(captions.values)
     result.update(captions.counts)
     share = share_moment_scores([r.text for r in replies], [s.response.text for s in samples]).as_metric_set()

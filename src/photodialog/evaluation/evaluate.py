@@ -25,6 +25,8 @@ from typing import Any
 
 from photodialog.checkpoints import resolve_checkpoint
 from photodialog.config import load_config
+from photodialog.data.loading import dataset_root
+from photodialog.data.synth.world import photo_attributes
 from photodialog.devices import resolve_device
 from photodialog.errors import UserError
 from photodialog.evaluation.eval_files import EvalPaths, eval_paths, finish_writing, start_writing
@@ -91,7 +93,7 @@ def plan_evaluation(request: EvalRequest) -> EvalPlan:
         where = "--data" if request.data else "the checkpoint's data.path"
         raise UserError(f"{where} {data_path} does not exist" + ("" if request.data else "; pass --data DIR"))
     settings = generation_settings(config.eval, request.generation)
-    gold = GoldTargets(load_targets(data_path, request.split, request.max_samples))
+    gold = GoldTargets(load_targets(data_path, request.split, request.max_samples), photo_attributes(dataset_root(data_path)))
     options = ScoringOptions(
         data_path=str(data_path), device=device, batch_size=request.batch_size or config.eval.batch_size,
         inception_weights=request.inception_weights, isc_splits=request.isc_splits,

@@ -50,6 +50,11 @@ _KNOWN_METRICS = {
         MetricInfo("caption_acc_colour", "caption colour", True, "own caption at gold photo turns names the gold colour, %"),
         MetricInfo("caption_acc_scene", "caption scene", True, "own caption at gold photo turns names the gold scene, %"),
         MetricInfo("caption_acc_all", "caption all", True, "own caption at gold photo turns names all three, %"),
+        *(MetricInfo(f"photo_match_{kind}", f"shared photo {kind}", True,
+                     f"gold photo turns whose shared photo (drawn from the own caption) shows the gold photo's {kind}, %")
+          for kind in ("object", "colour", "scene")),
+        MetricInfo("photo_match_all", "shared photo all", True,
+                   "gold photo turns whose shared photo shows all three of the gold photo's attributes, %"),
         MetricInfo("reply_acc_object", "sees: object", True,
                    "reply right after an unannounced photo names its object, %"),
         MetricInfo(
@@ -73,6 +78,8 @@ _PROBE_GROUPS = {
 # not there, because metric_order needs them and probe_scores already imports this module.
 PROBE_GROUPS = tuple(_PROBE_GROUPS)
 PROBE_KINDS = ("object", "colour", "scene")  # the synthetic world's attributes, in the probe's order
+# The shared photo vs the gold photo over every gold photo turn (``ProbeScorer.match_over_turns``).
+PHOTO_MATCH_KEYS = tuple(f"photo_match_{kind}" for kind in (*PROBE_KINDS, "all"))
 PROBE_FID_KEYS = ("probe_fid", "probe_fid_generator")
 
 
@@ -113,8 +120,9 @@ def metric_order(keys) -> list[str]:
     share += [k for k in CAPTION_METRICS if k in keys]
     # sorted() is stable: probe keys of an unknown group or attribute keep the order first seen.
     probe_accs = sorted((k for k in keys if k.startswith("probe_acc_")), key=_probe_accuracy_rank)
+    match = [k for k in PHOTO_MATCH_KEYS if k in keys]
     probe_rest = [k for k in ("probe_all_correct", *PROBE_FID_KEYS) if k in keys]
-    ordered = table2 + bleus + share + probe_accs + probe_rest
+    ordered = table2 + bleus + share + probe_accs + match + probe_rest
     return ordered + sorted(set(keys) - set(ordered))
 
 

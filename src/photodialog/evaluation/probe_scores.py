@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import math
+
 import numpy as np
 
 from photodialog.data.loading import dataset_root
@@ -31,6 +33,7 @@ from photodialog.data.synth.probe import Probe
 from photodialog.data.synth.world import WORLD_FILE
 from photodialog.errors import DataError
 from photodialog.evaluation.attribute_metrics import attribute_scores, probe_fid_metric_set
+from photodialog.evaluation.metrics import PHOTO_MATCH_KEYS
 from photodialog.evaluation.results import (
     PROBE_FID_KEYS,
     PROBE_GROUPS,
@@ -62,7 +65,7 @@ def group_keys(group: str) -> list[str]:
 
 
 def all_probe_keys() -> list[str]:
-    return [key for group in GROUPS for key in group_keys(group)] + list(FID_KEYS)
+    return [key for group in GROUPS for key in group_keys(group)] + list(PHOTO_MATCH_KEYS) + list(FID_KEYS)
 
 
 def _renamed(metric_set: MetricSet, group: str) -> MetricSet:
@@ -106,6 +109,33 @@ class ProbeScorer:
                 renamed.values.pop(key, None)
                 renamed.unavailable[key] = unavailable_entry(f"no {group} target names {article(kind)} {kind}")
         return renamed
+
+    def match_over_turns(self, photos: Sequence, targets: Sequence[dict]) -> MetricSet:
+        """``photo_match_{object,colour,scene,all}`` (%): at every gold photo turn, the photo the model
+        shared (``photos[i]``, drawn from its own caption; None where it shared none) shows what the
+        gold photo shows (``targets[i]``, its attributes), read by the probe. Counted over **all**
+        gold photo turns, so a turn without a photo is a miss and every model is scored on the same
+        turns (the demo's primary endpoint: docs/demo/report.md). ``photo_match_turns`` counts them."""
+        if len(photos) != len(targets):
+            raise ValueError(f"{len(photos)} photos but {len(targets)} gold photo turns")
+        keys = [f"photo_match_{kind}" for kind in (*KINDS, "all")]
+        if not targets:
+            entry = unavailable_entry("no gold photo turn")
+            return MetricSet(unavailable={key: dict(entry) for key in keys}, counts={"photo_match_turns": 0})
+        drawn = [i for i, photo in enumerate(photos) if photo is not None]
+        predicted = dict(zip(drawn, self.probe.predict([photos[i] for i in drawn]))) if drawn else {}
+        hits = {kind: 0 for kind in (*KINDS, "all")}
+        for i, target in enumerate(targets):
+            seen = predicted.get(i, {})
+            right = {kind: target.get(kind) is not None and seen.get(kind) == target.get(kind) for kind in KINDS}
+            for kind in KINDS:
+                hits[kind] += right[kind]
+            hits["all"] += all(right.values())
+        n = len(targets)
+        values = {f"photo_match_{kind}": 100.0 * hits[kind] / n for kind in hits}
+        chance = {f"photo_match_{kind}": 100.0 / self.num_classes[kind] for kind in KINDS}
+        chance["photo_match_all"] = 100.0 / math.prod(self.num_classes.values())
+        return MetricSet(values=values, chance=chance, counts={"photo_match_turns": n, "photo_match_shared": len(drawn)})
 
     def features(self, photos: Sequence) -> np.ndarray:
         return self.probe.features(list(photos))

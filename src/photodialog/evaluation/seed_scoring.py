@@ -15,8 +15,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,9 @@ from typing import Any
 from photodialog.data.photos import load_photo
 from photodialog.data.schema import Sample
 from photodialog.data.synth import find_attributes
-from photodialog.evaluation.attribute_metrics import caption_accuracy, reply_object_accuracy, unannounced_photo_turns
+from photodialog.evaluation.attribute_metrics import (
+    caption_accuracy, gold_photo_attributes, reply_object_accuracy, unannounced_photo_turns,
+)
 from photodialog.evaluation.eval_files import EvalPaths, save_photos
 from photodialog.evaluation.image_metrics import (
     INCEPTION,
@@ -59,14 +61,18 @@ class ScoringOptions:
 
 @dataclass
 class GoldTargets:
-    """What the targets say: gold texts, the reference photos and the gold captions."""
+    """What the targets say: gold texts, the reference photos, the gold captions, and what each gold
+    photo shows (``attributes``: from ``truth``, {photo_id: attributes}, where the world keeps it,
+    else read from the caption)."""
     samples: list[Sample]
+    truth: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.texts = [s.response.text for s in self.samples]
         self.reference: dict[int, str] = {}  # target -> its first gold photo with a local file
         self.captions: dict[int, str] = {}  # target -> the caption of its first gold photo
         self.missing_photos = 0  # gold photo turns whose photos have no local file (dead URLs)
+        self.attributes = gold_photo_attributes(self.samples, self.truth)  # target -> what its gold photo shows
         for index, sample in enumerate(self.samples):
             photos = sample.response.photos
             if not photos:
@@ -141,7 +147,7 @@ class SeedScorer:
     def _text_world_scores(self, result: SeedResult, replies: Sequence[Reply]) -> None:
         """On a synthetic world, what the replies say about photos: the own caption at every gold
         photo turn (``caption_acc_*``), and the reply to an unannounced photo (``reply_acc_object``)."""
-        gold = self.gold.captions
+        gold = self.gold.attributes
         result.add(caption_accuracy([(replies[i].captions or [None])[0] for i in gold], list(gold.values())))
         unannounced = unannounced_photo_turns(self.gold.samples)
         if unannounced:
@@ -177,8 +183,10 @@ class SeedScorer:
         order = sorted(photos)
         generated = [photos[i] for i in order]
         result.add(probe.accuracy("caption", generated, [find_attributes(captions[i]) for i in order]))
-        both = [i for i in order if i in self.gold.captions]
-        result.add(probe.accuracy("gold", [photos[i] for i in both], [find_attributes(self.gold.captions[i]) for i in both]))
+        both = [i for i in order if i in self.gold.attributes]
+        result.add(probe.accuracy("gold", [photos[i] for i in both], [self.gold.attributes[i] for i in both]))
+        turns = sorted(self.gold.attributes)  # every gold photo turn: one without a photo of the model's is a miss
+        result.add(probe.match_over_turns([photos.get(i) for i in turns], [self.gold.attributes[i] for i in turns]))
         # The image generator alone: the gold captions, with the same noise seeds as the model's photos.
         gold_captions = {i: self.gold.captions[i] for i in sorted(self.gold.captions)}
         folder = self.paths.drawn_photos(seed, gold_captions=True)

@@ -11,12 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from photodialog.config import ModelConfig
 from photodialog.data.loading import dataset_root
 from photodialog.data.photos import load_photo
-from photodialog.data.synth.attributes import KINDS
+from photodialog.data.synth.attributes import KINDS, all_triples
+from photodialog.data.synth.render import render_photo
 from photodialog.data.synth.world import load_world
 from photodialog.models.perceptron import photo_to_tensor
 from photodialog.errors import DataError, UserError
@@ -75,25 +77,45 @@ def ensure_tiny_base(config: ModelConfig, base_dir: str | Path, texts: Iterable[
     pixels = None
     if config.tiny.latent and config.tiny.vae_source == "train" and "generator" in config.parts:
         pixels = _photo_tensor(list(photos or []), config.tiny.image_size)
-    labelled = _labelled_world_photos(data_path, config.tiny.vision_image_size) if config.tiny.vision_pretrain_steps else None
+    labelled = (_labelled_world_photos(data_path, config.tiny.vision_image_size, config.tiny.vision_pretrain_photos)
+                if config.tiny.vision_pretrain_steps else None)
     tmp = base.with_name(base.name + ".tmp")
     save_tiny_parts(tmp, texts, config.tiny, seed=seed, photos=pixels, labelled_photos=labelled, progress=progress)
     tmp.rename(base)
     return base
 
 
-def _labelled_world_photos(data_path: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training photos of the synthetic world at ``data_path`` at the vision tower's ``size``, and
-    their (object, colour, scene) class indices: what ``model.tiny.vision_pretrain_steps`` trains on."""
+# Seeds the perceptron's rendered photos apart from every dialogue's photo (those use [seed, index]).
+PERCEPTRON_PHOTO_STREAM = 0x50455243
+
+
+def _labelled_world_photos(data_path: str, size: int, rendered: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labelled photos of the synthetic world at ``data_path`` at the vision tower's ``size``, and
+    their (object, colour, scene) class indices: what ``model.tiny.vision_pretrain_steps`` trains on.
+    ``rendered`` = 0: the world's training photos; N > 0: N new photos drawn by the world's renderer
+    from its seed (a stream of its own, apart from every dialogue's photo) on triples drawn uniformly
+    from every combination: like BLIP-2's corpus, the perceptron's is independent of the dialogues,
+    whose held-out combinations stay unseen by the LLM and the generator. (Drawn from the seen
+    combinations only, the shipped start named the object after 97% of seen test photos and 66% of
+    held-out ones.)"""
     try:
         world = load_world(dataset_root(data_path))
     except DataError as err:
         raise UserError(f"model.tiny.vision_pretrain_steps pretrains the perceptron on a synthetic world's labelled photos: {err}") from None
-    photos = world.photos("train")
-    pixels = torch.stack([photo_to_tensor(load_photo(p.path), size) for p in photos])
     orders = (list(world.objects), list(world.colours), list(world.scenes))
-    labels = torch.tensor([[order.index(getattr(p.triple, kind)) for order, kind in zip(orders, KINDS)] for p in photos])
-    return pixels, labels
+
+    def label(triple) -> list[int]:
+        return [order.index(getattr(triple, kind)) for order, kind in zip(orders, KINDS)]
+
+    if not rendered:
+        photos = world.photos("train")
+        pixels = torch.stack([photo_to_tensor(load_photo(p.path), size) for p in photos])
+        return pixels, torch.tensor([label(p.triple) for p in photos])
+    rng = np.random.default_rng([world.seed, PERCEPTRON_PHOTO_STREAM])
+    triples = all_triples()
+    drawn = [triples[i] for i in rng.integers(0, len(triples), rendered)]
+    pixels = torch.stack([photo_to_tensor(render_photo(t, rng, world.image_size), size) for t in drawn])
+    return pixels, torch.tensor([label(t) for t in drawn])
 
 
 def _photo_tensor(files: list[str], size: int) -> torch.Tensor:
@@ -133,7 +155,7 @@ def build_model(config: ModelConfig, sources: PartSources) -> PhotoDialogModel:
     settings = JointSettings(
         bridge=config.bridge, pooling=config.pooling, caption_source=config.caption_source, gumbel_noise=config.gumbel_noise,
         image_loss_repeats=config.image_loss_repeats, caption_dropout=config.caption_dropout,
-        own_caption_path=config.own_caption_path,
+        own_caption_path=config.own_caption_path, own_caption_weight=config.own_caption_weight,
     )
     model = PhotoDialogModel(llm, tokenizer, perceptron, generator, settings)
     apply_training_modes(model, config)

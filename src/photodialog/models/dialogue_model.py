@@ -21,7 +21,7 @@ With ``own_caption_path="llm_only"`` (beyond the paper) ``L_v`` is computed twic
 on the gold caption, which trains the generator and gives the LLM nothing, and on the LLM's own
 caption (sampled or argmax), whose gradient reaches the LLM through STGS and the bridge while the
 generator's parameters get none of it; so a bad caption cannot teach the generator to ignore
-words. ``L = w_t * L_t + alpha * (L_v(gold) + L_v(own))``.
+words. ``L = w_t * L_t + alpha * (L_v(gold) + own_caption_weight * L_v(own))``.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ class JointSettings:
     own_caption_path: str = "joint"
     """``joint``: the caption reaching the generator trains the generator and (through the bridge)
     the LLM; ``llm_only``: the generator trains on gold captions, the own caption trains the LLM only."""
+    own_caption_weight: float = 1.0
+    """With ``llm_only``: the weight of L_v(own) (``ModelConfig.own_caption_weight``)."""
     image_loss_repeats: int = 1
     caption_dropout: float = 0.0
 
@@ -239,7 +241,7 @@ class PhotoDialogModel(nn.Module):
             with part("diffusion_loss"), random_state_kept(total.device):
                 total = total + alpha * self.generator.idle_loss()
         if own_loss is not None:
-            total = total + alpha * own_loss
+            total = total + alpha * self.settings.own_caption_weight * own_loss
         return LossOutput(loss=total, text_loss=text_loss, image_loss=image_loss, stats=stats, own_caption_loss=own_loss)
 
     def _text_forward(self, batch: Batch, tau: float, generator, idle_parts=frozenset()):

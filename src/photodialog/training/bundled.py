@@ -77,7 +77,8 @@ def rebuild_generator(out: Path, world: Path | None = None, steps: int = BUNDLED
 def rebuild_llm(out: Path, world: Path | None = None, steps: int | None = None, progress: bool = True) -> dict:
     """Pretrain the bundled tiny LLM + perceptron from scratch and save them as an export folder ``out``.
 
-    ``steps``: optimizer steps (default: the recipe's ``train.max_steps``). The run prints its
+    ``steps``: optimizer steps (default: the recipe's ``train.max_steps``); a shorter rebuild (a smoke
+    test) also caps the perceptron's pretraining at ``steps`` steps on ``64 * steps`` photos. The run prints its
     competence at every checkpoint (``train.competence_turns``). Returns the record written to
     ``out/training.json``: recipe, steps, world, SHA-256 per weights file, the CPU kind, the CPU
     seconds of the training on one thread (summed over the invocations that trained it, so an
@@ -85,7 +86,12 @@ def rebuild_llm(out: Path, world: Path | None = None, steps: int | None = None, 
     Raises ``UserError`` if ``out`` exists or ``world`` is another world.
     """
     out, run, world = _prepare(out, world, progress)
-    config = load_config(TEXT_RECIPE, [f"data.path={world}"] + ([f"train.max_steps={steps}"] if steps else []))
+    short = []
+    if steps:
+        tiny = load_config(TEXT_RECIPE).model.tiny
+        short = [f"train.max_steps={steps}", f"model.tiny.vision_pretrain_steps={min(steps, tiny.vision_pretrain_steps)}",
+                 f"model.tiny.vision_pretrain_photos={min(64 * steps, tiny.vision_pretrain_photos)}"]
+    config = load_config(TEXT_RECIPE, [f"data.path={world}", *short])
     cpu = _train(config, run, progress, tally=run / CPU_TALLY)
     exported = out.with_name(f".{out.name}.export")
     shutil.rmtree(exported, ignore_errors=True)

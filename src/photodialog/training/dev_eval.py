@@ -29,7 +29,7 @@ import torch
 from photodialog.config import RunConfig
 from photodialog.data.synth import find_attributes
 from photodialog.data.synth.probe import Probe
-from photodialog.data.synth.world import WORLD_FILE
+from photodialog.data.synth.world import WORLD_FILE, photo_attributes
 from photodialog.evaluation.competence import text_competence
 from photodialog.evaluation.runner import draw_photos, generate_replies
 from photodialog.evaluation.text_metrics import text_scores
@@ -82,7 +82,8 @@ def dev_competence(system, samples, config: RunConfig) -> dict:
         return {}
     settings = settings_from_config(config.eval, {"seed": DEV_SEED})
     with _own_random_stream(), _eval_mode(system.model), torch.no_grad():
-        return text_competence(system, samples[:turns], settings, batch_size=config.eval.batch_size)
+        return text_competence(system, samples[:turns], settings, batch_size=config.eval.batch_size,
+                               truth=photo_attributes(config.data.path))
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ EPILOG = """\
 examples:
   photodialog data synth --out worlds/default
   photodialog data synth --out /tmp/small --dialogues 200 --image-size 32
+  photodialog data synth --out worlds/colour-omitted --omit-colour 0.5
 next: train the photo probe that scores generated photos with
   photodialog data probe worlds/default"""
 
@@ -46,6 +47,10 @@ def register(subparsers) -> None:
                         help=f"random seed, 0 to {SEED_MAX}; the world is a function of it (default: 0)")
     parser.add_argument("--image-size", type=int, default=64, metavar="PX",
                         help=f"side of the square photos in pixels, {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} (default: 64)")
+    parser.add_argument("--omit-colour", type=float, default=0.0, metavar="FRACTION",
+                        help="leave the colour out of this fraction of gold captions (\"a car at night\"), as "
+                             "PhotoChat's object lists leave out what a photo shows; the dialogue still states it "
+                             "and the photo shows it; 0 to 1 (default: 0, complete captions; the demo's world: 0.5)")
     parser.add_argument("--force", action="store_true",
                         help="write into a non-empty folder that is not a world; its train/, dev/, "
                              "test/, photos/, probe/ and world.json are replaced, nothing else")
@@ -62,11 +67,13 @@ def run(args) -> int:
     writable_folder(args.out, "--out", create=False)  # a path that cannot be written fails now, in words
     started = time.perf_counter()
     world = write_world(args.out, dialogues=args.dialogues, seed=args.seed,
-                        image_size=args.image_size, force=args.force, progress=not args.quiet)
+                        image_size=args.image_size, force=args.force, progress=not args.quiet,
+                        omit_colour=args.omit_colour)
     counts = world.counts
     print(f"wrote a synthetic world to {world.root} in {time.perf_counter() - started:.1f} s: "
           f"{counts['train']} train / {counts['dev']} dev / {counts['test']} test dialogues "
           f"({counts['test_held_out']} test dialogues show one of the {len(world.held_out)} "
-          f"held-out combinations), {world.image_size} px photos")
+          f"held-out combinations), {world.image_size} px photos"
+          + (f"; {world.omit_colour:.0%} of captions leave the colour out" if world.omit_colour else ""))
     print(f"next: photodialog data probe {world.root}")
     return 0

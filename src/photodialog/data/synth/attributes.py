@@ -90,6 +90,11 @@ def caption_for(triple: Triple) -> str:
     )
 
 
+def caption_without_colour(triple: Triple) -> str:
+    """The caption with the colour left out, e.g. ``"a cup in the snow"`` (``data synth --omit-colour``)."""
+    return f"{article(triple.object)} {triple.object} {SCENE_PHRASES[triple.scene]}"
+
+
 def all_triples() -> list[Triple]:
     """Every (object, colour, scene) combination, in a fixed order."""
     return [Triple(o, c, s) for o, c, s in itertools.product(OBJECTS, COLOURS, SCENES)]

@@ -14,6 +14,10 @@ GENERATOR = "photodialog.data.synth"
 # 2: every shared photo announced in full before its turn, two in five dialogues open with the
 # photo (data/synth/dialogues.py); photos and captions are those of version 1.
 GENERATOR_VERSION = 2
+# World option ``omit_colour`` (``data synth --omit-colour``): the fraction of captions without the
+# colour, in world.json; each record then keeps the photo's whole content under ATTRIBUTES_KEY.
+OMIT_COLOUR_KEY = "caption_colour_omitted"
+ATTRIBUTES_KEY = "photo_attributes"
 
 
 @dataclass
@@ -41,12 +45,14 @@ class World:
     held_out: frozenset[Triple]
     counts: dict[str, int] = field(default_factory=dict)
     version: int = GENERATOR_VERSION
+    omit_colour: float = 0.0
+    """The fraction of gold captions that leave the colour out (``data synth --omit-colour``)."""
 
     def photos(self, split: str) -> list[LabelledPhoto]:
         """Every photo of ``split`` with its triple, in file order (read from the split's JSON)."""
         found = []
         for record, source in _records(self.root, split):
-            parsed = parse_caption(str(record.get("photo_description", "")))
+            parsed = record_attributes(record)
             stem = photo_stem(record.get("photo_id"), record.get("photo_url"))
             path = find_photo(self.root, stem)
             if parsed is None or path is None:
@@ -57,6 +63,31 @@ class World:
             found.append(LabelledPhoto(path, triple, split, str(record.get("photo_id")),
                                        triple in self.held_out))
         return found
+
+
+def record_attributes(record: dict) -> dict[str, str] | None:
+    """What a world record's photo shows: its ``photo_attributes`` (a world whose captions leave
+    something out), else its caption read back (``parse_caption``); None when neither says."""
+    kept = record.get(ATTRIBUTES_KEY)
+    if isinstance(kept, dict) and all(isinstance(kept.get(k), str) for k in ("object", "colour", "scene")):
+        return {k: kept[k] for k in ("object", "colour", "scene")}
+    return parse_caption(str(record.get("photo_description", "")))
+
+
+def photo_attributes(root: str | Path) -> dict[str, dict[str, str]]:
+    """{photo_id: its object, colour and scene} of every photo of the world at ``root``: the truth the
+    evaluation scores a photo against, whatever its caption leaves out. Empty for a folder that is
+    not a synthetic world."""
+    root = Path(root)
+    if not (root / WORLD_FILE).is_file():
+        return {}
+    found = {}
+    for split in SPLITS:
+        for record, _ in _records(root, split):
+            attributes = record_attributes(record)
+            if attributes is not None:
+                found[str(record.get("photo_id"))] = attributes
+    return found
 
 
 def load_world(root: str | Path) -> World:
@@ -75,6 +106,7 @@ def load_world(root: str | Path) -> World:
             scenes=tuple(meta["scenes"]), scene_phrases=dict(meta["scene_phrases"]),
             held_out=frozenset(Triple(*t) for t in meta["held_out"]),
             counts=dict(meta.get("counts", {})), version=int(meta.get("version", 0)),
+            omit_colour=float(meta.get(OMIT_COLOUR_KEY, 0.0)),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path} is not a valid world description ({exc}); regenerate it with "

@@ -24,11 +24,14 @@ import numpy as np
 
 from photodialog.data.layout import PHOTO_DIR, SPLITS
 from photodialog.data.synth.attributes import (
-    CAPTION_TEMPLATE, COLOURS, OBJECTS, SCENE_PHRASES, SCENES, Triple, all_triples, choose_held_out,
+    CAPTION_TEMPLATE, COLOURS, KINDS, OBJECTS, SCENE_PHRASES, SCENES, Triple, all_triples, caption_without_colour,
+    choose_held_out,
 )
 from photodialog.data.synth.dialogues import compose_dialogue
 from photodialog.data.synth.render import render_photo
-from photodialog.data.synth.world import GENERATOR, GENERATOR_VERSION, WORLD_FILE, World, load_world
+from photodialog.data.synth.world import (
+    ATTRIBUTES_KEY, GENERATOR, GENERATOR_VERSION, OMIT_COLOUR_KEY, WORLD_FILE, World, load_world,
+)
 from photodialog.config import SEED_MAX
 from photodialog.errors import UserError
 from photodialog.output_files import claim_folder, folder_owner_problem
@@ -98,29 +101,38 @@ def photo_id_for(item: PlannedDialogue) -> str:
 
 
 def write_world(out_dir: str | Path, dialogues: int = 2000, seed: int = 0, image_size: int = 64,
-                force: bool = False, progress: bool = True) -> World:
+                force: bool = False, progress: bool = True, omit_colour: float = 0.0) -> World:
     """Generate a world into ``out_dir`` and return its metadata (see the module docstring).
+
+    ``omit_colour``: the fraction of gold captions (``photo_description``) that leave the colour out
+    ("a car at night"), as PhotoChat's "Objects in the photo: ..." lists leave out what the photo
+    shows; the dialogue still states the colour and the photo shows it. The photo's whole content
+    is then kept beside the caption in each record (``photo_attributes``), for the probe and the
+    evaluation. The choice per dialogue comes from a stream of its own: the dialogues and photos are
+    those of the complete-caption world of the same seed.
 
     ``out_dir`` may be missing, empty, an earlier world (which is replaced) or a world whose
     writing was interrupted; any other non-empty folder is refused (``UserError``) unless
     ``force`` (then only the paths a world owns are replaced). ``world.json`` is written last:
     a folder without it is not a world.
     """
-    _check_arguments(dialogues, seed, image_size)
+    _check_arguments(dialogues, seed, image_size, omit_colour)
     out = Path(out_dir)
     _prepare_folder(out, force)
     plan, held_out = plan_world(dialogues, seed)
     records: dict[str, list[dict]] = {split: [] for split in SPLITS}
     for item in _progress(plan, progress):
-        records[item.split].append(_make_dialogue(out, item, seed, image_size))
+        records[item.split].append(_make_dialogue(out, item, seed, image_size, omit_colour))
     files = {split: _write_split(out, split, records[split]) for split in SPLITS}
     meta = _world_meta(dialogues, seed, image_size, held_out, plan, files)
+    if omit_colour:  # only then: the complete-caption world's bytes stay as they were
+        meta[OMIT_COLOUR_KEY] = omit_colour
     _write_json(out / WORLD_FILE, meta)
     return load_world(out)
 
 
 def ensure_world(out_dir: str | Path, dialogues: int = 2000, seed: int = 0, image_size: int = 64,
-                 progress: bool = True) -> World:
+                 progress: bool = True, omit_colour: float = 0.0) -> World:
     """The world in ``out_dir`` if it was made with these settings, else a freshly written one."""
     out = Path(out_dir)
     if (out / WORLD_FILE).is_file():
@@ -130,12 +142,14 @@ def ensure_world(out_dir: str | Path, dialogues: int = 2000, seed: int = 0, imag
             meta = {}
         wanted = {"dialogues": dialogues, "seed": seed, "image_size": image_size,
                   "version": GENERATOR_VERSION}
-        if all(meta.get(key) == value for key, value in wanted.items()):
+        if all(meta.get(key) == value for key, value in wanted.items()) and meta.get(OMIT_COLOUR_KEY, 0.0) == omit_colour:
             return load_world(out)
-    return write_world(out, dialogues, seed, image_size, progress=progress)
+    return write_world(out, dialogues, seed, image_size, progress=progress, omit_colour=omit_colour)
 
 
-def _check_arguments(dialogues: int, seed: int, image_size: int) -> None:
+def _check_arguments(dialogues: int, seed: int, image_size: int, omit_colour: float = 0.0) -> None:
+    if not 0.0 <= omit_colour <= 1.0:
+        raise UserError(f"--omit-colour is a fraction of captions, from 0 to 1 (got {omit_colour})")
     if dialogues < MIN_DIALOGUES:
         raise UserError(f"--dialogues must be at least {MIN_DIALOGUES} (got {dialogues}), so that train, "
                         "dev and test each get some")
@@ -175,7 +189,7 @@ def _progress(plan: list[PlannedDialogue], enabled: bool):
     return tqdm(plan, desc="synthesising dialogues", unit="dialogue", disable=not enabled)
 
 
-def _make_dialogue(out: Path, item: PlannedDialogue, seed: int, image_size: int) -> dict:
+def _make_dialogue(out: Path, item: PlannedDialogue, seed: int, image_size: int, omit_colour: float = 0.0) -> dict:
     """Compose the dialogue, render and save its photo, return its PhotoChat record."""
     photo_id = photo_id_for(item)
     photo_url = f"{PHOTO_DIR}/{photo_id}.png"
@@ -184,13 +198,18 @@ def _make_dialogue(out: Path, item: PlannedDialogue, seed: int, image_size: int)
     path.parent.mkdir(parents=True, exist_ok=True)
     photo.save(path, format="PNG", compress_level=6)
     messages = compose_dialogue(item.triple, random.Random(f"{seed}:dialogue:{item.index}"))
-    return {
+    record = {
         "dialogue": [m.to_json() for m in messages],
         "dialogue_id": item.index,
         "photo_description": item.triple.caption,
         "photo_url": photo_url,
         "photo_id": photo_id,
     }
+    if omit_colour:
+        if random.Random(f"{seed}:caption:{item.index}").random() < omit_colour:
+            record["photo_description"] = caption_without_colour(item.triple)
+        record[ATTRIBUTES_KEY] = {kind: getattr(item.triple, kind) for kind in KINDS}
+    return record
 
 
 def _write_split(out: Path, split: str, records: list[dict]) -> list[str]:
