@@ -17,7 +17,7 @@ from pathlib import Path
 
 from photodialog.demo.arms import ARMS, REFERENCE, run_name
 from photodialog.demo.baseline import most_frequent_reply_scores
-from photodialog.demo.intervals import Difference, PrimaryTest, paired_difference, primary_tests
+from photodialog.demo.intervals import UNMEASURED, Difference, PrimaryTest, paired_difference, primary_tests
 from photodialog.demo.plan import DemoPlan
 from photodialog.evaluation.results import SeedResult, build_result, load_result, metric_info
 from photodialog.evaluation.runner import load_targets
@@ -32,8 +32,8 @@ FILES = "report-files"
 SHOWN_EXAMPLES = 4
 PHOTO_PX = 96
 EXPLORATORY_NOTE = ("Every other metric, each arm minus the reference with a 95% interval (Student's t over the "
-                    "paired training seeds). No verdict and no multiplicity correction: these suggest, the primary "
-                    "endpoint decides.")
+                    "paired training seeds; none with one seed). No verdict and no multiplicity correction: these "
+                    "suggest, the primary endpoint decides.")
 # The metrics each difference is computed for, in table order.
 COMPARED = ("photo_match_colour", "photo_match_all", "caption_acc_colour", "caption_acc_object", "caption_acc_scene",
             "photo_match_object", "photo_match_scene", "bleu1", "bleu2", "rouge_l", "share_f1", "reply_acc_object",
@@ -102,6 +102,10 @@ def primary_sentences(tests: list[PrimaryTest], plan: DemoPlan, results: dict[st
     for t in tests:
         ref = _mean(results[REFERENCE], endpoint["metric"])
         arm = _mean(results[t.arm], endpoint["metric"])
+        if t.verdict == UNMEASURED:
+            sentences.append(f"{t.arm} vs {REFERENCE} on the primary endpoint ({label}): {arm:.1f}% vs {ref:.1f}% on one "
+                             "training seed: **not measurable** (a test needs 2 seeds or more).")
+            continue
         sentences.append(f"{t.arm} vs {REFERENCE} on the primary endpoint ({label}): {arm:.1f}% vs {ref:.1f}%, "
                          f"difference {t.mean:+.1f} points over {t.seeds} training seeds (p = {t.p:.3f}, Holm level "
                          f"{t.level:.4f}): **{t.verdict}**.")
@@ -344,14 +348,18 @@ def _intro(c: dict) -> list[str]:
         f"one photodialog ships: the tiny LLM and image perceptron ({start.get('steps', '?')} steps of "
         f"`{start.get('recipe', 'tiny-pretrain-text')}`{competence}) and the tiny image generator "
         f"({generator.get('steps', '?')} steps on the (caption, photo) pairs); `photodialog assets rebuild llm|generator` "
-        f"rebuilds them. Then {len(plan.arms)} arms x {len(plan.seeds)} training seeds ({plan.seeds}) = {runs} "
+        f"rebuilds them. Then {len(plan.arms)} arms x {_count(len(plan.seeds), 'training seed')} ({plan.seeds}) = {runs} "
         f"fine-tuning runs of {plan.finetune_steps} optimizer steps each, the same data order per seed, gradients "
         f"clipped per part; each model evaluated on the test split "
         f"({'all turns' if not plan.eval_samples else f'first {plan.eval_samples} turns'}, sampling seed {plan.eval_seed}).",
         "",
-        f"Time: {timer.total / 60:.1f} min ({stages} min; {timer.invocations} invocation(s) of the command). "
+        f"Time: {timer.total / 60:.1f} min ({stages} min; {_count(timer.invocations, 'invocation')} of the command). "
         f"Machine: {machine.get('cpu')}, torch {machine.get('torch')}, one thread per run.",
     ]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _endpoint_lines(c: dict) -> list[str]:
@@ -384,7 +392,10 @@ def _primary_table(c: dict) -> str:
             sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
             cells.append(f"{mean:.1f} ± {sd:.1f}")
         t = verdict.get(arm)
-        cells.append(f"{t.mean:+.1f}, p = {t.p:.3f}: {t.verdict}" if t else "(the reference)")
+        if t is None:
+            cells.append("(the reference)")
+        else:
+            cells.append("n/a (one seed)" if t.verdict == UNMEASURED else f"{t.mean:+.1f}, p = {t.p:.3f}: {t.verdict}")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -397,10 +408,12 @@ def _commands(c: dict) -> list[str]:
     paths, plan = c["paths"], c["plan"]
     seed = plan.seeds[0]
 
-    def shown(path: Path) -> str:  # relative to the demo folder's parent: no machine's absolute path in the report
-        return str(Path(paths.out.name) / path.relative_to(paths.out))
+    def shown(path: Path) -> str:  # under --out as typed: works from where the demo was started
+        return str((paths.typed or Path(paths.out.name)) / path.relative_to(paths.out))
 
-    ref = paths.run(run_name(REFERENCE, seed)) if REFERENCE in plan.arms else paths.run(run_name(plan.arms[0], seed))
+    # the first arm the experiment tests (the reference only when it is alone)
+    tested = [arm for arm in plan.arms if arm != REFERENCE] or plan.arms
+    ref = paths.run(run_name(tested[0], seed))
     return [f"photodialog chat --checkpoint {shown(ref)}", f"photodialog serve --checkpoint {shown(ref)}",
             "photodialog eval compare " + " ".join(shown(paths.eval_json(run_name(a, seed))) for a in plan.arms),
             f"# every training and evaluation command the demo ran, with its output: {shown(paths.logs)}/*.log"]
@@ -411,7 +424,7 @@ def _quick_note(plan: DemoPlan) -> list[str]:
         return []
     return ["**This is the `--quick` smoke run.** It runs every stage on a small world with a few steps each, "
             "so its numbers show only that the stages work: the models are barely trained (the learning checks "
-            "below are expected to FAIL), "
+            "below may FAIL), "
             + ("one training seed gives no interval, so no verdict is possible. " if len(plan.seeds) < 2 else "")
             + "Run `photodialog demo` without `--quick` for the experiment.", ""]
 

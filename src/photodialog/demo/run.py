@@ -38,6 +38,9 @@ COMMON = ["train.epochs=1000", "train.early_stopping_patience=0", "train.eval_ev
 @dataclass
 class DemoPaths:
     out: Path
+    typed: Path | None = None
+    """``--out`` as the user typed it (relative stays relative): how the report names the demo's files,
+    so its commands work from where the demo was started and name no other machine's folders."""
 
     @property
     def world(self) -> Path:
@@ -115,7 +118,7 @@ def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True) -> Path:
     locked while the demo runs, so a second demo on it is refused, naming the first.
     """
     # Only a folder this command made (or a new or empty one): the report replaces files of its own names.
-    paths = DemoPaths(claim_folder(out, "demo", made_before=lambda folder: (folder / "plan.json").is_file()))
+    paths = DemoPaths(claim_folder(out, "demo", made_before=lambda folder: (folder / "plan.json").is_file()), Path(out))
     with lock_folder(paths.out, "the demo folder"):  # one demo at a time writes it
         return _run_stages(paths, plan, progress)
 
