@@ -38,7 +38,7 @@ def test_the_code_reads_the_registries():
     from photodialog.baselines.presets import BASELINES
     from photodialog.data.loading import FORMATS
     from photodialog.models.bridge import BRIDGES
-    from photodialog.models.generation import DECODINGS, SAMPLERS
+    from photodialog.models.generation_settings import DECODINGS, SAMPLERS
 
     assert [module.__name__ for module in FORMATS] == [e.target for e in registry.DATASET_FORMATS]
     assert BRIDGES == registry.BRIDGES.names
