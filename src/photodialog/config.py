@@ -174,7 +174,6 @@ class ModelConfig:
     max_context_tokens: int = 256
     """Prompt budget in LLM tokens (each context photo costs num_query_tokens + 2); oldest turns go first."""
     max_response_tokens: int = 64
-    max_caption_tokens: int = 30
     image_size: int = 0
     """Resolution the generator trains and draws at; 0 = the preset's (``tiny.image_size``, 16 by
     default, for tiny; 512 for paper: the UNet's sample size times the VAE's factor)."""
@@ -329,6 +328,14 @@ PART_NAMES = ("llm", "perceptron", "generator")
 # Every int and float key has its range here (a test checks that none is missing). A float
 # must also be finite: YAML reads .inf and .nan as numbers, and either would pass a plain "> 0".
 SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
+# The limits of the generation settings, in one place: the eval section's ranges below and
+# ``models.generation_settings.check_settings`` (chat, the web page, eval's flags, and every
+# evaluation of a run's eval section) both read them: a value a recipe may hold is one they accept.
+MAX_NEW_TOKENS = 1024  # a chat turn; far longer replies are a typo
+MAX_BEAMS = 64
+MAX_DIFFUSION_STEPS = 1000  # the noise schedule's length
+MAX_GUIDANCE_SCALE = 100.0
+MIN_TOP_P = 1e-6
 
 
 @dataclass(frozen=True)
@@ -372,7 +379,7 @@ RANGES: dict[str, Range] = {
     "model.tiny.vae_channels": AT_LEAST_1, "model.tiny.latent_channels": AT_LEAST_1,
     "model.tiny.vae_train_steps": Range(0, why="0 = the VAE stays random"),
     "model.lora.r": AT_LEAST_1, "model.lora.alpha": AT_LEAST_1, "model.lora.dropout": FRACTION,
-    "model.max_context_tokens": AT_LEAST_1, "model.max_response_tokens": AT_LEAST_1, "model.max_caption_tokens": AT_LEAST_1,
+    "model.max_context_tokens": AT_LEAST_1, "model.max_response_tokens": AT_LEAST_1,
     "model.image_size": AT_LEAST_0, "model.image_loss_repeats": AT_LEAST_1, "model.snr_gamma": AT_LEAST_0,
     "model.caption_dropout": FRACTION,
     "data.photo_sample_weight": ABOVE_0, "data.photo_reply_sample_weight": ABOVE_0, "data.max_dialogues": Range(0, why="0 = all"),
@@ -388,9 +395,9 @@ RANGES: dict[str, Range] = {
     "train.competence_turns": Range(0, why="0 = off"),
     "train.keep_last": Range(0, why="0 = keep every checkpoint"), "train.log_every_steps": AT_LEAST_1,
     "train.max_bad_steps_in_row": AT_LEAST_1, "train.cache_max_gb": AT_LEAST_0,
-    "eval.max_new_tokens": AT_LEAST_1, "eval.num_beams": AT_LEAST_1, "eval.temperature": ABOVE_0,
-    "eval.top_p": Range(0, 1, low_open=True), "eval.diffusion_steps": Range(1, 1000, why="the schedulers' 1000 training steps"),
-    "eval.guidance_scale": AT_LEAST_0, "eval.max_samples": Range(0, why="0 = all"), "eval.batch_size": AT_LEAST_1,
+    "eval.max_new_tokens": Range(1, MAX_NEW_TOKENS), "eval.num_beams": Range(1, MAX_BEAMS), "eval.temperature": ABOVE_0,
+    "eval.top_p": Range(MIN_TOP_P, 1), "eval.diffusion_steps": Range(1, MAX_DIFFUSION_STEPS, why=f"the schedulers' {MAX_DIFFUSION_STEPS} training steps"),
+    "eval.guidance_scale": Range(0, MAX_GUIDANCE_SCALE), "eval.max_samples": Range(0, why="0 = all"), "eval.batch_size": AT_LEAST_1,
 }
 
 
@@ -439,12 +446,24 @@ def _check_tiny_architecture(tiny: TinySizes, image_size: int) -> None:
 RETIRED_KEYS = frozenset({"model.tiny.tokenizer_corpus", "data.num_workers", "train.deterministic"})
 # Keys that were renamed: the old name still reads (recipes, saved configs, overrides), with a warning.
 RENAMED_KEYS = {"eval.scheduler": "eval.sampler"}
+# Keys that nothing reads any more: a recipe, saved config or override that sets one still loads,
+# with a warning saying what limits that instead and the version that will refuse the key.
+IGNORED_KEYS = {
+    "model.max_caption_tokens": ("1.0", "a caption is limited by eval.max_new_tokens when it is generated and by "
+                                        "model.max_response_tokens in training"),
+}
 
 
 def _renamed(old: str) -> str:
     new = RENAMED_KEYS[old]
     warnings.warn(f"config key '{old}' is now '{new}'; '{old}' still works but will be removed", FutureWarning, stacklevel=3)
     return new
+
+
+def _ignored(key: str) -> None:
+    version, instead = IGNORED_KEYS[key]
+    warnings.warn(f"config key '{key}' is ignored: nothing reads it ({instead}); remove it, version {version} will refuse it",
+                  FutureWarning, stacklevel=3)
 
 
 # ---------------------------------------------------------------- conversion
@@ -455,7 +474,11 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         raise ConfigError(f"'{prefix.rstrip('.') or 'config'}' must be a mapping of keys to values, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    data = {name: raw for name, raw in data.items() if prefix + name not in RETIRED_KEYS}
+    for name in data:
+        if prefix + name in IGNORED_KEYS:
+            _ignored(prefix + name)
+    dropped = RETIRED_KEYS | set(IGNORED_KEYS)
+    data = {name: raw for name, raw in data.items() if prefix + name not in dropped}
     data = {(_renamed(prefix + name).rsplit(".", 1)[-1] if prefix + name in RENAMED_KEYS else name): raw for name, raw in data.items()}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -535,6 +558,9 @@ def resolve_key(key: str) -> str:
     old = next((k for k in RENAMED_KEYS if k == key or k.endswith("." + key)), None)
     if old is not None:
         return _renamed(old)
+    ignored = next((k for k in IGNORED_KEYS if k == key or k.endswith("." + key)), None)
+    if ignored is not None:  # set into the recipe; from_dict drops it with the warning
+        return ignored
     matches = [k for k in ALL_KEYS if k.endswith("." + key)]
     if len(matches) == 1:
         return matches[0]

@@ -26,7 +26,8 @@ from photodialog.models.assembly import PartSources, build_model, ensure_tiny_ba
 from photodialog.models.batch import PhotoTensors, caption_batch, collate
 from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
 from photodialog.models.formatting import DialogueFormatter
-from photodialog.models.generation import GenerationSettings, Reply, Responder
+from photodialog.models.generation import Reply, Responder
+from photodialog.models.generation_settings import GenerationSettings
 from photodialog.models.image_generator import image_to_tensor
 from photodialog.warm_start import EXPORT_FILE, copy_base, is_export, load_init_from, source_checkpoints
 

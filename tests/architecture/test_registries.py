@@ -38,7 +38,7 @@ def test_the_code_reads_the_registries():
     from photodialog.baselines.presets import BASELINES
     from photodialog.data.loading import FORMATS
     from photodialog.models.bridge import BRIDGES
-    from photodialog.models.generation import DECODINGS, SAMPLERS
+    from photodialog.models.generation_settings import DECODINGS, SAMPLERS
 
     assert [module.__name__ for module in FORMATS] == [e.target for e in registry.DATASET_FORMATS]
     assert BRIDGES == registry.BRIDGES.names
@@ -146,6 +146,27 @@ def test_generation_settings_defaults_are_the_eval_config_and_every_command_has_
     generation = flags(chat) - {"-h", "--help"}
     assert generation <= flags(evaluation) | {"--seed"}  # eval takes --seeds instead
     assert {"--" + name.replace("_", "-") for name in shared} <= generation
+
+
+@pytest.mark.parametrize("name, allowed, refused", [
+    ("max_new_tokens", "MAX_NEW_TOKENS", 1), ("num_beams", "MAX_BEAMS", 1), ("diffusion_steps", "MAX_DIFFUSION_STEPS", 1),
+    ("guidance_scale", "MAX_GUIDANCE_SCALE", 0.5), ("top_p", "MIN_TOP_P", -1e-7),
+])
+def test_a_recipes_eval_section_and_check_settings_share_one_set_of_limits(name, allowed, refused):
+    """The limits live in config (MAX_*, MIN_TOP_P): the value at a limit passes both checks, one
+    step beyond it fails both."""
+    from photodialog import config
+    from photodialog.errors import UserError
+    from photodialog.models.generation_settings import GenerationSettings, check_settings
+
+    edge = getattr(config, allowed)
+    check_settings(GenerationSettings(**{name: edge}))
+    assert getattr(load_config(None, [f"eval.{name}={edge!r}"]).eval, name) == edge
+    beyond = edge + refused
+    with pytest.raises(UserError):
+        check_settings(GenerationSettings(**{name: beyond}))
+    with pytest.raises(ConfigError, match=f"'eval.{name}' must be"):
+        load_config(None, [f"eval.{name}={beyond!r}"])
 
 
 def test_one_name_for_the_output_folder_and_for_no_progress_bars(capsys, tmp_path):

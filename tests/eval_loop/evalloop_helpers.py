@@ -31,7 +31,8 @@ def recording_replies(calls: list):
 def save_untrained_probe(world_dir) -> None:
     """A probe with random, fixed weights in ``world_dir/probe`` (its predictions are arbitrary)."""
     from photodialog.data.synth import load_world
-    from photodialog.data.synth.probe import Probe, ProbeConfig, build_network
+    from photodialog.data.synth.probe import Probe
+    from photodialog.data.synth.probe_model import ProbeConfig, build_network
 
     world = load_world(world_dir)
     config = ProbeConfig(objects=list(world.objects), colours=list(world.colours), scenes=list(world.scenes))

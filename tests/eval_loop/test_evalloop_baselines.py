@@ -129,7 +129,8 @@ def _samples(photo_path: str | None = None):
 def test_a_gpt2_causal_lm_loads_trains_and_generates_with_left_padding(gpt2_parts):
     from photodialog.models.batch import PhotoTensors, collate
     from photodialog.models.formatting import DialogueFormatter
-    from photodialog.models.generation import GenerationSettings, Responder
+    from photodialog.models.generation import Responder
+    from photodialog.models.generation_settings import GenerationSettings
 
     model = _gpt2_model(gpt2_parts, ["llm"], "none")
     assert type(model.llm).__name__ == "GPT2LMHeadModel"

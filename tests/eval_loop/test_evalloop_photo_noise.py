@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from photodialog.evaluation.runner import draw_photos
-from photodialog.models.generation import GenerationSettings
+from photodialog.models.generation_settings import GenerationSettings
 
 CAPTIONS = ["a red car in the park", "a blue cup on the beach", "a green tree at night"]
 

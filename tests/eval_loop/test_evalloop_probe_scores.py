@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from photodialog.data.synth import find_attributes
-from photodialog.evaluation.results import metric_order
+from photodialog.evaluation.metrics import metric_order
 from photodialog.evaluation.probe_scores import (
     ProbeScorer, all_probe_keys, group_keys, load_probe_scorer,
 )

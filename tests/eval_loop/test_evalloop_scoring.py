@@ -14,9 +14,11 @@ import pytest
 from evalloop_helpers import FAST, MAX_SAMPLES, recording_replies
 
 from photodialog.evaluation import evaluate as evaluate_module
-from photodialog.evaluation.evaluate import EvalRequest, evaluate, generation_settings
+from photodialog.evaluation.evaluate import evaluate
 from photodialog.evaluation.probe_scores import KINDS
+from photodialog.evaluation.request import EvalRequest
 from photodialog.models.generation import Reply
+from photodialog.models.generation_settings import settings_from_config
 
 
 def _gold_replies(system, samples, settings, **kwargs):
@@ -95,9 +97,9 @@ def test_generation_settings_start_from_the_checkpoint_config_and_refuse_bad_val
     from photodialog.config import EvalConfig
     from photodialog.errors import UserError
 
-    settings = generation_settings(EvalConfig(), {"decoding": "beam", "diffusion_steps": None})
+    settings = settings_from_config(EvalConfig(), {"decoding": "beam", "diffusion_steps": None})
     assert (settings.decoding, settings.num_beams, settings.max_new_tokens, settings.diffusion_steps) == ("beam", 2, 30, 20)
     with pytest.raises(UserError, match="at least 2 beams"):
-        generation_settings(EvalConfig(), {"decoding": "beam", "num_beams": 1})
+        settings_from_config(EvalConfig(), {"decoding": "beam", "num_beams": 1})
     with pytest.raises(UserError, match="sampler"):
-        generation_settings(EvalConfig(), {"sampler": "nope"})
+        settings_from_config(EvalConfig(), {"sampler": "nope"})

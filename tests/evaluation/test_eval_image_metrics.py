@@ -15,7 +15,7 @@ from photodialog.evaluation.image_metrics import (
     no_downloads,
     to_square_tensor,
 )
-from photodialog.evaluation.results import SeedResult
+from photodialog.evaluation.metrics import SeedResult
 
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 

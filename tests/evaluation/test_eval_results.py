@@ -8,16 +8,8 @@ import pytest
 
 from photodialog.errors import UserError
 from photodialog.evaluation.aggregate import aggregate_seeds, mean_and_std
-from photodialog.evaluation.results import (
-    REQUIRED_METRICS,
-    MetricSet,
-    SeedResult,
-    load_result,
-    metric_info,
-    metric_order,
-    save_result,
-    validate_result,
-)
+from photodialog.evaluation.metrics import REQUIRED_METRICS, MetricSet, SeedResult, metric_info, metric_order
+from photodialog.evaluation.results import load_result, save_result, validate_result
 
 
 def test_mean_and_sample_std():

@@ -7,7 +7,7 @@ import os
 import stat
 
 from photodialog.cli.main import main
-from photodialog.export import is_export
+from photodialog.warm_start import is_export
 
 
 def test_export_into_the_current_empty_folder_with_the_umask_modes(tiny_run, tmp_path, monkeypatch, capsys):

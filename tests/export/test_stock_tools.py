@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from photodialog.data.schema import Photo, Turn
-from photodialog.export import EXPORT_FILE, export_checkpoint
+from photodialog.export import export_checkpoint
 from photodialog.system import DialogueSystem
+from photodialog.warm_start import EXPORT_FILE
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data_loading" / "fixtures"
 TINY_RUN_OVERRIDES = [

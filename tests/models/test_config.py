@@ -1,4 +1,5 @@
-"""Config keys that were removed: old run folders still load, new runs cannot set them."""
+"""Config keys that were removed: old run folders still load; a retired key cannot be set, an
+ignored one (``IGNORED_KEYS``) still can, with a warning."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 import pytest
 import yaml
 
-from photodialog.config import RETIRED_KEYS, RunConfig, load_config, save_config
+from photodialog.config import IGNORED_KEYS, RETIRED_KEYS, RunConfig, load_config, save_config
 from photodialog.errors import ConfigError
 
 
@@ -36,6 +37,23 @@ def test_retired_keys_are_not_fields_and_cannot_be_overridden(key):
     assert name not in {f.name for f in dataclasses.fields(owner)}
     with pytest.raises(ConfigError, match="unknown config key"):
         load_config(None, [f"{key}=1"])
+
+
+def test_max_caption_tokens_is_ignored_with_a_warning_saying_what_limits_a_caption(tmp_path):
+    """model.max_caption_tokens was checked but never read: a recipe, saved config or override that
+    sets it still loads (as if it were not there), and the warning says what to use and when it is refused."""
+    assert "model.max_caption_tokens" in IGNORED_KEYS
+    assert "max_caption_tokens" not in {f.name for f in dataclasses.fields(RunConfig().model)}
+    recipe = tmp_path / "old.yaml"
+    recipe.write_text("model:\n  max_caption_tokens: 30\n", encoding="utf-8")
+    with pytest.warns(FutureWarning, match="'model.max_caption_tokens' is ignored") as caught:
+        assert load_config(str(recipe)) == RunConfig()
+    message = " ".join(str(w.message) for w in caught if "max_caption_tokens" in str(w.message))
+    for words in ("eval.max_new_tokens", "model.max_response_tokens", "version 1.0 will refuse it"):
+        assert words in message, words
+    for override in ("model.max_caption_tokens=30", "max_caption_tokens=30"):
+        with pytest.warns(FutureWarning, match="'model.max_caption_tokens' is ignored"):
+            assert load_config(None, [override]) == RunConfig()
 
 
 def test_a_number_in_exponent_form_is_read_as_a_number():

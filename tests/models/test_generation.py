@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from photodialog.models.generation import GenerationSettings, Responder, parse_response
+from photodialog.models.generation import Responder, parse_response
+from photodialog.models.generation_settings import GenerationSettings
 
 
 @pytest.fixture(scope="module")

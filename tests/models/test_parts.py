@@ -83,7 +83,8 @@ def test_gpt2_layout_works_as_the_llm(corpus, tmp_path):
     from photodialog.models.assembly import build_model, part_sources
     from photodialog.models.batch import PhotoTensors, collate
     from photodialog.models.formatting import DialogueFormatter
-    from photodialog.models.generation import GenerationSettings, Responder
+    from photodialog.models.generation import Responder
+    from photodialog.models.generation_settings import GenerationSettings
     from photodialog.models.tiny import save_tiny_parts
 
     save_tiny_parts(tmp_path, corpus, TinySizes(llm_architecture="gpt2", llm_vocab=200))

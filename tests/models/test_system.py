@@ -6,7 +6,7 @@ import torch
 
 from photodialog.data.photos import load_photo
 from photodialog.data.schema import Photo, Turn
-from photodialog.models.generation import GenerationSettings
+from photodialog.models.generation_settings import GenerationSettings
 from photodialog.system import load_system
 
 

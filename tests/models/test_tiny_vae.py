@@ -10,8 +10,8 @@ import torch
 
 from photodialog.config import TinySizes
 from photodialog.errors import ConfigError
-from photodialog.models.tiny import save_tiny_diffusion, tiny_vae_model
-from photodialog.models.tiny_vae import BUNDLED_VAE, rebuild_bundled, train_vae
+from photodialog.models.tiny import save_tiny_diffusion
+from photodialog.models.tiny_vae import BUNDLED_VAE, rebuild_bundled, tiny_vae_model, train_vae
 
 BUNDLED_SIZES = dict(image_size=32, latent=True, latent_channels=8, vae_channels=[32, 64, 64])
 

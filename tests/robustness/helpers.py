@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from photodialog.models.generation import GenerationSettings
+from photodialog.models.generation_settings import GenerationSettings
 
 FAST_FLAGS = ["--max-new-tokens", "6", "--diffusion-steps", "2", "--device", "cpu"]
 FAST = GenerationSettings(max_new_tokens=6, diffusion_steps=2)

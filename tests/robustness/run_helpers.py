@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from photodialog.checkpoints import TrainState
 from photodialog.training import checkpoint as ckpt
 
 
@@ -23,7 +24,7 @@ def tiny_parts():
 def save_step(run_dir: Path, step: int, *, best_step: int = -1, keep_last: int = 0, parts=None) -> Path:
     """A checkpoint of ``tiny_parts`` at ``step`` whose state names ``best_step`` as the best."""
     model, optimizer, scheduler = parts or tiny_parts()
-    state = ckpt.TrainState(step=step, best_step=best_step)
+    state = TrainState(step=step, best_step=best_step)
     weights = dict(model.named_parameters())
     return ckpt.save_checkpoint(run_dir, weights, optimizer, scheduler, state, "train: {}\n", keep_last=keep_last)
 

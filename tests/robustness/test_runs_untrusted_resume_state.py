@@ -10,6 +10,7 @@ import pickle
 import pytest
 import torch
 
+from photodialog.checkpoints import file_digest, list_checkpoints
 from photodialog.errors import UserError
 from photodialog.training import checkpoint as ckpt
 
@@ -47,12 +48,12 @@ def test_train_resume_from_a_crafted_run_folder_exits_2_without_running_it(tmp_p
 
     run = tmp_path / "run"
     assert main(["train", *run_args("max_steps=1"), "--out", str(run)]) == 0
-    newest = ckpt.list_checkpoints(run)[-1]
+    newest = list_checkpoints(run)[-1]
     marker = tmp_path / "pwned"
     _crafted(newest / "optimizer.pt", marker)
     manifest = json.loads((newest / "manifest.json").read_text())
     manifest["files"]["optimizer.pt"] = {"bytes": (newest / "optimizer.pt").stat().st_size,
-                                         "sha256": ckpt.file_digest(newest / "optimizer.pt")}
+                                         "sha256": file_digest(newest / "optimizer.pt")}
     (newest / "manifest.json").write_text(json.dumps(manifest))  # a consistent, hostile folder
     code = main(["train", *run_args("max_steps=2"), "--out", str(run), "--resume"])
     err = capsys.readouterr().err

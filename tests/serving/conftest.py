@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from photodialog.models.generation import GenerationSettings
+from photodialog.models.generation_settings import GenerationSettings
 
 from .helpers import DRAWN_CAPTION
 

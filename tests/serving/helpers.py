@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from photodialog.models.generation import GenerationSettings
+from photodialog.models.generation_settings import GenerationSettings
 
 # Short replies and two denoising steps: the tests check behaviour, not quality.
 FAST = GenerationSettings(max_new_tokens=6, diffusion_steps=2)

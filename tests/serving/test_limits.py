@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from photodialog.errors import UserError
-from photodialog.models.generation import GenerationSettings, check_settings
+from photodialog.models.generation_settings import GenerationSettings, check_settings
 from photodialog.serving.limits import InputLimits, check_message, check_photo_file
 
 

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 from photodialog.data.synth import Triple, load_world
-from photodialog.data.synth.probe import Probe, augment, train_probe
+from photodialog.data.synth.probe import Probe, train_probe
+from photodialog.data.synth.probe_augment import augment
 from photodialog.errors import DataError
 
 CHANCE = {"object": 1 / 8, "colour": 1 / 6, "scene": 1 / 5}

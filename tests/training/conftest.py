@@ -18,7 +18,7 @@ def final_weights():
     """The trainable weights of a run's latest checkpoint."""
     from safetensors.torch import load_file
 
-    from photodialog.training.checkpoint import list_checkpoints
+    from photodialog.checkpoints import list_checkpoints
 
     return lambda run_dir: load_file(str(list_checkpoints(Path(run_dir))[-1] / "trainable.safetensors"))
 

@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from photodialog.checkpoints import list_checkpoints, read_state
 from photodialog.cli.main import main
-from photodialog.training.checkpoint import list_checkpoints, read_state
 
 
 def sample_log(run: Path, rank: int) -> dict[int, list[int]]:

@@ -10,8 +10,8 @@ import time
 
 import torch
 
+from photodialog.checkpoints import list_checkpoints, read_state
 from photodialog.cli.main import main
-from photodialog.training.checkpoint import list_checkpoints, read_state
 
 
 def test_kill_minus_nine_then_resume_matches_uninterrupted(tmp_path, quick_args, final_weights):
@@ -65,8 +65,8 @@ def test_only_trainable_weights_and_resume_state_are_saved(tmp_path, quick_args,
 def test_weight_average_is_saved_resumed_and_used_for_inference(tmp_path, quick_args, final_weights):
     from safetensors.torch import load_file
 
+    from photodialog.checkpoints import EMA_WEIGHTS
     from photodialog.system import load_system
-    from photodialog.training.checkpoint import EMA_WEIGHTS
 
     args = quick_args("max_steps=4", "train.save_every_steps=2", "train.ema_decay=0.9")
     straight, split = tmp_path / "straight", tmp_path / "split"

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import photodialog
-from photodialog.training.checkpoint import EMA_WEIGHTS, list_checkpoints, read_state
+from photodialog.checkpoints import EMA_WEIGHTS, list_checkpoints, read_state
 
 ACCELERATE_CONFIGS = Path(photodialog.__file__).parent / "configs" / "accelerate"
 # Seed 13: in step 1 one process has context and target photos and the other neither, in step 2 a

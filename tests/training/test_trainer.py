@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
+from photodialog.checkpoints import list_checkpoints
 from photodialog.cli.main import main
-from photodialog.training.checkpoint import list_checkpoints
 from photodialog.training.run_files import read_metrics
 
 
@@ -64,7 +64,7 @@ def test_fewer_samples_than_one_optimizer_step_stop_before_training(tmp_path, qu
 
 
 def test_without_a_dev_split_the_run_goes_to_max_steps_and_keeps_the_last(tmp_path, quick_args):
-    from photodialog.training.checkpoint import best_checkpoint, read_state
+    from photodialog.checkpoints import best_checkpoint, read_state
 
     run = tmp_path / "run"
     assert main(["train", *quick_args("max_steps=3", "data.dev_split=no_such_split", "train.eval_every_steps=1",
@@ -158,7 +158,7 @@ def test_tau_schedule_shapes():
 
 
 def test_dev_evaluation_scores_bleu_and_image_and_keeps_the_best(tmp_path, quick_args):
-    from photodialog.training.checkpoint import best_checkpoint, read_state
+    from photodialog.checkpoints import best_checkpoint, read_state
 
     run = tmp_path / "run"
     assert main(["train", *quick_args("max_steps=4", "train.eval_every_steps=2", "train.eval_every_epochs=1",

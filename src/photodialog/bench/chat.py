@@ -36,7 +36,7 @@ from photodialog.data.samples import build_samples
 from photodialog.data.schema import Turn
 from photodialog.errors import UserError
 from photodialog.models.adapters import count_parameters
-from photodialog.models.generation import GenerationSettings
+from photodialog.models.generation_settings import GenerationSettings
 from photodialog.system import load_system
 from photodialog.training.data import load_split
 from photodialog.training.trainer import Trainer

@@ -30,11 +30,11 @@ from photodialog.data.photos import load_photo
 from photodialog.data.synth.probe import Probe
 from photodialog.data.synth.world import load_world
 from photodialog.devices import made_elsewhere
-from photodialog.export import EXPORT_PARTS, export_checkpoint
+from photodialog.export import export_checkpoint
 from photodialog.models.image_generator import ImageGenerator, image_to_tensor, tensor_to_image
 from photodialog.models.loading import load_diffusion
 from photodialog.models.tiny_generator import BUNDLED_GENERATOR
-from photodialog.system import load_system
+from photodialog.system import EXPORT_PARTS, load_system
 from photodialog.training.run_files import read_metrics
 from photodialog.training.trainer import Trainer
 

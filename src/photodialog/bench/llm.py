@@ -19,7 +19,7 @@ from photodialog.checkpoints import list_checkpoints, read_state
 from photodialog.errors import UserError
 from photodialog.evaluation.competence import text_competence
 from photodialog.evaluation.runner import load_targets
-from photodialog.models.generation import settings_from_config
+from photodialog.models.generation_settings import settings_from_config
 from photodialog.system import DialogueSystem, load_system, read_config
 from photodialog.warm_start import BUNDLED_TEXT
 

@@ -1,7 +1,7 @@
 """Memory needed to load and train each paper preset setting, from parameter counts (no GPU needed).
 
-``photodialog bench memory [--json] [--out FILE]`` (or ``python -m photodialog.bench.load_memory``) builds the paper's architectures on the
-meta device (no memory), sets each setting's training modes as the trainer does, and counts bytes:
+``photodialog bench memory [--json] [--out FILE]`` builds the paper's architectures on the meta
+device (no memory), sets each setting's training modes as the trainer does, and counts bytes:
 
 * **at rest**: every parameter in its dtype after ``apply_training_modes`` (trainable ones float32,
   frozen ones in the recipe's ``model.dtype``, bf16; BLIP-2's Q-Former and queries float32);
@@ -17,9 +17,6 @@ meta device (no memory), sets each setting's training modes as the trainer does,
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
 from photodialog.bench.paper import build_paper_model
 from photodialog.bench.paper_configs import PaperArchitecture
 
@@ -75,17 +72,3 @@ def markdown(result: dict) -> str:
                     f"{r['adamw_state_bytes'] / GB:.1f}) |")
     return "\n".join(rows)
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--out", help="also write the JSON here")
-    args = parser.parse_args(argv)
-    result = all_settings()
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(markdown(result))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -113,7 +113,8 @@ def run(args) -> int:
     quiet_libraries()
     # loaded when the command runs, not for --help
     from photodialog.evaluation.eval_record import summary_tables
-    from photodialog.evaluation.evaluate import EvalRequest, evaluate
+    from photodialog.evaluation.evaluate import evaluate
+    from photodialog.evaluation.request import EvalRequest
 
     request = EvalRequest(
         checkpoint=args.checkpoint, data=args.data, split=args.split, seeds=args.seeds, out=args.out,

@@ -19,7 +19,8 @@ from photodialog.demo.arms import ARMS, REFERENCE, run_name
 from photodialog.demo.baseline import most_frequent_reply_scores
 from photodialog.demo.intervals import UNMEASURED, Difference, PrimaryTest, paired_difference, primary_tests
 from photodialog.demo.plan import DemoPlan
-from photodialog.evaluation.results import SeedResult, build_result, load_result, metric_info
+from photodialog.evaluation.metrics import SeedResult, metric_info
+from photodialog.evaluation.results import build_result, load_result
 from photodialog.evaluation.runner import load_targets
 from photodialog.evaluation.tables import report as tables_report
 from photodialog.devices import made_on

@@ -30,7 +30,7 @@ import numpy as np
 from photodialog.data.schema import PHOTO_SPAN, Sample
 from photodialog.data.synth.attributes import COLOURS, OBJECTS, SCENES, find_attributes
 from photodialog.errors import DataError
-from photodialog.evaluation.results import MetricSet, unavailable_entry
+from photodialog.evaluation.metrics import MetricSet, unavailable_entry
 
 Attributes = Mapping[str, str | None]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from photodialog.evaluation.results import metric_info, metric_order
+from photodialog.evaluation.metrics import metric_info, metric_order
 from photodialog.evaluation.tables import DIGITS, Footnotes, Table, format_metric, model_names
 
 Result = Mapping[str, Any]

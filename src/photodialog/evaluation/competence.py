@@ -27,7 +27,7 @@ from photodialog.evaluation.attribute_metrics import (
 )
 from photodialog.evaluation.runner import generate_replies
 from photodialog.evaluation.share_moment import share_moment_scores
-from photodialog.models.generation import GenerationSettings
+from photodialog.models.generation_settings import GenerationSettings
 
 BLANK_GREY = (128, 128, 128)
 

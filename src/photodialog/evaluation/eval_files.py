@@ -33,7 +33,7 @@ from typing import Any
 
 from photodialog import json_limits
 from photodialog.errors import UserError
-from photodialog.files import write_text  # noqa: F401  (also imported from here)
+from photodialog.files import write_text
 from photodialog.output_files import writable_file
 
 

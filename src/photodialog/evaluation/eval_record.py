@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from photodialog.checkpoints import read_state
-from photodialog.data.loading import dataset_name  # noqa: F401  (also imported from here)
+from photodialog.data.loading import dataset_name
 from photodialog.evaluation.eval_files import EvalPaths
 from photodialog.evaluation.probe_scores import GROUP_MEANING, KINDS, group_keys
 from photodialog.evaluation.request import EvalRequest
 from photodialog.evaluation.runner import NOISE_SEED_STRIDE
 from photodialog.evaluation.seed_scoring import GoldTargets, SeedScorer
 from photodialog.evaluation.tables import Footnotes, Table, format_metric, format_number, seeds_table, share_moment_table, table2
-from photodialog.models.generation import GenerationSettings, Reply
+from photodialog.models.generation import Reply
+from photodialog.models.generation_settings import GenerationSettings
 
 
 def default_model_name(system) -> str:

@@ -35,8 +35,7 @@ from photodialog.evaluation.request import EvalRequest
 from photodialog.evaluation.results import build_result, save_result
 from photodialog.evaluation.runner import generate_replies, load_targets
 from photodialog.evaluation.seed_scoring import GoldTargets, ScoringOptions, SeedScorer
-from photodialog.models.generation import GenerationSettings
-from photodialog.models.generation import settings_from_config as generation_settings  # its old name here
+from photodialog.models.generation_settings import GenerationSettings, settings_from_config
 from photodialog.system import load_system
 
 DETERMINISTIC_DECODING = ("greedy", "beam")
@@ -92,7 +91,7 @@ def plan_evaluation(request: EvalRequest) -> EvalPlan:
     if not Path(data_path).exists():
         where = "--data" if request.data else "the checkpoint's data.path"
         raise UserError(f"{where} {data_path} does not exist" + ("" if request.data else "; pass --data DIR"))
-    settings = generation_settings(config.eval, request.generation)
+    settings = settings_from_config(config.eval, request.generation)
     gold = GoldTargets(load_targets(data_path, request.split, request.max_samples), photo_attributes(dataset_root(data_path)))
     options = ScoringOptions(
         data_path=str(data_path), device=device, batch_size=request.batch_size or config.eval.batch_size,

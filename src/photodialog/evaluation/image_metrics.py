@@ -40,7 +40,7 @@ from PIL import Image
 
 from photodialog.data.photos import as_rgb, load_photo, verify_photo
 from photodialog.errors import DataError, UserError
-from photodialog.evaluation.results import MetricSet, unavailable_entry, unavailable_record
+from photodialog.evaluation.metrics import MetricSet, unavailable_entry, unavailable_record
 
 INCEPTION = "inception-v3-compat"
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"

@@ -27,14 +27,14 @@ import math
 
 import numpy as np
 
+from photodialog.data.layout import WORLD_FILE
 from photodialog.data.loading import dataset_root
 from photodialog.data.synth.attributes import article
 from photodialog.data.synth.probe import Probe
-from photodialog.data.synth.world import WORLD_FILE
 from photodialog.errors import DataError
 from photodialog.evaluation.attribute_metrics import attribute_scores, probe_fid_metric_set
-from photodialog.evaluation.metrics import PHOTO_MATCH_KEYS
-from photodialog.evaluation.results import (
+from photodialog.evaluation.metrics import (
+    PHOTO_MATCH_KEYS,
     PROBE_FID_KEYS,
     PROBE_GROUPS,
     PROBE_KINDS,

@@ -60,25 +60,8 @@ from typing import Any, Mapping, Sequence
 from photodialog import __version__, json_limits
 from photodialog.errors import UserError
 from photodialog.evaluation.aggregate import aggregate_seeds
-from photodialog.evaluation.eval_files import write_text
-# The metric names and the per-seed record live in ``metrics``; these names stay importable from here.
-from photodialog.evaluation.metrics import (  # noqa: F401
-    IS_SPLIT_STD,
-    PROBE_FID_KEYS,
-    PROBE_GROUPS,
-    PROBE_KINDS,
-    REQUIRED_METRICS,
-    SHARE_MOMENT_METRICS,
-    TABLE2_METRICS,
-    HasMetricSet,
-    MetricInfo,
-    MetricSet,
-    SeedResult,
-    metric_info,
-    metric_order,
-    unavailable_entry,
-    unavailable_record,
-)
+from photodialog.evaluation.metrics import REQUIRED_METRICS, SeedResult
+from photodialog.files import write_text
 
 SCHEMA_VERSION = "photodialog.eval/1"
 

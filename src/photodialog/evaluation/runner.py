@@ -19,7 +19,8 @@ from photodialog.data.loading import load_dialogues
 from photodialog.data.samples import build_samples
 from photodialog.data.schema import Sample
 from photodialog.errors import DataError
-from photodialog.models.generation import GenerationSettings, Reply
+from photodialog.models.generation import Reply
+from photodialog.models.generation_settings import GenerationSettings
 
 # Noise seed of batch b under evaluation seed s: s * NOISE_SEED_STRIDE + b (distinct for any
 # realistic number of batches, so two seeds never share a batch's noise).

@@ -35,10 +35,11 @@ from photodialog.evaluation.image_metrics import (
     fidelity_scores,
     load_image_set,
 )
+from photodialog.evaluation.metrics import SeedResult
 from photodialog.evaluation.probe_scores import ProbeScorer, all_probe_keys, load_probe_scorer
-from photodialog.evaluation.results import SeedResult
 from photodialog.evaluation.runner import iter_photos
-from photodialog.models.generation import GenerationSettings, Reply
+from photodialog.models.generation import Reply
+from photodialog.models.generation_settings import GenerationSettings
 from photodialog.registry import TEXT_METRICS
 
 NO_GENERATOR = (

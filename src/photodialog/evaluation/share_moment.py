@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from photodialog.data.schema import captions_in
-from photodialog.evaluation.results import MetricSet
+from photodialog.evaluation.metrics import MetricSet
 
 
 def shares_photo(text: str) -> bool:

@@ -15,12 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from photodialog.evaluation.results import (
-    SHARE_MOMENT_METRICS,
-    TABLE2_METRICS,
-    metric_info,
-    metric_order,
-)
+from photodialog.evaluation.metrics import SHARE_MOMENT_METRICS, TABLE2_METRICS, metric_info, metric_order
 
 Result = Mapping[str, Any]
 DIGITS = 2

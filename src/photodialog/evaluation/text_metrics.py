@@ -35,7 +35,7 @@ from typing import Sequence
 
 from photodialog.data.schema import strip_photo_spans
 from photodialog.errors import DataError
-from photodialog.evaluation.results import MetricSet
+from photodialog.evaluation.metrics import MetricSet
 
 
 def tokens(text: str) -> list[str]:

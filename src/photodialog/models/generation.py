@@ -17,17 +17,7 @@ from photodialog import IMG_END, IMG_START
 from photodialog.data.schema import Turn, photo_turn_text
 from photodialog.models.batch import PhotoTensors
 from photodialog.models.formatting import DialogueFormatter
-from photodialog.models.generation_settings import (  # noqa: F401  (the settings are importable from here too)
-    DECODINGS,
-    MAX_BEAMS,
-    MAX_DIFFUSION_STEPS,
-    MAX_GUIDANCE_SCALE,
-    MAX_NEW_TOKENS,
-    SAMPLERS,
-    GenerationSettings,
-    check_settings,
-    settings_from_config,
-)
+from photodialog.models.generation_settings import GenerationSettings
 from photodialog.registry import DECODINGS as DECODING_REGISTRY
 
 # ------------------------------------------------------------ decodings (registered in photodialog.registry)

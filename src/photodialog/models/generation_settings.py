@@ -1,7 +1,9 @@
 """Generation settings: the one definition of how replies and photos are made, and their check.
 
 Light on purpose (no torch): the command line builds its flags from it at ``--help`` time, and
-``config`` and ``registry`` give the allowed decodings and samplers.
+``config`` and ``registry`` give the allowed decodings and samplers. The limits (``config.MAX_*``,
+``config.MIN_TOP_P``) are also the ranges of a recipe's ``eval`` section, so a value a recipe may
+hold is one this check accepts (the rules between settings, beams and temperature, are here alone).
 """
 
 from __future__ import annotations
@@ -11,17 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from photodialog.config import EvalConfig
+from photodialog.config import MAX_BEAMS, MAX_DIFFUSION_STEPS, MAX_GUIDANCE_SCALE, MAX_NEW_TOKENS, MIN_TOP_P, EvalConfig
 from photodialog.errors import UserError
 from photodialog.registry import DECODINGS as DECODING_REGISTRY
 from photodialog.registry import SAMPLERS as SAMPLER_REGISTRY
 
 DECODINGS = DECODING_REGISTRY.names
 SAMPLERS = SAMPLER_REGISTRY.names
-MAX_NEW_TOKENS = 1024  # a chat turn; far longer replies are a typo
-MAX_BEAMS = 64
-MAX_DIFFUSION_STEPS = 1000  # the noise schedule's length
-MAX_GUIDANCE_SCALE = 100.0
 _PROTOCOL = EvalConfig()  # the defaults live in one place: the config's eval section
 
 
@@ -57,7 +55,7 @@ def check_settings(settings: GenerationSettings) -> GenerationSettings:
     _within("number of beams", settings.num_beams, 1, MAX_BEAMS)
     _within("diffusion steps", settings.diffusion_steps, 1, MAX_DIFFUSION_STEPS)
     _within("guidance scale", settings.guidance_scale, 0.0, MAX_GUIDANCE_SCALE)
-    _within("top-p", settings.top_p, 1e-6, 1.0)
+    _within("top-p", settings.top_p, MIN_TOP_P, 1.0)
     _within("seed", settings.seed, 0, 2**63 - 1)
     if settings.decoding == "beam" and settings.num_beams < 2:  # one beam is greedy decoding under another name
         raise UserError(f"beam search needs at least 2 beams (got {settings.num_beams}); use greedy decoding for one")

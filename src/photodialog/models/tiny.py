@@ -27,7 +27,7 @@ from photodialog.config import TinySizes
 from photodialog.errors import ConfigError
 from photodialog.files import use_umask_modes
 from photodialog.models.tiny_generator import copy_diffusion, unet_attention_flags
-from photodialog.models.tiny_vae import BUNDLED_VAE, tiny_vae_model, train_vae  # noqa: F401  (tiny_vae_model: also imported from here)
+from photodialog.models.tiny_vae import BUNDLED_VAE, tiny_vae_model, train_vae
 from photodialog.models.tokenizers import train_clip_tokenizer, train_llama_tokenizer, train_llm_tokenizer
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from photodialog.data.schema import Turn
-from photodialog.models.generation import GenerationSettings, Reply, check_settings
+from photodialog.models.generation import Reply
+from photodialog.models.generation_settings import GenerationSettings, check_settings
 from photodialog.serving import BOT
 from photodialog.serving.streaming import ReplyTextStreamer
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TextIO
 
 from photodialog.errors import UserError
-from photodialog.models.generation import GenerationSettings, Reply
+from photodialog.models.generation import Reply
+from photodialog.models.generation_settings import GenerationSettings
 from photodialog.serving.engine import ChatEngine, DrawingStep, Finished, TextSoFar, Waiting
 from photodialog.serving.limits import InputLimits, check_message, check_message_photos, check_photo_file
 from photodialog.serving.session import ChatSession

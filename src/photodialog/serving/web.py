@@ -38,8 +38,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from photodialog.errors import UserError
+from photodialog.models.generation_settings import GenerationSettings, check_settings
 from photodialog.output_files import LOCK_FILE, folder_is_locked, lock_folder
-from photodialog.models.generation import GenerationSettings, check_settings
 from photodialog.serving.chat_view import chat_messages, pending_message
 from photodialog.serving.engine import ChatEngine, DrawingStep, Finished, TextSoFar, Waiting
 from photodialog.serving.limits import InputLimits, PixelBudget, check_message, check_message_photos, check_photo_file

@@ -34,10 +34,10 @@ from photodialog.devices import made_on, torch_threads
 from photodialog.errors import UserError
 from photodialog.evaluation.competence import text_competence
 from photodialog.evaluation.runner import load_targets
-from photodialog.export import EXPORT_PARTS, export_checkpoint
-from photodialog.models.generation import settings_from_config
+from photodialog.export import export_checkpoint
+from photodialog.models.generation_settings import settings_from_config
 from photodialog.models.tiny_vae import BUNDLED_WORLD
-from photodialog.system import DialogueSystem
+from photodialog.system import EXPORT_PARTS, DialogueSystem
 from photodialog.training.trainer import Trainer
 
 RECIPE = "tiny-pretrain-generator"

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from photodialog.checkpoints import (  # noqa: F401  (the reading side lives in the library; names kept here)
+from photodialog.checkpoints import (
     BEST_POINTER,
     CHECKPOINTS,
     EMA_WEIGHTS,
@@ -51,15 +51,8 @@ from photodialog.checkpoints import (  # noqa: F401  (the reading side lives in 
     TrainState,
     best_checkpoint,
     checkpoint_dir,
-    checkpoint_problem,
     file_digest,
     list_checkpoints,
-    step_folders,
-    load_trainable,
-    read_state,
-    read_weights,
-    resolve_checkpoint,
-    run_dir_of,
 )
 from photodialog.errors import UserError
 from photodialog.files import save_tensors, write_text

@@ -17,7 +17,6 @@ from photodialog.config import DataConfig
 from photodialog.data.loading import load_dialogues
 from photodialog.data.report import LoadReport
 from photodialog.data.schema import PHOTO_SPAN, Dialogue, Sample
-from photodialog.models.batch import caption_batch  # noqa: F401  (its old home; it lives in the library now)
 from photodialog.models.formatting import DialogueFormatter, EncodedSample, ResponseCaption
 
 log = logging.getLogger(__name__)

@@ -27,13 +27,14 @@ import numpy as np
 import torch
 
 from photodialog.config import RunConfig
+from photodialog.data.layout import WORLD_FILE
 from photodialog.data.synth import find_attributes
 from photodialog.data.synth.probe import Probe
-from photodialog.data.synth.world import WORLD_FILE, photo_attributes
+from photodialog.data.synth.world import photo_attributes
 from photodialog.evaluation.competence import text_competence
 from photodialog.evaluation.runner import draw_photos, generate_replies
 from photodialog.evaluation.text_metrics import text_scores
-from photodialog.models.generation import settings_from_config
+from photodialog.models.generation_settings import settings_from_config
 from photodialog.training.checkpoint import restore_rng, rng_state
 from photodialog.training.data import training_dataset
 

@@ -19,6 +19,19 @@ from pathlib import Path
 
 import torch
 
+from photodialog.checkpoints import (
+    EMA_WEIGHTS,
+    TrainState,
+    best_checkpoint,
+    checkpoint_dir,
+    checkpoint_problem,
+    list_checkpoints,
+    load_trainable,
+    read_state,
+    read_weights,
+    resolve_checkpoint,
+    step_folders,
+)
 from photodialog.config import RunConfig, load_config, save_config
 from photodialog.data.report import PHOTO_LINK_OUTSIDE, UNREADABLE_PHOTO
 from photodialog.data.samples import build_samples
@@ -142,13 +155,13 @@ class Trainer:
         if text_from:
             # Stored absolute, so eval/chat find the text part from any working folder.
             path = Path(text_from).expanduser().resolve()
-            ckpt.resolve_checkpoint(path)  # the text part must be trained first: fail before any work
+            resolve_checkpoint(path)  # the text part must be trained first: fail before any work
             self.config.model.text_from = str(path)
         # Every process checks (and refuses alike) before the main one writes anything.
         problem = run_folder_problem(self.run_dir)
         if problem:
             raise UserError(problem)
-        existing = ckpt.step_folders(self.run_dir)  # broken ones too: never overwritten without --resume
+        existing = step_folders(self.run_dir)  # broken ones too: never overwritten without --resume
         if existing and not self.resume:
             raise UserError(f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose another --out")
         if folder_is_locked(self.run_dir):
@@ -297,22 +310,22 @@ class Trainer:
             if handler is not None:
                 logging.getLogger("photodialog").removeHandler(handler)
 
-    def _restore(self, model, optimizer, scheduler) -> ckpt.TrainState:
+    def _restore(self, model, optimizer, scheduler) -> TrainState:
         self._saved_step = None  # the step of the newest checkpoint on disk, so no step is written twice
         self._resumed_from = None
         latest = self._latest_whole() if self.resume else None
         if latest is None:
             if self.resume and self.main:
                 log.info("--resume: no checkpoint in %s yet, starting from the beginning", self.run_dir)
-            return ckpt.TrainState(tau=self.config.train.tau_start)
+            return TrainState(tau=self.config.train.tau_start)
         engines.check_resumable(latest, self.engine)
         if not self.engine.weights_in_engine_state:
-            ckpt.load_trainable(model, latest)
+            load_trainable(model, latest)
         if self.engine.sharded:  # optimizer and generators come from the engine's shards after prepare
             ckpt.load_resume_state(latest, None, scheduler, generators=False)
         else:
             ckpt.load_resume_state(latest, optimizer, scheduler)
-        state = ckpt.read_state(latest)
+        state = read_state(latest)
         self._position_in_samples(state, latest)
         self._saved_step, self._resumed_from = state.step, latest
         state.finished, state.stop_reason = False, ""  # the new limits decide (a finished run may be extended)
@@ -324,14 +337,14 @@ class Trainer:
 
     def _latest_whole(self) -> Path | None:
         """The newest checkpoint whose files match their manifest's sizes and SHA-256 sums."""
-        for folder in reversed(ckpt.list_checkpoints(self.run_dir)):
-            problem = ckpt.checkpoint_problem(folder, hashes=True)
+        for folder in reversed(list_checkpoints(self.run_dir)):
+            problem = checkpoint_problem(folder, hashes=True)
             if problem is None:
                 return folder
             log.warning("skipping the broken checkpoint %s (%s); trying the one before", folder, problem)
         return None
 
-    def _position_in_samples(self, state: ckpt.TrainState, folder: Path) -> None:
+    def _position_in_samples(self, state: TrainState, folder: Path) -> None:
         """Turn the saved data position into micro-batches of this run's size, so that a changed
         train.micro_batch_size (or number of processes) goes on at exactly the next sample."""
         per_batch = self.config.train.micro_batch_size * self.accelerator.num_processes
@@ -360,9 +373,9 @@ class Trainer:
         if not decay:
             return None
         average = WeightAverage({n: p for n, p in model.named_parameters() if p.requires_grad}, decay)
-        if self._resumed_from is not None and (self._resumed_from / ckpt.EMA_WEIGHTS).is_file():
-            average.load(ckpt.read_weights(self._resumed_from / ckpt.EMA_WEIGHTS,
-                                           "resume from an earlier checkpoint of the run (pass its folder to --resume)"))
+        if self._resumed_from is not None and (self._resumed_from / EMA_WEIGHTS).is_file():
+            average.load(read_weights(self._resumed_from / EMA_WEIGHTS,
+                                      "resume from an earlier checkpoint of the run (pass its folder to --resume)"))
         return average
 
     def _drop_metrics_after(self, step: int) -> None:
@@ -387,7 +400,7 @@ class Trainer:
         anneal = t.tau_anneal_steps or round(t.tau_anneal_epochs * self._steps_per_epoch())
         return tau_at(step, start=t.tau_start, end=t.tau_end, anneal_steps=anneal, shape=t.tau_schedule)
 
-    def _loop(self, state: ckpt.TrainState) -> TrainResult:
+    def _loop(self, state: TrainState) -> TrainResult:
         t = self.config.train
         total = self._total_steps()
         started = time.time()
@@ -420,7 +433,7 @@ class Trainer:
         if bar is not None:
             bar.close()
         self._finish(state)
-        best = ckpt.best_checkpoint(self.run_dir)
+        best = best_checkpoint(self.run_dir)
         return TrainResult(self.run_dir, state.step, last_loss, state.stop_reason, best)
 
     def _progress_bar(self, total: int, initial: int):
@@ -436,7 +449,7 @@ class Trainer:
         batch = self.system.make_batch([self.dataset[i] for i in indices])
         return batch.to(self.accelerator.device), indices
 
-    def _optimizer_step(self, order, state: ckpt.TrainState) -> dict | None:
+    def _optimizer_step(self, order, state: TrainState) -> dict | None:
         """Accumulate ``self.accumulation`` micro-batches, then one optimizer step (or a skip)."""
         t = self.config.train
         tau = self._tau(state.step)
@@ -523,20 +536,20 @@ class Trainer:
         # Accelerate's reduce knows sum, mean and max only (any other name sums): all finite = a sum of 1 each.
         return bool(self.accelerator.reduce(flag, reduction="sum") >= self.accelerator.num_processes)
 
-    def _bad_step(self, state: ckpt.TrainState) -> None:
+    def _bad_step(self, state: TrainState) -> None:
         state.bad_steps_in_row += 1
         state.bad_steps_total += 1
         limit = self.config.train.max_bad_steps_in_row
         log.warning("non-finite loss at step %d: step skipped (%d in a row, %d in all)", state.step, state.bad_steps_in_row, state.bad_steps_total)
         if state.bad_steps_in_row >= limit:
-            last = ckpt.list_checkpoints(self.run_dir)
+            last = list_checkpoints(self.run_dir)
             where = f"the last checkpoint ({last[-1]}) is intact" if last else "no checkpoint was written yet"
             raise TrainingStopped(
                 f"{state.bad_steps_in_row} optimizer steps in a row had a NaN or Inf loss (train.max_bad_steps_in_row={limit}); "
                 f"stopped. {where}. Lower train.lr, keep train.grad_clip on, or check the data; then --resume."
             )
 
-    def _after_step(self, state: ckpt.TrainState, result: dict, bar, started: float) -> None:
+    def _after_step(self, state: TrainState, result: dict, bar, started: float) -> None:
         t = self.config.train
         samples = result.pop("samples")
         if bar is not None:
@@ -553,7 +566,7 @@ class Trainer:
         with (self.run_dir / f"samples.rank{rank}.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, "indices": indices}) + "\n")
 
-    def _save(self, state: ckpt.TrainState) -> None:
+    def _save(self, state: TrainState) -> None:
         """Checkpoint ``state.step``; if that step is on disk already (an evaluation and a periodic
         save on one step, an end-of-epoch evaluation, the end of the run), only its state.json is
         rewritten, as the weights have not changed since. Every process calls this at the same
@@ -561,7 +574,7 @@ class Trainer:
         or DeepSpeed ZeRO-3 gathering the weights is collective."""
         if self._saved_step == state.step:
             if self.main:
-                ckpt.write_state(ckpt.checkpoint_dir(self.run_dir, state.step), state)
+                ckpt.write_state(checkpoint_dir(self.run_dir, state.step), state)
             return
         trainable = {name for name, p in self.accelerator.unwrap_model(self.model).named_parameters() if p.requires_grad}
         full = self.accelerator.get_state_dict(self.model) or {}  # ZeRO-3 gathers it on the main process only (None elsewhere)
@@ -581,7 +594,7 @@ class Trainer:
         self._saved_step = state.step
         self._competence(state)
 
-    def _competence(self, state: ckpt.TrainState) -> None:
+    def _competence(self, state: TrainState) -> None:
         """Print and log ``dev_competence`` of the weights just saved (their average when kept).
         Main process only, and not where a forward pass needs every process's shard."""
         if not (self.main and self.config.train.competence_turns) or self.engine.shards_weights:
@@ -595,14 +608,14 @@ class Trainer:
 
     # ------------------------------------------------------------ dev evaluation and the end
 
-    def _should_evaluate(self, state: ckpt.TrainState, *, end_of_epoch: bool) -> bool:
+    def _should_evaluate(self, state: TrainState, *, end_of_epoch: bool) -> bool:
         t = self.config.train
         if t.eval_every_steps:
             return not end_of_epoch and state.step > 0 and state.step % t.eval_every_steps == 0
         every = max(1, round(t.eval_every_epochs))
         return end_of_epoch and state.epoch % every == 0
 
-    def _evaluate(self, state: ckpt.TrainState) -> None:
+    def _evaluate(self, state: TrainState) -> None:
         """Dev evaluation on the main process; every process then takes the same best/stop decision."""
         model = self.accelerator.unwrap_model(self.model)
         metrics = {}
@@ -619,7 +632,7 @@ class Trainer:
         if improved and self.main:
             ckpt.mark_best(self.run_dir, state.step)
 
-    def _keep_score(self, state: ckpt.TrainState, score: float, metrics: dict) -> bool:
+    def _keep_score(self, state: TrainState, score: float, metrics: dict) -> bool:
         """Record a dev evaluation and decide best and early stopping; whether it improved."""
         if self.main:
             state.history.append({"step": state.step, "epoch": state.epoch, **metrics})
@@ -645,7 +658,7 @@ class Trainer:
 
         return broadcast_object_list([value], from_process=0)[0]
 
-    def _finish(self, state: ckpt.TrainState) -> None:
+    def _finish(self, state: TrainState) -> None:
         state.finished = True
         self._save(state)  # the last step, or just the final state (finished, stop reason) if it is saved
         if self.main and state.best_step < 0:

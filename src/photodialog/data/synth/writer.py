@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from photodialog.data.layout import PHOTO_DIR, SPLITS
+from photodialog.data.layout import PHOTO_DIR, SPLITS, WORLD_FILE
 from photodialog.data.synth.attributes import (
     CAPTION_TEMPLATE, COLOURS, KINDS, OBJECTS, SCENE_PHRASES, SCENES, Triple, all_triples, caption_without_colour,
     choose_held_out,
@@ -30,7 +30,7 @@ from photodialog.data.synth.attributes import (
 from photodialog.data.synth.dialogues import compose_dialogue
 from photodialog.data.synth.render import render_photo
 from photodialog.data.synth.world import (
-    ATTRIBUTES_KEY, GENERATOR, GENERATOR_VERSION, OMIT_COLOUR_KEY, WORLD_FILE, World, load_world,
+    ATTRIBUTES_KEY, GENERATOR, GENERATOR_VERSION, OMIT_COLOUR_KEY, World, load_world,
 )
 from photodialog.config import SEED_MAX
 from photodialog.errors import UserError
