@@ -421,19 +421,19 @@ def push_to_hub(folder: Path, repo_id: str, *, private: bool = False, token: str
     """
     # the Hugging Face stack is slow to import: only this path needs it
     import huggingface_hub as hub
-    import huggingface_hub.errors  # noqa: F401 - the error classes below
-    import huggingface_hub.utils  # noqa: F401
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+    from huggingface_hub.utils import validate_repo_id
 
     try:
-        hub.utils.validate_repo_id(repo_id)
-    except hub.errors.HFValidationError as err:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
         raise UserError(f"--push-to-hub {repo_id!r} is not a Hub repository id (NAME or OWNER/NAME): {err}") from None
     api = hub.HfApi(token=token)
     try:
         url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
                           commit_message=f"photodialog export ({read_export_info(folder).get('kind', 'model')})")
-    except (OSError, ValueError, hub.errors.HfHubHTTPError) as err:
+    except (OSError, ValueError, HfHubHTTPError) as err:
         raise UserError(
             f"could not push {folder} to the Hub repository {repo_id}: {err}. Log in first (`hf auth login` or "
             "HF_TOKEN) on a machine that reaches huggingface.co; the export folder itself is complete."
