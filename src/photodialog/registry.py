@@ -126,6 +126,7 @@ BASELINES.add("pipeline", None, "the end-to-end model's own parts, trained apart
               label="pipeline")
 BASELINES.add("divter", None, "a DialoGPT-layout (GPT-2) text model with the same captioner and image model",
               label="Divter")
+BASELINE_SCALES = ("tiny", "photochat", "dialogcc")  # a baseline's recipes: the synthetic world's, or the paper's per dataset
 
 REGISTRIES = (DATASET_FORMATS, DATASET_SOURCES, BRIDGES, SAMPLERS, DECODINGS, TEXT_METRICS, BASELINES)
 

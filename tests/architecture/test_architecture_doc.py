@@ -1,8 +1,9 @@
-"""docs/architecture.md names every module, shows the registries as they are, and every file it
-names exists."""
+"""docs/architecture.md lists every module (generated from the docstrings), shows the registries as
+they are, and every file it names exists. Run this file to regenerate the module list."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -15,12 +16,43 @@ DOC = REPO / "docs" / "architecture.md"
 TABLE = re.compile(r"<!-- registry table:[^>]*-->\n(.*?)<!-- end of registry table -->", re.DOTALL)
 
 
-def test_every_module_is_named():
-    text = DOC.read_text(encoding="utf-8")
-    modules = [p.relative_to(PACKAGE_ROOT).as_posix() for p in PACKAGE_ROOT.rglob("*.py")]
-    named = [m for m in modules if m.endswith("__init__.py") and m != "__init__.py"]  # a package is named by its folder
-    missing = sorted(m for m in modules if m not in named and f"`{m}`" not in text)
-    assert missing == [], f"add a row to docs/architecture.md's module tables for: {missing}"
+MODULES = re.compile(r"(<!-- module list: generated[^>]*-->\n)(.*?)(<!-- end of module list -->)", re.DOTALL)
+# The packages in the order of the layers (tests/architecture/test_import_layers.py), bottom up.
+LIBRARY = ("", "data", "data/download", "data/synth", "models")
+APPLICATIONS = ("evaluation", "training", "serving", "bench", "demo", "cli", "cli/data")
+
+
+def first_paragraph(path: Path) -> str:
+    """A module's docstring up to its first blank line, on one line (``|`` escaped for a table)."""
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    return " ".join(doc.split("\n\n")[0].split()).replace("|", "\\|")
+
+
+def module_list() -> str:
+    """The doc's module list: a table per package, the layers' order, each module's first paragraph."""
+    packages = {p.parent.relative_to(PACKAGE_ROOT).as_posix().replace(".", "") for p in PACKAGE_ROOT.rglob("*.py")}
+    unplaced = sorted(packages - set(LIBRARY) - set(APPLICATIONS))
+    assert unplaced == [], f"place these packages in LIBRARY or APPLICATIONS: {unplaced}"
+    lines = []
+    for heading, group in (("### The library", LIBRARY), ("### Applications on top", APPLICATIONS)):
+        lines += [heading, ""]
+        for package in group:
+            folder = PACKAGE_ROOT / package
+            title = f"**`photodialog{'/' + package if package else ''}`**"
+            if package:
+                title += f": {first_paragraph(folder / '__init__.py')}"
+            lines += [title, "", "| module | what it is |", "| --- | --- |"]
+            for path in sorted(folder.glob("*.py")):
+                if path.name != "__init__.py" or not package:
+                    lines.append(f"| `{path.relative_to(PACKAGE_ROOT).as_posix()}` | {first_paragraph(path)} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def test_the_module_list_is_generated_from_the_docstrings():
+    found = MODULES.search(DOC.read_text(encoding="utf-8"))
+    assert found, "docs/architecture.md lost its module list markers"
+    assert found.group(2) == module_list(), "run `python tests/architecture/test_architecture_doc.py` to regenerate it"
 
 
 def test_the_registry_table_is_the_registry():
@@ -41,3 +73,9 @@ def test_every_module_the_doc_lists_exists():
     rows = re.findall(r"^\| `([\w/]+\.py)` \|", DOC.read_text(encoding="utf-8"), re.MULTILINE)
     assert rows, "the module tables are gone"
     assert sorted(row for row in rows if not (PACKAGE_ROOT / row).is_file()) == []
+
+
+if __name__ == "__main__":  # regenerate the doc's module list
+    text = DOC.read_text(encoding="utf-8")
+    found = MODULES.search(text)
+    DOC.write_text(text[: found.start(2)] + module_list() + text[found.end(2):], encoding="utf-8")

@@ -4,7 +4,7 @@ inside functions and under ``if TYPE_CHECKING``), and the checker shown to catch
 Layers, bottom up: the library (``photodialog`` itself: config, errors, devices, files,
 checkpoints, registry, system; and ``data``, ``models``) imports no application package;
 ``evaluation`` imports the library; ``training`` may import ``evaluation``, never the reverse;
-``baselines``, ``serving``, ``bench`` and ``demo`` sit on top; ``cli`` may import anything.
+``serving``, ``bench`` and ``demo`` sit on top; ``cli`` may import anything.
 No module imports itself back through any chain (zero cycles).
 
 An import inside a function is there for a reason (the command line's start-up time, or a heavy
@@ -27,11 +27,10 @@ ALLOWED: dict[str, set[str]] = {
     LIBRARY: {LIBRARY},
     "evaluation": {LIBRARY, "evaluation"},
     "training": {LIBRARY, "evaluation", "training"},
-    "baselines": {LIBRARY, "evaluation", "training", "baselines"},
     "serving": {LIBRARY, "serving"},
     "bench": {LIBRARY, "evaluation", "training", "bench"},
-    "demo": {LIBRARY, "evaluation", "training", "baselines", "bench", "demo"},
-    "cli": {LIBRARY, "evaluation", "training", "baselines", "serving", "bench", "demo", "cli"},
+    "demo": {LIBRARY, "evaluation", "training", "bench", "demo"},
+    "cli": {LIBRARY, "evaluation", "training", "serving", "bench", "demo", "cli"},
 }
 APPLICATION_PACKAGES = set(ALLOWED) - {LIBRARY}
 

@@ -35,16 +35,15 @@ def test_every_registered_implementation_loads(kind):
 
 
 def test_the_code_reads_the_registries():
-    from photodialog.baselines.presets import BASELINES
     from photodialog.data.loading import FORMATS
-    from photodialog.models.bridge import BRIDGES
-    from photodialog.models.generation_settings import DECODINGS, SAMPLERS
+    from photodialog.models import bridge, generation_settings, image_generator
+    from photodialog.training import baselines
 
     assert [module.__name__ for module in FORMATS] == [e.target for e in registry.DATASET_FORMATS]
-    assert BRIDGES == registry.BRIDGES.names
-    assert DECODINGS == registry.DECODINGS.names
-    assert SAMPLERS == registry.SAMPLERS.names
-    assert BASELINES == registry.BASELINES.names
+    # One name per concept: the modules that check these values read the registry itself, no copy of its names.
+    for module in (bridge, generation_settings, image_generator, baselines):
+        for name in ("BRIDGES", "DECODINGS", "SAMPLERS", "BASELINES"):
+            assert getattr(module, name, getattr(registry, name)) is getattr(registry, name), (module.__name__, name)
     from photodialog.data.download.sources import SOURCES
 
     assert [(name, source.name) for name, source in SOURCES.items()] == [(n, n) for n in registry.DATASET_SOURCES.names]
@@ -208,7 +207,7 @@ def test_a_new_bridge_is_one_function_and_one_registration_line(monkeypatch):
     for entry in registry.BRIDGES:
         bridges.add(entry.name, entry.target, entry.summary)
     bridges.add("first", f"{__name__}:first_token_blocks", "the first token only")  # the one line
-    monkeypatch.setattr("photodialog.models.bridge.BRIDGE_REGISTRY", bridges)
+    monkeypatch.setattr("photodialog.models.bridge.BRIDGES", bridges)
 
     text = "a red car at the beach"
     ids = llm_tok(text, add_special_tokens=False).input_ids

@@ -46,7 +46,7 @@ def e2e_eval(tiny_run, eval_world, e2e_reply_calls, tmp_path_factory):
 @pytest.fixture(scope="session")
 def pipeline_run(eval_world, tmp_path_factory):
     """The tiny pipeline baseline: text part and image part, two steps each."""
-    from photodialog.baselines.presets import baseline_recipes, train_baseline
+    from photodialog.training.baselines import baseline_recipes, train_baseline
 
     out = tmp_path_factory.mktemp("runs") / "tiny-pipeline"
     return train_baseline(baseline_recipes("pipeline"), out, [f"data.path={eval_world}", *RUN_OVERRIDES], progress=False)

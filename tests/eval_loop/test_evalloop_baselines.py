@@ -8,15 +8,16 @@ import pytest
 import torch
 from evalloop_helpers import FAST_FLAGS, MAX_SAMPLES, RUN_OVERRIDES
 
-from photodialog.baselines.presets import BASELINES, SCALES, baseline_recipes, train_baseline
+from photodialog.registry import BASELINE_SCALES, BASELINES
+from photodialog.training.baselines import baseline_recipes, train_baseline
 from photodialog.cli.main import main
 from photodialog.config import load_config
 from photodialog.evaluation.seed_scoring import NO_GENERATOR
 from photodialog.evaluation.results import load_result
 
 
-@pytest.mark.parametrize("baseline", BASELINES)
-@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("baseline", BASELINES.names)
+@pytest.mark.parametrize("scale", BASELINE_SCALES)
 def test_baseline_recipes_are_two_parts_joined_by_caption_text(baseline, scale):
     recipes = baseline_recipes(baseline, scale)
     text, image = load_config(recipes.text), load_config(recipes.image)
@@ -73,10 +74,13 @@ def test_the_text_part_alone_evaluates_text_and_says_why_there_are_no_photos(pip
 
 
 @pytest.mark.slow
-def test_tiny_divter_trains_and_evaluates_as_divter(eval_world, tmp_path):
-    run = train_baseline(baseline_recipes("divter"), tmp_path / "divter", [f"data.path={eval_world}", *RUN_OVERRIDES], progress=False)
+def test_tiny_divter_trains_and_evaluates_as_divter(eval_world, tmp_path, capsys):
+    # through the command line: `photodialog train --baseline divter` trains both parts and says what to evaluate
+    assert main(["train", "--baseline", "divter", "--out", str(tmp_path / "divter"), "--no-progress",
+                 f"data.path={eval_world}", *RUN_OVERRIDES]) == 0
+    assert f"photodialog eval --checkpoint {tmp_path / 'divter' / 'image'}" in capsys.readouterr().out
     out = tmp_path / "divter.json"
-    assert main(["eval", "--checkpoint", str(run.image_dir), "--seeds", "0", "--max-samples", "4", "--out", str(out), *FAST_FLAGS]) == 0
+    assert main(["eval", "--checkpoint", str(tmp_path / "divter" / "image"), "--seeds", "0", "--max-samples", "4", "--out", str(out), *FAST_FLAGS]) == 0
     model = load_result(out)["model"]
     assert (model["name"], model["llm_architecture"]) == ("Divter", "gpt2")
 
@@ -181,3 +185,10 @@ def test_a_gpt2_llm_gets_the_image_loss_gradient_through_the_bridge(gpt2_parts, 
     assert out.image_loss is not None and torch.isfinite(out.image_loss)
     out.loss.backward()
     assert model.llm.get_output_embeddings().weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("flags", [[], ["--config", "tiny-e2e", "--baseline", "pipeline"]])
+def test_train_asks_for_a_recipe_or_a_baseline_one_of_the_two(flags, tmp_path, capsys):
+    assert main(["train", *flags, "--out", str(tmp_path / "run")]) == 2
+    assert "give a recipe (--config CONFIG) or a baseline (--baseline NAME)" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -294,7 +294,7 @@ def test_lora_merged_and_kept_give_the_run_outputs(lora_run, tmp_path):
 @pytest.fixture(scope="module")
 def pipeline_run(world, tmp_path_factory):
     """The tiny pipeline (its context photos captioned by the world's probe), two steps per part."""
-    from photodialog.baselines.presets import baseline_recipes, train_baseline
+    from photodialog.training.baselines import baseline_recipes, train_baseline
 
     out = tmp_path_factory.mktemp("runs") / "tiny-pipeline"
     return train_baseline(baseline_recipes("pipeline"), out, [f"data.path={world}", *TINY_RUN_OVERRIDES], progress=False)

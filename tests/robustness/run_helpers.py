@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from photodialog.checkpoints import TrainState
-from photodialog.training import checkpoint as ckpt
+from photodialog import checkpoints as ckpt
 
 
 def tiny_parts():

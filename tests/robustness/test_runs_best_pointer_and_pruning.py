@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from photodialog.checkpoints import best_checkpoint, list_checkpoints, read_state, resolve_checkpoint
-from photodialog.training import checkpoint as ckpt
+from photodialog import checkpoints as ckpt
 
 from .run_helpers import pointer, save_step
 

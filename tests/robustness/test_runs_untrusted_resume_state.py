@@ -12,7 +12,7 @@ import torch
 
 from photodialog.checkpoints import file_digest, list_checkpoints
 from photodialog.errors import UserError
-from photodialog.training import checkpoint as ckpt
+from photodialog import checkpoints as ckpt
 
 from .run_helpers import save_step, tiny_parts
 

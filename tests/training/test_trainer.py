@@ -104,7 +104,7 @@ def test_nan_losses_are_skipped_then_stop_the_run(tmp_path, quick_args, monkeypa
 
 def test_a_skipped_step_is_neither_evaluated_nor_saved_twice(tmp_path, quick_args, monkeypatch):
     from photodialog.models.dialogue_model import LossOutput, PhotoDialogModel
-    from photodialog.training import checkpoint
+    from photodialog import checkpoints as checkpoint
 
     real_forward, real_save = PhotoDialogModel.forward, checkpoint.save_checkpoint
     training_calls, saved_steps = [], []

@@ -299,11 +299,11 @@ def run_bridge(args) -> int:
     # loaded when the command runs, not for --help
     from photodialog.bench.bridge import BridgeBenchSettings, run_bridge_bench, summary_lines
     from photodialog.bench.vocab import VocabularySizes
-    from photodialog.models.bridge import BRIDGES
+    from photodialog.registry import BRIDGES
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     # The benchmark times the pooled bridges against the paper's matrix product; aligned is not pooled.
-    pooled = [m for m in BRIDGES if m not in ("none", "aligned")]
+    pooled = [m for m in BRIDGES.names if m not in ("none", "aligned")]
     bad = [m for m in modes if m not in pooled]
     if bad or not modes:
         raise UserError(f"--modes: choose among {', '.join(pooled)} (got {args.modes!r}; the benchmark compares the "

@@ -8,7 +8,8 @@ import os
 import sys
 
 from photodialog.config import SEED_MAX
-from photodialog.models.generation_settings import DECODINGS, SAMPLERS, GenerationSettings, check_settings
+from photodialog.models.generation_settings import GenerationSettings, check_settings
+from photodialog.registry import DECODINGS, SAMPLERS
 from photodialog.output_files import empty_out_problem
 
 
@@ -31,8 +32,8 @@ def quiet_libraries() -> None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-def add_recipe_arguments(parser) -> None:
-    parser.add_argument("--config", required=True, metavar="CONFIG",
+def add_recipe_arguments(parser, *, required: bool = True) -> None:
+    parser.add_argument("--config", required=required, metavar="CONFIG",
                         help="YAML recipe: a path (e.g. configs/tiny-e2e.yaml) or the name of a shipped recipe")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="override recipe keys, dotted (model.bridge=none) or bare when unique (max_steps=30)")
@@ -129,13 +130,13 @@ def _generation_flags():
     the flag is the field's name with dashes. Read by chat, serve and eval."""
     return [
         ("max_new_tokens", "N", int, "longest reply, in tokens"),
-        ("decoding", DECODINGS, str, "how tokens are chosen"),
+        ("decoding", DECODINGS.names, str, "how tokens are chosen"),
         ("num_beams", "N", int, "beams for --decoding beam (at least 2)"),
         ("temperature", "T", float, "for --decoding sample"),
         ("top_p", "P", float, "nucleus sampling mass for --decoding sample"),
         ("diffusion_steps", "N", int, "denoising steps per drawn photo"),
         ("guidance_scale", "G", float, "classifier-free guidance; 1 or less turns it off"),
-        ("sampler", SAMPLERS, str, "diffusion sampling method"),
+        ("sampler", SAMPLERS.names, str, "diffusion sampling method"),
         ("seed", "N", int, "seed for sampling and drawing"),
     ]
 
@@ -159,7 +160,7 @@ def add_generation_arguments(parser, *, from_checkpoint: bool = False) -> None:
         value = None if from_checkpoint else getattr(default, name)
         said = "" if from_checkpoint else " (default: %(default)s)"
         group.add_argument("--" + name.replace("_", "-"), type=kind, default=value, help=text + said, **shape)
-    add_renamed_flag(group, "--scheduler", "--sampler", dest="sampler", choices=SAMPLERS)
+    add_renamed_flag(group, "--scheduler", "--sampler", dest="sampler", choices=SAMPLERS.names)
 
 
 def generation_fields(args) -> dict:

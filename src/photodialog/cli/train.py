@@ -1,17 +1,21 @@
-"""`photodialog train --config CONFIG.yaml [key=value ...] [--out DIR] [--resume]`."""
+"""`photodialog train --config CONFIG.yaml [key=value ...] [--out DIR] [--resume]`, or a baseline of
+Table 2 (`--baseline NAME [--scale SCALE]`: its two parts, joined by caption text)."""
 
 from __future__ import annotations
 
 import argparse
 
-from photodialog.cli.common import add_recipe_arguments, add_renamed_flag, output_path
 from pathlib import Path
+
+from photodialog.cli.common import add_recipe_arguments, add_renamed_flag, output_path
+from photodialog.registry import BASELINE_SCALES, BASELINES
 
 EPILOG = """examples:
   photodialog train --config configs/tiny-e2e.yaml
   photodialog train --config configs/tiny-e2e.yaml max_steps=30 --out runs/try
   photodialog train --config configs/tiny-e2e.yaml --out runs/try --resume
   accelerate launch --num_processes 2 -m photodialog train --config configs/paper-photochat.yaml
+  photodialog train --baseline pipeline --out runs/pipeline      (then: photodialog eval --checkpoint runs/pipeline/image)
 
 The run folder holds config.yaml, environment.json, train.log, metrics.jsonl, tensorboard/ and
 checkpoints/ (the last train.keep_last and the best). --out is a new or empty folder or a run
@@ -32,7 +36,12 @@ def register(subparsers) -> None:
         description="Train any photodialog model on any dataset, on one process or many (accelerate launch).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_recipe_arguments(parser)
+    add_recipe_arguments(parser, required=False)
+    parser.add_argument("--baseline", choices=BASELINES.names, metavar="NAME",
+                        help=f"train a baseline of Table 2 instead of --config ({', '.join(BASELINES.names)}): the text part into "
+                             "OUT/text, then the image part joined to it into OUT/image (evaluate OUT/image)")
+    parser.add_argument("--scale", choices=BASELINE_SCALES, default="tiny",
+                        help="the baseline's recipes: tiny (default, the synthetic world) or the paper's for photochat / dialogcc")
     parser.add_argument("--out", dest="output_dir", type=output_path, metavar="DIR", help="run folder (default: runs/<recipe name>)")
     add_renamed_flag(parser, "--output-dir", "--out", dest="output_dir", type=output_path, metavar="DIR")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
@@ -44,7 +53,12 @@ def run(args) -> int:
     # loaded when the command runs, not for --help
     from photodialog.cli.common import quiet_libraries
     from photodialog.config import load_config
+    from photodialog.errors import UserError
 
+    if (args.config is None) == (args.baseline is None):
+        raise UserError("give a recipe (--config CONFIG) or a baseline (--baseline NAME), one of the two")
+    if args.baseline:
+        return run_baseline(args)
     config = load_config(args.config, args.overrides)  # config errors stop here, before any work
     quiet_libraries()
     # loaded when the command runs, not for --help
@@ -56,4 +70,18 @@ def run(args) -> int:
     print(f"trained {result.step} steps ({result.stop_reason}){loss}; run folder: {result.run_dir}")
     if result.best_checkpoint:
         print(f"best checkpoint: {result.best_checkpoint}")
+    return 0
+
+
+def run_baseline(args) -> int:
+    # loaded when the command runs, not for --help
+    from photodialog.cli.common import quiet_libraries
+    from photodialog.training.baselines import baseline_recipes, train_baseline
+
+    recipes = baseline_recipes(args.baseline, args.scale)
+    quiet_libraries()
+    output = Path(args.output_dir or Path("runs") / f"{args.baseline}-{args.scale}")
+    run = train_baseline(recipes, output, args.overrides, resume=args.resume, progress=not args.no_progress)
+    print(f"trained {recipes.name}: text part {run.text_dir}, image part {run.image_dir}")
+    print(f"evaluate it with: photodialog eval --checkpoint {run.image_dir}")
     return 0

@@ -42,9 +42,8 @@ import torch
 
 from photodialog.models.stgs import STGSSample
 from photodialog.models.tokenizers import normalized_token_strings
-from photodialog.registry import BRIDGES as BRIDGE_REGISTRY
+from photodialog.registry import BRIDGES
 
-BRIDGES = BRIDGE_REGISTRY.names
 # (LLM token ids, SD token ids) blocks of one caption's matrix M: M[k, j] = 1 for k, j in a block.
 Blocks = list[tuple[list[int], list[int]]]
 WORD_CACHE_LIMIT = 100_000  # words whose SD tokens the aligned bridge keeps
@@ -96,10 +95,10 @@ class VocabularyBridge:
     def __init__(self, mode: str, llm_tokenizer, sd_tokenizer, *, pooling: str = "mean"):
         """``mode`` is a name of ``registry.BRIDGES``; ``pooling`` Eq. 11's pool over a caption's
         positions (``mean``, the paper, or ``sum``). Raises ``ValueError`` for another value."""
-        if mode not in BRIDGE_REGISTRY:
-            raise ValueError(f"bridge must be one of {BRIDGE_REGISTRY.names}, got {mode!r}")
+        if mode not in BRIDGES:
+            raise ValueError(f"bridge must be one of {BRIDGES.names}, got {mode!r}")
         # The dynamic modes' block builder (None for exact and none, which the class handles itself).
-        self.blocks = BRIDGE_REGISTRY.load(mode) if BRIDGE_REGISTRY.entry(mode).target else None
+        self.blocks = BRIDGES.load(mode) if BRIDGES.entry(mode).target else None
         if pooling not in ("mean", "sum"):
             raise ValueError(f"pooling must be 'mean' or 'sum', got {pooling!r}")
         self.mode, self.pooling = mode, pooling

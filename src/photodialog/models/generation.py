@@ -18,7 +18,7 @@ from photodialog.data.schema import Turn, photo_turn_text
 from photodialog.models.batch import PhotoTensors
 from photodialog.models.formatting import DialogueFormatter
 from photodialog.models.generation_settings import GenerationSettings
-from photodialog.registry import DECODINGS as DECODING_REGISTRY
+from photodialog.registry import DECODINGS
 
 # ------------------------------------------------------------ decodings (registered in photodialog.registry)
 
@@ -137,7 +137,7 @@ class Responder:
         embeds, mask = self.prompt_inputs(contexts, responders)
         kwargs = dict(max_new_tokens=settings.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
                       pad_token_id=tokenizer.pad_token_id, use_cache=True, streamer=streamer)
-        kwargs.update(DECODING_REGISTRY.load(settings.decoding)(settings))
+        kwargs.update(DECODINGS.load(settings.decoding)(settings))
         output = self.model.llm.generate(inputs_embeds=embeds, attention_mask=mask, **kwargs)
         return output.tolist()
 

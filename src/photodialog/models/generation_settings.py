@@ -15,11 +15,8 @@ from typing import Any
 
 from photodialog.config import MAX_BEAMS, MAX_DIFFUSION_STEPS, MAX_GUIDANCE_SCALE, MAX_NEW_TOKENS, MIN_TOP_P, EvalConfig
 from photodialog.errors import UserError
-from photodialog.registry import DECODINGS as DECODING_REGISTRY
-from photodialog.registry import SAMPLERS as SAMPLER_REGISTRY
+from photodialog.registry import DECODINGS, SAMPLERS
 
-DECODINGS = DECODING_REGISTRY.names
-SAMPLERS = SAMPLER_REGISTRY.names
 _PROTOCOL = EvalConfig()  # the defaults live in one place: the config's eval section
 
 
@@ -49,8 +46,8 @@ def check_settings(settings: GenerationSettings) -> GenerationSettings:
     The one check for chat, the web page and evaluation, so that a setting one accepts the
     others accept too; it runs before the model loads, so a bad value is a message, not a traceback.
     """
-    _choice("decoding", settings.decoding, DECODINGS)
-    _choice("sampler", settings.sampler, SAMPLERS)
+    _choice("decoding", settings.decoding, DECODINGS.names)
+    _choice("sampler", settings.sampler, SAMPLERS.names)
     _within("max new tokens", settings.max_new_tokens, 1, MAX_NEW_TOKENS)
     _within("number of beams", settings.num_beams, 1, MAX_BEAMS)
     _within("diffusion steps", settings.diffusion_steps, 1, MAX_DIFFUSION_STEPS)

@@ -20,9 +20,8 @@ from torch import nn
 
 from photodialog.models.profiling import part
 from photodialog.models.text_encoding import encode_token_embeddings, token_embedding
-from photodialog.registry import SAMPLERS as SAMPLER_REGISTRY
+from photodialog.registry import SAMPLERS
 
-SAMPLERS = SAMPLER_REGISTRY.names  # each a diffusers scheduler class (photodialog.registry)
 
 
 def image_to_tensor(image, size: int) -> torch.Tensor:
@@ -272,10 +271,10 @@ class ImageGenerator(nn.Module):
         """A fresh diffusers scheduler of the registered sampler ``name`` on this generator's noise
         schedule; ``ValueError`` for a name not in ``registry.SAMPLERS``. Copied from one built per
         name (building one from its config costs more than a tiny generator's denoising step)."""
-        if name not in SAMPLER_REGISTRY:
-            raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+        if name not in SAMPLERS:
+            raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS.names)}")
         if name not in self._samplers:
-            self._samplers[name] = SAMPLER_REGISTRY.load(name).from_config(self.noise_scheduler.config)
+            self._samplers[name] = SAMPLERS.load(name).from_config(self.noise_scheduler.config)
         return copy.deepcopy(self._samplers[name])
 
     def set_memory_format(self, memory_format: torch.memory_format) -> "ImageGenerator":

@@ -35,7 +35,7 @@ from photodialog.evaluation.competence import text_competence
 from photodialog.evaluation.runner import draw_photos, generate_replies
 from photodialog.evaluation.text_metrics import text_scores
 from photodialog.models.generation_settings import settings_from_config
-from photodialog.training.checkpoint import restore_rng, rng_state
+from photodialog.checkpoints import restore_rng, rng_state
 from photodialog.training.data import training_dataset
 
 DEV_SEED = 1234

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from photodialog.errors import UserError
-from photodialog.training import checkpoint as ckpt
+from photodialog import checkpoints as ckpt
 
 ENGINE_STATE = "engine"  # the checkpoint's subfolder with every process's shard, in the engine's format
 ENGINE_INFO = "engine.json"  # which engine on how many processes wrote a checkpoint

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from photodialog import checkpoints as ckpt
 from photodialog.checkpoints import (
     EMA_WEIGHTS,
     TrainState,
@@ -41,7 +42,6 @@ from photodialog.files import write_text
 from photodialog.models.dialogue_model import OPTIONAL_PARTS
 from photodialog.output_files import claim_folder, folder_is_locked, lock_folder
 from photodialog.system import build_system
-from photodialog.training import checkpoint as ckpt
 from photodialog.training import engines
 from photodialog.training.data import epoch_order, load_split, tokenizer_texts, training_dataset, training_photos
 from photodialog.training.dev_eval import dev_competence, dev_selection, dev_set

@@ -12,8 +12,8 @@ eval``, ``chat`` and ``serve``) loads the two as one system.
   image model (``tiny-divter-*.yaml``; ``paper-divter-*-{photochat,dialogcc}.yaml``).
 
 ``train_baseline`` trains both parts into ``OUT/text`` and ``OUT/image`` (the image part's
-``text_from`` set to the absolute path of ``OUT/text``) and returns ``OUT/image``, the folder
-to evaluate.
+``text_from`` set to the absolute path of ``OUT/text``) and returns both; evaluate ``OUT/image``.
+``photodialog train --baseline NAME [--scale SCALE] --out OUT`` runs it.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from pathlib import Path
 
 from photodialog.config import load_config
 from photodialog.errors import UserError
-from photodialog.registry import BASELINES as BASELINE_REGISTRY
+from photodialog.registry import BASELINE_SCALES, BASELINES
+from photodialog.training.trainer import Trainer
 
-BASELINES = BASELINE_REGISTRY.names
-SCALES = ("tiny", "photochat", "dialogcc")
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,10 @@ class BaselineRecipes:
 def baseline_recipes(baseline: str, scale: str = "tiny") -> BaselineRecipes:
     """The shipped recipes of ``baseline`` (pipeline, divter) at ``scale`` (tiny, photochat, dialogcc)."""
     if baseline not in BASELINES:
-        raise UserError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
-    if scale not in SCALES:
-        raise UserError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
-    table_name = BASELINE_REGISTRY.entry(baseline).label
+        raise UserError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES.names)}")
+    if scale not in BASELINE_SCALES:
+        raise UserError(f"unknown scale {scale!r}; choose one of {', '.join(BASELINE_SCALES)}")
+    table_name = BASELINES.entry(baseline).label
     if scale == "tiny":
         return BaselineRecipes(table_name, f"tiny-{baseline}-text", f"tiny-{baseline}-image")
     return BaselineRecipes(table_name, f"paper-{baseline}-text-{scale}", f"paper-{baseline}-image-{scale}")
@@ -73,8 +72,6 @@ def train_baseline(
 
     Both recipes are read and checked before any training, so a bad override costs nothing.
     """
-    from photodialog.training.trainer import Trainer  # torch and the HF stack: only training needs them
-
     out = Path(out_dir)
     run = BaselineRun(out / "text", out / "image")
     text_from = f"model.text_from={run.text_dir.resolve()}"
