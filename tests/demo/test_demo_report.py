@@ -6,8 +6,7 @@ import pytest
 
 from photodialog.demo.intervals import BETTER, SAME
 from photodialog.demo.report import arm_result, difference_table, differences, learning_checks, metric
-from photodialog.evaluation.metrics import SeedResult
-from photodialog.evaluation.results import build_result
+from photodialog.evaluation.metrics import SeedResult, build_result
 
 BASELINE = {"bleu2": 2.0, "rouge_l": 4.0}
 CHANCE = {"probe_acc_generator_object": 12.5, "probe_acc_generator_colour": 100 / 6}

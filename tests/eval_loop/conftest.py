@@ -33,7 +33,7 @@ def e2e_eval(tiny_run, eval_world, e2e_reply_calls, tmp_path_factory):
     """The tiny end-to-end run evaluated on the first test targets with seeds 0 and 1."""
     from photodialog.evaluation import evaluate as evaluate_module
     from photodialog.evaluation.evaluate import evaluate
-    from photodialog.evaluation.request import EvalRequest
+    from photodialog.evaluation.eval_files import EvalRequest
 
     out = tmp_path_factory.mktemp("e2e-eval") / "test.json"
     request = EvalRequest(checkpoint=str(tiny_run), data=str(eval_world), seeds=[0, 1], out=str(out),

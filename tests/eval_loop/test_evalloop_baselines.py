@@ -12,8 +12,8 @@ from photodialog.registry import BASELINE_SCALES, BASELINES
 from photodialog.training.baselines import baseline_recipes, train_baseline
 from photodialog.cli.main import main
 from photodialog.config import load_config
-from photodialog.evaluation.seed_scoring import NO_GENERATOR
-from photodialog.evaluation.results import load_result
+from photodialog.evaluation.runner import NO_GENERATOR
+from photodialog.evaluation.metrics import load_result
 
 
 @pytest.mark.parametrize("baseline", BASELINES.names)

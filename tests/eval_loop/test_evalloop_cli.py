@@ -9,8 +9,7 @@ import pytest
 from evalloop_helpers import FAST_FLAGS
 
 from photodialog.cli.main import main
-from photodialog.evaluation.metrics import MetricSet, SeedResult
-from photodialog.evaluation.results import build_result, load_result
+from photodialog.evaluation.metrics import MetricSet, SeedResult, build_result, load_result
 
 
 def test_eval_writes_next_to_the_checkpoint_by_default_and_succeeds_without_usable_inception(

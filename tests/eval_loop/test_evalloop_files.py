@@ -10,7 +10,7 @@ from evalloop_helpers import FAST_FLAGS
 
 from photodialog.cli.main import main
 from photodialog.evaluation import eval_files
-from photodialog.evaluation import seed_scoring
+from photodialog.evaluation import runner
 from photodialog.evaluation.eval_files import EvalPaths
 
 
@@ -47,7 +47,7 @@ def test_a_rerun_killed_while_drawing_keeps_the_earlier_result_and_its_photos(ti
     photos = sorted(p.relative_to(paths.photos) for p in paths.photos.rglob("*.png"))
     assert paths.finished() and _named_photos_exist(paths) and photos
 
-    drawn = seed_scoring.iter_photos
+    drawn = runner.iter_photos
 
     def killed_after_one(*args, **kwargs):
         for count, photo in enumerate(drawn(*args, **kwargs)):
@@ -55,13 +55,13 @@ def test_a_rerun_killed_while_drawing_keeps_the_earlier_result_and_its_photos(ti
                 raise KeyboardInterrupt  # as a kill while the second photo is drawn (the first is saved)
             yield photo
 
-    monkeypatch.setattr(seed_scoring, "iter_photos", killed_after_one)
+    monkeypatch.setattr(runner, "iter_photos", killed_after_one)
     assert _eval(tiny_run, eval_world, out, "--diffusion-steps", "3") == 130
     assert {p: p.read_bytes() for p in before} == before  # the earlier result, whole
     assert sorted(p.relative_to(paths.photos) for p in paths.photos.rglob("*.png")) == photos and _named_photos_exist(paths)
     assert not paths.finished()  # ... but an interrupted eval of it is there: a rerun is due
 
-    monkeypatch.setattr(seed_scoring, "iter_photos", drawn)
+    monkeypatch.setattr(runner, "iter_photos", drawn)
     monkeypatch.setattr(eval_files, "write_text", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))  # kill in the swap
     assert _eval(tiny_run, eval_world, out, "--diffusion-steps", "3") == 130
     assert not out.exists() and not paths.finished()  # no result claims photos it may not have

@@ -11,7 +11,7 @@ from PIL import Image
 
 from photodialog.data.synth import find_attributes
 from photodialog.evaluation.metrics import metric_order
-from photodialog.evaluation.probe_scores import (
+from photodialog.evaluation.attribute_metrics import (
     ProbeScorer, all_probe_keys, group_keys, load_probe_scorer,
 )
 

@@ -6,9 +6,8 @@ import json
 
 from evalloop_helpers import MAX_SAMPLES
 
-from photodialog.evaluation.metrics import REQUIRED_METRICS
-from photodialog.evaluation.probe_scores import GROUPS, all_probe_keys, group_keys
-from photodialog.evaluation.results import load_result
+from photodialog.evaluation.metrics import REQUIRED_METRICS, load_result
+from photodialog.evaluation.attribute_metrics import GROUPS, all_probe_keys, group_keys
 from photodialog.evaluation.runner import load_targets
 
 TEXT_METRICS = ("bleu1", "bleu2", "rouge_l", "share_precision", "share_recall", "share_f1")

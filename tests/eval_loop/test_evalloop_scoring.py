@@ -15,8 +15,8 @@ from evalloop_helpers import FAST, MAX_SAMPLES, recording_replies
 
 from photodialog.evaluation import evaluate as evaluate_module
 from photodialog.evaluation.evaluate import evaluate
-from photodialog.evaluation.probe_scores import KINDS
-from photodialog.evaluation.request import EvalRequest
+from photodialog.evaluation.attribute_metrics import KINDS
+from photodialog.evaluation.eval_files import EvalRequest
 from photodialog.models.generation import Reply
 from photodialog.models.generation_settings import settings_from_config
 

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photodialog.evaluation.metrics import MetricSet, SeedResult, unavailable_entry
-from photodialog.evaluation.results import build_result
+from photodialog.evaluation.metrics import MetricSet, SeedResult, build_result, unavailable_entry
 
 def _random_photos(count: int, size: tuple[int, int] = (32, 32), seed: int = 0, shift: int = 0) -> list[Image.Image]:
     """Photos of random colour blocks; ``shift`` brightens every pixel (a different distribution)."""

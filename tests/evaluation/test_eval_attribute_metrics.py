@@ -138,7 +138,7 @@ def test_the_shared_photo_match_counts_every_gold_photo_turn_a_turn_without_a_ph
     scored on the same turns however often they share."""
     from types import SimpleNamespace
 
-    from photodialog.evaluation.probe_scores import ProbeScorer
+    from photodialog.evaluation.attribute_metrics import ProbeScorer
 
     class ReadsTheName:  # a probe that reads a photo's attributes off its name
         config = SimpleNamespace(classes=lambda kind: {"object": ["car", "cup"], "colour": ["red", "blue"],

@@ -7,9 +7,18 @@ import math
 import pytest
 
 from photodialog.errors import UserError
-from photodialog.evaluation.aggregate import aggregate_seeds, mean_and_std
-from photodialog.evaluation.metrics import REQUIRED_METRICS, MetricSet, SeedResult, metric_info, metric_order
-from photodialog.evaluation.results import load_result, save_result, validate_result
+from photodialog.evaluation.metrics import (
+    REQUIRED_METRICS,
+    MetricSet,
+    SeedResult,
+    aggregate_seeds,
+    load_result,
+    mean_and_std,
+    metric_info,
+    metric_order,
+    save_result,
+    validate_result,
+)
 
 
 def test_mean_and_sample_std():
@@ -107,7 +116,7 @@ def test_validate_rejects_wrong_types_and_disagreeing_seeds(make_result, require
 
 
 def test_build_refuses_duplicate_seeds(make_result, required_values):
-    from photodialog.evaluation.results import build_result
+    from photodialog.evaluation.metrics import build_result
 
     seeds = [SeedResult(0).add(MetricSet(values=required_values())) for _ in range(2)]
     with pytest.raises(UserError, match="seed"):
@@ -145,7 +154,7 @@ def test_metric_info_and_order():
 
 
 def test_probe_accuracies_are_ordered_by_group_then_attribute_whatever_came_first():
-    from photodialog.evaluation.probe_scores import all_probe_keys
+    from photodialog.evaluation.attribute_metrics import all_probe_keys
 
     # A seed lists measured keys before unavailable ones: e.g. the generator group measured, the others not.
     measured_first = [*reversed(all_probe_keys()), "probe_acc_caption_texture", "probe_acc_other_object", "bleu1"]
@@ -163,7 +172,7 @@ def test_probe_accuracies_are_ordered_by_group_then_attribute_whatever_came_firs
 
 def test_aggregate_lists_probe_keys_in_table_order_when_a_group_is_unavailable():
     from photodialog.evaluation.metrics import PHOTO_MATCH_KEYS
-    from photodialog.evaluation.probe_scores import all_probe_keys, group_keys
+    from photodialog.evaluation.attribute_metrics import all_probe_keys, group_keys
 
     seed = SeedResult(0).add(MetricSet(values={key: 50.0 for key in group_keys("generator")}))
     seed.mark_unavailable([*group_keys("caption"), *group_keys("gold"), *PHOTO_MATCH_KEYS, "probe_fid"], "no photo")

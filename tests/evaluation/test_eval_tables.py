@@ -2,8 +2,16 @@
 
 import pytest
 
-from photodialog.evaluation.compare import compare_results, comparison_table, format_difference
-from photodialog.evaluation.tables import probe_table, report, seeds_table, share_moment_table, table2
+from photodialog.evaluation.tables import (
+    compare_results,
+    comparison_table,
+    format_difference,
+    probe_table,
+    report,
+    seeds_table,
+    share_moment_table,
+    table2,
+)
 
 
 @pytest.fixture

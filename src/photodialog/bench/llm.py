@@ -3,7 +3,7 @@
 Scores every checkpoint of a pretraining run of ``configs/tiny-pretrain-text.yaml`` (the run folder
 that ``photodialog assets rebuild llm --out DIR`` keeps beside ``DIR`` as ``DIR.run``; its weight
 average when kept) on a split of the world it trained on, with the measures of
-``evaluation/competence.py`` (percent): the own caption at every gold photo turn names the gold
+``evaluation/runner.py`` (percent): the own caption at every gold photo turn names the gold
 photo's object, colour, scene, all three; share-moment F1; the reply to an unannounced photo names
 its object, and the same with the photo blanked. Adds the rebuild's record (``DIR/training.json``:
 CPU seconds of the training on one thread, the CPU kind, the SHA-256) when it is there, and the
@@ -17,8 +17,7 @@ from pathlib import Path
 
 from photodialog.checkpoints import list_checkpoints, read_state
 from photodialog.errors import UserError
-from photodialog.evaluation.competence import text_competence
-from photodialog.evaluation.runner import load_targets
+from photodialog.evaluation.runner import load_targets, text_competence
 from photodialog.models.generation_settings import settings_from_config
 from photodialog.system import DialogueSystem, load_system, read_config
 from photodialog.warm_start import BUNDLED_TEXT

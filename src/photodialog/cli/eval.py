@@ -112,9 +112,9 @@ def run(args) -> int:
         raise UserError("eval needs --checkpoint DIR (or `photodialog eval compare RESULT.json ...`)")
     quiet_libraries()
     # loaded when the command runs, not for --help
-    from photodialog.evaluation.eval_record import summary_tables
+    from photodialog.evaluation.evaluate import summary_tables
     from photodialog.evaluation.evaluate import evaluate
-    from photodialog.evaluation.request import EvalRequest
+    from photodialog.evaluation.eval_files import EvalRequest
 
     request = EvalRequest(
         checkpoint=args.checkpoint, data=args.data, split=args.split, seeds=args.seeds, out=args.out,
@@ -131,8 +131,8 @@ def run(args) -> int:
 def run_compare(args) -> int:
     # loaded when the command runs, not for --help
     from photodialog.errors import UserError
-    from photodialog.evaluation.compare import compare_results
-    from photodialog.evaluation.results import load_result
+    from photodialog.evaluation.tables import compare_results
+    from photodialog.evaluation.metrics import load_result
     from photodialog.files import write_text
     from photodialog.output_files import reason, writable_file
 

@@ -19,8 +19,7 @@ from photodialog.demo.arms import ARMS, REFERENCE, run_name
 from photodialog.demo.baseline import most_frequent_reply_scores
 from photodialog.demo.intervals import UNMEASURED, Difference, PrimaryTest, paired_difference, primary_tests
 from photodialog.demo.plan import DemoPlan
-from photodialog.evaluation.metrics import SeedResult, metric_info
-from photodialog.evaluation.results import build_result, load_result
+from photodialog.evaluation.metrics import SeedResult, build_result, load_result, metric_info
 from photodialog.evaluation.runner import load_targets
 from photodialog.evaluation.tables import report as tables_report
 from photodialog.devices import made_on
@@ -118,7 +117,7 @@ def _mean(by_seed: dict[int, dict], key: str) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-# What a photo-sharing bot must keep from its start (evaluation/competence.py), as the shipped
+# What a photo-sharing bot must keep from its start (evaluation/runner.py), as the shipped
 # start's own record promises it on the default world: (key, claim, threshold %).
 COMPETENCE_CHECKS = (
     ("caption_acc_object", "its own caption at every gold photo turn names the gold photo's object", 90.0),

@@ -1,4 +1,5 @@
-"""Where an evaluation writes, and what: the result JSON, its Markdown, the photos, the predictions.
+"""What ``photodialog eval`` is asked (``EvalRequest``: the checkpoint, the data, the seeds, the
+settings), and where it writes, and what: the result JSON, its Markdown, the photos, the predictions.
 
 For ``--out DIR/test.json`` (default: ``<checkpoint>/eval/<split>.json``)::
 
@@ -27,12 +28,13 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from photodialog import json_limits
 from photodialog.errors import UserError
+from photodialog.evaluation.image_metrics import INCEPTION
 from photodialog.files import write_text
 from photodialog.output_files import writable_file
 
@@ -180,3 +182,31 @@ def save_photos(folder: Path, photos: Iterable[tuple[int, Any]]) -> Iterator[tup
 
 def write_predictions(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+# ---- What ``photodialog eval`` is asked to do: the checkpoint, the data, the seeds, the settings ----
+
+@dataclass
+class EvalRequest:
+    """What to evaluate and how; ``None`` fields fall back to the checkpoint's ``eval`` config."""
+
+    checkpoint: str
+    data: str | None = None
+    """Dataset folder; default: the checkpoint's ``data.path``."""
+    split: str = "test"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    out: str | None = None
+    """Result JSON; default ``<checkpoint>/eval/<split>.json``."""
+    max_samples: int = 0
+    """Only the first N target turns (0 = all, the protocol)."""
+    inception_weights: str | None = None
+    device: str | None = None
+    generation: dict[str, Any] = field(default_factory=dict)
+    """``GenerationSettings`` fields to override (``decoding``, ``num_beams``, ``diffusion_steps``...)."""
+    batch_size: int | None = None
+    name: str | None = None
+    """Model name in tables; default ``end-to-end``, ``pipeline`` or ``Divter``."""
+    isc_splits: int = 10
+    feature_extractor: str = INCEPTION
+    """torch-fidelity extractor for IS/FID; the default is the paper's Inception."""
+    progress: bool = True

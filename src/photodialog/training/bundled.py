@@ -13,7 +13,7 @@ On the same torch version and CPU kind the weights are the same bytes as the shi
 - ``photodialog assets rebuild llm --out DIR`` (``rebuild_llm``): ``configs/tiny-pretrain-text.yaml``
   (the tiny LLM and the image perceptron on the world's dialogues), saved as a ``photodialog
   export`` folder (``assets/tiny-llm``, ``model.init_from: [bundled]``) whose record adds the
-  competence measures of ``evaluation/competence.py`` on the test split and the training's CPU
+  competence measures of ``evaluation/runner.py`` on the test split and the training's CPU
   seconds.
 """
 
@@ -32,8 +32,7 @@ from photodialog.data.synth.world import GENERATOR_VERSION
 from photodialog.data.layout import WORLD_FILE
 from photodialog.devices import made_on, torch_threads
 from photodialog.errors import UserError
-from photodialog.evaluation.competence import text_competence
-from photodialog.evaluation.runner import load_targets
+from photodialog.evaluation.runner import load_targets, text_competence
 from photodialog.export import export_checkpoint
 from photodialog.models.generation_settings import settings_from_config
 from photodialog.models.tiny_vae import BUNDLED_WORLD

@@ -11,7 +11,7 @@ As the paper (§3.1.2) stops on dev BLEU-2 and an image score, so does this:
 The teacher-forced dev losses are logged too. ``dev_competence`` scores, at every checkpoint of a run
 on a synthetic world with ``train.competence_turns``, what matters for a photo-sharing bot: does
 its own caption name the gold photo, does it share at the right turns, does it read the photos
-(``evaluation/competence.py``), so that a run stopped before it learned shows it in its own numbers. Every random generator (python, numpy, torch, CUDA)
+(``evaluation/runner.py``), so that a run stopped before it learned shows it in its own numbers. Every random generator (python, numpy, torch, CUDA)
 is seeded with ``DEV_SEED`` for the evaluation and put back afterwards, so evaluating never
 changes the training run's random stream (a resumed run stays exact).
 """
@@ -31,8 +31,7 @@ from photodialog.data.layout import WORLD_FILE
 from photodialog.data.synth import find_attributes
 from photodialog.data.synth.probe import Probe
 from photodialog.data.synth.world import photo_attributes
-from photodialog.evaluation.competence import text_competence
-from photodialog.evaluation.runner import draw_photos, generate_replies
+from photodialog.evaluation.runner import draw_photos, generate_replies, text_competence
 from photodialog.evaluation.text_metrics import text_scores
 from photodialog.models.generation_settings import settings_from_config
 from photodialog.checkpoints import restore_rng, rng_state
