@@ -47,9 +47,10 @@ class TinySizes:
     parts are pretrained before the paper uses them (0 = random, as every other tiny part)."""
     vision_pretrain_photos: int = 0
     """Photos the perceptron's pretraining draws from: 0 = the world's training photos; N = N fresh
-    photos rendered by the world's own renderer (seeded, held-out triples left out), as BLIP-2's
-    parts learn from a corpus far larger than the dialogues. On the 1,600 training photos the tiny ViT
-    named the object of 55-57% of test photos, on 20,000 rendered ones about 90% (docs/performance.md)."""
+    photos rendered by the world's own renderer (seeded, on every combination), as BLIP-2's parts
+    learn from a corpus far larger than the dialogues. On the 1,600 training photos the tiny ViT named
+    the object of 55-57% of test photos, on 20,000 rendered ones 92%, on 40,000 with 8,000 annealed
+    steps 98% (docs/performance.md)."""
     vision_hidden: int = 64
     vision_layers: int = 2
     vision_patch: int = 8
@@ -255,7 +256,7 @@ class TrainConfig:
     save_every_steps: int = 200
     competence_turns: int = 0
     """On a synthetic world, score the first N dev target turns at every checkpoint (0 = off): the own
-    caption at gold photo turns, share F1, and whether replies read the photo (evaluation/competence.py)."""
+    caption at gold photo turns, share F1, and whether replies read the photo (evaluation/runner.py)."""
     keep_last: int = 2
     log_every_steps: int = 10
     log_sample_ids: bool = False
