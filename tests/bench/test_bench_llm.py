@@ -13,11 +13,14 @@ KEYS = {"caption_acc_object", "caption_acc_colour", "caption_acc_scene", "captio
         "reply_acc_object", "reply_acc_object_blank"}
 
 
+SHORT_VISION = ["model.tiny.vision_pretrain_steps=2", "model.tiny.vision_pretrain_photos=64"]
+
 def test_a_text_pretraining_run_prints_its_competence_at_every_checkpoint_and_bench_llm_draws_the_curve(
         tiny_world, tmp_path, caplog):
     run = tmp_path / "pretrain"
     config = load_config("tiny-pretrain-text", [f"data.path={tiny_world}", "train.max_steps=4", "train.save_every_steps=2",
-                                                "train.batch_size=4", "train.micro_batch_size=4", "train.competence_turns=40"])
+                                                "train.batch_size=4", "train.micro_batch_size=4", "train.competence_turns=40",
+                                                *SHORT_VISION])  # the recipe's 8,000 classifier steps take minutes
     with caplog.at_level("INFO", logger="photodialog"):
         Trainer(config, run, progress=False).run()
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

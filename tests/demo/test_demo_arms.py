@@ -8,6 +8,7 @@ import torch
 from photodialog.config import load_config
 from photodialog.demo.arms import ARMS, parse_arms, run_name
 
+SHORT_VISION = ["model.tiny.vision_pretrain_steps=2", "model.tiny.vision_pretrain_photos=64"]
 FAST = ["train.batch_size=4", "train.micro_batch_size=4", "train.warmup_steps=1",
         "train.eval_every_epochs=1000", "train.early_stopping_patience=0", "train.save_every_steps=1", "model.image_loss_repeats=1"]
 
@@ -69,7 +70,8 @@ def pretrained(tiny_world, tmp_path_factory):
     from photodialog.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("pretrain")
-    config = load_config("tiny-pretrain-text", [f"data.path={tiny_world}", *FAST, "train.max_steps=2"])
+    # the perceptron's classifier pretraining cut to 2 steps too (the recipe's 8,000 take minutes)
+    config = load_config("tiny-pretrain-text", [f"data.path={tiny_world}", *FAST, "train.max_steps=2", *SHORT_VISION])
     Trainer(config, root / "tiny-pretrain-text", progress=False).run()
     return [root / "tiny-pretrain-text"]
 

@@ -1,4 +1,4 @@
-"""The README's gradio_client example, run against a live `photodialog serve` on 127.0.0.1."""
+"""docs/serving.md's gradio_client example, run against a live `photodialog serve` on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 
 from .helpers import FAST_FLAGS, free_port
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REPO = Path(__file__).resolve().parents[2]
+SERVING_DOC = REPO / "docs" / "serving.md"
 EXAMPLE = re.compile(r"<!-- gradio-client example.*?-->\n```python\n(.*?)```\n<!-- end of gradio-client example -->", re.S)
 
 
@@ -23,7 +24,7 @@ def served(tiny_run, tmp_path):
     """`photodialog serve` in a process of its own; its URL. Stopped (SIGTERM) after the test."""
     pytest.importorskip("gradio")
     port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(README.parent / "src")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO / "src")}
     server = subprocess.Popen([sys.executable, "-m", "photodialog", "serve", "--checkpoint", str(tiny_run), "--port", str(port),
                                "--out", str(tmp_path / "served"), *FAST_FLAGS], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env=env)
@@ -41,8 +42,8 @@ def served(tiny_run, tmp_path):
         server.wait(timeout=60)
 
 
-def test_the_readme_example_chats_and_saves_through_gradio_client(served, tiny_world, tmp_path):
-    (code,) = EXAMPLE.findall(README.read_text(encoding="utf-8"))
+def test_the_documented_example_chats_and_saves_through_gradio_client(served, tiny_world, tmp_path):
+    (code,) = EXAMPLE.findall(SERVING_DOC.read_text(encoding="utf-8"))
     photo = next((tiny_world / "photos").rglob("*.png"))
     code = code.replace("http://127.0.0.1:7860/", served).replace('"car.png"', repr(str(photo)))
     code = code.replace("diffusion_steps=20", "diffusion_steps=1")  # the test checks the API, not the photos
