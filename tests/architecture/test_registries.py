@@ -84,7 +84,7 @@ def test_config_and_the_help_text_import_no_torch():
         "import sys\n"
         "import photodialog.config, photodialog.registry, photodialog.models.generation_settings\n"
         "from photodialog.cli.main import build_parser\n"
-        "build_parser()\n"
+        "build_parser(['--help'])\n"
         "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +73,29 @@ def test_every_count_flag_states_its_upper_bound_in_help():
 
     walk(parser)
     assert not missing
+
+
+def test_every_command_module_is_in_the_command_tree():
+    """cli/main.py's COMMANDS and DATA_COMMANDS name every command module, and only those."""
+    import photodialog.cli
+    from photodialog.cli.main import COMMANDS, DATA_COMMANDS
+
+    folder = Path(photodialog.cli.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")} - {"__init__", "main", "common"}
+    assert sorted(modules | {"data"}) == sorted(COMMANDS)
+    assert sorted(p.stem for p in (folder / "data").glob("*.py") if p.stem != "__init__") == sorted(DATA_COMMANDS)
+
+
+@pytest.mark.parametrize(("argv", "built"), [
+    (["--help"], []),
+    (["eval", "--checkpoint", "run", "--help"], ["eval"]),
+    (["data", "stats", "--help"], ["data.stats"]),
+    (["data", "--help"], []),
+])
+def test_a_call_imports_only_the_command_it_names(argv, built):
+    code = ("import sys\nfrom photodialog.cli.main import build_parser\n"
+            f"build_parser({argv!r})\n"
+            "import json\nprint(json.dumps([m.removeprefix('photodialog.cli.') for m in sys.modules if m.startswith('photodialog.cli.')]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported = set(json.loads(out.stdout.strip().splitlines()[-1])) - {"main", "common", "data"}
+    assert sorted(imported) == built

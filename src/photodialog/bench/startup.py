@@ -18,7 +18,7 @@ HEAVY = ("torch", "transformers", "diffusers", "accelerate", "gradio")
 _LIST_IMPORTS = (
     "import sys\n"
     "from photodialog.cli.main import build_parser\n"
-    "build_parser()\n"
+    "build_parser(['--help'])\n"
     f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
 )
 

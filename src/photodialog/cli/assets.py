@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 
 from photodialog.cli.common import quiet_libraries
+from photodialog.errors import UserError
+from photodialog.models.tiny_vae import rebuild_bundled as rebuild_vae
+from photodialog.training.bundled import rebuild_generator, rebuild_llm
 
 EPILOG = """what each one makes, on one CPU thread, from the demo's world (made in OUT.world unless --world):
   vae        assets/tiny-sd/vae: the tiny VAE on the world's photos (about 11 minutes)
@@ -19,8 +22,9 @@ training.json holds the SHA-256 and the CPU kind they were made on). An interrup
 run the same command again."""
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("assets", help="rebuild the pretrained parts photodialog ships (VAE, generator, LLM)",
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
+    parser = subparsers.add_parser("assets", help=summary,
                                    description="Rebuild the pretrained tiny parts that ship in photodialog/assets.")
     commands = parser.add_subparsers(dest="assets_command", metavar="ACTION")
     rebuild = commands.add_parser("rebuild", help="train a shipped part again from scratch, bit for bit on its CPU kind",
@@ -38,11 +42,6 @@ def register(subparsers) -> None:
 
 
 def run_rebuild(args) -> int:
-    # the rebuilds import torch and the Hugging Face stack: loaded when the command runs, not for --help
-    from photodialog.errors import UserError
-    from photodialog.models.tiny_vae import rebuild_bundled as rebuild_vae
-    from photodialog.training.bundled import rebuild_generator, rebuild_llm
-
     if args.out.exists():
         raise UserError(f"--out {args.out} exists; give a new folder (the shipped ones are in photodialog/assets)")
     if args.steps < 0:

@@ -4,10 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+import torch
+
+from photodialog.bench import bridge as bridge_bench
+from photodialog.bench import chat as chat_bench
+from photodialog.bench import generator as generator_bench
+from photodialog.bench import llm as llm_bench
+from photodialog.bench import load_memory
+from photodialog.bench import paper as paper_bench
+from photodialog.bench import profile as profile_bench
+from photodialog.bench import startup as startup_bench
+from photodialog.bench import step as step_bench
+from photodialog.bench.machine import choose_threads, describe_machine
+from photodialog.bench.report import emit
+from photodialog.bench.vocab import VocabularySizes
 from photodialog.cli.common import int_between, output_path, quiet_libraries
+from photodialog.config import load_config
+from photodialog.data.synth import ensure_world
+from photodialog.data.synth.probe import Probe, train_probe
+from photodialog.devices import resolve_device, torch_threads
 from photodialog.errors import UserError
 from photodialog.output_files import writable_file
+from photodialog.registry import BRIDGES
 
 EPILOG = """examples:
   photodialog bench bridge --json --out bench/bridge.json
@@ -19,9 +39,10 @@ Timings are medians over repeats after warmup. On a shared machine pass --thread
 default pick the idle cores) and compare only numbers from the same run. See docs/performance.md."""
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
     parser = subparsers.add_parser(
-        "bench", help="performance benchmarks (bridge, training step, chat turn, start-up, memory, tiny generator), JSON out",
+        "bench", help=summary,
         description="Measure the vocabulary bridge, a training step, a chat turn, the start-up time, the memory per "
                     "paper setting and the tiny image generator; print a summary or JSON.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -40,9 +61,6 @@ def register(subparsers) -> None:
 def result_file(text: str) -> str:
     """A ``--out`` FILE bench may write: new, or a JSON object (an earlier result); checked before the work,
     so that a file of something else is never replaced."""
-    # loaded when the command runs, not for --help
-    from pathlib import Path
-
     path = Path(output_path(text))
     try:
         writable_file(text, "--out", create=False)  # a folder that cannot be written: said before the work
@@ -204,18 +222,11 @@ def _llm_parser(commands) -> None:
 
 
 def run_llm(args) -> int:
-    # loaded when the command runs, not for --help
-    from pathlib import Path
-    from photodialog.bench.llm import llm_curve, summary_lines
-    from photodialog.bench.machine import describe_machine
-    from photodialog.bench.report import emit
-    from photodialog.devices import torch_threads
-
     quiet_libraries()
     with torch_threads(1):
-        result = llm_curve(Path(args.run), Path(args.world) if args.world else None, args.split, progress=args.progress)
+        result = llm_bench.llm_curve(Path(args.run), Path(args.world) if args.world else None, args.split, progress=args.progress)
         result["machine"] = describe_machine("cpu")
-    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
+    emit(result, as_json=args.json, out=args.out, summary_lines=llm_bench.summary_lines(result))
     return 0
 
 
@@ -233,24 +244,14 @@ def _memory_parser(commands) -> None:
 
 
 def run_memory(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.bench.load_memory import all_settings, markdown
-    from photodialog.bench.report import emit
-
     quiet_libraries()
-    result = all_settings()
-    emit(result, as_json=args.json, out=args.out, summary_lines=[markdown(result)])
+    result = load_memory.all_settings()
+    emit(result, as_json=args.json, out=args.out, summary_lines=[load_memory.markdown(result)])
     return 0
 
 
 def _prepare(args):
     """Quiet libraries and the device: what every benchmark does first."""
-    # torch is slow to import: only this path needs it
-    import torch
-
-    # loaded when the command runs, not for --help
-    from photodialog.devices import resolve_device
-
     quiet_libraries()
     return torch.device(resolve_device(args.device))
 
@@ -261,11 +262,6 @@ def _run_and_report(args, run, settings_on, summary_lines) -> int:
     Prepare the device, build the settings for it (``settings_on(device)``), run them with the
     chosen torch CPU threads (restored afterwards), then print or write the result.
     """
-    # loaded when the command runs, not for --help
-    from photodialog.bench.machine import choose_threads
-    from photodialog.devices import torch_threads
-    from photodialog.bench.report import emit
-
     settings = settings_on(str(_prepare(args)))
     with torch_threads(choose_threads(args.threads)):
         result = run(settings)
@@ -296,10 +292,6 @@ def _not_above(**values) -> None:
 
 
 def run_bridge(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.bench.bridge import BridgeBenchSettings, run_bridge_bench, summary_lines
-    from photodialog.bench.vocab import VocabularySizes
-    from photodialog.registry import BRIDGES
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     # The benchmark times the pooled bridges against the paper's matrix product; aligned is not pooled.
@@ -315,16 +307,15 @@ def run_bridge(args) -> int:
     _not_above(baseline_repeats=args.baseline_repeats, sd_length=args.sd_length)
     if args.sd_length < 3:
         raise UserError("--sd-length must be at least 3 (start, one token, end)")
-    return _run_and_report(args, run_bridge_bench, lambda device: BridgeBenchSettings(
+    return _run_and_report(args, bridge_bench.run_bridge_bench, lambda device: bridge_bench.BridgeBenchSettings(
         modes=modes, captions=args.captions, caption_tokens=args.caption_tokens, width=args.width,
         vocab=VocabularySizes(llm_vocab=args.llm_vocab, sd_vocab=args.sd_vocab, sd_max_length=args.sd_length),
         train_text_encoder=args.train_text_encoder, repeats=args.repeats, baseline_repeats=args.baseline_repeats,
         dense=args.dense, tiny_step=not args.no_tiny_step, device=device,
-    ), summary_lines)
+    ), bridge_bench.summary_lines)
 
 
 def run_step(args) -> int:
-    # loaded when the command runs, not for --help
 
     _positive(steps=args.steps, seq_len=args.seq_len)
     if args.batch_size < 0 or args.warmup < 0 or args.image_targets < 0:
@@ -334,22 +325,17 @@ def run_step(args) -> int:
         return _run_paper_step(args)
     if args.random_weights:
         raise UserError("--random-weights goes with --preset paper (the tiny preset is always random)")
-    # loaded when the command runs, not for --help
-    from photodialog.bench.step import StepBenchSettings, run_step_bench, summary_lines
 
+    run, summary_lines = step_bench.run_step_bench, step_bench.summary_lines
     if args.profile:
-        # loaded when the command runs, not for --help
-        from photodialog.bench.profile import run_tiny_profile, summary_lines
-        run_step_bench = run_tiny_profile
-    return _run_and_report(args, run_step_bench, lambda device: StepBenchSettings(
+        run, summary_lines = profile_bench.run_tiny_profile, profile_bench.summary_lines
+    return _run_and_report(args, run, lambda device: step_bench.StepBenchSettings(
         data=args.data, batch_size=args.batch_size or 16, steps=args.steps, warmup=args.warmup,
         overrides=list(args.overrides), device=device,
     ), summary_lines)
 
 
 def _run_paper_step(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.bench.paper import PaperStepSettings, require_gpu, run_paper_step_bench, summary_lines
 
     if not args.random_weights:
         raise UserError("--preset paper needs --random-weights: the benchmark builds the paper's architectures from "
@@ -357,18 +343,15 @@ def _run_paper_step(args) -> int:
     if args.overrides:
         raise UserError("KEY=VALUE overrides apply to the tiny preset only")
     if not args.standin_sizes:
-        require_gpu(args.device)  # refuse at once on the CPU, before building anything
+        paper_bench.require_gpu(args.device)  # refuse at once on the CPU, before building anything
     if args.profile and args.compare_baseline:
         raise UserError("--profile and --compare-baseline are separate runs: choose one")
+    run, summary_lines = paper_bench.run_paper_step_bench, paper_bench.summary_lines
     if args.profile:
-        # loaded when the command runs, not for --help
-        from photodialog.bench.paper import run_paper_profile as run_paper_step_bench
-        from photodialog.bench.profile import summary_lines
+        run, summary_lines = paper_bench.run_paper_profile, profile_bench.summary_lines
     if args.compare_baseline:
-        # loaded when the command runs, not for --help
-        from photodialog.bench.paper import compare_summary_lines as summary_lines
-        from photodialog.bench.paper import run_paper_compare as run_paper_step_bench
-    return _run_and_report(args, run_paper_step_bench, lambda device: PaperStepSettings(
+        run, summary_lines = paper_bench.run_paper_compare, paper_bench.compare_summary_lines
+    return _run_and_report(args, run, lambda device: paper_bench.PaperStepSettings(
         batch_size=args.batch_size or 4, seq_len=args.seq_len, image_targets=args.image_targets, steps=args.steps,
         warmup=args.warmup, gradient_checkpointing=False if args.no_gradient_checkpointing else None,
         peak_tflops=args.peak_tflops, standin=args.standin_sizes, profile=args.profile, baseline=args.baseline,
@@ -377,42 +360,30 @@ def _run_paper_step(args) -> int:
 
 
 def run_chat(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.bench.chat import ChatBenchSettings, run_chat_bench, summary_lines
 
     _positive(new_tokens=args.new_tokens, diffusion_steps=args.diffusion_steps, repeats=args.repeats)
-    return _run_and_report(args, run_chat_bench, lambda device: ChatBenchSettings(
+    return _run_and_report(args, chat_bench.run_chat_bench, lambda device: chat_bench.ChatBenchSettings(
         checkpoint=args.checkpoint, new_tokens=args.new_tokens, diffusion_steps=args.diffusion_steps,
         repeats=args.repeats, device=device,
-    ), summary_lines)
+    ), chat_bench.summary_lines)
 
 
 def run_startup(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.bench.report import emit
-    from photodialog.bench.startup import StartupBenchSettings, run_startup_bench, summary_lines
 
     _positive(repeats=args.repeats)
-    result = run_startup_bench(StartupBenchSettings(repeats=args.repeats))
-    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
+    result = startup_bench.run_startup_bench(startup_bench.StartupBenchSettings(repeats=args.repeats))
+    emit(result, as_json=args.json, out=args.out, summary_lines=startup_bench.summary_lines(result))
     return 0
 
 
 def run_generator(args) -> int:
-    # loaded when the command runs, not for --help
-    from pathlib import Path
 
-    # loaded when the command runs, not for --help
-    from photodialog.bench.generator import DEFAULT_SWEEP, SETTINGS, GeneratorBench, parse_sweep, run_generator_bench, summary_lines
-    from photodialog.bench.machine import describe_machine
-    from photodialog.devices import torch_threads
-    from photodialog.bench.report import emit
 
     _positive(eval_every=args.eval_every, threads=args.threads)
     _not_above(steps=args.steps)
     chosen = [] if args.settings.strip() == "none" else [s.strip() for s in args.settings.split(",") if s.strip()]
-    if (not chosen and args.settings.strip() != "none") or any(s not in SETTINGS for s in chosen):
-        raise UserError(f"--settings: choose among {', '.join(SETTINGS)}, or none (got {args.settings!r})")
+    if (not chosen and args.settings.strip() != "none") or any(s not in generator_bench.SETTINGS for s in chosen):
+        raise UserError(f"--settings: choose among {', '.join(generator_bench.SETTINGS)}, or none (got {args.settings!r})")
     if not chosen and not args.bundled:
         raise UserError("--settings none --no-bundled leaves nothing to measure; drop one of them")
     quiet_libraries()
@@ -420,26 +391,22 @@ def run_generator(args) -> int:
     if work.exists() and not work.is_dir():
         raise UserError(f"--work {work} is a file; give a folder (it holds the world and the runs)")
     try:
-        sweep = parse_sweep(DEFAULT_SWEEP if args.sweep == "default" else args.sweep or "")
+        sweep = generator_bench.parse_sweep(generator_bench.DEFAULT_SWEEP if args.sweep == "default" else args.sweep or "")
     except ValueError as err:
         raise UserError(str(err)) from None
     world = Path(args.world) if args.world else _bench_world(work / "world")
     steps = {name: args.steps or _recipe_steps(name) for name in chosen}
     with torch_threads(args.threads):
-        result = run_generator_bench(GeneratorBench(world=world, work=work / "runs", steps=steps, eval_every=args.eval_every,
+        result = generator_bench.run_generator_bench(generator_bench.GeneratorBench(world=world, work=work / "runs", steps=steps, eval_every=args.eval_every,
                                                     settings=chosen, overrides=list(args.overrides), bundled=args.bundled,
                                                     grid=Path(args.grid) if args.grid else None, sweep=sweep))
         result["machine"] = describe_machine("cpu")  # inside: it records the threads the bench ran with
-    emit(result, as_json=args.json, out=args.out, summary_lines=summary_lines(result))
+    emit(result, as_json=args.json, out=args.out, summary_lines=generator_bench.summary_lines(result))
     return 0
 
 
 def _bench_world(path):
     """The demo's world (2,000 dialogues, seed 0) and its probe, made once."""
-    # loaded when the command runs, not for --help
-    from photodialog.data.synth import ensure_world
-    from photodialog.data.synth.probe import Probe, train_probe
-
     ensure_world(path, dialogues=2000, seed=0, image_size=64, progress=True)
     try:
         Probe.load(path)
@@ -449,9 +416,5 @@ def _bench_world(path):
 
 
 def _recipe_steps(name: str) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.bench.generator import SETTINGS
-    from photodialog.config import load_config
-
-    recipe, overrides = SETTINGS[name]
+    recipe, overrides = generator_bench.SETTINGS[name]
     return load_config(recipe, overrides).train.max_steps

@@ -9,6 +9,12 @@ import time
 from pathlib import Path
 
 from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, output_path, settings_from_args
+from photodialog.errors import UserError
+from photodialog.output_files import writable_file, writable_folder
+from photodialog.serving.history import read_history
+from photodialog.serving.limits import InputLimits, check_message, check_message_photos, check_photo_file
+from photodialog.serving.session import ChatSession
+from photodialog.serving.terminal import TerminalChat
 
 EPILOG = """examples:
   photodialog chat --checkpoint runs/tiny-e2e
@@ -34,9 +40,10 @@ inline as [IMG] caption [/IMG], the captions, and the files of the drawn photos 
 that could not be written; the exit code is then 2)."""
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
     parser = subparsers.add_parser(
-        "chat", help="chat with a trained model in the terminal: it sees your photos and shares its own",
+        "chat", help=summary,
         description="Chat with a trained checkpoint in the terminal, or get one reply with --message.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -68,8 +75,6 @@ def default_out_dir(root: str = "chat-output") -> Path:
 
 
 def run(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.errors import UserError
 
     settings = settings_from_args(args)  # every cheap check before the model loads
     given = {"--photo": args.photo, "--history": args.history, "--json": args.json, "--save": args.save}
@@ -83,10 +88,6 @@ def run(args) -> int:
 
 
 def chat_interactively(args, settings) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.output_files import writable_folder
-    from photodialog.serving.session import ChatSession
-    from photodialog.serving.terminal import TerminalChat
 
     out = writable_folder(Path(args.out) if args.out else default_out_dir(), "--out (the chat's photos and dialogues)")
     engine = load_engine(args)
@@ -94,11 +95,6 @@ def chat_interactively(args, settings) -> int:
 
 
 def reply_once(args, settings) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.output_files import writable_file, writable_folder
-    from photodialog.serving.history import read_history
-    from photodialog.serving.limits import InputLimits, check_message, check_message_photos, check_photo_file
-    from photodialog.serving.session import ChatSession
 
     # Every check before the model loads: the input, and that every output can be written.
     limits = InputLimits()

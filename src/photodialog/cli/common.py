@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
+import diffusers
+import transformers
+
 from photodialog.config import SEED_MAX
+from photodialog.devices import resolve_device
 from photodialog.models.generation_settings import GenerationSettings, check_settings
-from photodialog.registry import DECODINGS, SAMPLERS
 from photodialog.output_files import empty_out_problem
+from photodialog.registry import DECODINGS, SAMPLERS
+from photodialog.serving.engine import ChatEngine
+from photodialog.system import load_system
 
 
 def quiet_libraries() -> None:
     """Keep the terminal for photodialog's own progress: silence library load bars and notices."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    # the Hugging Face stack is slow to import: only this path needs it
-    import transformers
-
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    # the Hugging Face stack is slow to import: only this path needs it
-    import diffusers
-
     diffusers.utils.logging.set_verbosity_error()
     diffusers.utils.logging.disable_progress_bar()
     logging.getLogger("photodialog").setLevel(logging.INFO)
@@ -203,9 +200,5 @@ def load_engine(args):
     every command that reads one.
     """
     quiet_libraries()
-    # loaded when the command runs, not for --help
-    from photodialog.devices import resolve_device
-    from photodialog.serving.engine import ChatEngine
-    from photodialog.system import load_system
 
     return ChatEngine(load_system(args.checkpoint, device=resolve_device(args.device)))

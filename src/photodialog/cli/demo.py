@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from photodialog.cli.common import int_between, output_path
+from photodialog.cli.common import int_between, output_path, quiet_libraries
+from photodialog.demo.arms import ARMS, DEFAULT_ARMS, parse_arms
+from photodialog.demo.plan import DEFAULT_SEEDS, make_plan
+from photodialog.demo.run import run_demo
+from photodialog.errors import UserError
 
 EPILOG = """The main job on the embedded default dataset, on a CPU with no internet: does training the LLM
 through the image generator's loss (L_v, through STGS and the vocabulary bridge) make the bot share
@@ -36,11 +40,10 @@ examples:
   photodialog demo --quick --out /tmp/q       # about a minute: every stage, too small to show anything"""
 
 
-def register(subparsers) -> None:
-    # loaded when the command runs, not for --help
-    from photodialog.demo.arms import ARMS, DEFAULT_ARMS
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
 
-    parser = subparsers.add_parser("demo", help="the main job: fine-tune every arm over seeds -> eval -> report, one primary endpoint",
+    parser = subparsers.add_parser("demo", help=summary,
                                    description="The paper's claim as a controlled experiment, at laptop scale.",
                                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo-out", type=output_path, metavar="DIR", help="output folder: new, empty or an earlier demo's (default: demo-out)")
@@ -56,31 +59,21 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.errors import UserError
 
     if args.budget_minutes is not None:
         raise UserError("--budget-minutes was removed: the demo's budgets are optimizer steps, so that its numbers are the "
                         "same on every machine; run `photodialog demo` (at most 20 minutes on 2 idle cores) or `--quick`")
-    # loaded when the command runs, not for --help
-    from photodialog.demo.plan import DEFAULT_SEEDS, make_plan
 
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else DEFAULT_SEEDS)
     if seeds <= 0:
         raise UserError(f"--seeds must be a positive number of training seeds, got {seeds}")
-    # loaded when the command runs, not for --help
-    from photodialog.demo.arms import parse_arms
 
     try:
         arms = parse_arms([a.strip() for a in args.arms.split(",") if a.strip()])
     except ValueError as err:
         raise UserError(f"--arms: {err}") from None
-    # loaded when the command runs, not for --help
-    from photodialog.cli.common import quiet_libraries
 
     quiet_libraries()
-    # loaded when the command runs, not for --help
-    from photodialog.demo.run import run_demo
 
     run_demo(args.out, make_plan(seeds, arms, args.quick), progress=not args.no_progress)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from photodialog.cli.common import (
     add_generation_arguments,
@@ -12,7 +13,14 @@ from photodialog.cli.common import (
     positive_int,
     quiet_libraries,
 )
-from pathlib import Path
+from photodialog.config import SEED_MAX
+from photodialog.errors import UserError
+from photodialog.evaluation.eval_files import EvalRequest
+from photodialog.evaluation.evaluate import evaluate, summary_tables
+from photodialog.evaluation.metrics import load_result
+from photodialog.evaluation.tables import compare_results, model_names
+from photodialog.files import write_text
+from photodialog.output_files import reason, writable_file
 
 EPILOG = """examples:
   photodialog eval --checkpoint runs/tiny-e2e --data worlds/default --split test
@@ -39,9 +47,10 @@ COMPARE_EPILOG = """example:
 Differences are to the first result (means over seeds), with the better direction of each metric."""
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
     parser = subparsers.add_parser(
-        "eval", help="Table 2 metrics of a checkpoint on a split (JSON + Markdown); `eval compare` for several",
+        "eval", help=summary,
         description="Evaluate a checkpoint (end-to-end or pipeline) on a dataset split over seeds: BLEU-1/2, "
                     "ROUGE-L, IS, FID, share-moment P/R/F1 and, on the synthetic world, probe scores.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -88,8 +97,6 @@ def seed_list(text: str) -> list[int]:
     if not parts:
         raise argparse.ArgumentTypeError("give at least one seed, e.g. 0,1,2")
     seeds = [non_negative_int(part) for part in parts]
-    # loaded when the command runs, not for --help
-    from photodialog.config import SEED_MAX
 
     too_big = [seed for seed in seeds if seed > SEED_MAX]
     if too_big:  # numpy's generators take 32-bit seeds: checked before any reply is generated
@@ -105,16 +112,10 @@ def generation_overrides(args) -> dict:
 
 
 def run(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.errors import UserError
 
     if not args.checkpoint:
         raise UserError("eval needs --checkpoint DIR (or `photodialog eval compare RESULT.json ...`)")
     quiet_libraries()
-    # loaded when the command runs, not for --help
-    from photodialog.evaluation.evaluate import summary_tables
-    from photodialog.evaluation.evaluate import evaluate
-    from photodialog.evaluation.eval_files import EvalRequest
 
     request = EvalRequest(
         checkpoint=args.checkpoint, data=args.data, split=args.split, seeds=args.seeds, out=args.out,
@@ -129,12 +130,6 @@ def run(args) -> int:
 
 
 def run_compare(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.errors import UserError
-    from photodialog.evaluation.tables import compare_results
-    from photodialog.evaluation.metrics import load_result
-    from photodialog.files import write_text
-    from photodialog.output_files import reason, writable_file
 
     if args.out:
         writable_file(Path(args.out), "--out")  # before the work, as every command that writes
@@ -151,9 +146,6 @@ def run_compare(args) -> int:
 
 def column_names(names: str | None, results: list) -> list[str] | None:
     """``--names`` as a list, checked against the results by the tables' own rule (one name per result)."""
-    # loaded when the command runs, not for --help
-    from photodialog.errors import UserError
-    from photodialog.evaluation.tables import model_names
 
     if not names:
         return None

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from photodialog.cli.common import add_renamed_flag, output_path
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+from photodialog.cli.common import add_renamed_flag, output_path, quiet_libraries
+from photodialog.errors import UserError
+from photodialog.export import export_checkpoint, push_to_hub
 
 DESCRIPTION = """\
 Write a trained checkpoint as a self-contained folder that others can load without the run
@@ -31,9 +36,10 @@ folder (what `photodialog eval --checkpoint RUN` writes); --eval names others.
 --push-to-hub needs a Hugging Face login (`hf auth login` or HF_TOKEN) and network access."""
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
     parser = subparsers.add_parser(
-        "export", help="write a checkpoint as a self-contained folder with a model card (optionally push it to the Hub)",
+        "export", help=summary,
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--checkpoint", required=True, metavar="RUN",
@@ -55,10 +61,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.cli.common import quiet_libraries
-    from photodialog.errors import UserError
-    from photodialog.export import export_checkpoint, push_to_hub
 
     if args.push_to_hub is not None:
         _check_repo_id(args.push_to_hub)  # before minutes of export, not after
@@ -80,13 +82,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_repo_id(repo_id: str) -> None:
-    # the Hugging Face stack is slow to import: only this path needs it
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    # loaded when the command runs, not for --help
-    from photodialog.errors import UserError
-
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-
 import json
-
 import sys
-
 import tempfile
-
-from photodialog.cli.common import add_recipe_arguments
 from pathlib import Path
+
+from photodialog.cli.common import add_recipe_arguments, quiet_libraries
+from photodialog.config import load_config
+from photodialog.data.synth import write_world
+from photodialog.training.inspect import gradient_report
 
 EPILOG = """example:
   photodialog inspect gradients --config configs/tiny-e2e.yaml --json
@@ -23,8 +23,9 @@ end-to-end bridge the 'llm' entry is non-zero; with model.bridge=none it is exac
 If data.path does not exist and the preset is tiny, a small temporary synthetic world is used."""
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("inspect", help="look inside one training step (gradient flow)",
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
+    parser = subparsers.add_parser("inspect", help=summary,
                                    description="Inspect the model's training step.")
     commands = parser.add_subparsers(dest="inspect_command", metavar="WHAT")
     gradients = commands.add_parser(
@@ -39,20 +40,12 @@ def register(subparsers) -> None:
 
 
 def run_gradients(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.cli.common import quiet_libraries
-    from photodialog.config import load_config
 
     config = load_config(args.config, args.overrides)
     quiet_libraries()
-    # loaded when the command runs, not for --help
-    from photodialog.training.inspect import gradient_report
 
     with tempfile.TemporaryDirectory() as tmp:
         if config.model.preset == "tiny" and not Path(config.data.path or "").exists():
-            # loaded when the command runs, not for --help
-            from photodialog.data.synth import write_world
-
             print(f"data.path '{config.data.path}' not found: using a temporary 64-dialogue synthetic world", file=sys.stderr)
             config.data.path = str(Path(tmp) / "world")
             write_world(config.data.path, dialogues=64, seed=0, image_size=32, progress=False)

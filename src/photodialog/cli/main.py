@@ -1,8 +1,10 @@
-"""The `photodialog` command: one subcommand per module of this package.
+"""The `photodialog` command: the command tree, and the one command a call names.
 
-Every module in ``photodialog.cli`` other than this one and ``common`` (shared helpers, not a
-command) defines ``register(subparsers)``, which adds its subcommand and sets ``func`` on the parser; ``func(args)`` returns an exit
-code. Command modules import heavy libraries inside ``func`` so that ``--help`` stays fast.
+``COMMANDS`` (and ``DATA_COMMANDS`` under ``data``) list every command with its line of
+``photodialog --help``. Its code is the module ``photodialog.cli.<name>`` (``cli.data.<name>``),
+imported only when the command is chosen: its ``register(subparsers, summary)`` adds its parser
+and sets ``func``, and ``func(args)`` returns an exit code. So ``photodialog --help`` imports no
+command (nor torch), and a command module imports what it uses at its top, like every other module.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import argparse
 import errno
 import importlib
 import logging
-import pkgutil
+import os
 import sys
+from collections.abc import Sequence
 
 from photodialog import __version__
 from photodialog.errors import UserError
@@ -25,8 +28,30 @@ EXIT_CODES_HELP = """exit codes:
   4  a training run stopped on purpose (too many NaN/Inf steps in a row); its last checkpoint is kept
   130 interrupted (Ctrl-C); long jobs keep their last checkpoint and can --resume"""
 
+COMMANDS = {
+    "assets": "rebuild the pretrained parts photodialog ships (VAE, generator, LLM)",
+    "bench": "performance benchmarks (bridge, training step, chat turn, start-up, memory, tiny generator), JSON out",
+    "chat": "chat with a trained model in the terminal: it sees your photos and shares its own",
+    "data": "make, fetch, inspect datasets (synth, probe, download, stats, check)",
+    "demo": "the main job: fine-tune every arm over seeds -> eval -> report, one primary endpoint",
+    "eval": "Table 2 metrics of a checkpoint on a split (JSON + Markdown); `eval compare` for several",
+    "export": "write a checkpoint as a self-contained folder with a model card (optionally push it to the Hub)",
+    "inspect": "look inside one training step (gradient flow)",
+    "serve": "a web chat page: photo upload, the model's photos inline, replies streamed",
+    "train": "train a model (end-to-end, or a pipeline part) from a YAML recipe; or a baseline of Table 2",
+}
+DATA_COMMANDS = {
+    "check": "list bad records and unreadable photos of a dataset (exit 3 if any)",
+    "download": "fetch PhotoChat or DialogCC: dialogue files, photos, redraw dead photos",
+    "probe": "train the photo probe of a synthetic world (scores generated photos)",
+    "stats": "count a dataset per split (Table 1: dialogues, utterances, photos)",
+    "synth": "write the synthetic photo-sharing world (the embedded default dataset)",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: every command listed, only the one ``argv`` names built (its module
+    imported). ``argv=None``: every command built, for tools that walk the whole tree (tests)."""
     parser = argparse.ArgumentParser(
         prog="photodialog",
         description="Photo-sharing multimodal dialogue: an LLM that sees photos and draws its own, trained end to end.",
@@ -35,13 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"photodialog {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    package = importlib.import_module("photodialog.cli")
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if info.name in {"main", "common"} or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"photodialog.cli.{info.name}")
-        module.register(subparsers)
+    words = None if argv is None else [word for word in argv if not word.startswith("-")]
+    for name, summary in COMMANDS.items():
+        if words is not None and words[:1] != [name]:
+            subparsers.add_parser(name, help=summary)
+        elif name == "data":
+            _add_data(subparsers, summary, None if words is None else words[1:2])
+        else:
+            importlib.import_module(f"photodialog.cli.{name}").register(subparsers, summary)
     return parser
+
+
+def _add_data(subparsers, summary: str, chosen: list[str] | None) -> None:
+    """``photodialog data``: a group of commands, each built only when ``chosen`` names it (None: all)."""
+    parser = subparsers.add_parser("data", help=summary, description="Make, fetch and inspect photo-sharing dialogue datasets.")
+    commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    for name, line in DATA_COMMANDS.items():
+        if chosen is None or chosen == [name]:
+            importlib.import_module(f"photodialog.cli.data.{name}").register(commands, line)
+        else:
+            commands.add_parser(name, help=line)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
 class _Stderr:
@@ -82,7 +121,11 @@ def send_library_logs_to_stderr() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     send_library_logs_to_stderr()
-    parser = build_parser()
+    # read by the Hugging Face stack when it is imported, that is, with the chosen command's module
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

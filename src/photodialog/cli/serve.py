@@ -6,6 +6,10 @@ import argparse
 from pathlib import Path
 
 from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, output_path, settings_from_args
+from photodialog.errors import UserError, require
+from photodialog.output_files import claim_folder
+from photodialog.serving.limits import InputLimits
+from photodialog.serving.web import build_app, launch, serve_forever
 
 EPILOG = """examples:
   photodialog serve --checkpoint runs/tiny-e2e
@@ -27,9 +31,10 @@ Limits: 4 photos and 60 megapixels per message, 32 photos per conversation, 120 
 decoded at once over all visitors. Ctrl-C (or SIGTERM) stops it."""
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
     parser = subparsers.add_parser(
-        "serve", help="a web chat page: photo upload, the model's photos inline, replies streamed",
+        "serve", help=summary,
         description="Serve a web chat page for a trained checkpoint (Gradio).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -52,10 +57,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.errors import UserError, require
-    from photodialog.output_files import claim_folder
-    from photodialog.serving.limits import InputLimits
 
     require("gradio", "serve", "the web chat page (photodialog serve)")  # before the model loads
     settings = settings_from_args(args)
@@ -77,8 +78,6 @@ def run(args) -> int:
     # Before the model loads; a folder of other files is refused (the janitor deletes files of its own names there).
     claim_folder(args.out, "serve", made_before=lambda folder: (folder / "gradio-cache").is_dir())
     engine = load_engine(args)
-    # loaded when the command runs, not for --help
-    from photodialog.serving.web import build_app, launch, serve_forever
 
     app = build_app(engine, Path(args.out), settings, limits, concurrency=args.concurrency,
                     queue_size=args.queue_size, title=str(args.checkpoint))

@@ -4,11 +4,14 @@ Table 2 (`--baseline NAME [--scale SCALE]`: its two parts, joined by caption tex
 from __future__ import annotations
 
 import argparse
-
 from pathlib import Path
 
-from photodialog.cli.common import add_recipe_arguments, add_renamed_flag, output_path
+from photodialog.cli.common import add_recipe_arguments, add_renamed_flag, output_path, quiet_libraries
+from photodialog.config import load_config
+from photodialog.errors import UserError
 from photodialog.registry import BASELINE_SCALES, BASELINES
+from photodialog.training.baselines import baseline_recipes, train_baseline
+from photodialog.training.trainer import Trainer
 
 EPILOG = """examples:
   photodialog train --config configs/tiny-e2e.yaml
@@ -30,9 +33,10 @@ readable photo for the image side); 4 stopped on purpose (train.max_bad_steps_in
 in a row; --resume continues from the last checkpoint); 130 interrupted; 1 a bug."""
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
     parser = subparsers.add_parser(
-        "train", help="train a model (end-to-end, or a pipeline part) from a YAML recipe",
+        "train", help=summary,
         description="Train any photodialog model on any dataset, on one process or many (accelerate launch).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -50,10 +54,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.cli.common import quiet_libraries
-    from photodialog.config import load_config
-    from photodialog.errors import UserError
 
     if (args.config is None) == (args.baseline is None):
         raise UserError("give a recipe (--config CONFIG) or a baseline (--baseline NAME), one of the two")
@@ -61,8 +61,6 @@ def run(args) -> int:
         return run_baseline(args)
     config = load_config(args.config, args.overrides)  # config errors stop here, before any work
     quiet_libraries()
-    # loaded when the command runs, not for --help
-    from photodialog.training.trainer import Trainer
 
     output = Path(args.output_dir or Path("runs") / Path(args.config).stem)
     result = Trainer(config, output, resume=args.resume, progress=not args.no_progress).run()
@@ -74,9 +72,6 @@ def run(args) -> int:
 
 
 def run_baseline(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.cli.common import quiet_libraries
-    from photodialog.training.baselines import baseline_recipes, train_baseline
 
     recipes = baseline_recipes(args.baseline, args.scale)
     quiet_libraries()

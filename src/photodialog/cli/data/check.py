@@ -6,6 +6,8 @@ import argparse
 import json
 
 from photodialog.cli.common import int_between
+from photodialog.data.report import LoadReport
+from photodialog.data.stats import dataset_stats
 
 DESCRIPTION = """\
 Read a whole dataset folder as training would, decode every local photo, and list what is
@@ -26,10 +28,11 @@ exit codes:
   3  problems found (listed), or nothing usable at all"""
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
     parser = subparsers.add_parser(
         "check",
-        help="list bad records and unreadable photos of a dataset (exit 3 if any)",
+        help=summary,
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -44,9 +47,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.data.report import LoadReport
-    from photodialog.data.stats import dataset_stats
 
     report = LoadReport(max_messages=max(args.max_messages, 0))
     stats = dataset_stats(args.path, args.split, report=report, check_photos=not args.no_photos)

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 from photodialog.cli.common import add_renamed_flag, float_between, int_between, output_path, positive_int, seed
+from photodialog.data.download import DownloadOptions, HttpLimits, download_dataset
+from photodialog.data.download.fallback import FallbackOptions
+from photodialog.data.download.sources import parse_splits
 from photodialog.registry import DATASET_SOURCES
 
 DESCRIPTION = """\
@@ -75,10 +78,11 @@ def byte_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
     parser = subparsers.add_parser(
         "download",
-        help="fetch PhotoChat or DialogCC: dialogue files, photos, redraw dead photos",
+        help=summary,
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -208,10 +212,6 @@ def _add_fallback_arguments(parser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.data.download import DownloadOptions, HttpLimits, download_dataset
-    from photodialog.data.download.fallback import FallbackOptions
-    from photodialog.data.download.sources import parse_splits
 
     options = DownloadOptions(
         dataset=args.dataset,

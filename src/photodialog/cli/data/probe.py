@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from photodialog.cli.common import add_renamed_flag, int_between, output_path, seed
+from photodialog.data.synth.probe import PROBE_DIR, train_probe
+from photodialog.output_files import writable_folder
 
 DESCRIPTION = """\
 Train the photo probe of a synthetic world: a small CNN with three heads (object, colour, scene)
@@ -15,9 +17,10 @@ test split, and is saved to DIR/probe/ (model.safetensors + config.json with the
 Deterministic for a seed on CPU."""
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
     parser = subparsers.add_parser(
-        "probe", help="train the photo probe of a synthetic world (scores generated photos)",
+        "probe", help=summary,
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  photodialog data synth --out worlds/default\n"
                "  photodialog data probe worlds/default",
@@ -42,9 +45,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.data.synth.probe import PROBE_DIR, train_probe
-    from photodialog.output_files import writable_folder
 
     # a folder that cannot be written fails now, not after the training
     writable_folder(args.out or Path(args.world) / PROBE_DIR, "--out", create=False)

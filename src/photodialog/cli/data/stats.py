@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+from photodialog.data.report import LoadReport
+from photodialog.data.stats import dataset_stats
+
 DESCRIPTION = """\
 Count a dataset the way Table 1 of the paper does, per split and in total:
 
@@ -34,10 +37,11 @@ exit codes:
   3  --strict and a record has a problem, or nothing usable is left"""
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
     parser = subparsers.add_parser(
         "stats",
-        help="count a dataset per split (Table 1: dialogues, utterances, photos)",
+        help=summary,
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -55,9 +59,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.data.report import LoadReport
-    from photodialog.data.stats import dataset_stats
 
     report = LoadReport()
     stats = dataset_stats(args.path, args.split, strict=args.strict, report=report, check_photos=args.check_photos)

@@ -7,6 +7,8 @@ import time
 
 from photodialog.cli.common import add_renamed_flag, output_path
 from photodialog.config import SEED_MAX
+from photodialog.data.synth.writer import write_world
+from photodialog.output_files import writable_folder
 
 # data/synth/writer.py's bounds (checked there, with a message), repeated for --help, which imports no numpy;
 # a test keeps them equal
@@ -33,9 +35,10 @@ next: train the photo probe that scores generated photos with
   photodialog data probe worlds/default"""
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
+    """Add this command's parser; ``summary`` is its line in ``photodialog --help`` (``cli.main.COMMANDS``)."""
     parser = subparsers.add_parser(
-        "synth", help="write the synthetic photo-sharing world (the embedded default dataset)",
+        "synth", help=summary,
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", required=True, type=output_path, metavar="DIR",
@@ -60,9 +63,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    # loaded when the command runs, not for --help
-    from photodialog.data.synth.writer import write_world
-    from photodialog.output_files import writable_folder
 
     writable_folder(args.out, "--out", create=False)  # a path that cannot be written fails now, in words
     started = time.perf_counter()
