@@ -95,13 +95,13 @@ def test_every_part_runs_sdpa_attention(tiny_world, tmp_path):
     """Llama, BLIP-2's ViT and Q-Former and CLIP's text encoder on torch's SDPA; UNet and VAE on
     diffusers' SDPA processor: for the paper's parts built from configs and the tiny ones loaded
     from their saved folders (the loading path the paper's checkpoints take)."""
-    from photodialog.bench import tiny
+    from photodialog.bench import tiny_setup
     from photodialog.bench.paper import attention_implementations, build_paper_model
     from photodialog.bench.paper_configs import standin
 
     paper = attention_implementations(build_paper_model(standin(), "cpu"))
-    setup = tiny.prepare(tmp_path / "run", str(tiny_world))
-    loaded = attention_implementations(tiny.build(setup, ["model.train.perceptron=frozen"]).model)
+    setup = tiny_setup.prepare(tmp_path / "run", str(tiny_world))
+    loaded = attention_implementations(tiny_setup.build(setup, ["model.train.perceptron=frozen"]).model)
     for found in (paper, loaded):
         assert {found[k] for k in ("llm", "vision", "qformer", "text_encoder")} == {"sdpa"}, found
         assert found["unet"] == ["AttnProcessor2_0"], found

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from photodialog.cli.main import main
-from photodialog.data import report as reasons
+from photodialog.data import load_report as reasons
 from photodialog.data.loading import load_dialogues
-from photodialog.data.report import LoadReport
+from photodialog.data.load_report import LoadReport
 from photodialog.errors import DataError
 
 from .helpers import photochat_record, truncate_file, write_json, write_png

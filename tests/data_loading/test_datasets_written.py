@@ -95,7 +95,7 @@ def test_hub_parquet_layout(tmp_path, splits, expected):
 def test_damaged_parquet_is_a_counted_problem(tmp_path, splits):
     datasets.Dataset.from_list(splits["train"]).to_parquet(str(tmp_path / "train.parquet"))
     (tmp_path / "valid.parquet").write_bytes(b"PAR1 not really")
-    from photodialog.data.report import LoadReport
+    from photodialog.data.load_report import LoadReport
 
     report = LoadReport()
     dialogues = load_dialogues(tmp_path, report=report)

@@ -10,7 +10,7 @@ import pytest
 
 from photodialog.data.layout import photo_stem
 from photodialog.data.loading import dataset_root, find_sources, load_dialogues, load_messages, merge_messages
-from photodialog.data.report import LoadReport
+from photodialog.data.load_report import LoadReport
 from photodialog.data.schema import PHOTO_SPAN, Dialogue, Turn, captions_in, photo_turn_text
 from photodialog.errors import DataError, MissingDependencyError, UserError
 

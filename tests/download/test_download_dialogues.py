@@ -14,7 +14,7 @@ from download_helpers import (
 )
 
 from photodialog.data.download import HttpLimits, get_source
-from photodialog.data.download.dialogues import fetch_dialogue_files, photo_refs
+from photodialog.data.download.dialogue_files import fetch_dialogue_files, photo_refs
 from photodialog.data.download.records import iter_file_records
 from photodialog.data.layout import photo_stem
 from photodialog.errors import DataError

@@ -21,7 +21,7 @@ from PIL import Image
 
 from photodialog.data.download import DownloadOptions, HttpLimits, download_dataset, load_manifest
 from photodialog.data.download.manifest import manifest_path
-from photodialog.data.download.photos import fetch_photos, plan_photos
+from photodialog.data.download.photo_fetch import fetch_photos, plan_photos
 from photodialog.data.download.sources import PhotoRef
 from photodialog.data.layout import find_photo
 

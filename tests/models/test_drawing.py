@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from photodialog.models.image_generator import ImageGenerator
-from photodialog.models.loading import load_diffusion
+from photodialog.models.pretrained import load_diffusion
 from photodialog.models.tiny_generator import BUNDLED_GENERATOR
 
 CAPTIONS = ["a red car at the beach", "a blue house in the forest", "a green dog in the city", "a yellow boat in the snow"]

@@ -11,12 +11,12 @@ def test_response_positions_from_the_host_labels_give_the_boolean_mask_loss(tiny
     equal those of the boolean mask over [B, T-1] on a padded batch of samples of different lengths."""
     import torch.nn.functional as F
 
-    from photodialog.bench import tiny
+    from photodialog.bench import tiny_setup
     from photodialog.models.formatting import IGNORE
 
-    setup = tiny.prepare(tmp_path / "run", str(tiny_world))
-    system = tiny.build(setup)
-    batch = tiny.fixed_batch(system, setup, 6, seed=0)
+    setup = tiny_setup.prepare(tmp_path / "run", str(tiny_world))
+    system = tiny_setup.build(setup)
+    batch = tiny_setup.fixed_batch(system, setup, 6, seed=0)
     assert (batch.attention_mask.sum(1) < batch.attention_mask.shape[1]).any()  # padded: T differs per sample
     model = system.model.eval()
     torch.manual_seed(0)

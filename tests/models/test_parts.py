@@ -54,7 +54,7 @@ def test_paper_code_path_loads_all_three_layouts(paper_layouts):
 
 @pytest.mark.parametrize("size", [(64, 64), (97, 131)])
 def test_perceptron_returns_32_embeddings_for_any_photo_size(paper_layouts, size):
-    from photodialog.models.loading import load_blip2_parts
+    from photodialog.models.pretrained import load_blip2_parts
     from photodialog.models.perceptron import ImagePerceptron
 
     perceptron = ImagePerceptron(*load_blip2_parts(str(paper_layouts / "blip2")), llm_hidden_size=48)

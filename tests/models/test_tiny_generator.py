@@ -71,7 +71,7 @@ def test_it_draws_the_colour_the_caption_names():
     from photodialog.bench.generator import Sampling
     from photodialog.data.synth import OBJECTS, Triple, caption_for
     from photodialog.models.image_generator import ImageGenerator, image_to_tensor
-    from photodialog.models.loading import load_diffusion
+    from photodialog.models.pretrained import load_diffusion
 
     text_encoder, unet, vae, scheduler, tokenizer = load_diffusion(str(BUNDLED_GENERATOR))
     generator = ImageGenerator(text_encoder.eval(), unet.eval(), scheduler, tokenizer, vae=vae.eval())

@@ -48,7 +48,7 @@ def test_some_unreadable_photos_are_counted_and_reported_and_training_goes_on(wo
 
 def test_a_photo_link_out_of_the_dataset_is_refused_and_reported_by_data_check(world, tmp_path, capsys):
     from photodialog.data.loading import load_dialogues
-    from photodialog.data.report import PHOTO_LINK_OUTSIDE, LoadReport
+    from photodialog.data.load_report import PHOTO_LINK_OUTSIDE, LoadReport
 
     secret = tmp_path / "elsewhere" / "secret.png"
     secret.parent.mkdir()
@@ -68,7 +68,7 @@ def test_a_photo_link_out_of_the_dataset_is_refused_and_reported_by_data_check(w
 
 def test_a_link_inside_the_dataset_and_a_linked_photos_folder_are_fine(world, tmp_path):
     from photodialog.data.loading import load_dialogues
-    from photodialog.data.report import LoadReport
+    from photodialog.data.load_report import LoadReport
 
     first, second = sorted((world / "photos" / "train").iterdir())[:2]
     second.unlink()

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from photodialog.bench.machine import available_memory_bytes, describe_machine, load_average
 from photodialog.bench.memory import AllocationTimeline, tensor_bytes
 from photodialog.bench.reference import dense_matrix, matrix_inputs_embeds, matrix_nonzeros, sparse_matrices
-from photodialog.bench.report import mib, ms, verdict
+from photodialog.bench.results import mib, ms, verdict
 from photodialog.bench.step import tiny_step_timing
 from photodialog.bench.timing import Timing, measure, time_call
 from photodialog.bench.vocab import VocabularySizes, llm_tokenizer, sd_tokenizer, synthetic_captions

@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 
 from photodialog.bench.machine import describe_machine, load_average
-from photodialog.bench.report import ms
+from photodialog.bench.results import ms
 from photodialog.bench.timing import measure
-from photodialog.bench.tiny import make_world
+from photodialog.bench.tiny_setup import make_world
 from photodialog.config import load_config
 from photodialog.data.samples import build_samples
 from photodialog.data.schema import Turn

@@ -32,7 +32,7 @@ from photodialog.data.synth.world import load_world
 from photodialog.devices import made_elsewhere
 from photodialog.export import export_checkpoint
 from photodialog.models.image_generator import ImageGenerator, image_to_tensor, tensor_to_image
-from photodialog.models.loading import load_diffusion
+from photodialog.models.pretrained import load_diffusion
 from photodialog.models.tiny_generator import BUNDLED_GENERATOR
 from photodialog.system import EXPORT_PARTS, load_system
 from photodialog.training.run_files import read_metrics

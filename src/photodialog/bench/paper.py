@@ -30,7 +30,7 @@ import torch
 from photodialog.bench.machine import describe_machine, load_average
 from photodialog.bench.memory import AllocationTimeline
 from photodialog.bench.profile import METHOD, profile_step, profiled_call
-from photodialog.bench.report import mib, ms
+from photodialog.bench.results import mib, ms
 from photodialog.bench.step import TrainStep
 from photodialog.bench.paper_configs import PaperArchitecture, standin
 from photodialog.bench.timing import measure, measure_interleaved
@@ -43,7 +43,7 @@ from photodialog.models.batch import Batch, BatchCaption
 from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
 from photodialog.models.formatting import IGNORE
 from photodialog.models.image_generator import ImageGenerator
-from photodialog.models.loading import DTYPES
+from photodialog.models.pretrained import DTYPES
 from photodialog.models.perceptron import ImagePerceptron
 from photodialog.training.caches import enable_frozen_caches
 from photodialog.training.speed import compile_parts

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from photodialog.bench import tiny
+from photodialog.bench import tiny_setup
 from photodialog.bench.machine import describe_machine, load_average
 from photodialog.bench.step import TrainStep, batch_summary, model_summary
 from photodialog.bench.timing import measure, synchronize
@@ -229,9 +229,9 @@ def run_tiny_profile(settings) -> dict:
     started = time.perf_counter()
     machine = describe_machine(settings.device)
     with tempfile.TemporaryDirectory(prefix="photodialog-bench-") as tmp:
-        setup = tiny.prepare(Path(tmp) / "run", settings.data)
-        system = tiny.build(setup, settings.overrides)
-        make_batch = tiny.batch_maker(system, setup, settings.batch_size, seed=system.config.train.seed)
+        setup = tiny_setup.prepare(Path(tmp) / "run", settings.data)
+        system = tiny_setup.build(setup, settings.overrides)
+        make_batch = tiny_setup.batch_maker(system, setup, settings.batch_size, seed=system.config.train.seed)
         step = TrainStep(system.model, system.config, make_batch(), settings.tau, settings.device)
         call = profiled_call(step, make_batch)
         timing = measure(call, repeats=settings.steps, warmup=settings.warmup, device=settings.device)

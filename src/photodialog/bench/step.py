@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from photodialog.bench import tiny
+from photodialog.bench import tiny_setup
 from photodialog.bench.machine import describe_machine, load_average
 from photodialog.bench.memory import AllocationTimeline, tensor_bytes
-from photodialog.bench.report import mib, ms, verdict
+from photodialog.bench.results import mib, ms, verdict
 from photodialog.bench.timing import measure, measure_interleaved
 from photodialog.models.profiling import part
 
@@ -49,7 +49,7 @@ class TrainStep:
         self.device = torch.device(device)
         self.model, self.config, self.autocast = model.to(self.device), config, autocast
         self.batch, self.tau = batch.to(self.device), tau
-        self.optimizer = tiny.optimizer_for(self.model, self.config, self.device, fused=fused)
+        self.optimizer = tiny_setup.optimizer_for(self.model, self.config, self.device, fused=fused)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
 
     def __call__(self):
@@ -85,7 +85,7 @@ class TrainStep:
 def model_summary(config) -> dict:
     """The tiny preset's sizes and the recipe settings that shape a step's cost."""
     model = config.model
-    return {"recipe": tiny.RECIPE, "tiny": asdict(model.tiny), "image_loss_repeats": model.image_loss_repeats,
+    return {"recipe": tiny_setup.RECIPE, "tiny": asdict(model.tiny), "image_loss_repeats": model.image_loss_repeats,
             "train": asdict(model.train), "bridge": model.bridge}
 
 
@@ -97,10 +97,10 @@ def batch_summary(batch) -> dict:
 
 def build_pair(settings: StepBenchSettings, run_dir: Path):
     """End-to-end and pipeline steps with identical weights and batch."""
-    setup = tiny.prepare(run_dir, settings.data)
-    e2e = tiny.build(setup, settings.overrides)
-    pipeline = tiny.build(setup, [*settings.overrides, "model.bridge=none"])
-    batch = tiny.fixed_batch(e2e, setup, settings.batch_size, seed=e2e.config.train.seed)
+    setup = tiny_setup.prepare(run_dir, settings.data)
+    e2e = tiny_setup.build(setup, settings.overrides)
+    pipeline = tiny_setup.build(setup, [*settings.overrides, "model.bridge=none"])
+    batch = tiny_setup.fixed_batch(e2e, setup, settings.batch_size, seed=e2e.config.train.seed)
     steps = [TrainStep(system.model, system.config, batch, settings.tau, settings.device) for system in (e2e, pipeline)]
     return steps[0], steps[1], batch
 
@@ -130,9 +130,9 @@ def run_step_bench(settings: StepBenchSettings) -> dict:
 def tiny_step_timing(repeats: int = 3, batch_size: int = 16, device: str = "cpu") -> dict:
     """Median time of a tiny end-to-end training step (the yardstick of the bridge benchmark)."""
     with tempfile.TemporaryDirectory(prefix="photodialog-bench-") as tmp:
-        setup = tiny.prepare(Path(tmp) / "run", None)
-        system = tiny.build(setup)
-        batch = tiny.fixed_batch(system, setup, batch_size, seed=system.config.train.seed)
+        setup = tiny_setup.prepare(Path(tmp) / "run", None)
+        system = tiny_setup.build(setup)
+        batch = tiny_setup.fixed_batch(system, setup, batch_size, seed=system.config.train.seed)
         step = TrainStep(system.model, system.config, batch, 1.0, device)
         timing = measure(step, repeats=repeats, warmup=1, device=device)
     return {"time": timing.to_dict(), "batch": batch_summary(batch), "model": model_summary(system.config)}

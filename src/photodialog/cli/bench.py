@@ -18,7 +18,7 @@ from photodialog.bench import profile as profile_bench
 from photodialog.bench import startup as startup_bench
 from photodialog.bench import step as step_bench
 from photodialog.bench.machine import choose_threads, describe_machine
-from photodialog.bench.report import emit
+from photodialog.bench.results import emit
 from photodialog.bench.vocab import VocabularySizes
 from photodialog.cli.common import int_between, output_path, quiet_libraries
 from photodialog.config import load_config

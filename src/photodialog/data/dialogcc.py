@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from photodialog.data.report import (
+from photodialog.data.load_report import (
     PHOTO_WITHOUT_CAPTION,
     RecordProblem,
     checked_text,

@@ -34,7 +34,7 @@ from photodialog import json_limits
 from photodialog.data import photochat
 from photodialog.data.layout import IMAGE_EXTENSIONS, PHOTO_DIR, SPLITS, WORLD_FILE, canonical_split, find_photo, photo_stems
 from photodialog.data.photos import verify_photo
-from photodialog.data.report import (
+from photodialog.data.load_report import (
     EMPTY_DIALOGUE,
     FILE_SKIPPED,
     MALFORMED_JSON,

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from photodialog.data.layout import SPLITS
 from photodialog.data.loading import load_messages, merge_messages
-from photodialog.data.report import LoadReport
+from photodialog.data.load_report import LoadReport
 from photodialog.data.samples import build_samples
 from photodialog.data.schema import PHOTO_SPAN, Dialogue, Photo, Turn
 from photodialog.data.synth.attributes import KINDS, find_attributes

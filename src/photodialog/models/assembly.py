@@ -25,7 +25,7 @@ from photodialog.errors import DataError, UserError
 from photodialog.models.adapters import set_training_mode
 from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
 from photodialog.models.image_generator import ImageGenerator, image_to_tensor
-from photodialog.models.loading import load_blip2_parts, load_diffusion, load_llm
+from photodialog.models.pretrained import load_blip2_parts, load_diffusion, load_llm
 from photodialog.models.perceptron import ImagePerceptron
 from photodialog.models.tiny import save_tiny_diffusion, save_tiny_parts
 from photodialog.models.tokenizers import add_photo_tokens

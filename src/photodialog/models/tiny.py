@@ -7,7 +7,7 @@ configs with random weights and writes::
     OUT/blip2/      a Blip2ForConditionalGeneration folder (with a tiny OPT, as published)
     OUT/diffusion/  a Stable Diffusion folder: text_encoder/ tokenizer/ unet/ scheduler/ [vae/]
 
-so that the ``paper`` loading code (``photodialog.models.loading``) reads them unchanged. With
+so that the ``paper`` loading code (``photodialog.models.pretrained``) reads them unchanged. With
 ``sizes.latent`` false (the default) there is no ``vae/`` and the tiny UNet diffuses in pixel
 space; with it true, a small VAE is first trained on the given training photos (a random VAE
 encodes nothing meaningful) and the UNet diffuses in its latent space, as Stable Diffusion does.

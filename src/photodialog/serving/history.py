@@ -29,7 +29,7 @@ from photodialog import json_limits
 from photodialog.data import photochat
 from photodialog.data.layout import find_photo, photo_stems
 from photodialog.data.loading import dataset_root, merge_messages
-from photodialog.data.report import RecordProblem
+from photodialog.data.load_report import RecordProblem
 from photodialog.data.schema import PHOTO_SPAN, Dialogue, Photo, Turn, photo_turn_text
 from photodialog.errors import UserError
 from photodialog.serving import BOT, USER

@@ -15,7 +15,7 @@ import torch
 
 from photodialog.config import DataConfig
 from photodialog.data.loading import load_dialogues
-from photodialog.data.report import LoadReport
+from photodialog.data.load_report import LoadReport
 from photodialog.data.schema import PHOTO_SPAN, Dialogue, Sample
 from photodialog.models.formatting import DialogueFormatter, EncodedSample, ResponseCaption
 

@@ -34,7 +34,7 @@ from photodialog.checkpoints import (
     step_folders,
 )
 from photodialog.config import RunConfig, load_config, save_config
-from photodialog.data.report import PHOTO_LINK_OUTSIDE, UNREADABLE_PHOTO
+from photodialog.data.load_report import PHOTO_LINK_OUTSIDE, UNREADABLE_PHOTO
 from photodialog.data.samples import build_samples
 from photodialog.data.schema import Sample
 from photodialog.errors import DataError, RunStopped, UserError

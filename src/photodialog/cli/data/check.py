@@ -6,7 +6,7 @@ import argparse
 import json
 
 from photodialog.cli.common import int_between
-from photodialog.data.report import LoadReport
+from photodialog.data.load_report import LoadReport
 from photodialog.data.stats import dataset_stats
 
 DESCRIPTION = """\

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from photodialog.data.report import LoadReport
+from photodialog.data.load_report import LoadReport
 from photodialog.data.stats import dataset_stats
 
 DESCRIPTION = """\

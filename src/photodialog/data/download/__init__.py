@@ -16,7 +16,7 @@ The parts, one file each:
 
 from photodialog.data.download.http import HttpLimits
 from photodialog.data.download.manifest import ManifestEntry, load_manifest
-from photodialog.data.download.runner import DownloadOptions, DownloadSummary, download_dataset
+from photodialog.data.download.job import DownloadOptions, DownloadSummary, download_dataset
 from photodialog.data.download.sources import SOURCES, DatasetSource, PhotoRef, get_source
 
 __all__ = [

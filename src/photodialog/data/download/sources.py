@@ -27,7 +27,7 @@ from types import ModuleType
 from photodialog.data import dialogcc, photochat
 from photodialog.data.layout import SPLITS, canonical_split, photo_stem
 from photodialog.data.loading import parse_dialogue
-from photodialog.data.report import RecordProblem
+from photodialog.data.load_report import RecordProblem
 from photodialog.errors import UserError
 from photodialog.registry import DATASET_SOURCES
 

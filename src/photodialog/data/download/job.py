@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from photodialog.data.download.dialogues import DialogueFile, fetch_dialogue_files, photo_refs
+from photodialog.data.download.dialogue_files import DialogueFile, fetch_dialogue_files, photo_refs
 from photodialog.data.download.fallback import FallbackOptions, MissingPhoto, check_model_reference, regenerate
 from photodialog.data.download.http import HttpLimits
 from photodialog.data.download.images import remove_stale_parts
@@ -27,7 +27,7 @@ from photodialog.data.download.photo_sources import (
     tried_sources,
     with_attempt,
 )
-from photodialog.data.download.photos import PhotoJob, PhotoPlan, fetch_photos, plan_photos
+from photodialog.data.download.photo_fetch import PhotoJob, PhotoPlan, fetch_photos, plan_photos
 from photodialog.data.download.sources import PhotoRef, get_source
 from photodialog.data.layout import PHOTO_DIR, SPLITS
 from photodialog.errors import UserError
