@@ -51,7 +51,7 @@ from photodialog.config import save_config
 from photodialog.errors import UserError
 from photodialog.files import save_tensors, use_umask_modes
 from photodialog.model_card import files_section, model_card
-from photodialog.models.formatting import CHAT_TEMPLATE
+from photodialog.models.formatting import CHAT_TEMPLATE, ProbeCaptioner
 from photodialog.models.perceptron import BLIP_MEAN, BLIP_STD
 from photodialog.system import (
     EXPORT_PARTS,
@@ -59,7 +59,6 @@ from photodialog.system import (
     EXTRA_WEIGHTS,
     PROBE_FOLDER,
     DialogueSystem,
-    ProbeCaptioner,
     load_system,
     read_export_info,
 )

@@ -16,16 +16,13 @@ from pathlib import Path
 import torch
 
 from photodialog.checkpoints import EMA_WEIGHTS, WEIGHTS, load_trainable, resolve_checkpoint, run_dir_of
-from photodialog.config import ModelConfig, RunConfig, load_config
-from photodialog.data.photos import load_photo
-from photodialog.data.schema import Photo, Turn
-from photodialog.data.synth import Triple, caption_for
-from photodialog.data.synth.probe import Probe
+from photodialog.config import RunConfig, load_config
+from photodialog.data.schema import Turn
 from photodialog.errors import UserError
 from photodialog.models.assembly import PartSources, build_model, ensure_tiny_base, part_sources
 from photodialog.models.batch import PhotoTensors, caption_batch, collate
 from photodialog.models.dialogue_model import JointSettings, PhotoDialogModel
-from photodialog.models.formatting import DialogueFormatter
+from photodialog.models.formatting import DialogueFormatter, make_captioner
 from photodialog.models.generation import Reply, Responder
 from photodialog.models.generation_settings import GenerationSettings
 from photodialog.models.image_generator import image_to_tensor
@@ -39,77 +36,6 @@ EXPORT_SCHEMA = "photodialog.export/1"
 EXPORT_PARTS = {"llm": "llm", "blip2": "blip2", "diffusion": "diffusion"}  # PartSources field -> sub-folder
 EXTRA_WEIGHTS = "trainable.safetensors"  # weights outside the parts (projection, kept adapters)
 PROBE_FOLDER = "probe"  # a pipeline's context-photo captioner (its world's probe), copied into the export
-
-
-class ProbeCaptioner:
-    """Captions a synthetic world's photos with its trained probe (a small trained captioner)."""
-
-    def __init__(self, world_dir: str):
-        self.probe = Probe.load(world_dir)
-        self.cache: dict[str, str] = {}
-
-    def caption(self, photo: Photo) -> str:
-        """The probe's caption of ``photo`` ("a red car at the beach"), cached per file; raises ``DataError`` for an unreadable photo."""
-        if photo.path not in self.cache:
-            found = self.probe.predict([load_photo(photo.path)])[0]
-            self.cache[photo.path] = caption_for(Triple(found["object"], found["colour"], found["scene"]))
-        return self.cache[photo.path]
-
-
-class ModelCaptioner:
-    """Captions photos with a ``transformers`` image-to-text model (e.g. BLIP-2's captioner).
-
-    Loaded on first use, on the GPU in bfloat16 when there is one; captions are cached per file.
-    """
-
-    def __init__(self, path_or_id: str):
-        self.path_or_id = path_or_id
-        self.model = self.processor = None
-        self.cache: dict[str, str] = {}
-
-    def _load(self) -> None:
-        # the Hugging Face stack is slow to import: only this path needs it
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
-        cuda = torch.cuda.is_available()
-        try:
-            self.processor = AutoProcessor.from_pretrained(self.path_or_id)
-            self.model = AutoModelForImageTextToText.from_pretrained(
-                self.path_or_id, dtype=torch.bfloat16 if cuda else torch.float32).to("cuda" if cuda else "cpu").eval()
-        except (OSError, ValueError) as err:
-            raise UserError(f"could not load the captioner '{self.path_or_id}': {err}") from err
-
-    @torch.no_grad()
-    def caption(self, photo: Photo) -> str:
-        """The captioner's text for ``photo`` (at most 30 new tokens), loading the model on first use; cached per file.
-
-        Raises ``UserError`` when the model cannot be loaded and ``DataError`` for an unreadable photo.
-        """
-        if photo.path not in self.cache:
-            if self.model is None:
-                self._load()
-            inputs = self.processor(images=load_photo(photo.path), return_tensors="pt").to(self.model.device, self.model.dtype)
-            ids = self.model.generate(**inputs, max_new_tokens=30)
-            self.cache[photo.path] = self.processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
-        return self.cache[photo.path]
-
-
-def make_captioner(model: ModelConfig, data_path: str, probe: Path | None = None):
-    """What turns context photos into text for a pipeline (``model.context_photos=caption``).
-
-    None for ``captioner=gold`` (the dataset's descriptions) or when photos are perceived as pixels;
-    for ``probe``, the probe folder ``probe`` (an export's copy) or else the world's at ``data_path``
-    (``UserError`` without either); else a ``transformers`` image-to-text model id or folder.
-    """
-    if model.context_photos != "caption" or model.captioner == "gold":
-        return None
-    if model.captioner == "probe":
-        if probe is not None:
-            return ProbeCaptioner(str(probe))
-        if not data_path:
-            raise UserError("captioner=probe needs data.path: the synthetic world whose probe/ captions the photos")
-        return ProbeCaptioner(data_path)
-    return ModelCaptioner(model.captioner)
 
 
 @dataclass

@@ -11,15 +11,26 @@ fills with the perceptron's embeddings, and ``[/IMG]`` (``context_photos=pixels`
 ``[IMG] caption [/IMG]`` with the caption from a captioner (``caption``, the pipeline). A photo
 with no local file is always given as its caption. Labels cover the response and ``</s>``; the
 caption tokens of a response are where the STGS samples (paper §2.4.1).
+
+The captioners of a pipeline's context photos (``make_captioner``): a synthetic world's probe, or a
+``transformers`` image-to-text model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
 
 from photodialog import IMG_END, IMG_START
+from photodialog.config import ModelConfig
+from photodialog.data.photos import load_photo
 from photodialog.data.samples import truncate_context
 from photodialog.data.schema import PHOTO_SPAN, Photo, Sample, Turn
+from photodialog.data.synth import Triple, caption_for
+from photodialog.data.synth.probe import Probe
+from photodialog.errors import UserError
 
 IGNORE = -100
 TAGS = ("A", "B")
@@ -178,3 +189,74 @@ CHAT_TEMPLATE = (
     "{{- (' ' if messages else '') + ('A' if ns.first in [none, 'assistant'] else 'B') + ':' -}}"
     "{%- endif -%}"
 )
+
+
+class ProbeCaptioner:
+    """Captions a synthetic world's photos with its trained probe (a small trained captioner)."""
+
+    def __init__(self, world_dir: str):
+        self.probe = Probe.load(world_dir)
+        self.cache: dict[str, str] = {}
+
+    def caption(self, photo: Photo) -> str:
+        """The probe's caption of ``photo`` ("a red car at the beach"), cached per file; raises ``DataError`` for an unreadable photo."""
+        if photo.path not in self.cache:
+            found = self.probe.predict([load_photo(photo.path)])[0]
+            self.cache[photo.path] = caption_for(Triple(found["object"], found["colour"], found["scene"]))
+        return self.cache[photo.path]
+
+
+class ModelCaptioner:
+    """Captions photos with a ``transformers`` image-to-text model (e.g. BLIP-2's captioner).
+
+    Loaded on first use, on the GPU in bfloat16 when there is one; captions are cached per file.
+    """
+
+    def __init__(self, path_or_id: str):
+        self.path_or_id = path_or_id
+        self.model = self.processor = None
+        self.cache: dict[str, str] = {}
+
+    def _load(self) -> None:
+        # the Hugging Face stack is slow to import: only this path needs it
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        cuda = torch.cuda.is_available()
+        try:
+            self.processor = AutoProcessor.from_pretrained(self.path_or_id)
+            self.model = AutoModelForImageTextToText.from_pretrained(
+                self.path_or_id, dtype=torch.bfloat16 if cuda else torch.float32).to("cuda" if cuda else "cpu").eval()
+        except (OSError, ValueError) as err:
+            raise UserError(f"could not load the captioner '{self.path_or_id}': {err}") from err
+
+    @torch.no_grad()
+    def caption(self, photo: Photo) -> str:
+        """The captioner's text for ``photo`` (at most 30 new tokens), loading the model on first use; cached per file.
+
+        Raises ``UserError`` when the model cannot be loaded and ``DataError`` for an unreadable photo.
+        """
+        if photo.path not in self.cache:
+            if self.model is None:
+                self._load()
+            inputs = self.processor(images=load_photo(photo.path), return_tensors="pt").to(self.model.device, self.model.dtype)
+            ids = self.model.generate(**inputs, max_new_tokens=30)
+            self.cache[photo.path] = self.processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
+        return self.cache[photo.path]
+
+
+def make_captioner(model: ModelConfig, data_path: str, probe: Path | None = None):
+    """What turns context photos into text for a pipeline (``model.context_photos=caption``).
+
+    None for ``captioner=gold`` (the dataset's descriptions) or when photos are perceived as pixels;
+    for ``probe``, the probe folder ``probe`` (an export's copy) or else the world's at ``data_path``
+    (``UserError`` without either); else a ``transformers`` image-to-text model id or folder.
+    """
+    if model.context_photos != "caption" or model.captioner == "gold":
+        return None
+    if model.captioner == "probe":
+        if probe is not None:
+            return ProbeCaptioner(str(probe))
+        if not data_path:
+            raise UserError("captioner=probe needs data.path: the synthetic world whose probe/ captions the photos")
+        return ProbeCaptioner(data_path)
+    return ModelCaptioner(model.captioner)
