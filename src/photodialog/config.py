@@ -170,7 +170,7 @@ class ModelConfig:
     """With ``own_caption_path=llm_only``, the weight of the own caption's L_v (the only loss that
     reaches the LLM through the bridge): ``L = L_t + alpha * (L_v(gold) + own_caption_weight * L_v(own))``.
     The generator's loss is untouched, so raising it strengthens the bridge's lesson alone."""
-    train: ComponentTraining = field(default_factory=ComponentTraining)
+    trainable: ComponentTraining = field(default_factory=ComponentTraining)
     lora: LoraSettings = field(default_factory=LoraSettings)
     max_context_tokens: int = 256
     """Prompt budget in LLM tokens (each context photo costs num_query_tokens + 2); oldest turns go first."""
@@ -313,11 +313,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.tiny.llm_tokenizer": ("unigram", "llama_bpe"),
     "model.tiny.prediction_type": ("epsilon", "v_prediction"),
     "model.tiny.unet_addition_embed_type": ("", "text"),
-    "model.train.llm": TRAIN_MODES,
-    "model.train.perceptron": TRAIN_MODES,
-    "model.train.unet": TRAIN_MODES,
-    "model.train.text_encoder": TRAIN_MODES,
-    "model.train.vae": TRAIN_MODES,
+    "model.trainable.llm": TRAIN_MODES,
+    "model.trainable.perceptron": TRAIN_MODES,
+    "model.trainable.unet": TRAIN_MODES,
+    "model.trainable.text_encoder": TRAIN_MODES,
+    "model.trainable.vae": TRAIN_MODES,
     "train.tau_schedule": ("linear", "exponential"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
     "eval.decoding": DECODINGS.names,
@@ -445,8 +445,10 @@ def _check_tiny_architecture(tiny: TinySizes, image_size: int) -> None:
 # dropped when read, so that the checkpoints of older runs still load. They are no longer keys
 # (an override naming one is still refused as unknown).
 RETIRED_KEYS = frozenset({"model.tiny.tokenizer_corpus", "data.num_workers", "train.deterministic"})
-# Keys that were renamed: the old name still reads (recipes, saved configs, overrides), with a warning.
-RENAMED_KEYS = {"eval.scheduler": "eval.sampler"}
+# Keys (or whole sections) that were renamed: the old name still reads (recipes, saved configs,
+# overrides), with a warning naming the version that will refuse it.
+RENAMED_KEYS = {"eval.scheduler": "eval.sampler", "model.train": "model.trainable"}
+RENAMED_UNTIL = "1.0"  # the first version that refuses the old names
 # Keys that nothing reads any more: a recipe, saved config or override that sets one still loads,
 # with a warning saying what limits that instead and the version that will refuse the key.
 IGNORED_KEYS = {
@@ -457,7 +459,8 @@ IGNORED_KEYS = {
 
 def _renamed(old: str) -> str:
     new = RENAMED_KEYS[old]
-    warnings.warn(f"config key '{old}' is now '{new}'; '{old}' still works but will be removed", FutureWarning, stacklevel=3)
+    warnings.warn(f"config key '{old}' is now '{new}'; '{old}' still works but version {RENAMED_UNTIL} will refuse it",
+                  FutureWarning, stacklevel=3)
     return new
 
 
@@ -559,6 +562,14 @@ def resolve_key(key: str) -> str:
     old = next((k for k in RENAMED_KEYS if k == key or k.endswith("." + key)), None)
     if old is not None:
         return _renamed(old)
+    # a key inside a renamed section: model.train.llm (or train.llm) -> model.trainable.llm
+    for old_section, new_section in RENAMED_KEYS.items():
+        for full in ALL_KEYS:
+            if full.startswith(new_section + "."):
+                old_full = old_section + full[len(new_section):]
+                if old_full == key or old_full.endswith("." + key):
+                    _renamed(old_section)
+                    return full
     ignored = next((k for k in IGNORED_KEYS if k == key or k.endswith("." + key)), None)
     if ignored is not None:  # set into the recipe; from_dict drops it with the warning
         return ignored

@@ -339,8 +339,8 @@ def exported_config(config, *, merged: bool):
     that ``trainable.safetensors`` fills (their embeddings, trained or not, are in ``llm/``).
     """
     config = deepcopy(config)
-    train = config.model.train
-    config.model.train = replace(train, **{part: "lora" if mode == "lora" and not merged else "frozen"
+    trainable = config.model.trainable
+    config.model.trainable = replace(trainable, **{part: "lora" if mode == "lora" and not merged else "frozen"
                                            for part, mode in asdict(train).items()})
     config.model.lora = replace(config.model.lora, train_embeddings=False)
     # Every weight is in this folder: the pretrained start is not read again. Paths of the
@@ -390,7 +390,7 @@ def _export_info(source: Path, system, state, keep_adapters: bool, use_average: 
         "step": state.step if state is not None else None,
         "kind": system.kind,
         "weights": "adapters" if keep_adapters else "merged",
-        "lora_parts": sorted(part for part, mode in asdict(system.config.model.train).items() if mode == "lora"),
+        "lora_parts": sorted(part for part, mode in asdict(system.config.model.trainable).items() if mode == "lora"),
         "weights_averaged": bool(use_average and (source / EMA_WEIGHTS).is_file()),
         "parts": {name: sub for name, sub in EXPORT_PARTS.items()},
         "classes": stock_classes(system),

@@ -141,10 +141,10 @@ def _title(system, info: dict) -> str:
 def _parts(system, info: dict) -> str:
     model, cfg = system.model, system.config.model
     rows = []
-    entries = [("language model", "llm", model.llm, cfg.llm, cfg.train.llm),
-               ("image perceptron (ViT + Q-Former + projection)", "blip2", model.perceptron, cfg.blip2, cfg.train.perceptron),
+    entries = [("language model", "llm", model.llm, cfg.llm, cfg.trainable.llm),
+               ("image perceptron (ViT + Q-Former + projection)", "blip2", model.perceptron, cfg.blip2, cfg.trainable.perceptron),
                ("image generator (Stable Diffusion)", "diffusion", model.generator, cfg.diffusion,
-                f"unet {cfg.train.unet}, text encoder {cfg.train.text_encoder}, vae {cfg.train.vae}")]
+                f"unet {cfg.trainable.unet}, text encoder {cfg.trainable.text_encoder}, vae {cfg.trainable.vae}")]
     for label, folder, module, source, mode in entries:
         if module is None:
             continue

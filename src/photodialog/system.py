@@ -224,5 +224,5 @@ def join_pipeline(text: DialogueSystem, image: DialogueSystem) -> DialogueSystem
     config = image.config
     config.model = replace(text.config.model, parts=["llm", "generator"] + (["perceptron"] if text.model.perceptron else []),
                            text_from=image.config.model.text_from, bridge="none", diffusion=image.config.model.diffusion,
-                           image_size=image.config.model.image_size, train=image.config.model.train)
+                           image_size=image.config.model.image_size, trainable=image.config.model.trainable)
     return DialogueSystem(config, model, text.formatter, make_photo_tensors(model), image.checkpoint)

@@ -235,3 +235,16 @@ def test_the_shipped_examples_use_the_current_names():
     found = [f"{path.name}: {line.strip()}" for path in files for line in path.read_text(encoding="utf-8").splitlines()
              if "photodialog " in line and any(flag in line.split() or f"{flag}=" in line for flag in old)]
     assert found == []
+
+
+def test_model_train_is_now_model_trainable_and_the_old_name_still_reads(tmp_path):
+    """One name per concept: the parts' training modes are `model.trainable.*` (beside the optimiser's `train.*`);
+    the old section name still reads from overrides and from the config.yaml of older runs, with its removal version."""
+    for override in ("model.train.llm=lora", "train.llm=lora"):
+        with pytest.warns(FutureWarning, match="'model.train' is now 'model.trainable'; .* version 1.0 will refuse it"):
+            assert load_config("tiny-e2e", [override]).model.trainable.llm == "lora"
+    old_run = tmp_path / "config.yaml"
+    old_run.write_text("model:\n  preset: tiny\n  train: {llm: lora, vae: frozen}\n", encoding="utf-8")
+    with pytest.warns(FutureWarning, match="is now 'model.trainable'"):
+        assert load_config(str(old_run)).model.trainable.llm == "lora"
+    assert not hasattr(load_config("tiny-e2e").model, "train")

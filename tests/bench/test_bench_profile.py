@@ -101,7 +101,7 @@ def test_every_part_runs_sdpa_attention(tiny_world, tmp_path):
 
     paper = attention_implementations(build_paper_model(standin(), "cpu"))
     setup = tiny_setup.prepare(tmp_path / "run", str(tiny_world))
-    loaded = attention_implementations(tiny_setup.build(setup, ["model.train.perceptron=frozen"]).model)
+    loaded = attention_implementations(tiny_setup.build(setup, ["model.trainable.perceptron=frozen"]).model)
     for found in (paper, loaded):
         assert {found[k] for k in ("llm", "vision", "qformer", "text_encoder")} == {"sdpa"}, found
         assert found["unet"] == ["AttnProcessor2_0"], found

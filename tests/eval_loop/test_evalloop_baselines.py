@@ -43,9 +43,9 @@ def test_tiny_pipeline_parts_have_the_end_to_end_sizes_and_settings():
         assert part.model.tiny == e2e.model.tiny
         assert (part.train.lr, part.train.batch_size, part.train.warmup_steps, part.train.early_stopping_patience) == (
             e2e.train.lr, e2e.train.batch_size, e2e.train.warmup_steps, e2e.train.early_stopping_patience)
-    assert text.model.train.llm == e2e.model.train.llm and text.data.photo_sample_weight == e2e.data.photo_sample_weight
+    assert text.model.trainable.llm == e2e.model.trainable.llm and text.data.photo_sample_weight == e2e.data.photo_sample_weight
     for field in ("unet", "text_encoder", "vae"):
-        assert getattr(image.model.train, field) == getattr(e2e.model.train, field)
+        assert getattr(image.model.trainable, field) == getattr(e2e.model.trainable, field)
     assert (image.model.image_loss_repeats, image.model.caption_dropout) == (e2e.model.image_loss_repeats, e2e.model.caption_dropout)
 
 

@@ -244,7 +244,7 @@ def lora_run(tiny_world, tmp_path_factory):
     from photodialog.training.trainer import Trainer
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny-lora"
-    overrides = [f"data.path={tiny_world}", *TINY_RUN_OVERRIDES, "model.train.llm=lora", "model.train.unet=lora",
+    overrides = [f"data.path={tiny_world}", *TINY_RUN_OVERRIDES, "model.trainable.llm=lora", "model.trainable.unet=lora",
                  "model.lora.train_embeddings=false", "train.ema_decay=0", "train.lr=0.05"]
     Trainer(load_config("tiny-e2e", overrides), run_dir, progress=False).run()
     return run_dir

@@ -80,12 +80,12 @@ def test_the_authors_recipe_is_the_papers_with_the_authors_settings():
     authors = _flat(dataclasses.asdict(load_config("paper-photochat-authors")))
     assert {k: authors[k] for k in authors if authors[k] != paper[k]} == {
         "model.pooling": "sum", "model.caption_source": "argmax", "model.gumbel_noise": False,
-        "model.train.llm": "lora", "model.train.perceptron": "frozen", "model.train.text_encoder": "frozen",
+        "model.trainable.llm": "lora", "model.trainable.perceptron": "frozen", "model.trainable.text_encoder": "frozen",
         "train.tau_end": 1.0, "train.tau_anneal_epochs": 0.0, "eval.decoding": "beam",
     }
     assert authors["model.bridge"] == "sentence" and authors["model.own_caption_path"] == "joint"
     assert authors["model.lora.r"] == 32 and authors["model.lora.target_modules"] == ["q_proj", "k_proj", "v_proj"]
-    assert authors["model.lora.train_embeddings"] and authors["model.train.unet"] == "full" and authors["model.train.vae"] == "frozen"
+    assert authors["model.lora.train_embeddings"] and authors["model.trainable.unet"] == "full" and authors["model.trainable.vae"] == "frozen"
     assert (authors["eval.num_beams"], authors["eval.max_new_tokens"], authors["eval.diffusion_steps"], authors["train.seed"]) == (2, 30, 20, 0)
     header = (files("photodialog") / "configs" / "paper-photochat-authors.yaml").read_text(encoding="utf-8")
     for word in ("no Gumbel noise", "pooling: sum", "argmax", "LoRA r 32", "2 beams", "BLEU-2"):

@@ -119,7 +119,7 @@ def test_perceptron_lora_adapts_the_vision_tower_and_the_qformer(paper_layouts):
 
     config = ModelConfig(preset="paper", llm=str(paper_layouts / "llm"), blip2=str(paper_layouts / "blip2"),
                          diffusion=str(paper_layouts / "diffusion"), parts=["llm", "perceptron"])
-    config.train.perceptron = "lora"
+    config.trainable.perceptron = "lora"
     perceptron = build_model(config, part_sources(config)).perceptron
     trainable = {name for name, p in perceptron.named_parameters() if p.requires_grad}
     for part, target in (("vision_model.", ".qkv.lora_"), ("qformer.", ".query.lora_")):

@@ -51,7 +51,7 @@ def test_existing_run_needs_resume_flag(tmp_path, quick_args, capsys):
 def test_only_trainable_weights_and_resume_state_are_saved(tmp_path, quick_args, final_weights):
     run = tmp_path / "run"
     assert main(["train", *quick_args("max_steps=2", "train.save_every_steps=1", "train.keep_last=1",
-                                      "model.train.text_encoder=frozen"), "--output-dir", str(run)]) == 0
+                                      "model.trainable.text_encoder=frozen"), "--output-dir", str(run)]) == 0
     checkpoints = list_checkpoints(run)
     assert len(checkpoints) == 1  # keep_last=1 pruned step 1 (the best pointer names the last)
     files = {p.name for p in checkpoints[0].iterdir()}

@@ -23,11 +23,11 @@ from photodialog.bench.paper_configs import PaperArchitecture
 SETTINGS = {
     "paper (every part but the VAE trains in full, section 2.5)": {"overrides": [], "parts": None},
     "authors' code (LoRA LLM, frozen ViT/Q-Former and text encoder)": {
-        "overrides": ["model.train.llm=lora", "model.train.perceptron=frozen", "model.train.text_encoder=frozen"], "parts": None},
+        "overrides": ["model.trainable.llm=lora", "model.trainable.perceptron=frozen", "model.trainable.text_encoder=frozen"], "parts": None},
     "pipeline text part (LLM with LoRA, perceptron frozen)": {
-        "overrides": ["model.train.llm=lora", "model.train.perceptron=frozen"], "parts": ["llm", "perceptron"]},
+        "overrides": ["model.trainable.llm=lora", "model.trainable.perceptron=frozen"], "parts": ["llm", "perceptron"]},
     "pipeline image part (UNet full, text encoder and VAE frozen)": {
-        "overrides": ["model.train.text_encoder=frozen"], "parts": ["unet", "text_encoder", "vae"]},
+        "overrides": ["model.trainable.text_encoder=frozen"], "parts": ["unet", "text_encoder", "vae"]},
 }
 GB = 1e9
 

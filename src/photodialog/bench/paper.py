@@ -104,7 +104,7 @@ def default_dtype(dtype: torch.dtype):
 
 RECIPE = "paper-photochat"
 # The authors'-code variant that the recipe's header documents (LoRA LLM, frozen ViT/Q-Former and text encoder).
-AUTHORS_CODE = ["model.train.llm=lora", "model.train.perceptron=frozen", "model.train.text_encoder=frozen"]
+AUTHORS_CODE = ["model.trainable.llm=lora", "model.trainable.perceptron=frozen", "model.trainable.text_encoder=frozen"]
 
 
 def paper_recipe():

@@ -86,7 +86,7 @@ def model_summary(config) -> dict:
     """The tiny preset's sizes and the recipe settings that shape a step's cost."""
     model = config.model
     return {"recipe": tiny_setup.RECIPE, "tiny": asdict(model.tiny), "image_loss_repeats": model.image_loss_repeats,
-            "train": asdict(model.train), "bridge": model.bridge}
+            "trainable": asdict(model.trainable), "bridge": model.bridge}
 
 
 def batch_summary(batch) -> dict:

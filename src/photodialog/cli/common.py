@@ -9,13 +9,13 @@ import sys
 import diffusers
 import transformers
 
+from photodialog import system
 from photodialog.config import SEED_MAX
 from photodialog.devices import resolve_device
 from photodialog.models.generation_settings import GenerationSettings, check_settings
 from photodialog.output_files import empty_out_problem
 from photodialog.registry import DECODINGS, SAMPLERS
 from photodialog.serving.engine import ChatEngine
-from photodialog.system import load_system
 
 
 def quiet_libraries() -> None:
@@ -201,4 +201,4 @@ def load_engine(args):
     """
     quiet_libraries()
 
-    return ChatEngine(load_system(args.checkpoint, device=resolve_device(args.device)))
+    return ChatEngine(system.load_system(args.checkpoint, device=resolve_device(args.device)))

@@ -8,8 +8,8 @@ from pathlib import Path
 from photodialog.cli.common import add_generation_arguments, add_model_arguments, load_engine, output_path, settings_from_args
 from photodialog.errors import UserError, require
 from photodialog.output_files import claim_folder
+from photodialog.serving import web
 from photodialog.serving.limits import InputLimits
-from photodialog.serving.web import build_app, launch, serve_forever
 
 EPILOG = """examples:
   photodialog serve --checkpoint runs/tiny-e2e
@@ -79,9 +79,9 @@ def run(args) -> int:
     claim_folder(args.out, "serve", made_before=lambda folder: (folder / "gradio-cache").is_dir())
     engine = load_engine(args)
 
-    app = build_app(engine, Path(args.out), settings, limits, concurrency=args.concurrency,
+    app = web.build_app(engine, Path(args.out), settings, limits, concurrency=args.concurrency,
                     queue_size=args.queue_size, title=str(args.checkpoint))
-    url = launch(app, args.host, args.port, limits)
+    url = web.launch(app, args.host, args.port, limits)
     print(f"serving the chat page at {url} (files under {Path(args.out).absolute()}); Ctrl-C stops it", flush=True)
-    serve_forever(app)
+    web.serve_forever(app)
     return 0

@@ -163,13 +163,13 @@ def build_model(config: ModelConfig, sources: PartSources) -> PhotoDialogModel:
 
 
 def apply_training_modes(model: PhotoDialogModel, config: ModelConfig) -> None:
-    """Freeze, wrap with LoRA or fully train each part as ``config.train`` says (in place).
+    """Freeze, wrap with LoRA or fully train each part as ``config.trainable`` says (in place).
 
     The perceptron's projection always trains (it is new); trainable weights are kept in float32
     whatever the frozen parts' dtype.
     """
     for part, module in model.part_modules().items():
-        mode = getattr(config.train, part)
+        mode = getattr(config.trainable, part)
         if part == "perceptron":
             # The projection into the LLM is new (random), so it trains even when ViT and Q-Former are frozen.
             for name in ("vision_model", "qformer"):

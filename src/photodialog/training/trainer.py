@@ -206,7 +206,7 @@ class Trainer:
     def _check_photos_to_learn_from(self, samples, report) -> None:
         """Refuse a run whose image side would train on no photo at all (every file unreadable or
         missing): it would finish with exit 0 and an untrained generator or perceptron."""
-        parts, train = self.config.model.parts, self.config.model.train
+        parts, train = self.config.model.parts, self.config.model.trainable
         sides = []
         if "generator" in parts and train.unet != "frozen":
             sides.append(("the image generator", "target photos of responses",
@@ -220,7 +220,7 @@ class Trainer:
                     f"{name} has nothing to learn from: none of the {len(photos)} {what} in the train split of "
                     f"{self.config.data.path} has a readable file ({skipped} photo file(s) unreadable or refused; "
                     f"run `photodialog data check {self.config.data.path}`). Fix the photos, or freeze that part "
-                    f"(model.train.*=frozen) or drop it from model.parts"
+                    f"(model.trainable.*=frozen) or drop it from model.parts"
                 )
         if skipped and self.main:
             log.warning("training without %d photo file(s) that could not be used (unreadable, or links out of the "
@@ -251,7 +251,7 @@ class Trainer:
     def _optimizer(self, model):
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
-            raise UserError("nothing trains: every part is frozen (set model.train.<part>=full or lora)")
+            raise UserError("nothing trains: every part is frozen (set model.trainable.<part>=full or lora)")
         t = self.config.train
         optimizer = adamw(params, lr=t.lr, weight_decay=t.weight_decay, device=self.accelerator.device)  # fused on CUDA
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_constant(t.warmup_steps))
