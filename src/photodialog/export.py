@@ -341,7 +341,7 @@ def exported_config(config, *, merged: bool):
     config = deepcopy(config)
     trainable = config.model.trainable
     config.model.trainable = replace(trainable, **{part: "lora" if mode == "lora" and not merged else "frozen"
-                                           for part, mode in asdict(train).items()})
+                                           for part, mode in asdict(trainable).items()})
     config.model.lora = replace(config.model.lora, train_embeddings=False)
     # Every weight is in this folder: the pretrained start is not read again. Paths of the
     # training machine are cut to their last part (the dataset's folder name; give --data).
