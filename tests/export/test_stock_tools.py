@@ -20,7 +20,7 @@ from photodialog.export import export_checkpoint
 from photodialog.system import DialogueSystem
 from photodialog.warm_start import EXPORT_FILE
 
-FIXTURES = Path(__file__).resolve().parents[1] / "data_loading" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 TINY_RUN_OVERRIDES = [
     "max_steps=1", "train.batch_size=4", "train.micro_batch_size=4", "train.eval_every_epochs=1000",
     "train.save_every_steps=1", "model.image_loss_repeats=1", "train.warmup_steps=1",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "download"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "data" / "download"))
 from download_helpers import GOOD_JPEG, LocalServer, photochat_dialogue, serve_photochat  # noqa: E402
 
 from photodialog.data.download.http import FetchCancelled, FetchError, HttpLimits, fetch  # noqa: E402
