@@ -253,3 +253,16 @@ def test_check_cli_exit_codes(tmp_path, capsys):
     assert main(["data", "check", str(broken)]) == 3
     out = capsys.readouterr().out
     assert reasons.UNREADABLE_PHOTO in out and "1 with a local file" in out
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_the_photo_check_bar_shows_only_when_progress_is_on(progress, tmp_path, capsys):
+    # the bar appears from 200 photos on; `--no-progress` (progress=False) hides it on every command
+    records = [photochat_record(i, [(0, "look"), (0, None), (1, "nice")]) for i in range(1, 202)]
+    write_json(tmp_path / "train" / "good.json", records)
+    for i in range(1, 202):
+        write_png(tmp_path / "photos" / "train" / f"{i:06d}.png", size=(4, 4), seed=i)
+    capsys.readouterr()
+    dialogues = load_dialogues(tmp_path, check_photos=True, progress=progress)
+    assert all(d.turns[0].photos[0].path for d in dialogues)
+    assert ("checking photos" in capsys.readouterr().err) == progress

@@ -153,3 +153,19 @@ def test_the_perceptrons_pretraining_photos_are_drawn_by_the_worlds_renderer_on_
     photos, photo_labels = _labelled_world_photos(str(tiny_world), 16)  # 0: the world's own training photos
     assert photos.shape[0] == len(world.photos("train"))
     assert not any(torch.equal(p, q) for p in pixels[:20] for q in photos)
+
+
+def test_perceptron_pretraining_learns_what_photos_show_and_says_how_far_it_is(tmp_path, caplog):
+    # each photo is one flat colour per channel: channel c > 0 is attribute c's class 1
+    from photodialog.models.tiny import save_tiny_blip2
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 2, (256, 3), generator=generator)
+    pixels = (labels.float() * 2 - 1)[:, :, None, None].expand(-1, -1, 32, 32).contiguous()
+    torch.manual_seed(0)
+    with caplog.at_level("INFO", logger="photodialog.models.tiny"):
+        save_tiny_blip2(tmp_path, TinySizes(vision_pretrain_steps=150), labelled_photos=(pixels, labels))
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("perceptron pretraining: step 150 / 150") for line in lines), lines
+    final = next(line for line in lines if line.startswith("perceptron pretrained for 150 steps"))
+    assert float(final.split("right on ")[1].split("%")[0]) >= 90, final  # chance: 12.5%

@@ -40,7 +40,7 @@ def llm_curve(run: Path, world: Path | None = None, split: str = "test", *, ship
                         "keeps as DIR.run (or any run folder of configs/tiny-pretrain-text.yaml)")
     config = read_config(checkpoints[-1])
     world = Path(world or config.data.path)
-    samples = load_targets(world, split)
+    samples = load_targets(world, split, progress=progress)
     settings = settings_from_config(config.eval, {"seed": 0})
     curve = []
     for checkpoint in checkpoints:

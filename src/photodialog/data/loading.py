@@ -91,6 +91,7 @@ def load_dialogues(
     report: LoadReport | None = None,
     photo_root: str | Path | None = None,
     check_photos: bool = False,
+    progress: bool = True,
 ) -> list[Dialogue]:
     """Dialogues of ``split`` (``None``: every split found) from a dataset folder or one file.
 
@@ -98,12 +99,14 @@ def load_dialogues(
     a space, a shared photo is ``[IMG] caption [/IMG]`` in the text plus a ``Photo`` (with its
     absolute local ``path`` when the file is under ``photo_root``/photos, which defaults to the
     dataset folder). ``check_photos`` decodes every local photo and treats a corrupt one as
-    missing (slow on big datasets). Raises ``DataError`` in strict mode at the first problem,
+    missing (slow on big datasets). ``progress=False`` hides the reading and checking bars
+    (``--no-progress``). Raises ``DataError`` in strict mode at the first problem,
     and whenever no usable dialogue is left; ``UserError`` if ``path`` does not exist.
     """
     with _gc_paused():
         messages = load_messages(
-            path, split, strict=strict, report=report, photo_root=photo_root, check_photos=check_photos
+            path, split, strict=strict, report=report, photo_root=photo_root, check_photos=check_photos,
+            progress=progress,
         )
         return [merge_messages(dialogue) for dialogue in messages]
 
@@ -116,6 +119,7 @@ def load_messages(
     report: LoadReport | None = None,
     photo_root: str | Path | None = None,
     check_photos: bool = False,
+    progress: bool = True,
 ) -> list[Dialogue]:
     """Like ``load_dialogues`` but *message-level*: one ``Turn`` per published message, unmerged.
 
@@ -130,11 +134,11 @@ def load_messages(
     dialogues: list[Dialogue] = []
     with _gc_paused():
         for source in find_sources(path, split):
-            dialogues += _load_source(source, split, report, strict, finder)
+            dialogues += _load_source(source, split, report, strict, finder, progress)
     for link, target in finder.outside_links:
         raise_or_count(report, strict, PHOTO_LINK_OUTSIDE, f"{link} links to {target}, outside the dataset folder", PHOTO_MISSING)
     if check_photos:
-        check_photo_files(dialogues, report, strict)
+        check_photo_files(dialogues, report, strict, progress)
     if not dialogues:
         raise DataError(_nothing_usable(path, split, report))
     if own_report and not report.ok:
@@ -441,7 +445,7 @@ def _transposed(value: Any) -> Any:
 
 
 def _load_source(
-    source: SourceFile, split: str | None, report: LoadReport, strict: bool, finder: PhotoFinder
+    source: SourceFile, split: str | None, report: LoadReport, strict: bool, finder: PhotoFinder, progress: bool
 ) -> list[Dialogue]:
     records = read_records(source, report, strict)
     if records is None:
@@ -454,7 +458,7 @@ def _load_source(
             return []
         parser = photochat  # every line is malformed JSON: each is reported as such below
     dialogues = []
-    for record in _progress(records, source):
+    for record in _progress(records, source, progress):
         record_split = _record_split(record.value) or source.split
         if split and record_split and record_split != split:
             continue  # another split's record in a single-file dataset
@@ -526,8 +530,8 @@ def _unknown_format(source: SourceFile, records: list[RawRecord]) -> str:
     )
 
 
-def _progress(records: list[RawRecord], source: SourceFile):
-    if len(records) < _PROGRESS_MIN_RECORDS:
+def _progress(records: list[RawRecord], source: SourceFile, enabled: bool):
+    if not enabled or len(records) < _PROGRESS_MIN_RECORDS:
         return records
     # progress bars only where they are shown; keeps light callers light
     from tqdm.auto import tqdm
@@ -639,7 +643,7 @@ class PhotoFinder:
         return self._listings[folder]
 
 
-def check_photo_files(dialogues: list[Dialogue], report: LoadReport, strict: bool) -> None:
+def check_photo_files(dialogues: list[Dialogue], report: LoadReport, strict: bool, progress: bool = True) -> None:
     """Decode every local photo once; a corrupt one is reported and its ``path`` set to None.
 
     The photo stays in the dialogue as text (its caption), exactly like a photo whose URL is
@@ -654,7 +658,7 @@ def check_photo_files(dialogues: list[Dialogue], report: LoadReport, strict: boo
             if photo.path:
                 first_use.setdefault(photo.path, dialogue.source)
     bad: set[str] = set()
-    for path in tqdm(first_use, desc="checking photos", unit="photo", disable=len(first_use) < 200, leave=False):
+    for path in tqdm(first_use, desc="checking photos", unit="photo", disable=not progress or len(first_use) < 200, leave=False):
         try:
             verify_photo(path)
         except DataError as err:

@@ -95,7 +95,7 @@ def plan_evaluation(request: EvalRequest) -> EvalPlan:
         where = "--data" if request.data else "the checkpoint's data.path"
         raise UserError(f"{where} {data_path} does not exist" + ("" if request.data else "; pass --data DIR"))
     settings = settings_from_config(config.eval, request.generation)
-    gold = GoldTargets(load_targets(data_path, request.split, request.max_samples), photo_attributes(dataset_root(data_path)))
+    gold = GoldTargets(load_targets(data_path, request.split, request.max_samples, progress=request.progress), photo_attributes(dataset_root(data_path)))
     options = ScoringOptions(
         data_path=str(data_path), device=device, batch_size=request.batch_size or config.eval.batch_size,
         inception_weights=request.inception_weights, isc_splits=request.isc_splits,

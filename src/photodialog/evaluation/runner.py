@@ -74,9 +74,11 @@ from photodialog.registry import TEXT_METRICS
 NOISE_SEED_STRIDE = 1_000_003
 
 
-def load_targets(data_path: str | Path, split: str, max_samples: int = 0, *, strict: bool = False) -> list[Sample]:
+def load_targets(
+    data_path: str | Path, split: str, max_samples: int = 0, *, strict: bool = False, progress: bool = True
+) -> list[Sample]:
     """Every target turn of ``split`` (the first ``max_samples`` when > 0), in dataset order."""
-    samples = build_samples(load_dialogues(data_path, split, strict=strict))
+    samples = build_samples(load_dialogues(data_path, split, strict=strict, progress=progress))
     if not samples:
         raise DataError(f"the {split} split of {data_path} has no dialogue with two turns or more: nothing to evaluate")
     return samples[:max_samples] if max_samples > 0 else samples

@@ -135,8 +135,8 @@ def pretrain_perceptron(model, pixels: torch.Tensor, labels: torch.Tensor, *, st
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     model.train()
-    accuracy = 0.0
-    for _ in range(steps):
+    accuracy, recent = 0.0, []
+    for step in range(1, steps + 1):
         index = torch.randint(0, pixels.shape[0], (min(batch, pixels.shape[0]),))
         image = model.vision_model(pixel_values=pixels[index]).last_hidden_state
         queries = model.query_tokens.expand(image.shape[0], -1, -1)
@@ -149,6 +149,11 @@ def pretrain_perceptron(model, pixels: torch.Tensor, labels: torch.Tensor, *, st
         schedule.step()
         with torch.no_grad():
             accuracy = float(torch.stack([lg.argmax(1) == labels[index, k] for k, lg in enumerate(logits)]).all(0).float().mean())
+        recent.append(accuracy)
+        if step % 500 == 0 or step == steps:  # minutes of work: say where it is (train.log and the terminal)
+            log.info("perceptron pretraining: step %d / %d, all attributes right on %.1f%% of the last %d batches' photos",
+                     step, steps, 100 * sum(recent) / len(recent), len(recent))
+            recent = []
     model.eval()
     return accuracy
 

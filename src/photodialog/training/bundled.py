@@ -98,7 +98,7 @@ def rebuild_llm(out: Path, world: Path | None = None, steps: int | None = None, 
     with torch_threads(1):
         system = DialogueSystem.from_pretrained(exported, data_path=str(world))
         settings = settings_from_config(config.eval, {"seed": 0})
-        competence = text_competence(system, load_targets(world, "test"), settings, progress=progress)
+        competence = text_competence(system, load_targets(world, "test", progress=progress), settings, progress=progress)
     record = {"recipe": TEXT_RECIPE, "steps": config.train.max_steps, "world": BUNDLED_WORLD, "weights": "EMA",
               "sha256": {name: hashlib.sha256((exported / name).read_bytes()).hexdigest() for name in TEXT_HASHED},
               **made_on(), "cpu_seconds_one_thread": round(cpu, 1),

@@ -22,14 +22,15 @@ from photodialog.models.formatting import DialogueFormatter, EncodedSample, Resp
 log = logging.getLogger(__name__)
 
 
-def load_split(config: DataConfig, split: str) -> tuple[list[Dialogue], LoadReport]:
-    """Dialogues of one split, with the report of what was skipped and why.
+def load_split(config: DataConfig, split: str, progress: bool = True) -> tuple[list[Dialogue], LoadReport]:
+    """Dialogues of one split, with the report of what was skipped and why (``progress``: the
+    loader's reading and checking bars).
 
     Every photo is decoded once here: one that cannot be read is counted in the report and
     treated as missing, instead of being dropped from batches without a word during training.
     """
     report = LoadReport()
-    dialogues = load_dialogues(config.path, split, strict=config.strict, report=report, check_photos=True)
+    dialogues = load_dialogues(config.path, split, strict=config.strict, report=report, check_photos=True, progress=progress)
     if config.max_dialogues:
         dialogues = dialogues[: config.max_dialogues]
     return dialogues, report

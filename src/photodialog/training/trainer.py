@@ -183,7 +183,7 @@ class Trainer:
 
     def _load_data(self):
         cfg = self.config
-        train, report = load_split(cfg.data, cfg.data.train_split)
+        train, report = load_split(cfg.data, cfg.data.train_split, self.progress)
         if not report.ok and self.main:
             log.warning("training data: %s", report.summary())
         samples = build_samples(train)
@@ -197,7 +197,7 @@ class Trainer:
         self._check_photos_to_learn_from(samples, report)
         dev_samples = []
         try:
-            dev, _ = load_split(cfg.data, cfg.data.dev_split)
+            dev, _ = load_split(cfg.data, cfg.data.dev_split, self.progress)
             dev_samples = build_samples(dev)
         except UserError as err:
             log.warning("no dev split (%s): no dev score, so no early stopping; the last checkpoint counts as the best", err)
