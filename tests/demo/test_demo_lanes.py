@@ -76,7 +76,6 @@ run_lanes([[Sleeper("a", [], root / "a.json")], [Sleeper("b", [], root / "b.json
 
 @pytest.mark.parametrize("progress", ["0", "1"])
 def test_sigterm_stops_the_running_jobs_before_the_lanes_exit(tmp_path, progress):
-    import os
     import signal
     import subprocess
     import time

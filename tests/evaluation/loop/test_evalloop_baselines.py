@@ -9,7 +9,7 @@ import torch
 from evalloop_helpers import FAST_FLAGS, MAX_SAMPLES, RUN_OVERRIDES
 
 from photodialog.registry import BASELINE_SCALES, BASELINES
-from photodialog.training.baselines import baseline_recipes, train_baseline
+from photodialog.training.baselines import baseline_recipes
 from photodialog.cli.main import main
 from photodialog.config import load_config
 from photodialog.evaluation.runner import NO_GENERATOR

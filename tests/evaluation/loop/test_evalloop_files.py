@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from evalloop_helpers import FAST_FLAGS
 
 from photodialog.cli.main import main
