@@ -79,3 +79,22 @@ if __name__ == "__main__":  # regenerate the doc's module list
     text = DOC.read_text(encoding="utf-8")
     found = MODULES.search(text)
     DOC.write_text(text[: found.start(2)] + module_list() + text[found.end(2):], encoding="utf-8")
+
+
+# Test folders that are about the whole system rather than one package or module.
+CROSS_CUTTING_TESTS = {"architecture", "robustness"}
+
+
+def test_the_tests_mirror_the_source_tree():
+    """A package's tests live under its path in tests/ (tests/data/download for data/download, tests/export for
+    export.py), so a module's tests are found where the module is; a folder below a package (tests/evaluation/loop:
+    the evaluation runner end to end) groups tests of that package."""
+    tests = REPO / "tests"
+    sources = {p.relative_to(PACKAGE_ROOT).with_suffix("").as_posix() for p in PACKAGE_ROOT.rglob("*.py")}
+    sources |= {p.relative_to(PACKAGE_ROOT).as_posix() for p in PACKAGE_ROOT.rglob("*") if p.is_dir()}
+    top = [d.name for d in tests.iterdir() if d.is_dir() and not d.name.startswith((".", "__"))]
+    assert sorted(name for name in top if name not in sources and name not in CROSS_CUTTING_TESTS) == []
+    for folder in tests.rglob("*"):
+        if folder.is_dir() and folder.parent != tests and not folder.name.startswith((".", "__")) and "fixtures" not in folder.parts:
+            package = folder.parent.relative_to(tests).as_posix()
+            assert package in sources, f"{folder.relative_to(REPO)} is under tests/{package}, which names no package"
