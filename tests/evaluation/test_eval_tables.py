@@ -3,6 +3,7 @@
 import pytest
 
 from photodialog.evaluation.tables import (
+    caption_table,
     compare_results,
     comparison_table,
     format_difference,
@@ -151,3 +152,14 @@ def test_seed_spread_shows_mean_and_sample_std_over_seeds(two_results):
     rows = {cells[0]: cells for cells in map(_cells, table2(two_results, seed_spread=True).to_markdown().splitlines()[4:6])}
     assert rows["pipeline"][1] == "10.50 ± 0.71"  # BLEU-1 10 and 11: sample std 0.707
     assert rows["pipeline"][4] == "13.50 ± 0.90"  # IS keeps the paper's split std
+
+
+def test_the_own_caption_table_shows_on_a_synthetic_world_only(make_result, required_values, two_results):
+    values = required_values(caption_acc_object=98.0, caption_acc_colour=60.0, caption_acc_scene=100.0,
+                             caption_acc_all=59.0, reply_acc_object=81.0)
+    result = make_result("e2e", {0: values, 1: {**values, "caption_acc_object": 100.0}})
+    table = caption_table([result])
+    assert table.headers == ["Model", "caption object", "caption colour", "caption scene", "caption all", "sees: object"]
+    assert table.rows == [["e2e", "99.00", "60.00", "100.00", "59.00", "81.00"]]
+    assert "Own caption and what it sees" in report([result], fmt="text")
+    assert caption_table(two_results) is None and "Own caption" not in report(two_results)

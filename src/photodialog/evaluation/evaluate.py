@@ -35,7 +35,9 @@ from photodialog.evaluation.attribute_metrics import GROUP_MEANING, KINDS, group
 from photodialog.evaluation.eval_files import EvalPaths, EvalRequest, eval_paths, finish_writing, start_writing
 from photodialog.evaluation.metrics import build_result, save_result
 from photodialog.evaluation.runner import NOISE_SEED_STRIDE, GoldTargets, ScoringOptions, SeedScorer, generate_replies, load_targets
-from photodialog.evaluation.tables import Footnotes, Table, format_metric, format_number, seeds_table, share_moment_table, table2
+from photodialog.evaluation.tables import (
+    Footnotes, Table, caption_table, format_metric, format_number, seeds_table, share_moment_table, table2,
+)
 from photodialog.models.generation import Reply
 from photodialog.models.generation_settings import GenerationSettings, settings_from_config
 from photodialog.system import load_system
@@ -267,8 +269,8 @@ def probe_group_table(result: Mapping[str, Any]) -> Table | None:
 
 
 def summary_tables(result: Mapping[str, Any]) -> list[Table]:
-    """Table 2, the share moment and (in a synthetic world) the probe scores of one result."""
-    tables = [table2([result]), share_moment_table([result]), probe_group_table(result)]
+    """Table 2, the share moment and (in a synthetic world) the own caption's accuracy and the probe scores of one result."""
+    tables = [table2([result]), share_moment_table([result]), caption_table([result]), probe_group_table(result)]
     return [table for table in tables if table is not None]
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from photodialog.evaluation.metrics import SHARE_MOMENT_METRICS, TABLE2_METRICS, metric_info, metric_order
+from photodialog.evaluation.metrics import CAPTION_METRICS, SHARE_MOMENT_METRICS, TABLE2_METRICS, metric_info, metric_order
 
 
 Result = Mapping[str, Any]
@@ -165,6 +165,19 @@ def share_moment_table(results: Sequence[Result], names: Sequence[str] | None = 
     return metrics_table("Share moment", results, names, SHARE_MOMENT_METRICS, notes, seed_spread=seed_spread)
 
 
+def caption_table(results: Sequence[Result], names: Sequence[str] | None = None, *, seed_spread: bool = False) -> Table | None:
+    """Does the model share the photo the conversation is about (%): its own caption at every gold photo
+    turn names the gold photo's object, colour, scene, all three, and its reply to an unannounced photo
+    names the photo's object. None unless some result has them (a synthetic world's attributes)."""
+    keys = [key for key in CAPTION_METRICS if any(r.get("aggregate", {}).get(key, {}).get("available") for r in results)]
+    if not keys:
+        return None
+    notes = ["caption: its own caption at every gold photo turn names the gold photo's attribute (a turn where it "
+             "shares nothing counts as wrong); sees: its reply to a photo nothing in the text announces names the "
+             "photo's object."]
+    return metrics_table("Own caption and what it sees (synthetic world, %)", results, names, keys, notes, seed_spread=seed_spread)
+
+
 def _probe_keys(results: Sequence[Result]) -> list[str]:
     keys = [key for result in results for key in result.get("aggregate", {}) if key.startswith("probe_")]
     return metric_order(keys)
@@ -214,12 +227,12 @@ def report(
     results: Sequence[Result], names: Sequence[str] | None = None, fmt: str = "markdown", *, with_seeds: bool = False,
     seed_spread: bool = False,
 ) -> str:
-    """Table 2, share moment and (when present) probe tables, in Markdown or plain text.
+    """Table 2, share moment and (when present) own-caption and probe tables, in Markdown or plain text.
 
     ``with_seeds`` appends each result's per-seed table; ``seed_spread`` shows mean ± std over seeds in each cell.
     """
     tables = [table2(results, names, seed_spread=seed_spread), share_moment_table(results, names, seed_spread=seed_spread),
-              probe_table(results, names, seed_spread=seed_spread)]
+              caption_table(results, names, seed_spread=seed_spread), probe_table(results, names, seed_spread=seed_spread)]
     if with_seeds:
         tables += [seeds_table(r, n) for r, n in zip(results, model_names(results, names))]
     return "\n".join(table.render(fmt) for table in tables if table is not None)
