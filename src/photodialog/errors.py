@@ -44,5 +44,6 @@ def require(module: str, extra: str, purpose: str):
     except ImportError as exc:
         raise MissingDependencyError(
             f"{purpose} needs the '{module}' package, which is not installed. "
-            f"Install it with: pip install 'photodialog[{extra}]'"
+            f"Install it with: pip install 'photodialog[{extra}]' (in a clone of the repository: "
+            f"pip install -e '.[{extra}]')"
         ) from exc

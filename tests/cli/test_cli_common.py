@@ -99,3 +99,17 @@ def test_a_call_imports_only_the_command_it_names(argv, built):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     imported = set(json.loads(out.stdout.strip().splitlines()[-1])) - {"main", "common", "data"}
     assert sorted(imported) == built
+
+
+@pytest.mark.parametrize("argv, usage", [
+    (["eval", "--checkpoint", "x", "--bogus"], "usage: photodialog eval "),
+    (["data", "stats", "x", "--bogus"], "usage: photodialog data stats "),
+    (["--bogus"], "usage: photodialog "),
+])
+def test_an_unknown_flag_is_refused_by_the_command_it_was_given_to(argv, usage, capsys):
+    from photodialog.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(usage) and "unrecognized arguments: --bogus" in err

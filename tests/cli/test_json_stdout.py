@@ -57,6 +57,8 @@ def _args(command: tuple[str, ...], world: Path, run: Path, tmp: Path) -> list[s
         ("inspect", "gradients"): ["--config", "tiny-e2e", f"data.path={world}", "train.batch_size=4",
                                    "train.micro_batch_size=4", "model.image_loss_repeats=1"],
         ("data", "check"): [str(world)],
+        ("eval",): ["--checkpoint", str(run), "--data", str(world), "--split", "test", "--seeds", "0", "--max-samples", "4",
+                    "--diffusion-steps", "1", "--device", "cpu", "--no-progress", "--out", str(tmp / "eval" / "result.json")],
         ("data", "stats"): [str(world)],
     }[command]
 
@@ -81,7 +83,7 @@ def _run_json(argv: list[str]) -> subprocess.CompletedProcess:
 
 
 FAST = [("bench", "bridge"), ("bench", "memory"), ("bench", "startup"), ("data", "check"), ("data", "stats"),
-        ("inspect", "gradients")]
+        ("eval",), ("inspect", "gradients")]
 
 
 def test_every_json_command_has_a_case():
@@ -93,7 +95,9 @@ def test_json_stdout_parses_with_deepspeed_importable(command, probed_world, tin
     pytest.importorskip("deepspeed")
     done = _run_json([*command, *_args(command, probed_world, tiny_run, tmp_path)])
     assert done.returncode == 0, done.stderr[-2000:]
-    json.loads(done.stdout)  # the whole of stdout, nothing before or after the JSON
+    parsed = json.loads(done.stdout)  # the whole of stdout, nothing before or after the JSON
+    if command == ("eval",):  # the result itself, as --out holds it
+        assert parsed == json.loads((tmp_path / "eval" / "result.json").read_text())
 
 
 def test_a_library_log_handler_on_stdout_writes_to_stderr(capsys):

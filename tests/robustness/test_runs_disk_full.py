@@ -71,6 +71,6 @@ def test_a_full_disk_anywhere_else_is_a_message_not_a_traceback(monkeypatch, cap
 
     parser = cli_main.build_parser()
     monkeypatch.setattr(cli_main, "build_parser", lambda argv=None: parser)
-    monkeypatch.setattr(parser, "parse_args", lambda argv: type("Args", (), {"func": staticmethod(full)})())
+    monkeypatch.setattr(parser, "parse_known_args", lambda argv: (type("Args", (), {"func": staticmethod(full)})(), []))
     assert cli_main.main([]) == 2
     assert "no space left on the device (/runs/x/metrics.jsonl)" in capsys.readouterr().err

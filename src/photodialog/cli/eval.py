@@ -88,6 +88,7 @@ def add_eval_arguments(parser) -> None:
     parser.add_argument("--name", metavar="NAME", help="model name in tables (default: end-to-end, pipeline or Divter)")
     parser.add_argument("--batch-size", type=positive_int, metavar="N", help="replies and photos per batch (default: eval.batch_size)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--json", action="store_true", help="print the result JSON (what --out holds) instead of the tables")
     add_generation_arguments(parser, from_checkpoint=True)
 
 
@@ -124,6 +125,9 @@ def run(args) -> int:
         progress=not args.no_progress,
     )
     outputs = evaluate(request)
+    if args.json:
+        print(Path(outputs.paths.json).read_text(encoding="utf-8").rstrip("\n"))
+        return 0
     print("\n".join(table.to_text() for table in summary_tables(outputs.result)))
     print(f"result: {outputs.paths.json}\nreport: {outputs.paths.markdown}\nphotos: {outputs.paths.photos}")
     return 0

@@ -68,7 +68,17 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             _add_data(subparsers, summary, None if words is None else words[1:2])
         else:
             importlib.import_module(f"photodialog.cli.{name}").register(subparsers, summary)
+    _know_their_parsers(subparsers)
     return parser
+
+
+def _know_their_parsers(subparsers) -> None:
+    """Each (sub)command's parser as ``args.command_parser``, the deepest chosen one winning."""
+    for sub in subparsers.choices.values():
+        sub.set_defaults(command_parser=sub)
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _know_their_parsers(action)
 
 
 def _add_data(subparsers, summary: str, chosen: list[str] | None) -> None:
@@ -126,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, whose usage line is the one that helps (exit 2)
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

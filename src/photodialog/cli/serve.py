@@ -25,8 +25,8 @@ paths relative to it), and gradio-cache/ (the web framework's copies of uploads 
 files, kept under --max-upload-cache-mb, oldest first). A session's folder is removed when the
 session ends (its tab closed for an hour, 6 hours without a message, or the server stopped);
 each server removes only the folders it made, so several servers may share one --out.
-The page is an API too (gradio_client): /send, /new_chat and /save (returns the saved file); the
-README's "The web page's API" has an example.
+The page is an API too (gradio_client): /send, /new_chat and /save (returns the saved file);
+docs/serving.md has an example.
 Limits: 4 photos and 60 megapixels per message, 32 photos per conversation, 120 megapixels
 decoded at once over all visitors. Ctrl-C (or SIGTERM) stops it."""
 
