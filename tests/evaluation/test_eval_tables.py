@@ -163,3 +163,13 @@ def test_the_own_caption_table_shows_on_a_synthetic_world_only(make_result, requ
     assert table.rows == [["e2e", "99.00", "60.00", "100.00", "59.00", "81.00"]]
     assert "Own caption and what it sees" in report([result], fmt="text")
     assert caption_table(two_results) is None and "Own caption" not in report(two_results)
+
+
+def test_compare_warns_when_the_same_data_was_asked_differently(make_result, required_values):
+    full = make_result("a", {0: required_values()})
+    quick = make_result("b", {0: required_values()})
+    full["data"]["targets"], quick["data"]["targets"] = 1173, 24
+    full["settings"], quick["settings"] = {"diffusion_steps": 20, "sampler": "ddim"}, {"diffusion_steps": 4, "sampler": "ddim"}
+    text = compare_results([full, quick])
+    assert "differ in target turns (a: 1173, b: 24)" in text and "differ in diffusion steps (a: 20, b: 4)" in text
+    assert "sampler" not in text and "differ in" not in compare_results([full, full])

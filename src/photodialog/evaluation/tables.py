@@ -19,6 +19,7 @@ rounds to zero is "=". A metric missing from either side shows "n/a".
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -295,6 +296,10 @@ def comparison_table(
     return Table("Comparison", headers, rows, footnotes.texts, notes)
 
 
+# Generation settings that change what is measured: results that differ in them are not comparable.
+PROTOCOL_SETTINGS = ("decoding", "max_new_tokens", "diffusion_steps", "guidance_scale", "sampler", "image_size")
+
+
 def _data_mismatch_notes(results: Sequence[Result], names: Sequence[str]) -> list[str]:
     """A warning when the results were not measured on the same dataset and split."""
     def where(result: Result) -> str:
@@ -302,10 +307,18 @@ def _data_mismatch_notes(results: Sequence[Result], names: Sequence[str]) -> lis
         return f"{data.get('dataset', '?')}/{data.get('split', '?')}"
 
     places = [where(r) for r in results]
-    if len(set(places)) == 1:
-        return []
-    listed = ", ".join(f"{name}: {place}" for name, place in zip(names, places))
-    return [f"Warning: the results are on different data ({listed})."]
+    notes = []
+    if len(set(places)) > 1:
+        listed = ", ".join(f"{name}: {place}" for name, place in zip(names, places))
+        notes.append(f"Warning: the results are on different data ({listed}).")
+    # the same data asked differently (fewer turns, other generation settings) is another measurement too
+    for what, read in (("target turns", lambda r: r.get("data", {}).get("targets")),
+                       *((key.replace("_", " "), lambda r, k=key: r.get("settings", {}).get(k)) for key in PROTOCOL_SETTINGS)):
+        values = [read(r) for r in results]
+        if len({json.dumps(v) for v in values}) > 1:
+            listed = ", ".join(f"{name}: {value}" for name, value in zip(names, values))
+            notes.append(f"Warning: the results differ in {what} ({listed}).")
+    return notes
 
 
 def compare_results(
