@@ -301,7 +301,8 @@ PROTOCOL_SETTINGS = ("decoding", "max_new_tokens", "diffusion_steps", "guidance_
 
 
 def _data_mismatch_notes(results: Sequence[Result], names: Sequence[str]) -> list[str]:
-    """A warning when the results were not measured on the same dataset and split."""
+    """A warning when the results were not measured on the same dataset and split, the same number of
+    target turns and the same generation settings."""
     def where(result: Result) -> str:
         data = result.get("data", {})
         return f"{data.get('dataset', '?')}/{data.get('split', '?')}"
@@ -312,9 +313,9 @@ def _data_mismatch_notes(results: Sequence[Result], names: Sequence[str]) -> lis
         listed = ", ".join(f"{name}: {place}" for name, place in zip(names, places))
         notes.append(f"Warning: the results are on different data ({listed}).")
     # the same data asked differently (fewer turns, other generation settings) is another measurement too
-    for what, read in (("target turns", lambda r: r.get("data", {}).get("targets")),
-                       *((key.replace("_", " "), lambda r, k=key: r.get("settings", {}).get(k)) for key in PROTOCOL_SETTINGS)):
-        values = [read(r) for r in results]
+    asked = {"target turns": [r.get("data", {}).get("targets") for r in results]}
+    asked |= {key.replace("_", " "): [r.get("settings", {}).get(key) for r in results] for key in PROTOCOL_SETTINGS}
+    for what, values in asked.items():
         if len({json.dumps(v) for v in values}) > 1:
             listed = ", ".join(f"{name}: {value}" for name, value in zip(names, values))
             notes.append(f"Warning: the results differ in {what} ({listed}).")
